@@ -1,0 +1,83 @@
+#pragma once
+// The configuration of each daemon: one struct per daemon, made of slices that
+// the modules receive (a module never reads the whole config). Defaults live
+// here; declare_*() registers every key with Options (options.hpp) so the JSON
+// file, BOXGATE_* environment and --flags all reach the same fields.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "boxgate/options.hpp"
+
+namespace boxgate {
+
+struct RedisSettings {
+  std::string host = "127.0.0.1";
+  std::int64_t port = 6379;
+  std::int64_t backoff_max_ms = 2000;   // cap of the jittered reconnect backoff
+  std::int64_t heartbeat_ms = 500;      // PING period on the command connection
+  std::int64_t dead_after_ms = 1500;    // no PING answer for this long = connection dead
+};
+
+struct MqttSettings {
+  std::string uri = "tcp://127.0.0.1:1883";
+  std::string client_id;                 // empty: <program>-<host>-<pid>
+  std::string username;
+  std::string password;
+  std::int64_t version = 5;              // 3 (3.1.1) or 5
+  std::int64_t qos = 1;
+  std::int64_t backoff_max_ms = 5000;
+  std::int64_t keepalive_s = 10;
+};
+
+struct HttpSettings {
+  std::string host = "0.0.0.0";
+  std::int64_t port = 8080;
+  std::int64_t backlog = 4096;
+  std::int64_t max_connections = 20000;
+  std::int64_t max_header_bytes = 16384;
+  std::int64_t idle_timeout_ms = 30000;   // reading headers/body and idle keep-alive
+};
+
+struct LogSettings {
+  std::string level = "info";
+  bool json = false;
+};
+
+struct GatewayConfig {
+  std::string prefix = "dev";
+  HttpSettings http;
+  RedisSettings redis;
+  MqttSettings mqtt;
+  LogSettings log;
+  std::int64_t default_timeout_ms = 10000;
+  std::int64_t max_timeout_ms = 60000;
+  std::int64_t max_body_bytes = 256 * 1024;
+  std::int64_t max_pending = 20000;
+  std::int64_t max_pending_per_device = 1000;
+  std::int64_t drain_timeout_ms = 30000;
+};
+
+struct BridgeConfig {
+  std::string prefix = "dev";
+  std::string share_group;               // empty: plain subscriptions
+  HttpSettings http;                     // the ops port
+  RedisSettings redis;
+  MqttSettings mqtt;
+  LogSettings log;
+  std::int64_t max_reply_bytes = 16 * 1024 * 1024;
+  std::int64_t result_ttl_ms = 60000;
+  std::int64_t queue_capacity = 10000;   // replies held while Redis is away
+  std::int64_t drain_timeout_ms = 10000;
+};
+
+void declare_gateway(Options& options, GatewayConfig& config);
+void declare_bridge(Options& options, BridgeConfig& config);
+
+// Shared slices, also used by tools such as devsim.
+void declare_mqtt(Options& options, MqttSettings& mqtt);
+void declare_log(Options& options, LogSettings& log);
+void declare_prefix(Options& options, std::string& prefix);
+
+}  // namespace boxgate

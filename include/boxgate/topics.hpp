@@ -1,0 +1,56 @@
+#pragma once
+// Every MQTT topic, Redis channel and Redis key name, in one place.
+//
+// Names are only ever built from validated ids (ids.hpp); nothing else in the
+// code base concatenates topic strings. Immutable after construction; any
+// thread may use a Topics.
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "boxgate/ids.hpp"
+
+namespace boxgate {
+
+// What a device reply topic says: the box, and the request when the topic has it.
+struct ReplyAddress {
+  BoxId box;
+  std::optional<RequestId> request;  // empty for "{prefix}/{box}/response"
+};
+
+class Topics {
+ public:
+  explicit Topics(std::string prefix);
+
+  const std::string& prefix() const noexcept { return prefix_; }
+
+  // MQTT topic a command is published on: {prefix}/{box}/request/{req}.
+  std::string request_topic(const BoxId& box, const RequestId& req) const;
+  // MQTT filter a device subscribes to: {prefix}/{box}/request/+.
+  std::string device_request_filter(const BoxId& box) const;
+  // MQTT reply topic, Redis channel and Redis result key all share this name:
+  // {prefix}/{box}/response/{req}.
+  std::string response_channel(const BoxId& box, const RequestId& req) const;
+  // MQTT reply topic without the request id: {prefix}/{box}/response.
+  std::string response_topic_without_id(const BoxId& box) const;
+  // The bridge's two subscriptions, optionally through $share/{group}/.
+  std::string reply_filter_with_id(std::string_view share_group) const;
+  std::string reply_filter_without_id(std::string_view share_group) const;
+
+  // Parses a device reply topic; nullopt when it is not one of the two forms
+  // or an id in it is invalid.
+  std::optional<ReplyAddress> parse_reply_topic(std::string_view topic) const;
+  // Parses a command topic {prefix}/{box}/request/{req} (used by devices).
+  std::optional<ReplyAddress> parse_request_topic(std::string_view topic) const;
+
+ private:
+  std::optional<ReplyAddress> parse(std::string_view topic, std::string_view kind) const;
+  std::string prefix_;
+};
+
+// True when `prefix` can be used as a topic prefix: one or more '/'-separated
+// segments, each a valid id.
+bool is_valid_prefix(std::string_view prefix) noexcept;
+
+}  // namespace boxgate

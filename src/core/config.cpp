@@ -1,0 +1,107 @@
+#include "boxgate/config.hpp"
+
+#include <limits>
+
+#include "boxgate/topics.hpp"
+
+namespace boxgate {
+
+namespace {
+constexpr std::int64_t kMaxInt = std::numeric_limits<std::int32_t>::max();
+
+void declare_http(Options& o, HttpSettings& h) {
+  o.add("http_host", &h.host, "address the HTTP server binds");
+  o.add("http_port", &h.port, 0, 65535, "HTTP port (0 picks a free one)");
+  o.add("http_backlog", &h.backlog, 1, 65535, "listen backlog");
+  o.add("http_max_connections", &h.max_connections, 1, 1000000,
+        "open client connections at most; more are closed at once");
+  o.add("http_max_header_bytes", &h.max_header_bytes, 1024, 1 << 20, "request line + headers at most");
+  o.add("http_idle_timeout_ms", &h.idle_timeout_ms, 100, 3600000,
+        "time allowed to send headers/body, and to idle between keep-alive requests");
+}
+
+void declare_redis(Options& o, RedisSettings& r) {
+  o.add("redis_host", &r.host, "Redis host (IPv4/IPv6 literal or name)");
+  o.add("redis_port", &r.port, 1, 65535, "Redis port");
+  o.add("redis_backoff_max_ms", &r.backoff_max_ms, 10, 600000, "cap of the jittered reconnect backoff");
+  o.add("redis_heartbeat_ms", &r.heartbeat_ms, 50, 60000, "PING period on the command connection");
+  o.add("redis_dead_after_ms", &r.dead_after_ms, 100, 600000,
+        "an unanswered PING this old marks Redis down and reconnects");
+}
+
+void declare_common(Options& o, std::string& prefix, HttpSettings& http, RedisSettings& redis,
+                    MqttSettings& mqtt, LogSettings& log) {
+  declare_prefix(o, prefix);
+  declare_http(o, http);
+  declare_redis(o, redis);
+  declare_mqtt(o, mqtt);
+  declare_log(o, log);
+}
+}  // namespace
+
+void declare_prefix(Options& o, std::string& prefix) {
+  o.add("prefix", &prefix, "topic/channel prefix");
+  o.check([&prefix] {
+    if (!is_valid_prefix(prefix)) throw ConfigError("prefix", "'" + prefix + "' is not /-separated ids");
+  });
+}
+
+void declare_mqtt(Options& o, MqttSettings& m) {
+  o.add("mqtt_uri", &m.uri, "MQTT broker, tcp://host:port (or ssl://)");
+  o.add("mqtt_client_id", &m.client_id, "MQTT client id (empty: program-host-pid)");
+  o.add("mqtt_username", &m.username, "MQTT user name");
+  o.add("mqtt_password", &m.password, "MQTT password", true);
+  o.add("mqtt_version", &m.version, 3, 5, "MQTT protocol: 3 (3.1.1) or 5");
+  o.add("mqtt_qos", &m.qos, 0, 2, "QoS of commands and reply subscriptions");
+  o.add("mqtt_backoff_max_ms", &m.backoff_max_ms, 100, 600000, "cap of the reconnect backoff");
+  o.add("mqtt_keepalive_s", &m.keepalive_s, 1, 3600, "MQTT keep-alive interval");
+  o.check([&m] {
+    if (m.version == 4) throw ConfigError("mqtt_version", "must be 3 or 5");
+    if (m.uri.rfind("tcp://", 0) != 0 && m.uri.rfind("ssl://", 0) != 0 && m.uri.rfind("mqtt://", 0) != 0) {
+      throw ConfigError("mqtt_uri", "'" + m.uri + "' must start with tcp://, ssl:// or mqtt://");
+    }
+  });
+}
+
+void declare_log(Options& o, LogSettings& l) {
+  o.add("log_level", &l.level, "trace, debug, info, warn, error, critical or off");
+  o.add("log_json", &l.json, "one JSON object per log line");
+  o.check([&l] {
+    for (const char* ok : {"trace", "debug", "info", "warn", "error", "critical", "off"}) {
+      if (l.level == ok) return;
+    }
+    throw ConfigError("log_level", "'" + l.level + "' is not a level");
+  });
+}
+
+void declare_gateway(Options& o, GatewayConfig& c) {
+  declare_common(o, c.prefix, c.http, c.redis, c.mqtt, c.log);
+  o.add("default_timeout_ms", &c.default_timeout_ms, 1, kMaxInt, "timeout when the caller gives none");
+  o.add("max_timeout_ms", &c.max_timeout_ms, 1, kMaxInt, "largest timeout_ms a caller may ask");
+  o.add("max_body_bytes", &c.max_body_bytes, 2, 64 << 20, "largest command body");
+  o.add("max_pending", &c.max_pending, 1, 10000000, "commands waiting at once, gateway-wide");
+  o.add("max_pending_per_device", &c.max_pending_per_device, 1, 10000000, "commands waiting at once per box");
+  o.add("drain_timeout_ms", &c.drain_timeout_ms, 0, kMaxInt, "on SIGTERM, wait this long for in-flight commands");
+  o.check([&c] {
+    if (c.default_timeout_ms > c.max_timeout_ms) {
+      throw ConfigError("default_timeout_ms", "must not exceed max_timeout_ms");
+    }
+  });
+}
+
+void declare_bridge(Options& o, BridgeConfig& c) {
+  c.http.port = 9101;
+  declare_common(o, c.prefix, c.http, c.redis, c.mqtt, c.log);
+  o.add("share_group", &c.share_group, "MQTT shared-subscription group (empty: none)");
+  o.add("max_reply_bytes", &c.max_reply_bytes, 1, 256 << 20, "largest reply payload forwarded");
+  o.add("result_ttl_ms", &c.result_ttl_ms, 1, kMaxInt, "how long a reply stays in its result key");
+  o.add("queue_capacity", &c.queue_capacity, 1, 10000000, "replies held while Redis is unavailable");
+  o.add("drain_timeout_ms", &c.drain_timeout_ms, 0, kMaxInt, "on SIGTERM, time allowed to flush the queue");
+  o.check([&c] {
+    if (!c.share_group.empty() && !is_valid_id(c.share_group)) {
+      throw ConfigError("share_group", "'" + c.share_group + "' is not a valid group name");
+    }
+  });
+}
+
+}  // namespace boxgate
