@@ -1,0 +1,102 @@
+#pragma once
+// HTTP server on an EventLoop, built on libevent's evhttp.
+//
+// Thread ownership: the loop thread owns the evhttp server, every client
+// connection and every Exchange; nothing here may be touched from another
+// thread. A handler may answer at once or keep the Exchange and answer later
+// from the loop thread (a waiting request holds no thread).
+//
+// Limits: header size, body size, idle/read timeout, and a cap on connections
+// that have sent a request (the listener pauses while the cap is reached;
+// further clients wait in the kernel backlog).
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "boxgate/config.hpp"
+#include "boxgate/loop/event_loop.hpp"
+
+struct evhttp;
+struct evhttp_request;
+struct evhttp_connection;
+struct evconnlistener;
+
+namespace boxgate::http {
+
+class Server;
+struct ExchangeState;
+
+// One HTTP request and its (single) response. Move-only. Loop thread only.
+// @warning Exactly one reply is sent: reply() after the first is ignored, and
+// an Exchange destroyed unanswered answers 500 so no client ever hangs.
+class Exchange {
+ public:
+  explicit Exchange(std::unique_ptr<ExchangeState> state);
+  Exchange(Exchange&&) noexcept;
+  Exchange& operator=(Exchange&&) noexcept;
+  ~Exchange();
+
+  bool is_get() const;
+  bool is_post() const;
+  std::string_view path() const;                        // raw (percent-encoded) path
+  std::optional<std::string> query(const char* name) const;  // decoded value of ?name=
+  const char* header(const char* name) const;           // nullptr when absent
+  std::string_view body() const;
+
+  void set_header(const char* name, const std::string& value);
+  void reply(int status, std::string_view body, const char* content_type = "application/json");
+
+  // Runs once if the client goes away before reply(); the Exchange is inert after.
+  void on_disconnect(std::function<void()> callback);
+  bool open() const;  // not answered and client still there
+
+ private:
+  std::unique_ptr<ExchangeState> state_;
+};
+
+using Handler = std::function<void(Exchange)>;
+
+class Server {
+ public:
+  Server(EventLoop& loop, const HttpSettings& settings, std::size_t max_body_bytes);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  void route(std::string path, Handler handler);          // exact path
+  void route_prefix(std::string prefix, Handler handler);  // longest prefix wins over none
+  // Binds host:port with the configured backlog; returns the bound port. Throws.
+  std::uint16_t listen();
+  // Stops accepting new connections (used at the end of a drain).
+  void close_listener();
+  std::size_t connections() const noexcept { return connections_.size(); }
+
+ private:
+  friend struct ExchangeState;
+  struct Connection;
+  static void on_request(evhttp_request* req, void* self);
+  static void on_connection_closed(evhttp_connection* conn, void* arg);
+  Connection* track(evhttp_connection* conn);
+  void forget(Connection* connection);
+  const Handler* find_handler(std::string_view path) const;
+
+  EventLoop& loop_;
+  HttpSettings settings_;
+  evhttp* http_ = nullptr;
+  evconnlistener* listener_ = nullptr;
+  bool listener_paused_ = false;
+  std::vector<std::pair<std::string, Handler>> exact_;
+  std::vector<std::pair<std::string, Handler>> prefixes_;
+  std::unordered_map<evhttp_connection*, Connection*> connections_;
+};
+
+// The reason phrase of a status code ("OK", "Not Found", ...).
+const char* reason_phrase(int status);
+
+}  // namespace boxgate::http

@@ -1,0 +1,53 @@
+#pragma once
+// Commands: the command connection to Redis (GET, SET+PUBLISH, heartbeat).
+//
+// Thread ownership: loop thread only, like the Connection it owns. Commands
+// written in the same loop iteration leave in one write (hiredis buffers and
+// libevent flushes once), so bursts pipeline by themselves. Every callback runs
+// exactly once on the loop thread: with the reply, or with a failure when the
+// connection is lost.
+//
+// Liveness: a PING every heartbeat_ms; one unanswered for dead_after_ms marks
+// Redis down, drops the connection and runs on_dead (the subscriber, which
+// cannot PING in hiredis 0.14, is restarted by its owner then).
+
+#include <chrono>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "boxgate/redis/connection.hpp"
+
+namespace boxgate::redis {
+
+class Commands {
+ public:
+  // ok=false: connection failed before a reply; value empty = key absent.
+  using GetCallback = std::function<void(bool ok, std::optional<std::string> value)>;
+  using DoneCallback = std::function<void(bool ok)>;
+
+  Commands(EventLoop& loop, const RedisSettings& settings, ops::Dependency& dependency,
+           std::function<void()> on_up, std::function<void()> on_dead);
+
+  void start() { connection_.start(); }
+  void stop() { connection_.stop(); }
+  bool up() const noexcept { return connection_.up(); }
+
+  // false when not connected (callback not called).
+  bool get(const std::string& key, GetCallback done);
+  // SET key payload PX ttl, then PUBLISH key payload, pipelined. `done` gets
+  // ok when both succeeded.
+  bool set_and_publish(const std::string& key, std::string_view payload, std::int64_t ttl_ms, DoneCallback done);
+
+ private:
+  void heartbeat();
+
+  Connection connection_;
+  RedisSettings settings_;
+  std::function<void()> on_dead_;
+  Timer heartbeat_timer_;
+  std::optional<std::chrono::steady_clock::time_point> ping_sent_;
+};
+
+}  // namespace boxgate::redis

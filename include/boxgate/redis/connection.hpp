@@ -1,0 +1,68 @@
+#pragma once
+// RedisConnection: one hiredis async connection driven by an EventLoop, that
+// reconnects by itself with jittered exponential backoff.
+//
+// Thread ownership: the loop thread owns the hiredis context; every method and
+// callback runs there. hiredis 0.14 frees a context itself after its
+// disconnect callback, so context() is only valid while up() and must not be
+// kept across loop iterations. A connection that breaks runs on_down, then is
+// retried after min(backoff_max_ms, 100 ms * 2^attempt) (half of it jittered).
+
+#include <functional>
+#include <string>
+
+#include "boxgate/config.hpp"
+#include "boxgate/loop/event_loop.hpp"
+#include "boxgate/ops/readiness.hpp"
+
+struct redisAsyncContext;
+
+namespace boxgate::redis {
+
+class Connection {
+ public:
+  struct Events {
+    std::function<void()> on_up;    // connected (first time or again)
+    std::function<void()> on_down;  // lost; hiredis already failed its pending callbacks
+  };
+
+  Connection(EventLoop& loop, const RedisSettings& settings, std::string name, ops::Dependency& dependency,
+             Events events);
+  ~Connection();
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  void start();
+  // Closes for good (shutdown). Pending callbacks run with a null reply.
+  void stop();
+  // Drops the connection now (peer found dead) and reconnects after backoff.
+  // @warning never call from inside a hiredis callback.
+  void force_reconnect(const char* why);
+
+  bool up() const noexcept { return up_; }
+  redisAsyncContext* context() const noexcept { return up_ ? ctx_ : nullptr; }
+  const std::string& name() const noexcept { return name_; }
+
+ private:
+  static void on_connect(const redisAsyncContext* ctx, int status);
+  static void on_disconnect(const redisAsyncContext* ctx, int status);
+  void connect();
+  void connected();
+  void lost(const char* why);
+  void schedule_reconnect();
+
+  EventLoop& loop_;
+  RedisSettings settings_;
+  std::string name_;
+  ops::Dependency& dependency_;
+  Events events_;
+  redisAsyncContext* ctx_ = nullptr;
+  bool up_ = false;
+  bool stopped_ = false;
+  bool ever_up_ = false;
+  int attempt_ = 0;
+  Timer retry_timer_;
+  Timer connect_deadline_;
+};
+
+}  // namespace boxgate::redis

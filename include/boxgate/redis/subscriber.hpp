@@ -1,0 +1,66 @@
+#pragma once
+// Subscriber: the pub/sub connection to Redis, one channel per waiting command.
+//
+// Thread ownership: loop thread only. A Listener is called on the loop thread:
+// on_subscribed() once Redis confirmed the SUBSCRIBE (only then may the command
+// be published, or a fast reply is lost), on_message() for each message, and
+// on_resubscribed() after the channel was subscribed again on a new
+// connection (messages sent during the gap are gone: read the result key).
+// After unsubscribe() the listener is never called again.
+//
+// hiredis 0.14 keeps one callback per channel name and calls it for the
+// confirmation, the messages and the final unsubscribe; the Channel record
+// given to it as privdata lives until that unsubscribe (or the connection's
+// end), so it is never freed under hiredis.
+
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include "boxgate/redis/connection.hpp"
+
+struct redisReply;
+
+namespace boxgate::redis {
+
+class Subscriber {
+ public:
+  class Listener {
+   public:
+    virtual void on_subscribed() = 0;
+    virtual void on_message(std::string_view payload) = 0;
+    virtual void on_resubscribed() = 0;
+
+   protected:
+    ~Listener() = default;
+  };
+
+  enum class Result { ok, unavailable, busy };
+
+  Subscriber(EventLoop& loop, const RedisSettings& settings, ops::Dependency& dependency);
+  ~Subscriber();
+
+  void start() { connection_.start(); }
+  void stop();
+  bool up() const noexcept { return connection_.up(); }
+  // Drop and reconnect (the command connection found Redis dead).
+  void force_reconnect(const char* why) { connection_.force_reconnect(why); }
+
+  // unavailable: not connected; busy: the channel is still being released.
+  Result subscribe(const std::string& channel, Listener* listener);
+  void unsubscribe(const std::string& channel);
+  std::size_t channels() const noexcept { return channels_.size(); }
+
+ private:
+  struct Channel;
+  static void on_reply(redisAsyncContext* ctx, void* reply, void* privdata);
+  void handle(Channel* channel, redisReply* reply);
+  bool send_subscribe(Channel* channel);
+  void resubscribe_all();
+  void release(Channel* channel);
+
+  Connection connection_;
+  std::unordered_map<std::string, Channel*> channels_;
+};
+
+}  // namespace boxgate::redis

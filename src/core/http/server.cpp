@@ -1,0 +1,256 @@
+#include "boxgate/http/server.hpp"
+
+#include <arpa/inet.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
+#include <event2/util.h>
+#include <netdb.h>
+#include <sys/queue.h>
+
+#include <cstring>
+#include <stdexcept>
+
+#include "boxgate/logging.hpp"
+
+namespace boxgate::http {
+
+// A client connection that has sent at least one request. Lives from its first
+// request until evhttp frees it (close callback).
+struct Server::Connection {
+  Server* server;
+  evhttp_connection* conn;
+  ExchangeState* waiting = nullptr;  // the unanswered request on it, if any
+};
+
+struct ExchangeState {
+  Server* server;
+  evhttp_request* req;                 // null once answered or the client left
+  Server::Connection* connection;
+  std::function<void()> on_disconnect;
+};
+
+// ---- Exchange -------------------------------------------------------------
+
+Exchange::Exchange(std::unique_ptr<ExchangeState> state) : state_(std::move(state)) {
+  state_->connection->waiting = state_.get();
+}
+Exchange::Exchange(Exchange&&) noexcept = default;
+Exchange& Exchange::operator=(Exchange&& other) noexcept {
+  if (this != &other) {
+    if (state_ && state_->req) reply(500, R"({"error":"internal","message":"request dropped"})");
+    state_ = std::move(other.state_);
+  }
+  return *this;
+}
+
+Exchange::~Exchange() {
+  if (state_ && state_->req) {
+    reply(500, R"({"error":"internal","message":"request dropped unanswered"})");
+  }
+}
+
+bool Exchange::is_get() const { return evhttp_request_get_command(state_->req) == EVHTTP_REQ_GET; }
+bool Exchange::is_post() const { return evhttp_request_get_command(state_->req) == EVHTTP_REQ_POST; }
+
+std::string_view Exchange::path() const {
+  const char* p = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(state_->req));
+  return p ? p : "";
+}
+
+std::optional<std::string> Exchange::query(const char* name) const {
+  const char* q = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(state_->req));
+  if (!q) return std::nullopt;
+  evkeyvalq params;
+  TAILQ_INIT(&params);
+  std::optional<std::string> value;
+  if (evhttp_parse_query_str(q, &params) == 0) {
+    if (const char* v = evhttp_find_header(&params, name)) value = v;
+  }
+  evhttp_clear_headers(&params);
+  return value;
+}
+
+const char* Exchange::header(const char* name) const {
+  return evhttp_find_header(evhttp_request_get_input_headers(state_->req), name);
+}
+
+std::string_view Exchange::body() const {
+  evbuffer* in = evhttp_request_get_input_buffer(state_->req);
+  std::size_t len = evbuffer_get_length(in);
+  if (len == 0) return {};
+  return {reinterpret_cast<const char*>(evbuffer_pullup(in, -1)), len};
+}
+
+void Exchange::set_header(const char* name, const std::string& value) {
+  if (state_ && state_->req) evhttp_add_header(evhttp_request_get_output_headers(state_->req), name, value.c_str());
+}
+
+void Exchange::reply(int status, std::string_view body, const char* content_type) {
+  if (!state_ || !state_->req) return;
+  evhttp_request* req = state_->req;
+  state_->req = nullptr;
+  if (state_->connection) state_->connection->waiting = nullptr;
+  evkeyvalq* headers = evhttp_request_get_output_headers(req);
+  evhttp_add_header(headers, "Content-Type", content_type);
+  evbuffer* out = evbuffer_new();
+  evbuffer_add(out, body.data(), body.size());
+  evhttp_send_reply(req, status, reason_phrase(status), out);
+  evbuffer_free(out);
+}
+
+void Exchange::on_disconnect(std::function<void()> callback) { state_->on_disconnect = std::move(callback); }
+
+bool Exchange::open() const { return state_ && state_->req; }
+
+// ---- Server ---------------------------------------------------------------
+
+Server::Server(EventLoop& loop, const HttpSettings& settings, std::size_t max_body_bytes)
+    : loop_(loop), settings_(settings) {
+  http_ = evhttp_new(loop.base());
+  if (!http_) throw std::runtime_error("evhttp_new failed");
+  evhttp_set_max_headers_size(http_, static_cast<ev_ssize_t>(settings.max_header_bytes));
+  // Bodies up to twice the limit reach the handler, which answers a JSON 413;
+  // beyond that evhttp refuses on its own without reading them.
+  evhttp_set_max_body_size(http_, static_cast<ev_ssize_t>(2 * max_body_bytes + 4096));
+  timeval idle{static_cast<time_t>(settings.idle_timeout_ms / 1000),
+               static_cast<suseconds_t>((settings.idle_timeout_ms % 1000) * 1000)};
+  evhttp_set_timeout_tv(http_, &idle);
+  evhttp_set_allowed_methods(http_, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD);
+  evhttp_set_gencb(http_, &Server::on_request, this);
+}
+
+Server::~Server() {
+  // evhttp_free frees the listener, then every connection; their close
+  // callbacks forget them (and must not touch the freed listener).
+  listener_ = nullptr;
+  evhttp_free(http_);
+  for (auto& [conn, connection] : connections_) delete connection;
+}
+
+void Server::route(std::string path, Handler handler) { exact_.emplace_back(std::move(path), std::move(handler)); }
+
+void Server::route_prefix(std::string prefix, Handler handler) {
+  prefixes_.emplace_back(std::move(prefix), std::move(handler));
+}
+
+std::uint16_t Server::listen() {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  addrinfo* found = nullptr;
+  std::string port = std::to_string(settings_.port);
+  if (getaddrinfo(settings_.host.c_str(), port.c_str(), &hints, &found) != 0 || !found) {
+    throw std::runtime_error("http_host: cannot resolve '" + settings_.host + "'");
+  }
+  listener_ = evconnlistener_new_bind(loop_.base(), nullptr, nullptr,
+                                      LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
+                                      static_cast<int>(settings_.backlog), found->ai_addr,
+                                      static_cast<int>(found->ai_addrlen));
+  freeaddrinfo(found);
+  if (!listener_) {
+    throw std::runtime_error("cannot listen on " + settings_.host + ":" + port + ": " +
+                             evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+  }
+  evhttp_bind_listener(http_, listener_);
+  sockaddr_storage bound{};
+  socklen_t len = sizeof bound;
+  getsockname(evconnlistener_get_fd(listener_), reinterpret_cast<sockaddr*>(&bound), &len);
+  return ntohs(bound.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
+                                           : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
+}
+
+void Server::close_listener() {
+  if (listener_) evconnlistener_disable(listener_);
+}
+
+Server::Connection* Server::track(evhttp_connection* conn) {
+  if (auto it = connections_.find(conn); it != connections_.end()) return it->second;
+  auto* connection = new Connection{this, conn};
+  connections_.emplace(conn, connection);
+  evhttp_connection_set_closecb(conn, &Server::on_connection_closed, connection);
+  if (listener_ && !listener_paused_ && connections_.size() >= static_cast<std::size_t>(settings_.max_connections)) {
+    evconnlistener_disable(listener_);
+    listener_paused_ = true;
+    log::get("http")->warn("connection cap {} reached; new clients wait in the backlog", settings_.max_connections);
+  }
+  return connection;
+}
+
+void Server::forget(Connection* connection) {
+  connections_.erase(connection->conn);
+  delete connection;
+  if (listener_paused_ && connections_.size() < static_cast<std::size_t>(settings_.max_connections)) {
+    evconnlistener_enable(listener_);
+    listener_paused_ = false;
+  }
+}
+
+void Server::on_connection_closed(evhttp_connection*, void* arg) {
+  auto* connection = static_cast<Connection*>(arg);
+  if (ExchangeState* waiting = connection->waiting) {
+    // evhttp frees the request with the connection: make the Exchange inert.
+    waiting->req = nullptr;
+    waiting->connection = nullptr;
+    connection->waiting = nullptr;
+    if (waiting->on_disconnect) {
+      auto callback = std::move(waiting->on_disconnect);
+      callback();
+    }
+  }
+  connection->server->forget(connection);
+}
+
+const Handler* Server::find_handler(std::string_view path) const {
+  for (const auto& [exact, handler] : exact_) {
+    if (path == exact) return &handler;
+  }
+  const Handler* best = nullptr;
+  std::size_t best_len = 0;
+  for (const auto& [prefix, handler] : prefixes_) {
+    if (path.substr(0, prefix.size()) == prefix && prefix.size() > best_len) {
+      best = &handler;
+      best_len = prefix.size();
+    }
+  }
+  return best;
+}
+
+void Server::on_request(evhttp_request* req, void* self) {
+  auto* server = static_cast<Server*>(self);
+  Connection* connection = server->track(evhttp_request_get_connection(req));
+  Exchange exchange(std::make_unique<ExchangeState>(ExchangeState{server, req, connection, {}}));
+  const Handler* handler = server->find_handler(exchange.path());
+  if (!handler) {
+    exchange.reply(404, R"({"error":"not_found","message":"no such endpoint"})");
+    return;
+  }
+  try {
+    (*handler)(std::move(exchange));
+  } catch (const std::exception& e) {
+    // A handler must not throw; if one does, the Exchange it was given answers 500.
+    log::get("http")->error("handler for {} threw: {}", evhttp_request_get_uri(req), e.what());
+  }
+}
+
+const char* reason_phrase(int status) {
+  switch (status) {
+    case 200: return "OK";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 409: return "Conflict";
+    case 413: return "Payload Too Large";
+    case 429: return "Too Many Requests";
+    case 500: return "Internal Server Error";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    default: return "Unknown";
+  }
+}
+
+}  // namespace boxgate::http

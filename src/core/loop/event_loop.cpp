@@ -1,0 +1,81 @@
+#include "boxgate/loop/event_loop.hpp"
+
+#include <event2/event.h>
+#include <event2/thread.h>
+
+#include <stdexcept>
+
+namespace boxgate {
+
+namespace {
+// libevent must be told once, before the first event_base, that it will be
+// used from several threads (event_active from paho's thread).
+void use_pthreads_once() {
+  static const int done = evthread_use_pthreads();
+  (void)done;
+}
+}  // namespace
+
+EventLoop::EventLoop() {
+  use_pthreads_once();
+  base_ = event_base_new();
+  if (!base_) throw std::runtime_error("event_base_new failed");
+  wakeup_ = event_new(base_, -1, EV_PERSIST, &EventLoop::on_wakeup, this);
+  event_add(wakeup_, nullptr);  // a persistent user event: woken by event_active()
+}
+
+EventLoop::~EventLoop() {
+  event_free(wakeup_);
+  event_base_free(base_);
+}
+
+void EventLoop::run() { event_base_dispatch(base_); }
+
+void EventLoop::stop() { event_base_loopbreak(base_); }
+
+void EventLoop::post(std::function<void()> task) {
+  bool first;
+  {
+    std::lock_guard lock(mutex_);
+    first = posted_.empty();
+    posted_.push_back(std::move(task));
+  }
+  // One wake-up per batch: later posts ride on the pending activation.
+  if (first) event_active(wakeup_, EV_READ, 0);
+}
+
+void EventLoop::on_wakeup(int, short, void* self) { static_cast<EventLoop*>(self)->drain_posted(); }
+
+void EventLoop::drain_posted() {
+  {
+    std::lock_guard lock(mutex_);
+    running_.swap(posted_);
+  }
+  for (auto& task : running_) task();
+  running_.clear();
+}
+
+Timer::Timer(EventLoop& loop, std::function<void()> on_fire) : on_fire_(std::move(on_fire)) {
+  event_ = event_new(loop.base(), -1, 0, &Timer::on_timer, this);
+}
+
+Timer::~Timer() { event_free(event_); }
+
+void Timer::start(std::chrono::milliseconds after, bool repeat) {
+  event_del(event_);
+  event_assign(event_, event_get_base(event_), -1, repeat ? EV_PERSIST : 0, &Timer::on_timer, this);
+  timeval tv{static_cast<time_t>(after.count() / 1000), static_cast<suseconds_t>((after.count() % 1000) * 1000)};
+  event_add(event_, &tv);
+}
+
+void Timer::cancel() { event_del(event_); }
+
+bool Timer::pending() const { return event_pending(event_, EV_TIMEOUT, nullptr) != 0; }
+
+void Timer::on_timer(int, short, void* self) {
+  // Copy: the callback may destroy this Timer.
+  auto fire = static_cast<Timer*>(self)->on_fire_;
+  fire();
+}
+
+}  // namespace boxgate

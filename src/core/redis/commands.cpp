@@ -1,0 +1,96 @@
+#include "boxgate/redis/commands.hpp"
+
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+
+#include <memory>
+
+#include "boxgate/logging.hpp"
+
+namespace boxgate::redis {
+
+namespace {
+// Each privdata is a heap callback that hiredis hands back exactly once.
+void on_get(redisAsyncContext*, void* r, void* privdata) {
+  std::unique_ptr<Commands::GetCallback> done(static_cast<Commands::GetCallback*>(privdata));
+  auto* reply = static_cast<redisReply*>(r);
+  if (!reply || reply->type == REDIS_REPLY_ERROR) {
+    (*done)(false, std::nullopt);
+  } else if (reply->type == REDIS_REPLY_STRING) {
+    (*done)(true, std::string(reply->str, reply->len));
+  } else {
+    (*done)(true, std::nullopt);
+  }
+}
+
+void on_done(redisAsyncContext*, void* r, void* privdata) {
+  std::unique_ptr<Commands::DoneCallback> done(static_cast<Commands::DoneCallback*>(privdata));
+  auto* reply = static_cast<redisReply*>(r);
+  (*done)(reply && reply->type != REDIS_REPLY_ERROR);
+}
+}  // namespace
+
+Commands::Commands(EventLoop& loop, const RedisSettings& settings, ops::Dependency& dependency,
+                   std::function<void()> on_up, std::function<void()> on_dead)
+    : connection_(loop, settings, "redis command connection", dependency,
+                  {std::move(on_up), [this] { ping_sent_.reset(); }}),
+      settings_(settings),
+      on_dead_(std::move(on_dead)),
+      heartbeat_timer_(loop, [this] { heartbeat(); }) {
+  heartbeat_timer_.start(std::chrono::milliseconds(settings.heartbeat_ms), true);
+}
+
+bool Commands::get(const std::string& key, GetCallback done) {
+  redisAsyncContext* ctx = connection_.context();
+  if (!ctx) return false;
+  auto* owned = new GetCallback(std::move(done));
+  if (redisAsyncCommand(ctx, on_get, owned, "GET %b", key.data(), key.size()) != REDIS_OK) {
+    delete owned;
+    return false;
+  }
+  return true;
+}
+
+bool Commands::set_and_publish(const std::string& key, std::string_view payload, std::int64_t ttl_ms,
+                               DoneCallback done) {
+  redisAsyncContext* ctx = connection_.context();
+  if (!ctx) return false;
+  std::string ttl = std::to_string(ttl_ms);
+  // The SET's reply needs no callback: if it failed, Redis still runs the
+  // PUBLISH, and the key only matters to a gateway that missed the message.
+  if (redisAsyncCommand(ctx, nullptr, nullptr, "SET %b %b PX %b", key.data(), key.size(), payload.data(),
+                        payload.size(), ttl.data(), ttl.size()) != REDIS_OK) {
+    return false;
+  }
+  auto* owned = new DoneCallback(std::move(done));
+  if (redisAsyncCommand(ctx, on_done, owned, "PUBLISH %b %b", key.data(), key.size(), payload.data(),
+                        payload.size()) != REDIS_OK) {
+    delete owned;
+    return false;
+  }
+  return true;
+}
+
+void Commands::heartbeat() {
+  redisAsyncContext* ctx = connection_.context();
+  if (!ctx) return;
+  auto now = std::chrono::steady_clock::now();
+  if (ping_sent_) {
+    if (now - *ping_sent_ > std::chrono::milliseconds(settings_.dead_after_ms)) {
+      ping_sent_.reset();
+      connection_.force_reconnect("no PING reply within redis_dead_after_ms");
+      if (on_dead_) on_dead_();
+    }
+    return;
+  }
+  ping_sent_ = now;
+  auto* done = new DoneCallback([this](bool ok) {
+    if (ok) ping_sent_.reset();
+  });
+  if (redisAsyncCommand(ctx, on_done, done, "PING") != REDIS_OK) {
+    delete done;
+    ping_sent_.reset();
+  }
+}
+
+}  // namespace boxgate::redis

@@ -1,0 +1,159 @@
+#include "boxgate/redis/connection.hpp"
+
+#include <hiredis/adapters/libevent.h>
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <random>
+
+#include "boxgate/logging.hpp"
+
+namespace boxgate::redis {
+
+namespace {
+constexpr auto kConnectTimeout = std::chrono::milliseconds(2000);
+
+// Short keepalive + user timeout so a dead peer host is noticed within ~2 s
+// even on the subscriber connection, which cannot PING in hiredis 0.14.
+void tune_socket(int fd) {
+  int on = 1, idle = 1, interval = 1, count = 1;
+  unsigned int user_timeout_ms = 2000;
+  setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
+  setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+  setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof interval);
+  setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof count);
+  setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout_ms, sizeof user_timeout_ms);
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+}
+
+std::chrono::milliseconds backoff(int attempt, std::int64_t cap_ms) {
+  static thread_local std::mt19937 rng{std::random_device{}()};
+  std::int64_t full = std::min<std::int64_t>(cap_ms, 100LL << std::min(attempt, 16));
+  std::uniform_int_distribution<std::int64_t> jitter(full / 2, full);
+  return std::chrono::milliseconds(jitter(rng));
+}
+}  // namespace
+
+Connection::Connection(EventLoop& loop, const RedisSettings& settings, std::string name,
+                       ops::Dependency& dependency, Events events)
+    : loop_(loop),
+      settings_(settings),
+      name_(std::move(name)),
+      dependency_(dependency),
+      events_(std::move(events)),
+      retry_timer_(loop, [this] { connect(); }),
+      connect_deadline_(loop, [this] { force_reconnect("connect timed out"); }) {}
+
+Connection::~Connection() { stop(); }
+
+void Connection::start() {
+  stopped_ = false;
+  connect();
+}
+
+void Connection::stop() {
+  stopped_ = true;
+  retry_timer_.cancel();
+  connect_deadline_.cancel();
+  if (ctx_) {
+    redisAsyncContext* ctx = ctx_;
+    ctx_ = nullptr;
+    up_ = false;
+    dependency_.set_up(false);
+    ctx->data = nullptr;  // our callbacks ignore a context we let go
+    redisAsyncFree(ctx);
+  }
+}
+
+void Connection::connect() {
+  if (stopped_ || ctx_) return;
+  redisAsyncContext* ctx = redisAsyncConnect(settings_.host.c_str(), static_cast<int>(settings_.port));
+  if (!ctx || ctx->err) {
+    log::get("redis")->warn("{}: cannot connect to {}:{}: {}", name_, settings_.host, settings_.port,
+                            ctx ? ctx->errstr : "out of memory");
+    if (ctx) redisAsyncFree(ctx);
+    schedule_reconnect();
+    return;
+  }
+  ctx->data = this;
+  redisLibeventAttach(ctx, loop_.base());
+  redisAsyncSetConnectCallback(ctx, &Connection::on_connect);
+  redisAsyncSetDisconnectCallback(ctx, &Connection::on_disconnect);
+  ctx_ = ctx;
+  connect_deadline_.start(kConnectTimeout);
+}
+
+void Connection::on_connect(const redisAsyncContext* ctx, int status) {
+  auto* self = static_cast<Connection*>(ctx->data);
+  if (!self) return;
+  if (status != REDIS_OK) {
+    // hiredis frees the context after this callback; no disconnect callback follows.
+    self->ctx_ = nullptr;
+    self->connect_deadline_.cancel();
+    if (self->attempt_ == 0 || self->ever_up_) {
+      log::get("redis")->warn("{}: connect to {}:{} failed: {}", self->name_, self->settings_.host,
+                              self->settings_.port, ctx->errstr);
+    }
+    self->schedule_reconnect();
+    return;
+  }
+  self->connected();
+}
+
+void Connection::connected() {
+  connect_deadline_.cancel();
+  tune_socket(ctx_->c.fd);
+  up_ = true;
+  attempt_ = 0;
+  if (ever_up_) dependency_.count_reconnect();
+  ever_up_ = true;
+  dependency_.set_up(true);
+  log::get("redis")->info("{}: connected to {}:{}", name_, settings_.host, settings_.port);
+  if (events_.on_up) events_.on_up();
+}
+
+void Connection::on_disconnect(const redisAsyncContext* ctx, int status) {
+  auto* self = static_cast<Connection*>(ctx->data);
+  if (!self) return;
+  self->lost(status == REDIS_OK ? "closed" : ctx->errstr);
+}
+
+void Connection::lost(const char* why) {
+  // hiredis frees the context when this returns.
+  bool was_up = up_;
+  ctx_ = nullptr;
+  up_ = false;
+  dependency_.set_up(false);
+  if (was_up) {
+    log::get("redis")->warn("{}: connection lost: {}", name_, why);
+    if (events_.on_down) events_.on_down();
+  }
+  schedule_reconnect();
+}
+
+void Connection::force_reconnect(const char* why) {
+  if (!ctx_) return;
+  redisAsyncContext* ctx = ctx_;
+  if (!up_) {
+    // Still connecting: hiredis will not call the disconnect callback.
+    ctx->data = nullptr;
+    ctx_ = nullptr;
+    log::get("redis")->warn("{}: {}", name_, why);
+    redisAsyncFree(ctx);
+    schedule_reconnect();
+    return;
+  }
+  log::get("redis")->warn("{}: dropping connection: {}", name_, why);
+  redisAsyncFree(ctx);  // runs pending callbacks with null, then on_disconnect -> lost()
+}
+
+void Connection::schedule_reconnect() {
+  if (stopped_ || retry_timer_.pending()) return;
+  retry_timer_.start(backoff(attempt_++, settings_.backoff_max_ms));
+}
+
+}  // namespace boxgate::redis
