@@ -1,0 +1,153 @@
+#include "support/mqtt_probe.hpp"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <mqtt/async_client.h>
+#include <stdexcept>
+
+namespace boxgate::test {
+
+namespace {
+
+std::string unique_client_id() {
+  static std::atomic<int> counter{0};
+  return "probe-" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
+}
+
+MqttMessage convert(const mqtt::const_message_ptr& msg) {
+  MqttMessage out;
+  out.topic = msg->get_topic();
+  out.payload = msg->get_payload_str();
+  out.qos = msg->get_qos();
+  out.retained = msg->is_retained();
+  const mqtt::properties& props = msg->get_properties();
+  if (props.contains(mqtt::property::RESPONSE_TOPIC)) {
+    out.response_topic = mqtt::get<std::string>(props, mqtt::property::RESPONSE_TOPIC);
+  }
+  if (props.contains(mqtt::property::CORRELATION_DATA)) {
+    out.correlation_data = mqtt::get<std::string>(props, mqtt::property::CORRELATION_DATA);
+  }
+  if (props.contains(mqtt::property::MESSAGE_EXPIRY_INTERVAL)) {
+    out.message_expiry_interval = mqtt::get<std::uint32_t>(props, mqtt::property::MESSAGE_EXPIRY_INTERVAL);
+  }
+  return out;
+}
+
+}  // namespace
+
+MqttProbe::MqttProbe(int port, std::string client_id, int mqtt_version)
+    : client_id_(client_id.empty() ? unique_client_id() : std::move(client_id)), version_(mqtt_version) {
+  const int version = version_ == 5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1;
+  const std::string uri = "tcp://127.0.0.1:" + std::to_string(port);
+  client_ = std::make_unique<mqtt::async_client>(uri, client_id_, mqtt::create_options(version, 100000));
+
+  // Runs on paho's thread: only record, never block.
+  client_->set_message_callback([this](mqtt::const_message_ptr msg) {
+    MqttMessage m = convert(msg);
+    std::lock_guard<std::mutex> lock(mu_);
+    messages_.push_back(std::move(m));
+    cv_.notify_all();
+  });
+  client_->set_connected_handler([this](const std::string&) {
+    std::vector<Filter> filters;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      filters = filters_;
+    }
+    for (const auto& f : filters) {
+      try {
+        client_->subscribe(f.filter, f.qos);  // not waited for: we are on paho's thread
+      } catch (const std::exception&) {
+      }
+    }
+  });
+
+  auto builder = mqtt::connect_options_builder()
+                     .mqtt_version(version)
+                     .keep_alive_interval(std::chrono::seconds(10))
+                     .automatic_reconnect(std::chrono::milliseconds(100), std::chrono::seconds(1));
+  if (version == MQTTVERSION_5) {
+    builder.clean_start(true);
+  } else {
+    builder.clean_session(true);
+  }
+  try {
+    if (!client_->connect(builder.finalize())->wait_for(std::chrono::seconds(5))) {
+      throw std::runtime_error("timed out");
+    }
+  } catch (const std::exception& e) {
+    throw std::runtime_error("MqttProbe " + client_id_ + ": connect to " + uri + " failed: " + e.what());
+  }
+}
+
+MqttProbe::~MqttProbe() {
+  try {
+    if (client_->is_connected()) client_->disconnect()->wait_for(std::chrono::seconds(1));
+  } catch (const std::exception&) {
+  }
+  try {
+    client_->disable_callbacks();
+  } catch (const std::exception&) {
+  }
+}
+
+void MqttProbe::subscribe(const std::string& filter, int qos) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    filters_.push_back({filter, qos});
+  }
+  try {
+    if (!client_->subscribe(filter, qos)->wait_for(std::chrono::seconds(5))) throw std::runtime_error("timed out");
+  } catch (const std::exception& e) {
+    throw std::runtime_error("MqttProbe " + client_id_ + ": subscribe " + filter + " failed: " + e.what());
+  }
+}
+
+void MqttProbe::publish(const std::string& topic, const std::string& payload, int qos,
+                        const MqttPublishOptions& options) {
+  auto msg = mqtt::make_message(topic, payload, qos, options.retained);
+  if (version_ == 5) {
+    mqtt::properties props;
+    if (!options.response_topic.empty()) {
+      props.add(mqtt::property(mqtt::property::RESPONSE_TOPIC, options.response_topic));
+    }
+    if (!options.correlation_data.empty()) {
+      props.add(mqtt::property(mqtt::property::CORRELATION_DATA, options.correlation_data));
+    }
+    if (options.message_expiry_interval) {
+      props.add(mqtt::property(mqtt::property::MESSAGE_EXPIRY_INTERVAL,
+                               static_cast<int>(*options.message_expiry_interval)));
+    }
+    msg->set_properties(props);
+  }
+  try {
+    if (!client_->publish(msg)->wait_for(std::chrono::seconds(5))) throw std::runtime_error("timed out");
+  } catch (const std::exception& e) {
+    throw std::runtime_error("MqttProbe " + client_id_ + ": publish " + topic + " failed: " + e.what());
+  }
+}
+
+bool MqttProbe::wait_for(std::size_t count, std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> lock(mu_);
+  return cv_.wait_for(lock, timeout, [&] { return messages_.size() >= count; });
+}
+
+std::vector<MqttMessage> MqttProbe::messages() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return messages_;
+}
+
+std::size_t MqttProbe::count() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return messages_.size();
+}
+
+void MqttProbe::clear() {
+  std::lock_guard<std::mutex> lock(mu_);
+  messages_.clear();
+}
+
+bool MqttProbe::connected() const { return client_->is_connected(); }
+
+}  // namespace boxgate::test

@@ -1,0 +1,87 @@
+#pragma once
+// An MQTT client for tests (paho-mqtt-cpp): plays a device or watches topics.
+//
+// Callers: any test thread. paho delivers messages on its own thread; the probe
+// only appends them to a mutex-guarded list, so messages(), wait_for() and
+// count() may be called from any thread. Connects with a clean start and
+// automatic reconnect; after a reconnect it subscribes its filters again (from
+// the connected handler, without waiting there). The destructor disconnects
+// (1 s) and releases the paho client; no thread outlives the probe.
+// Errors (connect/subscribe/publish failures, timeouts) throw std::runtime_error.
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace mqtt {
+class async_client;
+}
+
+namespace boxgate::test {
+
+using namespace std::chrono_literals;
+
+struct MqttMessage {
+  std::string topic;
+  std::string payload;
+  int qos = 0;
+  bool retained = false;
+  // MQTT v5 properties ("" / nullopt when absent or on a 3.1.1 connection).
+  std::string response_topic;
+  std::string correlation_data;
+  std::optional<std::uint32_t> message_expiry_interval;
+};
+
+struct MqttPublishOptions {
+  bool retained = false;
+  // v5 only; ignored when empty/nullopt.
+  std::string response_topic;
+  std::string correlation_data;
+  std::optional<std::uint32_t> message_expiry_interval;
+};
+
+class MqttProbe {
+ public:
+  // Connects to tcp://127.0.0.1:<port> and waits for CONNACK (5 s).
+  // `mqtt_version` is 5 (default) or 3 (3.1.1). Empty client_id: a unique one.
+  explicit MqttProbe(int port, std::string client_id = "", int mqtt_version = 5);
+  ~MqttProbe();
+  MqttProbe(const MqttProbe&) = delete;
+  MqttProbe& operator=(const MqttProbe&) = delete;
+
+  // Subscribes and waits for SUBACK (5 s); the filter is renewed on reconnect.
+  void subscribe(const std::string& filter, int qos = 1);
+  // Publishes and waits until the broker acknowledged it (QoS 1/2) or it was
+  // written (QoS 0), 5 s at most.
+  void publish(const std::string& topic, const std::string& payload, int qos = 1,
+               const MqttPublishOptions& options = {});
+
+  // True once at least `count` messages have arrived in total.
+  bool wait_for(std::size_t count, std::chrono::milliseconds timeout);
+  std::vector<MqttMessage> messages() const;
+  std::size_t count() const;
+  void clear();
+  bool connected() const;
+  const std::string& client_id() const { return client_id_; }
+
+ private:
+  struct Filter {
+    std::string filter;
+    int qos;
+  };
+
+  std::string client_id_;
+  int version_;
+  std::unique_ptr<mqtt::async_client> client_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<MqttMessage> messages_;
+  std::vector<Filter> filters_;
+};
+
+}  // namespace boxgate::test

@@ -1,0 +1,40 @@
+#pragma once
+// Loopback helpers for tests: pick free ports and poll with a deadline.
+//
+// Callers: any test thread. Nothing here starts a process or keeps a socket
+// open after it returns. Tests never sleep for a fixed time; they poll a
+// condition with eventually() or wait_for_port() and a deadline.
+
+#include <chrono>
+#include <thread>
+
+namespace boxgate::test {
+
+using namespace std::chrono_literals;
+
+// Binds 127.0.0.1:0, reads the port the kernel chose, closes the socket.
+// Another process may grab the port before the caller binds it; on loopback in
+// a test run that race is rare enough to accept. Throws std::runtime_error if
+// no socket can be bound.
+int free_port();
+
+// True once a TCP connect() to 127.0.0.1:port succeeds, false at the deadline.
+bool wait_for_port(int port, std::chrono::milliseconds timeout);
+
+// True when nothing accepts connections on 127.0.0.1:port (one connect attempt).
+bool port_closed(int port);
+
+// Calls pred() every `every` until it returns true (-> true) or the timeout
+// passes (-> false). pred runs on the calling thread; it is called at least
+// once, and once more right at the deadline.
+template <class F>
+bool eventually(F pred, std::chrono::milliseconds timeout, std::chrono::milliseconds every = 20ms) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    if (pred()) return true;
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(every);
+  }
+}
+
+}  // namespace boxgate::test
