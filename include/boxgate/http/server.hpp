@@ -96,6 +96,9 @@ class Server {
   std::unordered_map<evhttp_connection*, Connection*> connections_;
 };
 
+// Percent-decodes one path segment ("+" stays "+"); the result may hold any byte.
+std::string percent_decode(std::string_view segment);
+
 // The reason phrase of a status code ("OK", "Not Found", ...).
 const char* reason_phrase(int status);
 

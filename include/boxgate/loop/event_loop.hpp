@@ -30,6 +30,8 @@ class EventLoop {
   void run();
   // Loop thread: leave run() after the current iteration.
   void stop();
+  // Loop thread: leave run() once `delay` has passed (lets queued writes go out).
+  void stop_after(std::chrono::milliseconds delay);
   // Any thread: run `task` on the loop thread soon. Never blocks for long.
   void post(std::function<void()> task);
 

@@ -25,7 +25,10 @@ class Commands {
  public:
   // ok=false: connection failed before a reply; value empty = key absent.
   using GetCallback = std::function<void(bool ok, std::optional<std::string> value)>;
-  using DoneCallback = std::function<void(bool ok)>;
+  // lost: the connection broke before Redis answered (worth retrying);
+  // error: Redis answered with an error.
+  enum class Status { ok, error, lost };
+  using DoneCallback = std::function<void(Status status)>;
 
   Commands(EventLoop& loop, const RedisSettings& settings, ops::Dependency& dependency,
            std::function<void()> on_up, std::function<void()> on_dead);
@@ -37,7 +40,7 @@ class Commands {
   // false when not connected (callback not called).
   bool get(const std::string& key, GetCallback done);
   // SET key payload PX ttl, then PUBLISH key payload, pipelined. `done` gets
-  // ok when both succeeded.
+  // the PUBLISH's status.
   bool set_and_publish(const std::string& key, std::string_view payload, std::int64_t ttl_ms, DoneCallback done);
 
  private:

@@ -50,6 +50,9 @@ class Subscriber {
   Result subscribe(const std::string& channel, Listener* listener);
   void unsubscribe(const std::string& channel);
   std::size_t channels() const noexcept { return channels_.size(); }
+  // Messages that arrive on a channel already unsubscribed (a late or
+  // duplicate reply) are counted here.
+  void count_orphan_messages_in(ops::Counter& counter) noexcept { orphans_ = &counter; }
 
  private:
   struct Channel;
@@ -61,6 +64,7 @@ class Subscriber {
 
   Connection connection_;
   std::unordered_map<std::string, Channel*> channels_;
+  ops::Counter* orphans_ = nullptr;
 };
 
 }  // namespace boxgate::redis

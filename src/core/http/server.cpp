@@ -10,6 +10,7 @@
 #include <netdb.h>
 #include <sys/queue.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <stdexcept>
 
@@ -234,6 +235,16 @@ void Server::on_request(evhttp_request* req, void* self) {
     // A handler must not throw; if one does, the Exchange it was given answers 500.
     log::get("http")->error("handler for {} threw: {}", evhttp_request_get_uri(req), e.what());
   }
+}
+
+std::string percent_decode(std::string_view segment) {
+  std::string raw(segment);
+  std::size_t size = 0;
+  char* decoded = evhttp_uridecode(raw.c_str(), 0, &size);
+  if (!decoded) return raw;
+  std::string out(decoded, size);
+  std::free(decoded);
+  return out;
 }
 
 const char* reason_phrase(int status) {

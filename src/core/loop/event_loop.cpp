@@ -33,6 +33,11 @@ void EventLoop::run() { event_base_dispatch(base_); }
 
 void EventLoop::stop() { event_base_loopbreak(base_); }
 
+void EventLoop::stop_after(std::chrono::milliseconds delay) {
+  timeval tv{static_cast<time_t>(delay.count() / 1000), static_cast<suseconds_t>((delay.count() % 1000) * 1000)};
+  event_base_loopexit(base_, &tv);
+}
+
 void EventLoop::post(std::function<void()> task) {
   bool first;
   {

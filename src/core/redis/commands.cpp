@@ -26,7 +26,8 @@ void on_get(redisAsyncContext*, void* r, void* privdata) {
 void on_done(redisAsyncContext*, void* r, void* privdata) {
   std::unique_ptr<Commands::DoneCallback> done(static_cast<Commands::DoneCallback*>(privdata));
   auto* reply = static_cast<redisReply*>(r);
-  (*done)(reply && reply->type != REDIS_REPLY_ERROR);
+  if (!reply) return (*done)(Commands::Status::lost);
+  (*done)(reply->type == REDIS_REPLY_ERROR ? Commands::Status::error : Commands::Status::ok);
 }
 }  // namespace
 
@@ -84,8 +85,8 @@ void Commands::heartbeat() {
     return;
   }
   ping_sent_ = now;
-  auto* done = new DoneCallback([this](bool ok) {
-    if (ok) ping_sent_.reset();
+  auto* done = new DoneCallback([this](Status status) {
+    if (status != Status::lost) ping_sent_.reset();
   });
   if (redisAsyncCommand(ctx, on_done, done, "PING") != REDIS_OK) {
     delete done;

@@ -98,6 +98,8 @@ void Subscriber::handle(Channel* channel, redisReply* reply) {
     if (channel->listener) {
       const redisReply* payload = reply->element[2];
       channel->listener->on_message(std::string_view(payload->str, payload->len));
+    } else if (orphans_) {
+      orphans_->inc();
     }
   } else if (std::strcmp(kind, "subscribe") == 0) {
     if (!channel->listener) return;

@@ -1,0 +1,121 @@
+// boxgate-bridge: forwards device replies from MQTT to Redis (result key +
+// PUBLISH) so whichever gateway replica holds the call completes it.
+// The loop thread (this one, after set-up) owns the Redis connection and the
+// ops HTTP server; paho's callback thread only validates and enqueues.
+
+#include <chrono>
+
+#include "boxgate/config.hpp"
+#include "boxgate/daemon.hpp"
+#include "boxgate/http/server.hpp"
+#include "boxgate/logging.hpp"
+#include "boxgate/mqtt/client.hpp"
+#include "boxgate/ops/endpoints.hpp"
+#include "boxgate/redis/commands.hpp"
+#include "boxgate/topics.hpp"
+#include "boxgate/version.hpp"
+#include "reply_forwarder.hpp"
+
+using namespace boxgate;
+using namespace std::chrono_literals;
+
+namespace {
+
+// SIGTERM: report draining, stop taking replies from MQTT, flush the queue to
+// Redis (up to drain_timeout_ms), then stop the loop.
+class Drain {
+ public:
+  Drain(EventLoop& loop, bridge::ReplyForwarder& forwarder, boxgate::mqtt::Client& broker, ops::Readiness& readiness,
+        std::int64_t timeout_ms)
+      : loop_(loop),
+        forwarder_(forwarder),
+        broker_(broker),
+        readiness_(readiness),
+        timeout_(timeout_ms),
+        poll_(loop, [this] { check(); }) {}
+
+  void begin() {
+    if (readiness_.draining()) return;
+    readiness_.start_draining();
+    // Disconnecting lets the broker hand this bridge's share of replies to
+    // the other members of the group.
+    broker_.stop();
+    log::get("bridge")->info("draining: {} replies to flush, up to {} ms", forwarder_.backlog(), timeout_.count());
+    deadline_ = std::chrono::steady_clock::now() + timeout_;
+    check();
+  }
+
+ private:
+  void check() {
+    forwarder_.flush();
+    if (forwarder_.backlog() > 0 && std::chrono::steady_clock::now() < deadline_) {
+      poll_.start(20ms);
+      return;
+    }
+    if (auto left = forwarder_.backlog()) log::get("bridge")->error("drain timed out with {} replies unsent", left);
+    loop_.stop_after(50ms);
+  }
+
+  EventLoop& loop_;
+  bridge::ReplyForwarder& forwarder_;
+  boxgate::mqtt::Client& broker_;
+  ops::Readiness& readiness_;
+  std::chrono::milliseconds timeout_;
+  std::chrono::steady_clock::time_point deadline_;
+  Timer poll_;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  BridgeConfig config;
+  Options options("boxgate-bridge", "forwards device replies from MQTT to Redis");
+  declare_bridge(options, config);
+  if (auto exit_code = load_options_or_exit(options, argc, argv)) return *exit_code;
+
+  log::setup(config.log.level, config.log.json);
+  auto logger = log::get("bridge");
+  logger->info("boxgate-bridge {} starting; config {}", kVersion, options.describe());
+
+  try {
+    Topics topics(config.prefix);
+    EventLoop loop;
+    ops::Metrics metrics;
+    ops::Readiness readiness(metrics);
+    auto& redis_dep = readiness.dependency("redis");
+    auto& mqtt_dep = readiness.dependency("mqtt");
+
+    bridge::ReplyForwarder* forwarder_ptr = nullptr;
+    redis::Commands redis(loop, config.redis, redis_dep, [&forwarder_ptr] { forwarder_ptr->flush(); }, {});
+    bridge::ReplyForwarder forwarder(loop, topics,
+                                     {static_cast<std::size_t>(config.max_reply_bytes), config.result_ttl_ms,
+                                      static_cast<std::size_t>(config.queue_capacity)},
+                                     redis, metrics);
+    forwarder_ptr = &forwarder;
+
+    boxgate::mqtt::Client broker(loop, config.mqtt, "boxgate-bridge", mqtt_dep);
+    broker.subscribe_on_connect(
+        {topics.reply_filter_with_id(config.share_group), topics.reply_filter_without_id(config.share_group)},
+        [&forwarder](const ::mqtt::const_message_ptr& message) { forwarder.accept(message); });
+
+    http::Server ops_server(loop, config.http, 4096);
+    ops::serve_endpoints(ops_server, metrics, readiness);
+    auto port = ops_server.listen();
+    logger->info("ops endpoints on {}:{}", config.http.host, port);
+
+    Drain drain(loop, forwarder, broker, readiness, config.drain_timeout_ms);
+    ShutdownSignals signals(loop, [&drain] { drain.begin(); });
+
+    redis.start();
+    broker.start();
+    loop.run();
+
+    broker.stop();
+    redis.stop();
+  } catch (const std::exception& e) {
+    logger->critical("fatal: {}", e.what());
+    return 1;
+  }
+  logger->info("stopped");
+  return 0;
+}

@@ -1,0 +1,78 @@
+#pragma once
+// ReplyForwarder: device replies from MQTT into Redis (SET result key + PUBLISH).
+//
+// Thread ownership: accept() runs on paho's callback thread; it validates the
+// reply and pushes it into a bounded hand-off queue, then returns. Everything
+// else runs on the loop thread, which owns the Redis command connection: it
+// drains the queue into pipelined SET+PUBLISH pairs.
+//
+// Overflow policy: the queue holds at most queue_capacity replies (while Redis
+// is down they wait there and are flushed on reconnect); a reply arriving when
+// it is full is dropped and counted as reason="queue_full". A pair that fails
+// because the connection broke goes back to the head of the queue, so a reply
+// the device sent is only lost to overflow or a Redis error reply, and then
+// never silently.
+
+#include <chrono>
+#include <cstdint>
+#include <atomic>
+#include <deque>
+#include <mutex>
+#include <string>
+
+#include <mqtt/message.h>
+
+#include "boxgate/loop/event_loop.hpp"
+#include "boxgate/ops/metrics.hpp"
+#include "boxgate/redis/commands.hpp"
+#include "boxgate/topics.hpp"
+
+namespace boxgate::bridge {
+
+struct ForwarderSettings {
+  std::size_t max_reply_bytes;
+  std::int64_t result_ttl_ms;
+  std::size_t queue_capacity;
+};
+
+class ReplyForwarder {
+ public:
+  ReplyForwarder(EventLoop& loop, const Topics& topics, ForwarderSettings settings, redis::Commands& redis,
+                 ops::Metrics& metrics);
+
+  // paho callback thread: validate and enqueue; never blocks on the network.
+  void accept(const ::mqtt::const_message_ptr& message);
+  // Loop thread: forward what is queued (called on Redis reconnect too).
+  void flush();
+  // Replies queued or on their way to Redis.
+  std::size_t backlog() const;
+
+ private:
+  struct Reply {
+    std::string key;  // the channel and result key
+    std::string payload;
+  };
+  enum class Drop { invalid_topic, invalid_id, too_large, queue_full, redis_error };
+  static constexpr int kDropReasons = 5;
+  void drop(Drop reason, const std::string& topic);
+  void send(Reply reply);
+  void sent(Reply& reply, redis::Commands::Status status);
+  void requeue(Reply&& reply);
+
+  EventLoop& loop_;
+  const Topics& topics_;
+  ForwarderSettings settings_;
+  redis::Commands& redis_;
+
+  mutable std::mutex mutex_;   // guards queue_ (paho thread pushes, loop thread pops)
+  std::deque<Reply> queue_;
+  std::size_t in_flight_ = 0;  // loop thread only
+  std::atomic<std::int64_t> last_drop_log_ms_{0};
+
+  ops::Counter& received_;
+  ops::Counter& forwarded_;
+  ops::Counter* dropped_[kDropReasons];
+  ops::Gauge& queued_;
+};
+
+}  // namespace boxgate::bridge

@@ -1,0 +1,51 @@
+#include "boxgate/daemon.hpp"
+
+#include <event2/event.h>
+#include <sys/resource.h>
+
+#include <csignal>
+#include <cstdio>
+
+#include "boxgate/version.hpp"
+
+namespace boxgate {
+
+std::optional<int> load_options_or_exit(Options& options, int argc, char** argv) {
+  try {
+    switch (options.load(argc, argv)) {
+      case Options::Outcome::run: return std::nullopt;
+      case Options::Outcome::help: std::fputs(options.help_text().c_str(), stdout); return 0;
+      case Options::Outcome::version: std::printf("%s\n", kVersion); return 0;
+    }
+  } catch (const ConfigError& e) {
+    std::fprintf(stderr, "%s: configuration error: %s: %s\n", argv[0], e.key().c_str(), e.what());
+    return 2;
+  }
+  return 2;
+}
+
+void raise_fd_limit() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &limit);
+  }
+}
+
+ShutdownSignals::ShutdownSignals(EventLoop& loop, std::function<void()> on_signal)
+    : on_signal_(std::move(on_signal)) {
+  std::signal(SIGPIPE, SIG_IGN);
+  term_ = evsignal_new(loop.base(), SIGTERM, &ShutdownSignals::on_event, this);
+  int_ = evsignal_new(loop.base(), SIGINT, &ShutdownSignals::on_event, this);
+  evsignal_add(term_, nullptr);
+  evsignal_add(int_, nullptr);
+}
+
+ShutdownSignals::~ShutdownSignals() {
+  event_free(term_);
+  event_free(int_);
+}
+
+void ShutdownSignals::on_event(int, short, void* self) { static_cast<ShutdownSignals*>(self)->on_signal_(); }
+
+}  // namespace boxgate

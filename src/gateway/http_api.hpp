@@ -1,0 +1,32 @@
+#pragma once
+// HttpApi: POST /v1/devices/{boxId}/commands on the gateway's HTTP server.
+// Validates the request (ids, timeout, body) so nothing invalid is ever
+// published, hands the command to CommandService, and maps every Outcome to
+// its HTTP status and error body in one table. Loop thread only.
+
+#include <chrono>
+#include <cstddef>
+
+#include "boxgate/http/server.hpp"
+#include "command_service.hpp"
+
+namespace boxgate::gateway {
+
+struct ApiLimits {
+  std::chrono::milliseconds default_timeout;
+  std::chrono::milliseconds max_timeout;
+  std::size_t max_body_bytes;
+};
+
+class HttpApi {
+ public:
+  HttpApi(http::Server& server, CommandService& service, ApiLimits limits);
+
+ private:
+  void handle(http::Exchange exchange);
+
+  CommandService& service_;
+  ApiLimits limits_;
+};
+
+}  // namespace boxgate::gateway

@@ -1,0 +1,124 @@
+// boxgate-gateway: the HTTP front end. Publishes each command over MQTT and
+// waits on its Redis reply channel. One loop thread (this one, after set-up)
+// owns HTTP, both Redis connections, the pending commands and their timers;
+// paho's thread only posts to it.
+
+#include <chrono>
+#include <cstdio>
+
+#include "boxgate/config.hpp"
+#include "boxgate/daemon.hpp"
+#include "boxgate/http/server.hpp"
+#include "boxgate/logging.hpp"
+#include "boxgate/mqtt/client.hpp"
+#include "boxgate/ops/endpoints.hpp"
+#include "boxgate/redis/commands.hpp"
+#include "boxgate/redis/subscriber.hpp"
+#include "boxgate/topics.hpp"
+#include "boxgate/version.hpp"
+#include "command_service.hpp"
+#include "http_api.hpp"
+
+using namespace boxgate;
+using namespace std::chrono_literals;
+
+namespace {
+
+// SIGTERM: report draining, refuse new commands, let waiting ones finish up
+// to drain_timeout_ms, answer the rest 503, flush, stop the loop.
+class Drain {
+ public:
+  Drain(EventLoop& loop, gateway::CommandService& service, ops::Readiness& readiness, std::int64_t timeout_ms)
+      : loop_(loop), service_(service), readiness_(readiness), timeout_(timeout_ms), poll_(loop, [this] { check(); }) {}
+
+  void begin() {
+    if (readiness_.draining()) return;
+    log::get("gateway")->info("draining: {} commands in flight, up to {} ms", service_.pending(), timeout_.count());
+    readiness_.start_draining();
+    service_.start_draining();
+    deadline_ = std::chrono::steady_clock::now() + timeout_;
+    check();
+  }
+
+ private:
+  void check() {
+    if (service_.pending() > 0 && std::chrono::steady_clock::now() < deadline_) {
+      poll_.start(20ms);
+      return;
+    }
+    service_.abort_all(gateway::Outcome::shutting_down);
+    // Give the last replies a moment to leave before the loop ends.
+    loop_.stop_after(200ms);
+  }
+
+  EventLoop& loop_;
+  gateway::CommandService& service_;
+  ops::Readiness& readiness_;
+  std::chrono::milliseconds timeout_;
+  std::chrono::steady_clock::time_point deadline_;
+  Timer poll_;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  GatewayConfig config;
+  Options options("boxgate-gateway", "HTTP gateway that runs commands on devices over MQTT");
+  declare_gateway(options, config);
+  if (auto exit_code = load_options_or_exit(options, argc, argv)) return *exit_code;
+
+  log::setup(config.log.level, config.log.json);
+  auto logger = log::get("gateway");
+  logger->info("boxgate-gateway {} starting; config {}", kVersion, options.describe());
+  raise_fd_limit();
+
+  try {
+    Topics topics(config.prefix);
+    EventLoop loop;
+    ops::Metrics metrics;
+    ops::Readiness readiness(metrics);
+    auto& redis_dep = readiness.dependency("redis");
+    auto& subscriber_dep = readiness.dependency("redis_subscriber");
+    auto& mqtt_dep = readiness.dependency("mqtt");
+
+    redis::Subscriber subscriber(loop, config.redis, subscriber_dep);
+    // The subscriber cannot PING: when the command connection finds Redis dead,
+    // the subscriber is restarted too.
+    redis::Commands commands(loop, config.redis, redis_dep, {},
+                             [&subscriber] { subscriber.force_reconnect("Redis stopped answering PING"); });
+    boxgate::mqtt::Client broker(loop, config.mqtt, "boxgate-gateway", mqtt_dep);
+
+    gateway::CommandService service(
+        loop, topics,
+        {static_cast<std::size_t>(config.max_pending), static_cast<std::size_t>(config.max_pending_per_device),
+         static_cast<int>(config.mqtt.qos)},
+        subscriber, commands, broker, metrics);
+
+    http::Server server(loop, config.http, static_cast<std::size_t>(config.max_body_bytes));
+    gateway::HttpApi api(server, service,
+                         {std::chrono::milliseconds(config.default_timeout_ms),
+                          std::chrono::milliseconds(config.max_timeout_ms),
+                          static_cast<std::size_t>(config.max_body_bytes)});
+    ops::serve_endpoints(server, metrics, readiness);
+    auto port = server.listen();
+    logger->info("listening on {}:{}", config.http.host, port);
+
+    Drain drain(loop, service, readiness, config.drain_timeout_ms);
+    ShutdownSignals signals(loop, [&drain] { drain.begin(); });
+
+    subscriber.start();
+    commands.start();
+    broker.start();
+    loop.run();
+
+    logger->info("drained; stopping");
+    broker.stop();
+    commands.stop();
+    subscriber.stop();
+  } catch (const std::exception& e) {
+    logger->critical("fatal: {}", e.what());
+    return 1;
+  }
+  logger->info("stopped");
+  return 0;
+}

@@ -1,0 +1,41 @@
+#pragma once
+// How a command ended. HttpApi maps each to an HTTP status in one table
+// (http_api.cpp); metrics label commands with outcome_name().
+
+namespace boxgate::gateway {
+
+enum class Outcome {
+  ok,                    // the device replied
+  replayed,              // the stored reply of a caller-supplied id, nothing published
+  duplicate_request_id,  // that id is in flight on this gateway
+  too_many_pending,      // gateway-wide limit
+  device_busy,           // per-device limit
+  mqtt_unavailable,
+  redis_unavailable,
+  shutting_down,
+  device_timeout,
+  client_gone,           // the caller disconnected first; nobody to answer
+};
+
+inline const char* outcome_name(Outcome o) {
+  switch (o) {
+    case Outcome::ok: return "ok";
+    case Outcome::replayed: return "replayed";
+    case Outcome::duplicate_request_id: return "duplicate_request_id";
+    case Outcome::too_many_pending: return "too_many_pending";
+    case Outcome::device_busy: return "device_busy";
+    case Outcome::mqtt_unavailable: return "mqtt_unavailable";
+    case Outcome::redis_unavailable: return "redis_unavailable";
+    case Outcome::shutting_down: return "shutting_down";
+    case Outcome::device_timeout: return "device_timeout";
+    case Outcome::client_gone: return "client_gone";
+  }
+  return "unknown";
+}
+
+inline constexpr Outcome kAllOutcomes[] = {
+    Outcome::ok,           Outcome::replayed,          Outcome::duplicate_request_id, Outcome::too_many_pending,
+    Outcome::device_busy,  Outcome::mqtt_unavailable,  Outcome::redis_unavailable,    Outcome::shutting_down,
+    Outcome::device_timeout, Outcome::client_gone};
+
+}  // namespace boxgate::gateway
