@@ -23,3 +23,13 @@ TEST(CommandBody, RejectsAnythingButAnObject) {
     EXPECT_FALSE(gateway::command_payload(bad, id)) << bad;
   }
 }
+
+TEST(CommandBody, SplicesTheIdWithoutReencodingTheCallersBytes) {
+  auto id = *RequestId::parse("r-2");
+  EXPECT_EQ(*gateway::command_payload(R"( {"b": 1.50, "a":"\u00e9"} )", id), R"({"id":"r-2","b": 1.50, "a":"\u00e9"} )");
+  EXPECT_EQ(*gateway::command_payload("{ }", id), R"({"id":"r-2" })");
+  // A nested "id" is the caller's business; only the top level gets ours.
+  auto nested = nlohmann::json::parse(*gateway::command_payload(R"({"p":{"id":7}})", id));
+  EXPECT_EQ(nested["id"], "r-2");
+  EXPECT_EQ(nested["p"]["id"], 7);
+}
