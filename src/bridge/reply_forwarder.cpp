@@ -34,6 +34,8 @@ ReplyForwarder::ReplyForwarder(EventLoop& loop, const Topics& topics, ForwarderS
       redis_(redis),
       received_(metrics.counter("boxgate_replies_received_total", "device replies received from MQTT")),
       forwarded_(metrics.counter("boxgate_replies_forwarded_total", "replies stored and published in Redis")),
+      unclaimed_(metrics.counter("boxgate_replies_unclaimed_total",
+                                 "forwarded replies no gateway was waiting for (late, duplicate or unknown)")),
       queued_(metrics.gauge("boxgate_replies_queued", "replies waiting to be forwarded to Redis")) {
   for (int i = 0; i < kDropReasons; ++i) {
     dropped_[i] = &metrics.counter("boxgate_replies_dropped_total", "replies dropped, by reason",
@@ -101,7 +103,9 @@ void ReplyForwarder::send(Reply reply) {
   auto owned = std::make_shared<Reply>(std::move(reply));
   ++in_flight_;
   bool accepted = redis_.set_and_publish(owned->key, owned->payload, settings_.result_ttl_ms,
-                                         [this, owned](redis::Commands::Status status) { sent(*owned, status); });
+                                         [this, owned](redis::Commands::Status status, long long receivers) {
+                                           sent(*owned, status, receivers);
+                                         });
   if (!accepted) {
     --in_flight_;
     requeue(std::move(*owned));
@@ -114,11 +118,15 @@ void ReplyForwarder::requeue(Reply&& reply) {
   queued_.set(static_cast<std::int64_t>(queue_.size()));
 }
 
-void ReplyForwarder::sent(Reply& reply, redis::Commands::Status status) {
+void ReplyForwarder::sent(Reply& reply, redis::Commands::Status status, long long receivers) {
   --in_flight_;
   switch (status) {
     case redis::Commands::Status::ok:
       forwarded_.inc();
+      // Nobody subscribed: the command timed out, was already answered
+      // (duplicate reply) or never came from a gateway. The result key keeps
+      // it for a retry with the same X-Request-Id.
+      if (receivers == 0) unclaimed_.inc();
       break;
     case redis::Commands::Status::lost:
       // The connection broke before Redis answered: send again after reconnect.

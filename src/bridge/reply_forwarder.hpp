@@ -56,7 +56,7 @@ class ReplyForwarder {
   static constexpr int kDropReasons = 5;
   void drop(Drop reason, const std::string& topic);
   void send(Reply reply);
-  void sent(Reply& reply, redis::Commands::Status status);
+  void sent(Reply& reply, redis::Commands::Status status, long long receivers);
   void requeue(Reply&& reply);
 
   EventLoop& loop_;
@@ -71,6 +71,7 @@ class ReplyForwarder {
 
   ops::Counter& received_;
   ops::Counter& forwarded_;
+  ops::Counter& unclaimed_;
   ops::Counter* dropped_[kDropReasons];
   ops::Gauge& queued_;
 };

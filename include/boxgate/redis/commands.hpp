@@ -28,7 +28,8 @@ class Commands {
   // lost: the connection broke before Redis answered (worth retrying);
   // error: Redis answered with an error.
   enum class Status { ok, error, lost };
-  using DoneCallback = std::function<void(Status status)>;
+  // receivers: for PUBLISH, how many subscribers got the message.
+  using DoneCallback = std::function<void(Status status, long long receivers)>;
 
   Commands(EventLoop& loop, const RedisSettings& settings, ops::Dependency& dependency,
            std::function<void()> on_up, std::function<void()> on_dead);

@@ -26,8 +26,9 @@ void on_get(redisAsyncContext*, void* r, void* privdata) {
 void on_done(redisAsyncContext*, void* r, void* privdata) {
   std::unique_ptr<Commands::DoneCallback> done(static_cast<Commands::DoneCallback*>(privdata));
   auto* reply = static_cast<redisReply*>(r);
-  if (!reply) return (*done)(Commands::Status::lost);
-  (*done)(reply->type == REDIS_REPLY_ERROR ? Commands::Status::error : Commands::Status::ok);
+  if (!reply) return (*done)(Commands::Status::lost, 0);
+  if (reply->type == REDIS_REPLY_ERROR) return (*done)(Commands::Status::error, 0);
+  (*done)(Commands::Status::ok, reply->type == REDIS_REPLY_INTEGER ? reply->integer : 0);
 }
 }  // namespace
 
@@ -85,7 +86,7 @@ void Commands::heartbeat() {
     return;
   }
   ping_sent_ = now;
-  auto* done = new DoneCallback([this](Status status) {
+  auto* done = new DoneCallback([this](Status status, long long) {
     if (status != Status::lost) ping_sent_.reset();
   });
   if (redisAsyncCommand(ctx, on_done, done, "PING") != REDIS_OK) {

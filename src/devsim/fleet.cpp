@@ -1,0 +1,87 @@
+#include "devsim/fleet.hpp"
+
+#include <nlohmann/json.hpp>
+
+namespace boxgate::devsim {
+
+namespace {
+
+// ordered_json keeps "id" first and the caller's params in their own order,
+// which makes the replies easy to read in demos and diff in tests.
+using Json = nlohmann::ordered_json;
+
+// Replacing invalid UTF-8 keeps dump() from throwing on odd input echoed back
+// (a parse error message can quote the offending bytes).
+std::string dump(const Json& doc) { return doc.dump(-1, ' ', false, Json::error_handler_t::replace); }
+
+Json field_or_null(const Json& command, const char* name) {
+  if (!command.is_object()) return nullptr;
+  auto it = command.find(name);
+  return it == command.end() ? Json(nullptr) : *it;
+}
+
+}  // namespace
+
+std::string build_reply(const BoxId& box, const RequestId& request, std::string_view command) {
+  Json reply;
+  reply["id"] = request.str();
+  Json parsed;
+  try {
+    parsed = Json::parse(command.begin(), command.end());
+  } catch (const Json::exception& e) {
+    reply["error"] = {{"code", "bad_json"}, {"message", std::string("command is not JSON: ") + e.what()}};
+    return dump(reply);
+  }
+  reply["result"] = {{"box", box.str()},
+                     {"echo", field_or_null(parsed, "params")},
+                     {"method", field_or_null(parsed, "method")}};
+  return dump(reply);
+}
+
+Fleet::Fleet(const FleetSettings& settings, Topics topics)
+    : topics_(std::move(topics)),
+      mode_(parse_reply_mode(settings.reply_mode)),
+      delay_ms_(settings.delay_ms),
+      jitter_ms_(settings.jitter_ms),
+      silent_percent_(settings.silent_percent),
+      slow_delay_ms_(settings.slow_delay_ms),
+      slow_boxes_(settings.slow_boxes.begin(), settings.slow_boxes.end()) {}
+
+bool Fleet::draw_silent(Rng& rng) const {
+  if (silent_percent_ <= 0) return false;
+  if (silent_percent_ >= 100) return true;
+  std::uniform_int_distribution<std::int64_t> percent(0, 99);
+  return percent(rng) < silent_percent_;
+}
+
+std::chrono::milliseconds Fleet::draw_delay(const BoxId& box, Rng& rng) const {
+  std::int64_t base = slow_boxes_.count(box.str()) ? slow_delay_ms_ : delay_ms_;
+  std::int64_t extra = 0;
+  if (jitter_ms_ > 0) extra = std::uniform_int_distribution<std::int64_t>(0, jitter_ms_)(rng);
+  return std::chrono::milliseconds(base + extra);
+}
+
+std::string Fleet::reply_topic(const BoxId& box, const RequestId& request,
+                               std::optional<std::string_view> response_topic) const {
+  if (mode_ == ReplyMode::payload) return topics_.response_topic_without_id(box);
+  if (response_topic) {
+    auto address = topics_.parse_reply_topic(*response_topic);
+    if (address && address->box == box) return std::string(*response_topic);
+  }
+  return topics_.response_channel(box, request);
+}
+
+Decision Fleet::decide(const BoxId& box, const RequestId& request, std::string_view command,
+                       std::optional<std::string_view> response_topic, Rng& rng) const {
+  Decision out;
+  if (draw_silent(rng)) {
+    out.silent = true;
+    return out;
+  }
+  out.delay = draw_delay(box, rng);
+  out.topic = reply_topic(box, request, response_topic);
+  out.payload = build_reply(box, request, command);
+  return out;
+}
+
+}  // namespace boxgate::devsim

@@ -1,0 +1,57 @@
+#pragma once
+// The configuration of boxgate-devsim, the simulated device fleet.
+//
+// DevsimConfig holds the shared slices (prefix, MQTT, log) plus FleetSettings,
+// the knobs of the simulated devices. declare_devsim() registers every key with
+// Options, so the JSON file, BOXGATE_* environment and --flags all reach the
+// same fields, and its checks reject a bad value with a ConfigError naming the
+// key (main() turns that into exit status 2). Single-threaded: main() only.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "boxgate/config.hpp"
+#include "boxgate/ids.hpp"
+#include "boxgate/options.hpp"
+
+namespace boxgate::devsim {
+
+// How a device addresses its reply (see the MQTT section of the contract).
+enum class ReplyMode {
+  topic,    // {prefix}/{box}/response/{req}
+  payload,  // {prefix}/{box}/response, the id only in the payload's "id"
+};
+
+struct FleetSettings {
+  std::int64_t boxes = 100;               // box-1..box-N when box_list is empty
+  std::vector<std::string> box_list;      // explicit ids; overrides boxes
+  std::int64_t delay_ms = 0;              // reply delay of every box
+  std::int64_t jitter_ms = 0;             // uniform extra delay 0..jitter_ms
+  std::int64_t silent_percent = 0;        // share of commands never answered
+  std::vector<std::string> slow_boxes;    // these use slow_delay_ms instead of delay_ms
+  std::int64_t slow_delay_ms = 5000;
+  std::string reply_mode = "topic";       // "topic" or "payload"
+  std::int64_t clients = 1;               // MQTT connections the boxes are spread over
+};
+
+struct DevsimConfig {
+  std::string prefix = "dev";
+  MqttSettings mqtt;
+  LogSettings log;
+  FleetSettings fleet;
+};
+
+// Registers the devsim keys and their checks (including those of the shared
+// slices declared through declare_mqtt/declare_log/declare_prefix).
+void declare_devsim(Options& options, DevsimConfig& config);
+
+// The fleet's box ids: box_list when given, else box-1..box-N. Throws
+// ConfigError("box_list") on an id that does not match the contract's pattern
+// or appears twice.
+std::vector<BoxId> make_box_ids(const FleetSettings& fleet);
+
+// Parses "topic" / "payload"; throws ConfigError("reply_mode") otherwise.
+ReplyMode parse_reply_mode(const std::string& text);
+
+}  // namespace boxgate::devsim
