@@ -36,11 +36,11 @@ MqttMessage convert(const mqtt::const_message_ptr& msg) {
 
 }  // namespace
 
-MqttProbe::MqttProbe(int port, std::string client_id, int mqtt_version)
-    : client_id_(client_id.empty() ? unique_client_id() : std::move(client_id)), version_(mqtt_version) {
+MqttProbe::MqttProbe(int port, std::string client_id, int mqtt_version, bool wait)
+    : client_id_(client_id.empty() ? unique_client_id() : std::move(client_id)), version_(mqtt_version),
+      uri_("tcp://127.0.0.1:" + std::to_string(port)) {
   const int version = version_ == 5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1;
-  const std::string uri = "tcp://127.0.0.1:" + std::to_string(port);
-  client_ = std::make_unique<mqtt::async_client>(uri, client_id_, mqtt::create_options(version, 100000));
+  client_ = std::make_unique<mqtt::async_client>(uri_, client_id_, mqtt::create_options(version, 100000));
 
   // Runs on paho's thread: only record, never block.
   client_->set_message_callback([this](mqtt::const_message_ptr msg) {
@@ -73,11 +73,18 @@ MqttProbe::MqttProbe(int port, std::string client_id, int mqtt_version)
     builder.clean_session(true);
   }
   try {
-    if (!client_->connect(builder.finalize())->wait_for(std::chrono::seconds(5))) {
-      throw std::runtime_error("timed out");
-    }
+    connect_token_ = client_->connect(builder.finalize());
   } catch (const std::exception& e) {
-    throw std::runtime_error("MqttProbe " + client_id_ + ": connect to " + uri + " failed: " + e.what());
+    throw std::runtime_error("MqttProbe " + client_id_ + ": connect to " + uri_ + " failed: " + e.what());
+  }
+  if (wait) wait_connected();
+}
+
+void MqttProbe::wait_connected(std::chrono::milliseconds timeout) {
+  try {
+    if (!connect_token_->wait_for(timeout)) throw std::runtime_error("timed out");
+  } catch (const std::exception& e) {
+    throw std::runtime_error("MqttProbe " + client_id_ + ": connect to " + uri_ + " failed: " + e.what());
   }
 }
 

@@ -8,6 +8,11 @@
 // the connected handler, without waiting there). The destructor disconnects
 // (1 s) and releases the paho client; no thread outlives the probe.
 // Errors (connect/subscribe/publish failures, timeouts) throw std::runtime_error.
+//
+// @warning paho.mqtt.c 1.3.12 (Debian 12) needs ~2 s to connect every client
+// after the first one in a process (upstream issue eclipse-paho/paho.mqtt.c#1430,
+// fixed in 1.3.14). When a test needs several probes, construct them with
+// wait=false and then call wait_connected() on each: they connect in parallel.
 
 #include <chrono>
 #include <condition_variable>
@@ -20,6 +25,7 @@
 
 namespace mqtt {
 class async_client;
+class token;
 }
 
 namespace boxgate::test {
@@ -47,13 +53,15 @@ struct MqttPublishOptions {
 
 class MqttProbe {
  public:
-  // Connects to tcp://127.0.0.1:<port> and waits for CONNACK (5 s).
+  // Connects to tcp://127.0.0.1:<port> and, when `wait`, waits for CONNACK (5 s).
   // `mqtt_version` is 5 (default) or 3 (3.1.1). Empty client_id: a unique one.
-  explicit MqttProbe(int port, std::string client_id = "", int mqtt_version = 5);
+  explicit MqttProbe(int port, std::string client_id = "", int mqtt_version = 5, bool wait = true);
   ~MqttProbe();
   MqttProbe(const MqttProbe&) = delete;
   MqttProbe& operator=(const MqttProbe&) = delete;
 
+  // Waits for the first CONNACK (after a constructor with wait=false); throws on failure.
+  void wait_connected(std::chrono::milliseconds timeout = 5s);
   // Subscribes and waits for SUBACK (5 s); the filter is renewed on reconnect.
   void subscribe(const std::string& filter, int qos = 1);
   // Publishes and waits until the broker acknowledged it (QoS 1/2) or it was
@@ -77,7 +85,9 @@ class MqttProbe {
 
   std::string client_id_;
   int version_;
+  std::string uri_;
   std::unique_ptr<mqtt::async_client> client_;
+  std::shared_ptr<mqtt::token> connect_token_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::vector<MqttMessage> messages_;
