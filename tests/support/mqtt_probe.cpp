@@ -49,7 +49,11 @@ MqttProbe::MqttProbe(int port, std::string client_id, int mqtt_version, bool wai
     messages_.push_back(std::move(m));
     cv_.notify_all();
   });
-  client_->set_connected_handler([this](const std::string&) {
+  client_->set_connected_handler([this](const std::string& cause) {
+    // paho also calls this for the first connect, possibly after connect()
+    // returned and subscribe() ran: subscribing again then makes the broker
+    // resend retained messages. Only a reconnect needs the filters renewed.
+    if (cause != "automatic reconnect") return;
     std::vector<Filter> filters;
     {
       std::lock_guard<std::mutex> lock(mu_);
