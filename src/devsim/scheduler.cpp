@@ -48,9 +48,12 @@ void Scheduler::run() {
       wake_.wait(lock);
       continue;
     }
-    if (Clock::now() < queue_.top().due) {
+    // A copy: wait_until() reads its argument again after relocking, when a
+    // push may have moved the queue's storage (a use-after-free caught by ASan).
+    const Clock::time_point due = queue_.top().due;
+    if (Clock::now() < due) {
       // Woken early by a new head, by stop() or spuriously: re-check the loop.
-      wake_.wait_until(lock, queue_.top().due);
+      wake_.wait_until(lock, due);
       continue;
     }
     // priority_queue::top() is const; moving out of it before pop() is safe
