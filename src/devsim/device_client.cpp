@@ -29,7 +29,9 @@ mqtt::connect_options make_connect_options(const MqttSettings& mqtt) {
   }
   builder.keep_alive_interval(std::chrono::seconds(mqtt.keepalive_s))
       .connect_timeout(std::chrono::seconds(5))
-      .automatic_reconnect(std::chrono::milliseconds(100), std::chrono::milliseconds(mqtt.backoff_max_ms));
+      // paho C counts reconnect intervals in whole seconds (100 ms would become 0).
+      .automatic_reconnect(std::chrono::seconds(1), std::chrono::seconds(std::max<std::int64_t>(
+                                                        1, (mqtt.backoff_max_ms + 999) / 1000)));
   if (!mqtt.username.empty()) builder.user_name(mqtt.username);
   if (!mqtt.password.empty()) builder.password(mqtt.password);
   return builder.finalize();
@@ -50,9 +52,9 @@ DeviceClient::DeviceClient(Shared shared, std::size_t index, std::string client_
       index_(index),
       client_id_(std::move(client_id)),
       boxes_(std::move(boxes)),
-      client_(shared_.mqtt.uri, client_id_, make_create_options(shared_.mqtt)),
       connect_options_(make_connect_options(shared_.mqtt)),
-      rng_(std::random_device{}() ^ (static_cast<std::uint64_t>(index) << 32)) {
+      rng_(std::random_device{}() ^ (static_cast<std::uint64_t>(index) << 32)),
+      client_(shared_.mqtt.uri, client_id_, make_create_options(shared_.mqtt)) {
   // All three run on the paho callback thread.
   client_.set_connected_handler([this](const std::string&) { on_connected(); });
   client_.set_connection_lost_handler([this](const std::string& cause) {
@@ -63,9 +65,12 @@ DeviceClient::DeviceClient(Shared shared, std::size_t index, std::string client_
 }
 
 DeviceClient::~DeviceClient() {
-  stopping_ = true;
-  // No callback may run into a half-destroyed object.
-  client_.disable_callbacks();
+  stopping_ = true;  // callbacks that still arrive return at once
+  try {
+    client_.disable_callbacks();
+  } catch (const mqtt::exception&) {
+    // paho refuses while a (re)connect is in progress; stopping_ covers it.
+  }
 }
 
 void DeviceClient::start() { connect(); }
@@ -111,6 +116,7 @@ void DeviceClient::retry_connect() {
 }
 
 void DeviceClient::on_connected() {
+  if (stopping_) return;
   ++round_;
   acked_ = 0;
   logger("mqtt")->info("{}: connected to {}; subscribing {} boxes", client_id_, shared_.mqtt.uri,
@@ -161,6 +167,7 @@ void DeviceClient::on_batch_acked(std::uint64_t round, std::size_t boxes) {
 }
 
 void DeviceClient::on_message(mqtt::const_message_ptr msg) {
+  if (stopping_) return;
   const auto& topic = msg->get_topic();
   auto address = shared_.fleet.topics().parse_request_topic(topic);
   if (!address) {
@@ -200,8 +207,15 @@ void DeviceClient::on_message(mqtt::const_message_ptr msg) {
     publish(reply);  // paho's publish is asynchronous: safe on its callback thread
     return;
   }
-  if (!shared_.scheduler.schedule_after(decision.delay, [this, reply = std::move(reply)] { publish(reply); })) {
-    ++shared_.counters.failed;  // shutting down
+  ++shared_.counters.delayed;
+  bool accepted = shared_.scheduler.schedule_after(decision.delay, [this, reply = std::move(reply)] {
+    --shared_.counters.delayed;
+    publish(reply);
+  });
+  if (!accepted) {
+    // Shutting down: the reply is dropped like those still waiting (see main()).
+    --shared_.counters.delayed;
+    ++shared_.counters.failed;
   }
 }
 

@@ -107,7 +107,6 @@ class DeviceClient {
   std::size_t index_;
   std::string client_id_;
   std::vector<BoxId> boxes_;
-  mqtt::async_client client_;
   mqtt::connect_options connect_options_;
   ConnectListener connect_listener_{*this};
   SubscribeListener subscribe_listener_{*this};
@@ -119,6 +118,8 @@ class DeviceClient {
   std::chrono::milliseconds retry_delay_{100};  // paho thread only
   std::atomic<bool> stopping_{false};
   std::atomic<std::int64_t> last_warn_ms_{0};
+  // Last, so it is destroyed first: its callbacks use every member above.
+  mqtt::async_client client_;
 };
 
 }  // namespace boxgate::devsim

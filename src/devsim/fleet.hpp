@@ -78,6 +78,7 @@ struct Counters {
   std::atomic<std::uint64_t> silent{0};    // commands ignored on purpose
   std::atomic<std::uint64_t> failed{0};    // replies paho refused (disconnected, buffer full)
   std::atomic<std::uint64_t> rejected{0};  // messages on a topic that is not a command topic
+  std::atomic<std::int64_t> delayed{0};    // replies waiting for their due time now
 };
 
 }  // namespace boxgate::devsim

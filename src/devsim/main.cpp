@@ -49,8 +49,8 @@ Snapshot snapshot(const Counters& c) {
   return {c.received.load(), c.replied.load(), c.silent.load(), c.failed.load(), c.rejected.load()};
 }
 
-// `waiting` is the delayed replies not yet due (at exit: dropped).
-void log_stats(const char* when, const Snapshot& s, const char* waiting_name, std::size_t waiting) {
+// `waiting`: delayed replies not yet due (at exit: the ones dropped).
+void log_stats(const char* when, const Snapshot& s, const char* waiting_name, std::int64_t waiting) {
   logger("devsim")->info("{}: commands received={} replied={} silent={} failed={} rejected={} {}={}", when,
                          s.received, s.replied, s.silent, s.failed, s.rejected, waiting_name, waiting);
 }
@@ -146,14 +146,14 @@ int main(int argc, char** argv) {
   while (sig == 0) {
     sig = wait_signal(stop_signals, Clock::now() + kStatsEvery);
     Snapshot now = snapshot(counters);
-    if (sig == 0 && !(now == last)) log_stats("totals", now, "pending", scheduler.pending());
+    if (sig == 0 && !(now == last)) log_stats("totals", now, "delayed", counters.delayed.load());
     last = now;
   }
 
   log->info("stopping on {}", sig == SIGINT ? "SIGINT" : "SIGTERM");
   auto deadline = Clock::now() + kDisconnectBudget;
   // Replies not yet due are dropped: a device that is switched off answers nothing.
-  std::size_t dropped = scheduler.stop();
+  scheduler.stop();
   std::vector<mqtt::token_ptr> tokens;
   for (auto& client : clients) tokens.push_back(client->disconnect());
   for (auto& token : tokens) {
@@ -164,7 +164,7 @@ int main(int argc, char** argv) {
       logger("mqtt")->warn("disconnect: {}", e.what());
     }
   }
-  log_stats("at exit", snapshot(counters), "dropped", dropped);
+  log_stats("at exit", snapshot(counters), "dropped", counters.delayed.load());
   clients.clear();
   return 0;
 }
