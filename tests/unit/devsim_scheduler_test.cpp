@@ -48,8 +48,8 @@ class Recorder {
 }  // namespace
 
 TEST(DevsimScheduler, RunsTasksInDueOrder) {
+  Recorder recorder;  // first: outlives the timer thread, which may still be in add()
   Scheduler scheduler;
-  Recorder recorder;
   auto now = Scheduler::Clock::now();
   scheduler.schedule(now + 60ms, [&] { recorder.add(3); });
   scheduler.schedule(now + 20ms, [&] { recorder.add(1); });
@@ -59,8 +59,8 @@ TEST(DevsimScheduler, RunsTasksInDueOrder) {
 }
 
 TEST(DevsimScheduler, EqualDueTimesKeepScheduleOrder) {
+  Recorder recorder;  // first: outlives the timer thread, which may still be in add()
   Scheduler scheduler;
-  Recorder recorder;
   auto due = Scheduler::Clock::now() + 20ms;
   for (int i = 0; i < 50; ++i) scheduler.schedule(due, [&recorder, i] { recorder.add(i); });
   ASSERT_TRUE(recorder.wait_for_count(50, 5s));
@@ -69,8 +69,8 @@ TEST(DevsimScheduler, EqualDueTimesKeepScheduleOrder) {
 }
 
 TEST(DevsimScheduler, DoesNotRunATaskEarly) {
+  Recorder recorder;  // first: outlives the timer thread, which may still be in add()
   Scheduler scheduler;
-  Recorder recorder;
   auto start = Scheduler::Clock::now();
   Scheduler::Clock::time_point ran;
   scheduler.schedule_after(50ms, [&] {
@@ -82,8 +82,8 @@ TEST(DevsimScheduler, DoesNotRunATaskEarly) {
 }
 
 TEST(DevsimScheduler, StopDropsTasksNotYetDueAndRefusesNewOnes) {
+  Recorder recorder;  // first: outlives the timer thread, which may still be in add()
   Scheduler scheduler;
-  Recorder recorder;
   scheduler.schedule_after(1h, [&] { recorder.add(1); });
   scheduler.schedule_after(1h, [&] { recorder.add(2); });
   EXPECT_EQ(scheduler.pending(), 2u);
@@ -94,8 +94,8 @@ TEST(DevsimScheduler, StopDropsTasksNotYetDueAndRefusesNewOnes) {
 }
 
 TEST(DevsimScheduler, SurvivesAThrowingTaskAndAcceptsTasksFromTasks) {
+  Recorder recorder;  // first: outlives the timer thread, which may still be in add()
   Scheduler scheduler;
-  Recorder recorder;
   scheduler.schedule_after(0ms, [] { throw std::runtime_error("boom"); });
   scheduler.schedule_after(5ms, [&] { scheduler.schedule_after(5ms, [&] { recorder.add(7); }); });
   ASSERT_TRUE(recorder.wait_for_count(1, 5s));
