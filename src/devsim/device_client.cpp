@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "devsim/log.hpp"
+#include "boxgate/logging.hpp"
 
 namespace boxgate::devsim {
 
@@ -58,7 +58,7 @@ DeviceClient::DeviceClient(Shared shared, std::size_t index, std::string client_
   // All three run on the paho callback thread.
   client_.set_connected_handler([this](const std::string&) { on_connected(); });
   client_.set_connection_lost_handler([this](const std::string& cause) {
-    logger("mqtt")->warn("{}: connection lost ({}); paho reconnects", client_id_,
+    log::get("mqtt")->warn("{}: connection lost ({}); paho reconnects", client_id_,
                          cause.empty() ? "no reason given" : cause);
   });
   client_.set_message_callback([this](mqtt::const_message_ptr msg) { on_message(std::move(msg)); });
@@ -81,7 +81,7 @@ void DeviceClient::connect() {
     client_.connect(connect_options_, nullptr, connect_listener_);
   } catch (const mqtt::exception& e) {
     // e.g. a connect already in progress; the listener's retry covers the rest.
-    logger("mqtt")->warn("{}: connect to {} refused: {}", client_id_, shared_.mqtt.uri, e.what());
+    log::get("mqtt")->warn("{}: connect to {} refused: {}", client_id_, shared_.mqtt.uri, e.what());
   }
 }
 
@@ -91,7 +91,7 @@ mqtt::token_ptr DeviceClient::disconnect() {
   try {
     return client_.disconnect();
   } catch (const mqtt::exception& e) {
-    logger("mqtt")->warn("{}: disconnect failed: {}", client_id_, e.what());
+    log::get("mqtt")->warn("{}: disconnect failed: {}", client_id_, e.what());
     return nullptr;
   }
 }
@@ -110,7 +110,7 @@ void DeviceClient::retry_connect() {
   // the first connect is retried here, with a doubling delay up to the cap.
   auto delay = retry_delay_;
   retry_delay_ = std::min(retry_delay_ * 2, std::chrono::milliseconds(shared_.mqtt.backoff_max_ms));
-  logger("mqtt")->warn("{}: cannot connect to {}; retrying in {} ms", client_id_, shared_.mqtt.uri,
+  log::get("mqtt")->warn("{}: cannot connect to {}; retrying in {} ms", client_id_, shared_.mqtt.uri,
                        delay.count());
   shared_.scheduler.schedule_after(delay, [this] { connect(); });
 }
@@ -119,7 +119,7 @@ void DeviceClient::on_connected() {
   if (stopping_) return;
   ++round_;
   acked_ = 0;
-  logger("mqtt")->info("{}: connected to {}; subscribing {} boxes", client_id_, shared_.mqtt.uri,
+  log::get("mqtt")->info("{}: connected to {}; subscribing {} boxes", client_id_, shared_.mqtt.uri,
                        boxes_.size());
   const int qos = static_cast<int>(shared_.mqtt.qos);
   for (std::size_t first = 0; first < boxes_.size(); first += kSubscribeBatch) {
@@ -135,7 +135,7 @@ void DeviceClient::on_connected() {
       client_.subscribe(filters, qos_list, round_context(round_), subscribe_listener_);
     } catch (const mqtt::exception& e) {
       // The connection dropped under us; the next connect subscribes again.
-      logger("mqtt")->warn("{}: subscribe failed: {}", client_id_, e.what());
+      log::get("mqtt")->warn("{}: subscribe failed: {}", client_id_, e.what());
       return;
     }
   }
@@ -153,7 +153,7 @@ void DeviceClient::SubscribeListener::on_success(const mqtt::token& token) {
 
 void DeviceClient::SubscribeListener::on_failure(const mqtt::token& token) {
   std::size_t boxes = token.get_topics() ? token.get_topics()->size() : 0;
-  logger("mqtt")->error("{}: subscribing {} boxes failed (code {})", owner_.client_id_, boxes,
+  log::get("mqtt")->error("{}: subscribing {} boxes failed (code {})", owner_.client_id_, boxes,
                         token.get_return_code());
 }
 
@@ -173,7 +173,7 @@ void DeviceClient::on_message(mqtt::const_message_ptr msg) {
   if (!address) {
     // Cannot happen with our filters unless the broker misbehaves; never answer it.
     ++shared_.counters.rejected;
-    logger("devsim")->debug("{}: ignoring message on '{}'", client_id_, topic);
+    log::get("devsim")->debug("{}: ignoring message on '{}'", client_id_, topic);
     return;
   }
   ++shared_.counters.received;
@@ -197,10 +197,10 @@ void DeviceClient::on_message(mqtt::const_message_ptr msg) {
   Decision decision = shared_.fleet.decide(box, request, msg->get_payload_str(), response_topic, rng_);
   if (decision.silent) {
     ++shared_.counters.silent;
-    logger("devsim")->debug("box {} req {}: staying silent", box.str(), request.str());
+    log::get("devsim")->debug("box {} req {}: staying silent", box.str(), request.str());
     return;
   }
-  logger("devsim")->debug("box {} req {}: replying in {} ms on {}", box.str(), request.str(),
+  log::get("devsim")->debug("box {} req {}: replying in {} ms on {}", box.str(), request.str(),
                           decision.delay.count(), decision.topic);
   Reply reply{std::move(decision.topic), std::move(decision.payload), std::move(correlation)};
   if (decision.delay.count() == 0) {
@@ -241,7 +241,7 @@ void DeviceClient::warn_rate_limited(const std::string& what) {
   std::int64_t now = now_ms();
   std::int64_t last = last_warn_ms_.load();
   if (now - last < 1000 || !last_warn_ms_.compare_exchange_strong(last, now)) return;
-  logger("mqtt")->warn("{}: {} (further failures this second are only counted)", client_id_, what);
+  log::get("mqtt")->warn("{}: {} (further failures this second are only counted)", client_id_, what);
 }
 
 }  // namespace boxgate::devsim

@@ -27,7 +27,7 @@
 #include "boxgate/version.hpp"
 #include "devsim/device_client.hpp"
 #include "devsim/fleet.hpp"
-#include "devsim/log.hpp"
+#include "boxgate/logging.hpp"
 #include "devsim/scheduler.hpp"
 #include "devsim/settings.hpp"
 
@@ -51,7 +51,7 @@ Snapshot snapshot(const Counters& c) {
 
 // `waiting`: delayed replies not yet due (at exit: the ones dropped).
 void log_stats(const char* when, const Snapshot& s, const char* waiting_name, std::int64_t waiting) {
-  logger("devsim")->info("{}: commands received={} replied={} silent={} failed={} rejected={} {}={}", when,
+  log::get("devsim")->info("{}: commands received={} replied={} silent={} failed={} rejected={} {}={}", when,
                          s.received, s.replied, s.silent, s.failed, s.rejected, waiting_name, waiting);
 }
 
@@ -103,9 +103,9 @@ int main(int argc, char** argv) {
     return 2;
   }
 
-  setup_logging(config.log);
-  auto log = logger("devsim");
-  log->info("boxgate-devsim {} starting: {}", kVersion, options.describe());
+  log::setup(config.log.level, config.log.json);
+  auto logger = log::get("devsim");
+  logger->info("boxgate-devsim {} starting: {}", kVersion, options.describe());
 
   const Fleet fleet(config.fleet, Topics(config.prefix));
   Counters counters;
@@ -117,10 +117,10 @@ int main(int argc, char** argv) {
   // Runs on the paho callback thread, once per client per (re)connect.
   auto on_subscribed = [&](std::size_t index, bool first) {
     if (!first) {
-      logger("mqtt")->info("client {} resubscribed its boxes after a reconnect", index + 1);
+      log::get("mqtt")->info("client {} resubscribed its boxes after a reconnect", index + 1);
     } else if (++clients_ready == client_count) {
       // Tests and scripts wait for this exact line.
-      log->info("devsim ready: {} boxes subscribed", box_count);
+      logger->info("devsim ready: {} boxes subscribed", box_count);
     }
   };
 
@@ -150,7 +150,7 @@ int main(int argc, char** argv) {
     last = now;
   }
 
-  log->info("stopping on {}", sig == SIGINT ? "SIGINT" : "SIGTERM");
+  logger->info("stopping on {}", sig == SIGINT ? "SIGINT" : "SIGTERM");
   auto deadline = Clock::now() + kDisconnectBudget;
   // Replies not yet due are dropped: a device that is switched off answers nothing.
   scheduler.stop();
@@ -161,7 +161,7 @@ int main(int argc, char** argv) {
     try {
       token->wait_for(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()));
     } catch (const mqtt::exception& e) {
-      logger("mqtt")->warn("disconnect: {}", e.what());
+      log::get("mqtt")->warn("disconnect: {}", e.what());
     }
   }
   log_stats("at exit", snapshot(counters), "dropped", counters.delayed.load());

@@ -2,7 +2,7 @@
 
 #include <exception>
 
-#include "devsim/log.hpp"
+#include "boxgate/logging.hpp"
 
 namespace boxgate::devsim {
 
@@ -64,9 +64,9 @@ void Scheduler::run() {
     try {
       task();
     } catch (const std::exception& e) {
-      logger("devsim")->error("scheduler: task failed: {}", e.what());
+      log::get("devsim")->error("scheduler: task failed: {}", e.what());
     } catch (...) {
-      logger("devsim")->error("scheduler: task failed with an unknown exception");
+      log::get("devsim")->error("scheduler: task failed with an unknown exception");
     }
     lock.lock();
   }

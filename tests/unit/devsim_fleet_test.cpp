@@ -4,7 +4,6 @@
 // Built into devsim_unit_tests (src/devsim/CMakeLists.txt), which links
 // boxgate_devsim_lib. The tests/unit glob also compiles this file into
 // boxgate_unit_tests, which links the core only: there it compiles to nothing.
-#ifdef BOXGATE_DEVSIM_UNIT_TESTS
 
 #include <gtest/gtest.h>
 
@@ -225,4 +224,3 @@ TEST(DevsimOptions, BadValuesNameTheirKey) {
   }
 }
 
-#endif  // BOXGATE_DEVSIM_UNIT_TESTS

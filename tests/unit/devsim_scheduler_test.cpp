@@ -3,7 +3,6 @@
 //
 // Built into devsim_unit_tests (src/devsim/CMakeLists.txt); in the core-only
 // boxgate_unit_tests (tests/unit glob) this file compiles to nothing.
-#ifdef BOXGATE_DEVSIM_UNIT_TESTS
 
 #include <gtest/gtest.h>
 
@@ -102,4 +101,3 @@ TEST(DevsimScheduler, SurvivesAThrowingTaskAndAcceptsTasksFromTasks) {
   EXPECT_EQ(recorder.values(), (std::vector<int>{7}));
 }
 
-#endif  // BOXGATE_DEVSIM_UNIT_TESTS
