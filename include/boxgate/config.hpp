@@ -16,8 +16,8 @@ struct RedisSettings {
   std::string host = "127.0.0.1";
   std::int64_t port = 6379;
   std::int64_t backoff_max_ms = 2000;   // cap of the jittered reconnect backoff
-  std::int64_t heartbeat_ms = 500;      // PING period on the command connection
-  std::int64_t dead_after_ms = 1500;    // no PING answer for this long = connection dead
+  std::int64_t heartbeat_ms = 250;      // PING period on the command connection
+  std::int64_t dead_after_ms = 1000;    // no PING answer for this long = connection dead
 };
 
 struct MqttSettings {

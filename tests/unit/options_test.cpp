@@ -7,6 +7,8 @@
 
 #include "boxgate/config.hpp"
 
+#include <nlohmann/json.hpp>
+
 using namespace boxgate;
 
 namespace {
@@ -83,4 +85,26 @@ TEST(Options, HelpVersionAndSecretsMasked) {
   EXPECT_EQ(c.http.port, 9101);
   load(o, {"--mqtt-password", "hunter2"});
   EXPECT_EQ(o.describe().find("hunter2"), std::string::npos);
+}
+
+// config/*.json are documentation of every key and its default: keep them true.
+TEST(Options, ShippedConfigFilesListEveryKeyWithItsDefault) {
+  GatewayConfig defaults_g, loaded_g;
+  Options d1("prog", "t"), l1("prog", "t");
+  declare_gateway(d1, defaults_g);
+  declare_gateway(l1, loaded_g);
+  std::string gw = std::string(BOXGATE_SOURCE_DIR) + "/config/gateway.json";
+  load(l1, {"--config", gw.c_str()});
+  EXPECT_EQ(l1.describe(), d1.describe());
+  auto keys = nlohmann::json::parse(std::ifstream(gw));
+  EXPECT_EQ(keys.size(), nlohmann::json::parse(d1.describe()).size()) << "a key is missing from gateway.json";
+
+  BridgeConfig defaults_b, loaded_b;
+  Options d2("prog", "t"), l2("prog", "t");
+  declare_bridge(d2, defaults_b);
+  declare_bridge(l2, loaded_b);
+  std::string br = std::string(BOXGATE_SOURCE_DIR) + "/config/bridge.json";
+  load(l2, {"--config", br.c_str()});
+  EXPECT_EQ(l2.describe(), d2.describe());
+  EXPECT_EQ(nlohmann::json::parse(std::ifstream(br)).size(), nlohmann::json::parse(d2.describe()).size());
 }

@@ -46,6 +46,7 @@ class Connection {
  private:
   static void on_connect(const redisAsyncContext* ctx, int status);
   static void on_disconnect(const redisAsyncContext* ctx, int status);
+  static void on_handshake(redisAsyncContext* ctx, void* reply, void* privdata);
   void connect();
   void connected();
   void lost(const char* why);

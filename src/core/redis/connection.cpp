@@ -105,15 +105,26 @@ void Connection::on_connect(const redisAsyncContext* ctx, int status) {
 }
 
 void Connection::connected() {
-  connect_deadline_.cancel();
   tune_socket(ctx_->c.fd);
-  up_ = true;
-  attempt_ = 0;
-  if (ever_up_) dependency_.count_reconnect();
-  ever_up_ = true;
-  dependency_.set_up(true);
-  log::get("redis")->info("{}: connected to {}:{}", name_, settings_.host, settings_.port);
-  if (events_.on_up) events_.on_up();
+  // TCP alone proves little (a frozen Redis still completes the handshake in
+  // the kernel): the connection counts as up once Redis answers a PING. The
+  // connect deadline keeps running until then.
+  if (redisAsyncCommand(ctx_, &Connection::on_handshake, this, "PING") != REDIS_OK) {
+    force_reconnect("cannot send the handshake PING");
+  }
+}
+
+void Connection::on_handshake(redisAsyncContext* ctx, void* reply, void*) {
+  auto* self = static_cast<Connection*>(ctx->data);
+  if (!self || !reply || self->ctx_ != ctx) return;  // connection already gone
+  self->connect_deadline_.cancel();
+  self->up_ = true;
+  self->attempt_ = 0;
+  if (self->ever_up_) self->dependency_.count_reconnect();
+  self->ever_up_ = true;
+  self->dependency_.set_up(true);
+  log::get("redis")->info("{}: connected to {}:{}", self->name_, self->settings_.host, self->settings_.port);
+  if (self->events_.on_up) self->events_.on_up();
 }
 
 void Connection::on_disconnect(const redisAsyncContext* ctx, int status) {
@@ -125,6 +136,7 @@ void Connection::on_disconnect(const redisAsyncContext* ctx, int status) {
 void Connection::lost(const char* why) {
   // hiredis frees the context when this returns.
   bool was_up = up_;
+  connect_deadline_.cancel();
   ctx_ = nullptr;
   up_ = false;
   dependency_.set_up(false);
@@ -139,7 +151,8 @@ void Connection::force_reconnect(const char* why) {
   if (!ctx_) return;
   redisAsyncContext* ctx = ctx_;
   if (!up_) {
-    // Still connecting: hiredis will not call the disconnect callback.
+    // Not up yet: if TCP is not connected either, hiredis will not call the
+    // disconnect callback, so both cases are finished here.
     ctx->data = nullptr;
     ctx_ = nullptr;
     log::get("redis")->warn("{}: {}", name_, why);
