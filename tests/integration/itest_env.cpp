@@ -1,0 +1,215 @@
+#include "itest_env.hpp"
+
+#include <gtest/gtest.h>
+
+#include <regex>
+#include <sstream>
+
+namespace boxgate::itest {
+
+// ---------------------------------------------------------------- Stack
+
+Stack::Stack(const std::string& tag)
+    : tmp_(std::make_unique<test::TempDir>(tag)),
+      redis_(std::make_unique<test::RedisServer>(*tmp_)),
+      mqtt_(std::make_unique<test::Mosquitto>(*tmp_)) {}
+
+Stack::~Stack() {
+  // Daemons first (reverse start order), then the brokers, then the directory.
+  devsims_.clear();
+  while (!bridges_.empty()) bridges_.pop_back();
+  while (!gateways_.empty()) gateways_.pop_back();
+  mqtt_.reset();
+  redis_.reset();
+  tmp_.reset();
+}
+
+int Stack::add_gateway(std::vector<std::string> extra_flags, bool wait_ready) {
+  int port = test::free_port();
+  gateways_.push_back(test::start_gateway(*tmp_, port, redis_->port(), mqtt_->port(), std::move(extra_flags)));
+  gateway_ports_.push_back(port);
+  if (wait_ready && !test::wait_ready(port, 15s)) {
+    throw std::runtime_error("gateway on port " + std::to_string(port) + " not ready; log:\n" +
+                             gateways_.back().log_tail());
+  }
+  return port;
+}
+
+int Stack::add_bridge(std::vector<std::string> extra_flags, bool wait_ready) {
+  int port = test::free_port();
+  bridges_.push_back(test::start_bridge(*tmp_, port, redis_->port(), mqtt_->port(), std::move(extra_flags)));
+  bridge_ports_.push_back(port);
+  if (wait_ready && !test::wait_ready(port, 15s)) {
+    throw std::runtime_error("bridge on port " + std::to_string(port) + " not ready; log:\n" +
+                             bridges_.back().log_tail());
+  }
+  return port;
+}
+
+std::size_t Stack::add_devsim(std::vector<std::string> flags) {
+  devsims_.push_back(test::start_devsim(*tmp_, mqtt_->port(), std::move(flags)));
+  return devsims_.size() - 1;
+}
+
+void Stack::stop_daemons_and_check() {
+  if (stopped_) return;
+  stopped_ = true;
+  auto check = [](Process& p) {
+    // Already-exited daemons report their earlier status (the test decides
+    // whether that was expected, e.g. the SIGTERM test).
+    bool was_running = p.running();
+    int status = p.stop(SIGTERM, 10s);
+    if (was_running) {
+      EXPECT_EQ(status, 0) << p.name() << " did not exit 0 on SIGTERM; log tail:\n" << p.log_tail();
+    }
+    std::string report = p.sanitizer_report();
+    EXPECT_TRUE(report.empty()) << p.name() << " sanitizer report:\n" << report;
+  };
+  for (auto& d : devsims_) check(d);
+  for (auto& b : bridges_) check(b);
+  for (auto& g : gateways_) check(g);
+}
+
+std::string Stack::logs(std::size_t lines) {
+  std::ostringstream out;
+  auto dump = [&](const Process& p) { out << "---- " << p.name() << "\n" << p.log_tail(lines) << "\n"; };
+  for (auto& g : gateways_) dump(g);
+  for (auto& b : bridges_) dump(b);
+  for (auto& d : devsims_) dump(d);
+  return out.str();
+}
+
+// ---------------------------------------------------------------- HTTP
+
+std::string HttpResult::header(const std::string& name) const {
+  auto it = headers.find(name);
+  return it == headers.end() ? std::string() : it->second;
+}
+
+nlohmann::json HttpResult::json() const { return nlohmann::json::parse(body, nullptr, false); }
+
+std::string HttpResult::error_code() const {
+  auto doc = json();
+  if (!doc.is_object() || !doc.contains("error") || !doc["error"].is_string()) return {};
+  return doc["error"].get<std::string>();
+}
+
+std::unique_ptr<httplib::Client> client(int port) {
+  auto c = std::make_unique<httplib::Client>("127.0.0.1", port);
+  c->set_connection_timeout(std::chrono::seconds(2));
+  c->set_read_timeout(std::chrono::seconds(70));
+  c->set_write_timeout(std::chrono::seconds(10));
+  c->set_keep_alive(true);
+  c->set_url_encode(false);
+  c->set_tcp_nodelay(true);  // else Nagle + delayed ACK add ~40 ms to each POST (headers and body are two writes)
+  return c;
+}
+
+std::string command_path(const std::string& box, const std::string& query) {
+  return "/v1/devices/" + box + "/commands" + (query.empty() ? "" : "?" + query);
+}
+
+namespace {
+HttpResult convert(httplib::Result res, std::chrono::steady_clock::time_point started) {
+  HttpResult out;
+  out.elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
+  if (!res) {
+    out.error = httplib::to_string(res.error());
+    return out;
+  }
+  out.status = res->status;
+  out.body = res->body;
+  out.headers = res->headers;
+  return out;
+}
+}  // namespace
+
+HttpResult post(httplib::Client& c, const std::string& path, const std::string& body,
+                const httplib::Headers& headers) {
+  auto started = std::chrono::steady_clock::now();
+  return convert(c.Post(path.c_str(), headers, body, "application/json"), started);
+}
+
+HttpResult get(httplib::Client& c, const std::string& path) {
+  auto started = std::chrono::steady_clock::now();
+  return convert(c.Get(path.c_str()), started);
+}
+
+HttpResult get(int port, const std::string& path) {
+  auto c = client(port);
+  c->set_read_timeout(std::chrono::seconds(5));
+  return get(*c, path);
+}
+
+std::optional<double> metric(const std::string& text, const std::string& series) {
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    if (line.size() > series.size() && line.compare(0, series.size(), series) == 0 && line[series.size()] == ' ') {
+      try {
+        return std::stod(line.substr(series.size() + 1));
+      } catch (const std::exception&) {
+        return std::nullopt;
+      }
+    }
+  }
+  return std::nullopt;
+}
+
+std::optional<double> metric(int port, const std::string& series) {
+  HttpResult r = get(port, "/metrics");
+  if (r.status != 200) return std::nullopt;
+  return metric(r.body, series);
+}
+
+std::string last_level(const std::string& topic) {
+  auto slash = topic.rfind('/');
+  return slash == std::string::npos ? topic : topic.substr(slash + 1);
+}
+
+bool is_uuid_v4_lowercase(const std::string& s) {
+  static const std::regex re("^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$");
+  return std::regex_match(s, re);
+}
+
+// ---------------------------------------------------------------- ProbeDevice
+
+ProbeDevice::ProbeDevice(int mqtt_port, const std::string& filter, ReplyFn reply, int qos)
+    : probe_(std::make_unique<MqttProbe>(mqtt_port)), reply_(std::move(reply)) {
+  probe_->subscribe(filter, qos);
+  thread_ = std::thread([this] { run(); });
+}
+
+ProbeDevice::~ProbeDevice() {
+  stop_ = true;
+  if (thread_.joinable()) thread_.join();
+}
+
+void ProbeDevice::run() {
+  std::size_t handled = 0;
+  while (!stop_) {
+    if (!probe_->wait_for(handled + 1, 20ms)) continue;
+    auto messages = probe_->messages();
+    for (; handled < messages.size(); ++handled) {
+      if (!reply_) continue;
+      auto answer = reply_(messages[handled]);
+      if (!answer) continue;
+      try {
+        probe_->publish(answer->first, answer->second, 1);
+        ++replied_;
+      } catch (const std::exception& e) {
+        ADD_FAILURE() << "ProbeDevice could not reply: " << e.what();
+      }
+    }
+  }
+}
+
+ProbeDevice::ReplyFn ProbeDevice::echo() {
+  return [](const MqttMessage& m) -> std::optional<std::pair<std::string, std::string>> {
+    auto at = m.topic.find("/request/");
+    if (at == std::string::npos) return std::nullopt;
+    std::string topic = m.topic.substr(0, at) + "/response/" + m.topic.substr(at + 9);
+    return std::make_pair(topic, R"({"id":")" + last_level(m.topic) + R"(","result":{"ok":true}})");
+  };
+}
+
+}  // namespace boxgate::itest

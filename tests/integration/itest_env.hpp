@@ -1,0 +1,139 @@
+#pragma once
+// Shared pieces of the integration tests (tests/integration/*_itest.cpp):
+// a Stack of real processes per test, an HTTP call helper that measures time,
+// a device played by an MqttProbe, and small parsers for metrics and JSON.
+//
+// Callers: the test thread owns a Stack (not thread-safe). Every process in it
+// is stopped when the Stack is destroyed, in reverse order of start (daemons
+// before brokers), so a failed assertion never leaves a child running.
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+
+#include "support/fixtures.hpp"
+
+namespace boxgate::itest {
+
+using namespace std::chrono_literals;
+using test::MqttMessage;
+using test::MqttProbe;
+using test::Process;
+
+// redis-server + mosquitto on free ports, plus the daemons a test adds.
+class Stack {
+ public:
+  explicit Stack(const std::string& tag = "itest");
+  ~Stack();
+
+  // Starts a gateway on a free port and returns the port. Readiness (Redis
+  // and MQTT connected) is awaited unless wait_ready is false.
+  int add_gateway(std::vector<std::string> extra_flags = {}, bool wait_ready = true);
+  int add_bridge(std::vector<std::string> extra_flags = {}, bool wait_ready = true);
+  // boxgate-devsim on this broker; returns its index in devsims().
+  std::size_t add_devsim(std::vector<std::string> flags);
+
+  // Stops every daemon with SIGTERM and records a test failure for any that
+  // did not exit 0 or whose log holds a sanitizer report. Idempotent.
+  void stop_daemons_and_check();
+
+  test::TempDir& tmp() { return *tmp_; }
+  test::RedisServer& redis() { return *redis_; }
+  test::Mosquitto& mqtt() { return *mqtt_; }
+  int mqtt_port() const { return mqtt_->port(); }
+  Process& gateway(std::size_t i = 0) { return gateways_.at(i); }
+  Process& bridge(std::size_t i = 0) { return bridges_.at(i); }
+  Process& devsim(std::size_t i = 0) { return devsims_.at(i); }
+  int gateway_port(std::size_t i = 0) const { return gateway_ports_.at(i); }
+  int bridge_port(std::size_t i = 0) const { return bridge_ports_.at(i); }
+  // Log tails of every daemon, for failure messages.
+  std::string logs(std::size_t lines = 30);
+
+ private:
+  std::unique_ptr<test::TempDir> tmp_;
+  std::unique_ptr<test::RedisServer> redis_;
+  std::unique_ptr<test::Mosquitto> mqtt_;
+  std::vector<Process> gateways_;
+  std::vector<int> gateway_ports_;
+  std::vector<Process> bridges_;
+  std::vector<int> bridge_ports_;
+  std::vector<Process> devsims_;
+  bool stopped_ = false;
+};
+
+struct HttpResult {
+  int status = -1;  // -1: no response (transport error, see error)
+  std::string body;
+  httplib::Headers headers;
+  std::chrono::milliseconds elapsed{0};
+  std::string error;
+
+  bool has_header(const std::string& name) const { return headers.find(name) != headers.end(); }
+  std::string header(const std::string& name) const;
+  // The body parsed as JSON (discarded value when it is not JSON).
+  nlohmann::json json() const;
+  // The "error" field of a JSON error body, "" when there is none.
+  std::string error_code() const;
+};
+
+// A keep-alive client for 127.0.0.1:port that sends paths verbatim (no URL
+// re-encoding, so tests control percent-encoding byte for byte).
+std::unique_ptr<httplib::Client> client(int port);
+
+// "/v1/devices/<box>/commands" + ("?" + query when not empty). `box` is put in
+// as given (already percent-encoded where the test wants it).
+std::string command_path(const std::string& box, const std::string& query = "");
+
+HttpResult post(httplib::Client& c, const std::string& path, const std::string& body,
+                const httplib::Headers& headers = {});
+HttpResult get(httplib::Client& c, const std::string& path);
+HttpResult get(int port, const std::string& path);
+
+// The value of the sample `series` (e.g. `boxgate_commands_total{outcome="ok"}`)
+// in Prometheus text, if present.
+std::optional<double> metric(const std::string& text, const std::string& series);
+// GET /metrics on the port and read one series (nullopt when absent/unreachable).
+std::optional<double> metric(int port, const std::string& series);
+
+// The last topic level ("dev/box-1/request/<id>" -> "<id>").
+std::string last_level(const std::string& topic);
+bool is_uuid_v4_lowercase(const std::string& s);
+
+// A device played by an MqttProbe: subscribes to `filter` and, for every
+// message, publishes what `reply` returns (topic, payload), if anything.
+// The reply is sent from the device's own thread, never paho's.
+class ProbeDevice {
+ public:
+  using ReplyFn = std::function<std::optional<std::pair<std::string, std::string>>(const MqttMessage&)>;
+  ProbeDevice(int mqtt_port, const std::string& filter, ReplyFn reply, int qos = 1);
+  ~ProbeDevice();
+  ProbeDevice(const ProbeDevice&) = delete;
+  ProbeDevice& operator=(const ProbeDevice&) = delete;
+
+  MqttProbe& probe() { return *probe_; }
+  std::vector<MqttMessage> commands() const { return probe_->messages(); }
+  std::size_t replied() const { return replied_.load(); }
+
+  // Replies {"id":"<id>","result":{"ok":true}} on <prefix>/<box>/response/<id>.
+  static ReplyFn echo();
+
+ private:
+  void run();
+
+  std::unique_ptr<MqttProbe> probe_;
+  ReplyFn reply_;
+  std::atomic<bool> stop_{false};
+  std::atomic<std::size_t> replied_{0};
+  std::thread thread_;
+};
+
+}  // namespace boxgate::itest
