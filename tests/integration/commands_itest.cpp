@@ -57,6 +57,9 @@ void expect_command(const MqttMessage& m, const std::string& box, const std::str
 }
 
 TEST_F(CommandTest, HappyPathReturnsDeviceReplyByteForByte) {
+  // Connects while the device does (a second paho client in one process can
+  // take a second to connect); checks retention at the end.
+  MqttProbe late(stack->mqtt_port(), "", 5, /*wait=*/false);
   ProbeDevice device(stack->mqtt_port(), "dev/+/request/+", odd_replier(), /*qos=*/2);
   auto c = client(gw);
 
@@ -81,11 +84,10 @@ TEST_F(CommandTest, HappyPathReturnsDeviceReplyByteForByte) {
   expect_command(commands[1], "box-1", generated);
 
   // Not retained: a late subscriber gets only the retained sentinel, no command.
-  MqttProbe publisher(stack->mqtt_port());
+  late.wait_connected();
   test::MqttPublishOptions retained;
   retained.retained = true;
-  publisher.publish("dev/box-1/request/sentinel", "{}", 1, retained);
-  MqttProbe late(stack->mqtt_port());
+  late.publish("dev/box-1/request/sentinel", "{}", 1, retained);
   late.subscribe("dev/box-1/request/+", 1);
   ASSERT_TRUE(late.wait_for(1, 2s));
   EXPECT_FALSE(late.wait_for(2, 300ms)) << late.messages().back().topic << " retained=" << late.messages().back().retained;
