@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -10,6 +11,9 @@
 #include <netdb.h>
 #include <sys/queue.h>
 
+#include <sys/socket.h>
+
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <stdexcept>
@@ -31,7 +35,35 @@ struct ExchangeState {
   evhttp_request* req;                 // null once answered or the client left
   Server::Connection* connection;
   std::function<void()> on_disconnect;
+  event* hangup_watch = nullptr;       // readable socket while a reply is deferred
+
+  ~ExchangeState() {
+    if (hangup_watch) event_free(hangup_watch);
+  }
+  void stop_watching() {
+    if (hangup_watch) event_del(hangup_watch);
+  }
+  static void on_readable(evutil_socket_t fd, short, void* arg);
 };
+
+// libevent 2.1 stops reading a connection while its request waits for the
+// handler, so it cannot see the client leave. A one-shot read watch can: EOF
+// (or an error) means the caller is gone; data means a pipelined request, and
+// then the watch simply ends.
+void ExchangeState::on_readable(evutil_socket_t fd, short, void* arg) {
+  auto* state = static_cast<ExchangeState*>(arg);
+  char byte;
+  ssize_t n = recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  bool gone = n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+  if (n < 0 && !gone) {
+    event_add(state->hangup_watch, nullptr);
+    return;
+  }
+  if (!gone || !state->req || !state->on_disconnect) return;
+  // The callback may destroy the Exchange, and this state with it.
+  auto callback = std::move(state->on_disconnect);
+  callback();
+}
 
 // ---- Exchange -------------------------------------------------------------
 
@@ -93,6 +125,7 @@ void Exchange::reply(int status, std::string_view body, const char* content_type
   if (!state_ || !state_->req) return;
   evhttp_request* req = state_->req;
   state_->req = nullptr;
+  state_->stop_watching();
   if (state_->connection) state_->connection->waiting = nullptr;
   evkeyvalq* headers = evhttp_request_get_output_headers(req);
   evhttp_add_header(headers, "Content-Type", content_type);
@@ -102,7 +135,17 @@ void Exchange::reply(int status, std::string_view body, const char* content_type
   evbuffer_free(out);
 }
 
-void Exchange::on_disconnect(std::function<void()> callback) { state_->on_disconnect = std::move(callback); }
+void Exchange::on_disconnect(std::function<void()> callback) {
+  state_->on_disconnect = std::move(callback);
+  if (!state_->req || state_->hangup_watch) return;
+  evhttp_connection* conn = evhttp_request_get_connection(state_->req);
+  bufferevent* bev = evhttp_connection_get_bufferevent(conn);
+  evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
+  if (fd < 0) return;
+  state_->hangup_watch =
+      event_new(evhttp_connection_get_base(conn), fd, EV_READ, &ExchangeState::on_readable, state_.get());
+  event_add(state_->hangup_watch, nullptr);
+}
 
 bool Exchange::open() const { return state_ && state_->req; }
 
@@ -196,6 +239,7 @@ void Server::on_connection_closed(evhttp_connection*, void* arg) {
     // evhttp frees the request with the connection: make the Exchange inert.
     waiting->req = nullptr;
     waiting->connection = nullptr;
+    waiting->stop_watching();
     connection->waiting = nullptr;
     if (waiting->on_disconnect) {
       auto callback = std::move(waiting->on_disconnect);
