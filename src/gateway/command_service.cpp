@@ -156,6 +156,15 @@ void CommandService::read_result_key(Pending& p, bool final_check) {
   if (!sent && final_check) finish(p, Outcome::device_timeout);
 }
 
+void CommandService::recheck_result_keys() {
+  std::vector<Pending*> waiting;
+  registry_.for_each([&waiting](Pending& p) {
+    if (p.stage == Pending::Stage::waiting) waiting.push_back(&p);
+  });
+  // read_result_key never finishes a command synchronously, so the pointers hold.
+  for (Pending* p : waiting) read_result_key(*p, false);
+}
+
 void CommandService::on_deadline(Pending& p) {
   if (p.stage == Pending::Stage::waiting) {
     // Last chance: the reply may be stored while its message was lost.

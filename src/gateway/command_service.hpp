@@ -64,6 +64,11 @@ class CommandService {
   // Completes every waiting command with `outcome` (end of a drain).
   void abort_all(Outcome outcome);
   std::size_t pending() const noexcept { return registry_.size(); }
+  // The command connection to Redis is back: read the result key of every
+  // waiting command once, since a reply may have been stored while either
+  // connection was down (a resubscription may have come first and found the
+  // command connection still down).
+  void recheck_result_keys();
 
  private:
   struct Pending;

@@ -82,10 +82,12 @@ int main(int argc, char** argv) {
     auto& mqtt_dep = readiness.dependency("mqtt");
 
     redis::Subscriber subscriber(loop, config.redis, subscriber_dep);
+    gateway::CommandService* service_ptr = nullptr;  // set below; both live until main returns
     // The subscriber cannot PING: when the command connection finds Redis dead,
     // the subscriber is restarted too.
-    redis::Commands commands(loop, config.redis, redis_dep, {},
-                             [&subscriber] { subscriber.force_reconnect("Redis stopped answering PING"); });
+    redis::Commands commands(
+        loop, config.redis, redis_dep, [&service_ptr] { service_ptr->recheck_result_keys(); },
+        [&subscriber] { subscriber.force_reconnect("Redis stopped answering PING"); });
     boxgate::mqtt::Client broker(loop, config.mqtt, "boxgate-gateway", mqtt_dep);
 
     gateway::CommandService service(
@@ -93,6 +95,7 @@ int main(int argc, char** argv) {
         {static_cast<std::size_t>(config.max_pending), static_cast<std::size_t>(config.max_pending_per_device),
          static_cast<int>(config.mqtt.qos)},
         subscriber, commands, broker, metrics);
+    service_ptr = &service;
 
     http::Server server(loop, config.http, static_cast<std::size_t>(config.max_body_bytes));
     gateway::HttpApi api(server, service,

@@ -51,7 +51,7 @@ class PendingRegistry {
   std::size_t devices() const noexcept { return per_device_.size(); }
 
   template <class Fn>
-  void for_each(Fn&& fn) const {
+  void for_each(Fn&& fn) {
     for (const auto& [id, slot] : entries_) fn(*slot.entry);
   }
 
