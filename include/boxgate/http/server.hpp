@@ -6,9 +6,10 @@
 // thread. A handler may answer at once or keep the Exchange and answer later
 // from the loop thread (a waiting request holds no thread).
 //
-// Limits: header size, body size, idle/read timeout, and a cap on connections
-// that have sent a request (the listener pauses while the cap is reached;
-// further clients wait in the kernel backlog).
+// Limits: header size, body size, idle/read timeout, a deadline for each
+// complete request (slow-header clients are cut off), and a cap on open
+// connections (the listener pauses while the cap is reached; further clients
+// wait in the kernel backlog).
 
 #include <cstdint>
 #include <functional>
@@ -26,6 +27,9 @@ struct evhttp;
 struct evhttp_request;
 struct evhttp_connection;
 struct evconnlistener;
+struct bufferevent;
+struct event_base;
+struct event;
 
 namespace boxgate::http {
 
@@ -79,8 +83,11 @@ class Server {
 
  private:
   friend struct ExchangeState;
+  friend class Exchange;
   struct Connection;
   static void on_request(evhttp_request* req, void* self);
+  static bufferevent* new_bufferevent(event_base* base, void* self);
+  static void adopt_accepted(int fd, short what, void* self);
   static void on_connection_closed(evhttp_connection* conn, void* arg);
   Connection* track(evhttp_connection* conn);
   void forget(Connection* connection);
@@ -91,6 +98,8 @@ class Server {
   evhttp* http_ = nullptr;
   evconnlistener* listener_ = nullptr;
   bool listener_paused_ = false;
+  event* adopt_event_ = nullptr;
+  std::vector<bufferevent*> accepted_;  // accepted this iteration, not yet tracked
   std::vector<std::pair<std::string, Handler>> exact_;
   std::vector<std::pair<std::string, Handler>> prefixes_;
   std::unordered_map<evhttp_connection*, Connection*> connections_;

@@ -24,10 +24,27 @@ namespace boxgate::http {
 
 // A client connection that has sent at least one request. Lives from its first
 // request until evhttp frees it (close callback).
+// A client connection, from accept until evhttp frees it (close callback).
+// Its request deadline runs while the client owes us a complete request (after
+// accept, and after each reply): evhttp's own timeout restarts on every byte,
+// so a client trickling headers would otherwise hold its socket forever.
 struct Server::Connection {
   Server* server;
   evhttp_connection* conn;
   ExchangeState* waiting = nullptr;  // the unanswered request on it, if any
+  event* request_deadline = nullptr;
+
+  ~Connection() { event_free(request_deadline); }
+  void arm(std::int64_t ms) {
+    timeval tv{static_cast<time_t>(ms / 1000), static_cast<suseconds_t>((ms % 1000) * 1000)};
+    event_add(request_deadline, &tv);
+  }
+  void disarm() { event_del(request_deadline); }
+  static void on_deadline(evutil_socket_t, short, void* arg) {
+    auto* self = static_cast<Connection*>(arg);
+    log::get("http")->debug("closing a connection that sent no complete request in time");
+    evhttp_connection_free(self->conn);  // runs the close callback, which deletes self
+  }
 };
 
 struct ExchangeState {
@@ -126,7 +143,10 @@ void Exchange::reply(int status, std::string_view body, const char* content_type
   evhttp_request* req = state_->req;
   state_->req = nullptr;
   state_->stop_watching();
-  if (state_->connection) state_->connection->waiting = nullptr;
+  if (Server::Connection* connection = state_->connection) {
+    connection->waiting = nullptr;
+    connection->arm(state_->server->settings_.idle_timeout_ms);  // the next request is owed
+  }
   evkeyvalq* headers = evhttp_request_get_output_headers(req);
   evhttp_add_header(headers, "Content-Type", content_type);
   evbuffer* out = evbuffer_new();
@@ -164,6 +184,32 @@ Server::Server(EventLoop& loop, const HttpSettings& settings, std::size_t max_bo
   evhttp_set_timeout_tv(http_, &idle);
   evhttp_set_allowed_methods(http_, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD);
   evhttp_set_gencb(http_, &Server::on_request, this);
+  // Connections are counted from accept: evhttp asks us for each new
+  // connection's bufferevent, and adopt_accepted() finds the connection that
+  // wraps it once evhttp has built it (later in the same loop iteration).
+  adopt_event_ = event_new(loop.base(), -1, 0, &Server::adopt_accepted, this);
+  evhttp_set_bevcb(http_, &Server::new_bufferevent, this);
+}
+
+bufferevent* Server::new_bufferevent(event_base* base, void* self) {
+  auto* server = static_cast<Server*>(self);
+  bufferevent* bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+  if (bev) {
+    server->accepted_.push_back(bev);
+    event_active(server->adopt_event_, 0, 0);
+  }
+  return bev;
+}
+
+void Server::adopt_accepted(evutil_socket_t, short, void* self) {
+  auto* server = static_cast<Server*>(self);
+  for (bufferevent* bev : server->accepted_) {
+    // evhttp registers its connection as the bufferevent's callback argument.
+    void* conn = nullptr;
+    bufferevent_getcb(bev, nullptr, nullptr, nullptr, &conn);
+    if (conn) server->track(static_cast<evhttp_connection*>(conn));
+  }
+  server->accepted_.clear();
 }
 
 Server::~Server() {
@@ -171,6 +217,7 @@ Server::~Server() {
   // callbacks forget them (and must not touch the freed listener).
   listener_ = nullptr;
   evhttp_free(http_);
+  event_free(adopt_event_);
   for (auto& [conn, connection] : connections_) delete connection;
 }
 
@@ -214,6 +261,8 @@ void Server::close_listener() {
 Server::Connection* Server::track(evhttp_connection* conn) {
   if (auto it = connections_.find(conn); it != connections_.end()) return it->second;
   auto* connection = new Connection{this, conn};
+  connection->request_deadline = evtimer_new(loop_.base(), &Connection::on_deadline, connection);
+  connection->arm(settings_.idle_timeout_ms);
   connections_.emplace(conn, connection);
   evhttp_connection_set_closecb(conn, &Server::on_connection_closed, connection);
   if (listener_ && !listener_paused_ && connections_.size() >= static_cast<std::size_t>(settings_.max_connections)) {
@@ -267,6 +316,7 @@ const Handler* Server::find_handler(std::string_view path) const {
 void Server::on_request(evhttp_request* req, void* self) {
   auto* server = static_cast<Server*>(self);
   Connection* connection = server->track(evhttp_request_get_connection(req));
+  connection->disarm();  // a complete request arrived
   Exchange exchange(std::make_unique<ExchangeState>(ExchangeState{server, req, connection, {}}));
   const Handler* handler = server->find_handler(exchange.path());
   if (!handler) {

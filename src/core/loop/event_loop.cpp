@@ -18,7 +18,12 @@ void use_pthreads_once() {
 
 EventLoop::EventLoop() {
   use_pthreads_once();
-  base_ = event_base_new();
+  // A precise clock: the default coarse one (4 ms steps here) lets command
+  // deadlines fire a few milliseconds early.
+  event_config* cfg = event_config_new();
+  event_config_set_flag(cfg, EVENT_BASE_FLAG_PRECISE_TIMER);
+  base_ = event_base_new_with_config(cfg);
+  event_config_free(cfg);
   if (!base_) throw std::runtime_error("event_base_new failed");
   wakeup_ = event_new(base_, -1, EV_PERSIST, &EventLoop::on_wakeup, this);
   event_add(wakeup_, nullptr);  // a persistent user event: woken by event_active()
