@@ -22,6 +22,7 @@ EventLoop::EventLoop() {
   // deadlines fire a few milliseconds early.
   event_config* cfg = event_config_new();
   event_config_set_flag(cfg, EVENT_BASE_FLAG_PRECISE_TIMER);
+  event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
   base_ = event_base_new_with_config(cfg);
   event_config_free(cfg);
   if (!base_) throw std::runtime_error("event_base_new failed");
