@@ -2,10 +2,14 @@
 // What every boxgate daemon's main() does the same way: option parsing with
 // the contract's exit codes, the fd limit, and SIGTERM/SIGINT on the loop.
 
+#include <chrono>
+#include <cstddef>
 #include <functional>
 #include <optional>
+#include <string>
 
 #include "boxgate/loop/event_loop.hpp"
+#include "boxgate/ops/readiness.hpp"
 #include "boxgate/options.hpp"
 
 struct event;
@@ -33,6 +37,34 @@ class ShutdownSignals {
   std::function<void()> on_signal_;
   event* term_ = nullptr;
   event* int_ = nullptr;
+};
+
+// Drain: what SIGTERM/SIGINT start. Reports "draining" on /readyz at once,
+// runs stop_intake, then checks remaining() every 20 ms until it is 0 or
+// `timeout` passed, runs give_up(left) if work is left, and ends the loop
+// shortly after so the last replies can leave. Loop thread only; a second
+// signal changes nothing.
+class Drain {
+ public:
+  struct Work {
+    std::string what;                               // "commands in flight", for the log
+    std::function<void()> stop_intake;
+    std::function<std::size_t()> remaining;         // may also push work forward
+    std::function<void(std::size_t left)> give_up;
+  };
+
+  Drain(EventLoop& loop, ops::Readiness& readiness, std::chrono::milliseconds timeout, Work work);
+  void begin();
+
+ private:
+  void check();
+
+  EventLoop& loop_;
+  ops::Readiness& readiness_;
+  std::chrono::milliseconds timeout_;
+  Work work_;
+  std::chrono::steady_clock::time_point deadline_;
+  Timer poll_;
 };
 
 }  // namespace boxgate

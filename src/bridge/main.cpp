@@ -17,55 +17,6 @@
 #include "reply_forwarder.hpp"
 
 using namespace boxgate;
-using namespace std::chrono_literals;
-
-namespace {
-
-// SIGTERM: report draining, stop taking replies from MQTT, flush the queue to
-// Redis (up to drain_timeout_ms), then stop the loop.
-class Drain {
- public:
-  Drain(EventLoop& loop, bridge::ReplyForwarder& forwarder, boxgate::mqtt::Client& broker, ops::Readiness& readiness,
-        std::int64_t timeout_ms)
-      : loop_(loop),
-        forwarder_(forwarder),
-        broker_(broker),
-        readiness_(readiness),
-        timeout_(timeout_ms),
-        poll_(loop, [this] { check(); }) {}
-
-  void begin() {
-    if (readiness_.draining()) return;
-    readiness_.start_draining();
-    // Disconnecting lets the broker hand this bridge's share of replies to
-    // the other members of the group.
-    broker_.stop();
-    log::get("bridge")->info("draining: {} replies to flush, up to {} ms", forwarder_.backlog(), timeout_.count());
-    deadline_ = std::chrono::steady_clock::now() + timeout_;
-    check();
-  }
-
- private:
-  void check() {
-    forwarder_.flush();
-    if (forwarder_.backlog() > 0 && std::chrono::steady_clock::now() < deadline_) {
-      poll_.start(20ms);
-      return;
-    }
-    if (auto left = forwarder_.backlog()) log::get("bridge")->error("drain timed out with {} replies unsent", left);
-    loop_.stop_after(50ms);
-  }
-
-  EventLoop& loop_;
-  bridge::ReplyForwarder& forwarder_;
-  boxgate::mqtt::Client& broker_;
-  ops::Readiness& readiness_;
-  std::chrono::milliseconds timeout_;
-  std::chrono::steady_clock::time_point deadline_;
-  Timer poll_;
-};
-
-}  // namespace
 
 int main(int argc, char** argv) {
   BridgeConfig config;
@@ -103,7 +54,15 @@ int main(int argc, char** argv) {
     auto port = ops_server.listen();
     logger->info("ops endpoints on {}:{}", config.http.host, port);
 
-    Drain drain(loop, forwarder, broker, readiness, config.drain_timeout_ms);
+    // Disconnecting from MQTT first lets the broker hand this bridge's share
+    // of replies to the other members of the group; the queue is then flushed.
+    Drain drain(loop, readiness, std::chrono::milliseconds(config.drain_timeout_ms),
+                {"replies to forward", [&broker] { broker.stop(); },
+                 [&forwarder] {
+                   forwarder.flush();
+                   return forwarder.backlog();
+                 },
+                 [](std::size_t) {}});
     ShutdownSignals signals(loop, [&drain] { drain.begin(); });
 
     redis.start();

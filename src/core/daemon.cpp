@@ -6,6 +6,7 @@
 #include <csignal>
 #include <cstdio>
 
+#include "boxgate/logging.hpp"
 #include "boxgate/version.hpp"
 
 namespace boxgate {
@@ -47,5 +48,30 @@ ShutdownSignals::~ShutdownSignals() {
 }
 
 void ShutdownSignals::on_event(int, short, void* self) { static_cast<ShutdownSignals*>(self)->on_signal_(); }
+
+Drain::Drain(EventLoop& loop, ops::Readiness& readiness, std::chrono::milliseconds timeout, Work work)
+    : loop_(loop), readiness_(readiness), timeout_(timeout), work_(std::move(work)), poll_(loop, [this] { check(); }) {}
+
+void Drain::begin() {
+  if (readiness_.draining()) return;
+  readiness_.start_draining();
+  work_.stop_intake();
+  log::get("ops")->info("draining: {} {}, up to {} ms", work_.remaining(), work_.what, timeout_.count());
+  deadline_ = std::chrono::steady_clock::now() + timeout_;
+  check();
+}
+
+void Drain::check() {
+  std::size_t left = work_.remaining();
+  if (left > 0 && std::chrono::steady_clock::now() < deadline_) {
+    poll_.start(std::chrono::milliseconds(20));
+    return;
+  }
+  if (left > 0) {
+    log::get("ops")->warn("drain timed out with {} {}", left, work_.what);
+    work_.give_up(left);
+  }
+  loop_.stop_after(std::chrono::milliseconds(200));
+}
 
 }  // namespace boxgate

@@ -20,46 +20,6 @@
 #include "http_api.hpp"
 
 using namespace boxgate;
-using namespace std::chrono_literals;
-
-namespace {
-
-// SIGTERM: report draining, refuse new commands, let waiting ones finish up
-// to drain_timeout_ms, answer the rest 503, flush, stop the loop.
-class Drain {
- public:
-  Drain(EventLoop& loop, gateway::CommandService& service, ops::Readiness& readiness, std::int64_t timeout_ms)
-      : loop_(loop), service_(service), readiness_(readiness), timeout_(timeout_ms), poll_(loop, [this] { check(); }) {}
-
-  void begin() {
-    if (readiness_.draining()) return;
-    log::get("gateway")->info("draining: {} commands in flight, up to {} ms", service_.pending(), timeout_.count());
-    readiness_.start_draining();
-    service_.start_draining();
-    deadline_ = std::chrono::steady_clock::now() + timeout_;
-    check();
-  }
-
- private:
-  void check() {
-    if (service_.pending() > 0 && std::chrono::steady_clock::now() < deadline_) {
-      poll_.start(20ms);
-      return;
-    }
-    service_.abort_all(gateway::Outcome::shutting_down);
-    // Give the last replies a moment to leave before the loop ends.
-    loop_.stop_after(200ms);
-  }
-
-  EventLoop& loop_;
-  gateway::CommandService& service_;
-  ops::Readiness& readiness_;
-  std::chrono::milliseconds timeout_;
-  std::chrono::steady_clock::time_point deadline_;
-  Timer poll_;
-};
-
-}  // namespace
 
 int main(int argc, char** argv) {
   GatewayConfig config;
@@ -106,7 +66,12 @@ int main(int argc, char** argv) {
     auto port = server.listen();
     logger->info("listening on {}:{}", config.http.host, port);
 
-    Drain drain(loop, service, readiness, config.drain_timeout_ms);
+    // New commands get 503 shutting_down; waiting ones finish or, at the
+    // timeout, get 503 too.
+    Drain drain(loop, readiness, std::chrono::milliseconds(config.drain_timeout_ms),
+                {"commands in flight", [&service] { service.start_draining(); },
+                 [&service] { return service.pending(); },
+                 [&service](std::size_t) { service.abort_all(gateway::Outcome::shutting_down); }});
     ShutdownSignals signals(loop, [&drain] { drain.begin(); });
 
     subscriber.start();
