@@ -3,9 +3,11 @@
 //   paho  - paho-mqtt-cpp async_client (what the daemons use): the caller
 //           hands each message to paho's send thread, paho's receive thread
 //           handles the PUBACK;
+//   pahoc - the paho C MQTTAsync API underneath it, without per-publish
+//           tokens or callbacks (one client-wide delivery-complete callback);
 //   mosq  - libmosquitto driven by a libevent loop on the calling thread
 //           (mosquitto_loop_read/write): no thread hand-off at all.
-// Usage: publish_cost paho|mosq PORT COUNT WINDOW   (broker on 127.0.0.1:PORT)
+// Usage: publish_cost paho|pahoc|mosq PORT COUNT WINDOW   (broker on 127.0.0.1:PORT)
 // Prints CPU microseconds per acknowledged publish for the whole process.
 
 #include <event2/event.h>
@@ -21,6 +23,7 @@
 #include <string>
 #include <thread>
 
+#include <MQTTAsync.h>
 #include <mqtt/async_client.h>
 
 namespace {
@@ -67,6 +70,56 @@ int run_paho(int port, long count, long window) {
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::printf("paho: %ld publishes acked in %.2f s, %.1f CPU us/publish\n", acked.load(), secs, used / count);
   client.disconnect()->wait();
+  return 0;
+}
+
+struct PahoCState {
+  std::mutex m;
+  std::condition_variable cv;
+  std::atomic<long> acked{0};
+};
+
+int run_pahoc(int port, long count, long window) {
+  PahoCState st;
+  MQTTAsync client;
+  MQTTAsync_createOptions create = MQTTAsync_createOptions_initializer5;
+  create.maxBufferedMessages = 1 << 20;
+  std::string uri = "tcp://127.0.0.1:" + std::to_string(port);
+  MQTTAsync_createWithOptions(&client, uri.c_str(), "cost-pahoc", MQTTCLIENT_PERSISTENCE_NONE, nullptr, &create);
+  MQTTAsync_setCallbacks(
+      client, &st, nullptr, [](void*, char*, int, MQTTAsync_message*) { return 1; },
+      [](void* ctx, MQTTAsync_token) {
+        auto* s = static_cast<PahoCState*>(ctx);
+        s->acked++;
+        s->cv.notify_one();
+      });
+  std::atomic<bool> connected{false};
+  MQTTAsync_connectOptions opts = MQTTAsync_connectOptions_initializer5;
+  opts.cleanstart = 1;
+  opts.context = &connected;
+  opts.onSuccess5 = [](void* ctx, MQTTAsync_successData5*) { static_cast<std::atomic<bool>*>(ctx)->store(true); };
+  MQTTAsync_connect(client, &opts);
+  for (int i = 0; i < 500 && !connected; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  double start = cpu_us();
+  auto t0 = std::chrono::steady_clock::now();
+  for (long i = 0; i < count; ++i) {
+    {
+      std::unique_lock lock(st.m);
+      st.cv.wait(lock, [&] { return i - st.acked.load() < window; });
+    }
+    std::string t = topic(i);
+    MQTTAsync_message msg = MQTTAsync_message_initializer;
+    msg.payload = const_cast<char*>(kPayload.data());
+    msg.payloadlen = static_cast<int>(kPayload.size());
+    msg.qos = 1;
+    MQTTAsync_sendMessage(client, t.c_str(), &msg, nullptr);
+  }
+  std::unique_lock lock(st.m);
+  st.cv.wait_for(lock, std::chrono::seconds(30), [&] { return st.acked.load() == count; });
+  double used = cpu_us() - start;
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("pahoc: %ld publishes acked in %.2f s, %.1f CPU us/publish\n", st.acked.load(), secs, used / count);
+  MQTTAsync_destroy(&client);
   return 0;
 }
 
@@ -134,11 +187,13 @@ int run_mosq(int port, long count, long window) {
 
 int main(int argc, char** argv) {
   if (argc != 5) {
-    std::fprintf(stderr, "usage: %s paho|mosq PORT COUNT WINDOW\n", argv[0]);
+    std::fprintf(stderr, "usage: %s paho|pahoc|mosq PORT COUNT WINDOW\n", argv[0]);
     return 2;
   }
   std::string lib = argv[1];
   int port = std::atoi(argv[2]);
   long count = std::atol(argv[3]), window = std::atol(argv[4]);
-  return lib == "paho" ? run_paho(port, count, window) : run_mosq(port, count, window);
+  if (lib == "paho") return run_paho(port, count, window);
+  if (lib == "pahoc") return run_pahoc(port, count, window);
+  return run_mosq(port, count, window);
 }
