@@ -77,8 +77,6 @@ class Server {
   void route_prefix(std::string prefix, Handler handler);  // longest prefix wins over none
   // Binds host:port with the configured backlog; returns the bound port. Throws.
   std::uint16_t listen();
-  // Stops accepting new connections (used at the end of a drain).
-  void close_listener();
   std::size_t connections() const noexcept { return connections_.size(); }
 
  private:

@@ -22,8 +22,6 @@
 
 namespace boxgate::http {
 
-// A client connection that has sent at least one request. Lives from its first
-// request until evhttp frees it (close callback).
 // A client connection, from accept until evhttp frees it (close callback).
 // Its request deadline runs while the client owes us a complete request (after
 // accept, and after each reply): evhttp's own timeout restarts on every byte,
@@ -269,10 +267,6 @@ std::uint16_t Server::listen() {
                                            : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
 }
 
-void Server::close_listener() {
-  if (listener_) evconnlistener_disable(listener_);
-}
-
 Server::Connection* Server::track(evhttp_connection* conn) {
   if (auto it = connections_.find(conn); it != connections_.end()) return it->second;
   auto* connection = new Connection{this, conn};
@@ -291,7 +285,7 @@ Server::Connection* Server::track(evhttp_connection* conn) {
 void Server::forget(Connection* connection) {
   connections_.erase(connection->conn);
   delete connection;
-  if (listener_paused_ && connections_.size() < static_cast<std::size_t>(settings_.max_connections)) {
+  if (listener_ && listener_paused_ && connections_.size() < static_cast<std::size_t>(settings_.max_connections)) {
     evconnlistener_enable(listener_);
     listener_paused_ = false;
   }
