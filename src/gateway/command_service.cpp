@@ -111,7 +111,8 @@ void CommandService::submit(CommandRequest request, Completion done) {
         pending->service.on_deadline(*pending);
       },
       &p);
-  timeval tv{static_cast<time_t>(timeout.count() / 1000), static_cast<suseconds_t>((timeout.count() % 1000) * 1000)};
+  auto padded = timeout + kTimerSlack;  // never answer 504 before the timeout
+  timeval tv{static_cast<time_t>(padded.count() / 1000), static_cast<suseconds_t>((padded.count() % 1000) * 1000)};
   evtimer_add(p.deadline, &tv);
 
   if (!check_replay) return subscribe(p);

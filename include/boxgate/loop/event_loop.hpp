@@ -16,6 +16,10 @@ struct event;
 
 namespace boxgate {
 
+// libevent's coarse monotonic clock ticks every few milliseconds (4 ms here), so
+// a timer may fire up to one tick early; pad deadlines that must not.
+inline constexpr std::chrono::milliseconds kTimerSlack{5};
+
 class EventLoop {
  public:
   EventLoop();

@@ -39,6 +39,12 @@ class Connection {
   // @warning never call from inside a hiredis callback.
   void force_reconnect(const char* why);
 
+  // Call after queueing commands: hiredis's buffer is written at the end of
+  // this loop iteration rather than on the next write event. The write event
+  // is then added and removed in one iteration, which the epoll changelist
+  // turns into no syscall, and the commands leave one epoll round trip sooner.
+  void flush_soon();
+
   bool up() const noexcept { return up_; }
   redisAsyncContext* context() const noexcept { return up_ ? ctx_ : nullptr; }
   const std::string& name() const noexcept { return name_; }
@@ -47,6 +53,7 @@ class Connection {
   static void on_connect(const redisAsyncContext* ctx, int status);
   static void on_disconnect(const redisAsyncContext* ctx, int status);
   static void on_handshake(redisAsyncContext* ctx, void* reply, void* privdata);
+  static void on_flush(int, short, void* self);
   void connect();
   void connected();
   void lost(const char* why);
@@ -64,6 +71,7 @@ class Connection {
   int attempt_ = 0;
   Timer retry_timer_;
   Timer connect_deadline_;
+  struct event* flush_event_ = nullptr;
 };
 
 }  // namespace boxgate::redis

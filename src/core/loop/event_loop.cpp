@@ -18,10 +18,11 @@ void use_pthreads_once() {
 
 EventLoop::EventLoop() {
   use_pthreads_once();
-  // A precise clock: the default coarse one (4 ms steps here) lets command
-  // deadlines fire a few milliseconds early.
+  // The changelist merges epoll changes made within one iteration (no fd is
+  // ever dup()ed here, the one case it mishandles). The clock stays libevent's
+  // coarse one: a precise clock costs a timerfd_settime() per iteration; users
+  // that must never fire early pad their timeouts (kTimerSlack).
   event_config* cfg = event_config_new();
-  event_config_set_flag(cfg, EVENT_BASE_FLAG_PRECISE_TIMER);
   event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
   base_ = event_base_new_with_config(cfg);
   event_config_free(cfg);

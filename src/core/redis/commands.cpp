@@ -50,6 +50,7 @@ bool Commands::get(const std::string& key, GetCallback done) {
     delete owned;
     return false;
   }
+  connection_.flush_soon();
   return true;
 }
 
@@ -70,6 +71,7 @@ bool Commands::set_and_publish(const std::string& key, std::string_view payload,
     delete owned;
     return false;
   }
+  connection_.flush_soon();
   return true;
 }
 

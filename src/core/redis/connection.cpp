@@ -1,5 +1,6 @@
 #include "boxgate/redis/connection.hpp"
 
+#include <event2/event.h>
 #include <hiredis/adapters/libevent.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
@@ -46,9 +47,21 @@ Connection::Connection(EventLoop& loop, const RedisSettings& settings, std::stri
       dependency_(dependency),
       events_(std::move(events)),
       retry_timer_(loop, [this] { connect(); }),
-      connect_deadline_(loop, [this] { force_reconnect("connect timed out"); }) {}
+      connect_deadline_(loop, [this] { force_reconnect("connect timed out"); }) {
+  flush_event_ = event_new(loop.base(), -1, 0, &Connection::on_flush, this);
+}
 
-Connection::~Connection() { stop(); }
+Connection::~Connection() {
+  stop();
+  event_free(flush_event_);
+}
+
+void Connection::flush_soon() { event_active(flush_event_, 0, 0); }
+
+void Connection::on_flush(int, short, void* self) {
+  auto* connection = static_cast<Connection*>(self);
+  if (connection->up_ && connection->ctx_) redisAsyncHandleWrite(connection->ctx_);
+}
 
 void Connection::start() {
   stopped_ = false;

@@ -49,6 +49,7 @@ bool Subscriber::send_subscribe(Channel* channel) {
     return false;
   }
   channel->in_hiredis = true;
+  connection_.flush_soon();
   return true;
 }
 
@@ -68,7 +69,9 @@ void Subscriber::unsubscribe(const std::string& channel_name) {
       REDIS_OK) {
     // The connection is going away; its null callback will release the record.
     log::get("redis")->debug("UNSUBSCRIBE {} not sent: connection closing", channel->name);
+    return;
   }
+  connection_.flush_soon();
 }
 
 void Subscriber::release(Channel* channel) {
