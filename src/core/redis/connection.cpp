@@ -122,14 +122,23 @@ void Connection::connected() {
   // TCP alone proves little (a frozen Redis still completes the handshake in
   // the kernel): the connection counts as up once Redis answers a PING. The
   // connect deadline keeps running until then.
+  // Runs inside hiredis's connect callback, so a failure here must not free
+  // the context: the connect deadline will drop it.
   if (redisAsyncCommand(ctx_, &Connection::on_handshake, this, "PING") != REDIS_OK) {
-    force_reconnect("cannot send the handshake PING");
+    log::get("redis")->warn("{}: cannot send the handshake PING", name_);
   }
 }
 
 void Connection::on_handshake(redisAsyncContext* ctx, void* reply, void*) {
   auto* self = static_cast<Connection*>(ctx->data);
   if (!self || !reply || self->ctx_ != ctx) return;  // connection already gone
+  auto* answer = static_cast<redisReply*>(reply);
+  if (answer->type == REDIS_REPLY_ERROR) {
+    // e.g. LOADING or NOAUTH: Redis is there but cannot serve; the connect
+    // deadline drops this connection and the backoff tries again.
+    log::get("redis")->warn("{}: Redis answered PING with {}", self->name_, std::string(answer->str, answer->len));
+    return;
+  }
   self->connect_deadline_.cancel();
   self->up_ = true;
   self->attempt_ = 0;
