@@ -47,7 +47,7 @@ int main(int argc, char** argv) {
     boxgate::mqtt::Client broker(loop, config.mqtt, "boxgate-bridge", mqtt_dep);
     broker.subscribe_on_connect(
         {topics.reply_filter_with_id(config.share_group), topics.reply_filter_without_id(config.share_group)},
-        [&forwarder](const ::mqtt::const_message_ptr& message) { forwarder.accept(message); });
+        [&forwarder](std::string_view topic, std::string_view payload) { forwarder.accept(topic, payload); });
 
     http::Server ops_server(loop, config.http, 4096);
     ops::serve_endpoints(ops_server, metrics, readiness);

@@ -43,18 +43,16 @@ ReplyForwarder::ReplyForwarder(EventLoop& loop, const Topics& topics, ForwarderS
   }
 }
 
-void ReplyForwarder::accept(const ::mqtt::const_message_ptr& message) {
+void ReplyForwarder::accept(std::string_view topic, std::string_view payload) {
   received_.inc();
-  const std::string& topic = message->get_topic();
   auto address = topics_.parse_reply_topic(topic);
   if (!address) return drop(Drop::invalid_topic, topic);
-  const std::string& payload = message->get_payload_ref().str();
   if (payload.size() > settings_.max_reply_bytes) return drop(Drop::too_large, topic);
   if (!address->request) {
     address->request = id_from_payload(payload);
     if (!address->request) return drop(Drop::invalid_id, topic);
   }
-  Reply reply{topics_.response_channel(address->box, *address->request), payload};
+  Reply reply{topics_.response_channel(address->box, *address->request), std::string(payload)};
   bool wake;
   {
     std::lock_guard lock(mutex_);
@@ -71,7 +69,7 @@ void ReplyForwarder::accept(const ::mqtt::const_message_ptr& message) {
   loop_.post([this] { flush(); });
 }
 
-void ReplyForwarder::drop(Drop reason, const std::string& topic) {
+void ReplyForwarder::drop(Drop reason, std::string_view topic) {
   dropped_[static_cast<int>(reason)]->inc();
   // At most one line a second: a flood of garbage must not flood the log.
   auto now = std::chrono::duration_cast<std::chrono::milliseconds>(

@@ -19,8 +19,7 @@
 #include <deque>
 #include <mutex>
 #include <string>
-
-#include <mqtt/message.h>
+#include <string_view>
 
 #include "boxgate/loop/event_loop.hpp"
 #include "boxgate/ops/metrics.hpp"
@@ -41,7 +40,7 @@ class ReplyForwarder {
                  ops::Metrics& metrics);
 
   // paho callback thread: validate and enqueue; never blocks on the network.
-  void accept(const ::mqtt::const_message_ptr& message);
+  void accept(std::string_view topic, std::string_view payload);
   // Loop thread: forward what is queued (called on Redis reconnect too).
   void flush();
   // Replies queued or on their way to Redis.
@@ -54,7 +53,7 @@ class ReplyForwarder {
   };
   enum class Drop { invalid_topic, invalid_id, too_large, queue_full, redis_error };
   static constexpr int kDropReasons = 5;
-  void drop(Drop reason, const std::string& topic);
+  void drop(Drop reason, std::string_view topic);
   void send(Reply reply);
   void sent(Reply& reply, redis::Commands::Status status, long long receivers);
   void requeue(Reply&& reply);
