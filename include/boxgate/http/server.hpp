@@ -97,7 +97,6 @@ class Server {
   evconnlistener* listener_ = nullptr;
   bool listener_paused_ = false;
   event* adopt_event_ = nullptr;
-  const struct timeval* hangup_delay_ = nullptr;  // common timeout before watching for a hang-up
   std::vector<bufferevent*> accepted_;  // accepted this iteration, not yet tracked
   std::vector<std::pair<std::string, Handler>> exact_;
   std::vector<std::pair<std::string, Handler>> prefixes_;
