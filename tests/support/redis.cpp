@@ -51,8 +51,10 @@ RedisClient::~RedisClient() {
 }
 
 void RedisClient::send(const std::vector<std::string>& args) {
-  std::string out = "*" + std::to_string(args.size()) + "\r\n";
-  for (const auto& a : args) out += "$" + std::to_string(a.size()) + "\r\n" + a + "\r\n";
+  // append() rather than "lit" + string: GCC 12 -O3 warns falsely (-Wrestrict) on the latter.
+  std::string out;
+  out.append("*").append(std::to_string(args.size())).append("\r\n");
+  for (const auto& a : args) out.append("$").append(std::to_string(a.size())).append("\r\n").append(a).append("\r\n");
   std::size_t sent = 0;
   while (sent < out.size()) {
     ssize_t n = ::send(fd_, out.data() + sent, out.size() - sent, MSG_NOSIGNAL);

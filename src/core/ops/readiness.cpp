@@ -1,5 +1,7 @@
 #include "boxgate/ops/readiness.hpp"
 
+#include <map>
+
 #include <nlohmann/json.hpp>
 
 namespace boxgate::ops {
@@ -25,11 +27,12 @@ std::pair<int, std::string> Readiness::report() const {
   body["status"] = draining() ? "draining" : ready ? "ready" : "not_ready";
   // The contract names "redis" and "mqtt"; a Redis dependency split over two
   // connections reports "up" only when both are.
+  std::map<std::string, bool> up;
   for (const auto& d : dependencies_) {
-    std::string key = d.name().substr(0, d.name().find('_'));
-    bool up = d.up() && (!body.contains(key) || body[key] == "up");
-    body[key] = up ? "up" : "down";
+    auto [it, first] = up.try_emplace(d.name().substr(0, d.name().find('_')), true);
+    it->second = it->second && d.up();
   }
+  for (const auto& [key, is_up] : up) body[key] = is_up ? "up" : "down";
   return {ready ? 200 : 503, body.dump()};
 }
 
