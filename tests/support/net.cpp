@@ -52,6 +52,18 @@ int free_port() {
   return ntohs(addr.sin_port);
 }
 
+int connect_loopback(int port, const std::string& who) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) throw std::runtime_error(who + ": socket: " + std::strerror(errno));
+  sockaddr_in addr = loopback(port);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    int err = errno;
+    ::close(fd);
+    throw std::runtime_error(who + ": connect 127.0.0.1:" + std::to_string(port) + ": " + std::strerror(err));
+  }
+  return fd;
+}
+
 bool wait_for_port(int port, std::chrono::milliseconds timeout) {
   return eventually([port] { return try_connect(port); }, timeout, 10ms);
 }

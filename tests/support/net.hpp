@@ -6,6 +6,7 @@
 // condition with eventually() or wait_for_port() and a deadline.
 
 #include <chrono>
+#include <string>
 #include <thread>
 
 namespace boxgate::test {
@@ -17,6 +18,10 @@ using namespace std::chrono_literals;
 // a test run that race is rare enough to accept. Throws std::runtime_error if
 // no socket can be bound.
 int free_port();
+
+// A connected TCP socket to 127.0.0.1:port (the caller closes it); throws
+// std::runtime_error naming `who` when the connection fails.
+int connect_loopback(int port, const std::string& who);
 
 // True once a TCP connect() to 127.0.0.1:port succeeds, false at the deadline.
 bool wait_for_port(int port, std::chrono::milliseconds timeout);

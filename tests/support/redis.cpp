@@ -23,18 +23,7 @@ std::runtime_error redis_error(const std::string& what) {
 // ---------------------------------------------------------------- RedisClient
 
 RedisClient::RedisClient(int port, std::chrono::milliseconds timeout) {
-  fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd_ < 0) throw redis_error(std::string("socket: ") + std::strerror(errno));
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<std::uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    int err = errno;
-    ::close(fd_);
-    fd_ = -1;
-    throw redis_error("connect 127.0.0.1:" + std::to_string(port) + ": " + std::strerror(err));
-  }
+  fd_ = connect_loopback(port, "redis");
   int one = 1;
   ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   if (timeout.count() > 0) {

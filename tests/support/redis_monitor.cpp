@@ -1,4 +1,5 @@
 #include "support/redis_monitor.hpp"
+#include "support/net.hpp"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -14,17 +15,7 @@
 namespace boxgate::test {
 
 RedisMonitor::RedisMonitor(int port) {
-  fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd_ < 0) throw std::runtime_error(std::string("RedisMonitor: socket: ") + std::strerror(errno));
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<std::uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    int err = errno;
-    ::close(fd_);
-    throw std::runtime_error("RedisMonitor: connect 127.0.0.1:" + std::to_string(port) + ": " + std::strerror(err));
-  }
+  fd_ = connect_loopback(port, "RedisMonitor");
   const char cmd[] = "*1\r\n$7\r\nMONITOR\r\n";
   if (::send(fd_, cmd, sizeof cmd - 1, MSG_NOSIGNAL) != static_cast<ssize_t>(sizeof cmd - 1)) {
     ::close(fd_);
