@@ -65,6 +65,7 @@ class Client {
   struct Paho;  // the C API's callbacks
   void connect();
   void on_connected();
+  void on_subscribed();
   void on_lost(const std::string& why);
   void schedule_reconnect();
 
@@ -76,6 +77,7 @@ class Client {
   MessageHandler handler_;
   std::atomic<bool> connected_{false};
   std::atomic<bool> stopping_{false};
+  std::atomic<int> subacks_left_{0};  // subscriptions of this connection not yet granted
   bool ever_connected_ = false;  // paho callback thread only
   int attempt_ = 0;              // loop thread only
   Timer retry_timer_;            // loop thread only

@@ -60,6 +60,15 @@ struct Client::Paho {
   }
   static void connect_failed5(void* self, MQTTAsync_failureData5* data) { connect_failed(self, data ? data->code : -1); }
   static void connect_failed3(void* self, MQTTAsync_failureData* data) { connect_failed(self, data ? data->code : -1); }
+  static void subscribed5(void* self, MQTTAsync_successData5* data) {
+    // A v5 SUBACK may carry a refusal (reason code >= 0x80) on the success path.
+    if (data && data->reasonCode >= MQTTREASONCODE_UNSPECIFIED_ERROR) {
+      log::get("mqtt")->error("subscribe refused by the broker (reason code {})", static_cast<int>(data->reasonCode));
+      return;
+    }
+    static_cast<Client*>(self)->on_subscribed();
+  }
+  static void subscribed3(void* self, MQTTAsync_successData*) { static_cast<Client*>(self)->on_subscribed(); }
   static void subscribe_failed5(void*, MQTTAsync_failureData5* data) {
     log::get("mqtt")->error("subscribe refused by the broker (code {})", data ? data->code : -1);
   }
@@ -136,22 +145,32 @@ void Client::connect() {
 void Client::on_connected() {
   // paho callback thread.
   connected_ = true;
-  dependency_.set_up(true);
   if (ever_connected_) dependency_.count_reconnect();
   ever_connected_ = true;
   log::get("mqtt")->info("connected to {}", settings_.uri);
+  // A client that subscribes is ready only once the broker granted every
+  // subscription: a refused one keeps readiness down (and is logged).
+  subacks_left_ = static_cast<int>(filters_.size());
+  if (filters_.empty()) dependency_.set_up(true);
   for (const auto& filter : filters_) {
     MQTTAsync_responseOptions response = MQTTAsync_responseOptions_initializer;
     response.context = this;
     if (settings_.version == 5) {
+      response.onSuccess5 = &Paho::subscribed5;
       response.onFailure5 = &Paho::subscribe_failed5;
     } else {
+      response.onSuccess = &Paho::subscribed3;
       response.onFailure = &Paho::subscribe_failed3;
     }
     int rc = MQTTAsync_subscribe(handle_, filter.c_str(), static_cast<int>(settings_.qos), &response);
     if (rc != MQTTASYNC_SUCCESS) log::get("mqtt")->error("subscribe {} failed (code {})", filter, rc);
   }
   loop_.post([this] { attempt_ = 0; });
+}
+
+void Client::on_subscribed() {
+  // paho callback thread.
+  if (subacks_left_.fetch_sub(1) == 1 && connected_) dependency_.set_up(true);
 }
 
 void Client::on_lost(const std::string& why) {
