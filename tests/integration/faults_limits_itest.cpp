@@ -13,14 +13,9 @@ namespace {
 
 const std::string kBody = R"({"method":"ping"})";
 
-class LimitFaults : public ::testing::Test {
+class LimitFaults : public StackTest {
  protected:
-  void SetUp() override { stack = std::make_unique<Stack>("faults-limits"); }
-  void TearDown() override {
-    if (stack) stack->stop_daemons_and_check();
-    stack.reset();
-  }
-  std::unique_ptr<Stack> stack;
+  LimitFaults() : StackTest("faults-limits") {}
 };
 
 // 64 connections that never send a byte, and 200 that trickle a request's

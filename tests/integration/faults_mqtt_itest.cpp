@@ -12,14 +12,9 @@ namespace {
 
 const std::string kBody = R"({"method":"ping"})";
 
-class MqttFaults : public ::testing::Test {
+class MqttFaults : public StackTest {
  protected:
-  void SetUp() override { stack = std::make_unique<Stack>("faults-mqtt"); }
-  void TearDown() override {
-    if (stack) stack->stop_daemons_and_check();
-    stack.reset();
-  }
-  std::unique_ptr<Stack> stack;
+  MqttFaults() : StackTest("faults-mqtt") {}
 };
 
 // Default reconnect settings everywhere (backoff cap 5 s): the stack serves

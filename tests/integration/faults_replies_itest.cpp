@@ -11,14 +11,9 @@ namespace {
 
 const std::string kBody = R"({"method":"ping"})";
 
-class ReplyFaults : public ::testing::Test {
+class ReplyFaults : public StackTest {
  protected:
-  void SetUp() override { stack = std::make_unique<Stack>("faults-replies"); }
-  void TearDown() override {
-    if (stack) stack->stop_daemons_and_check();
-    stack.reset();
-  }
-  std::unique_ptr<Stack> stack;
+  ReplyFaults() : StackTest("faults-replies") {}
 };
 
 TEST_F(ReplyFaults, DuplicateReplyGivesOneResponseAndIsCounted) {

@@ -17,6 +17,7 @@
 #include <utility>
 #include <vector>
 
+#include <gtest/gtest.h>
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
@@ -68,6 +69,22 @@ class Stack {
   std::vector<int> bridge_ports_;
   std::vector<Process> devsims_;
   bool stopped_ = false;
+};
+
+// A fixture with one Stack per test; at teardown every daemon must exit 0 on
+// SIGTERM with no sanitizer report in its log.
+class StackTest : public ::testing::Test {
+ protected:
+  explicit StackTest(std::string tag) : tag_(std::move(tag)) {}
+  void SetUp() override { stack = std::make_unique<Stack>(tag_); }
+  void TearDown() override {
+    if (stack) stack->stop_daemons_and_check();
+    stack.reset();
+  }
+  std::unique_ptr<Stack> stack;
+
+ private:
+  std::string tag_;
 };
 
 struct HttpResult {
