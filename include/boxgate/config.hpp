@@ -56,7 +56,12 @@ struct GatewayConfig {
   std::int64_t max_body_bytes = 256 * 1024;
   std::int64_t max_pending = 20000;
   std::int64_t max_pending_per_device = 1000;
-  std::int64_t drain_timeout_ms = 30000;
+  // Bytes the waiting commands may hold: each counts its payload plus
+  // kPendingEntryBytes (docs/contract.md has the arithmetic).
+  std::int64_t max_pending_bytes = 256LL << 20;
+  // At least max_timeout_ms, so a command accepted just before SIGTERM can
+  // still get its reply (plus the final result-key read).
+  std::int64_t drain_timeout_ms = 65000;
 };
 
 struct BridgeConfig {
@@ -69,6 +74,11 @@ struct BridgeConfig {
   std::int64_t max_reply_bytes = 16 * 1024 * 1024;
   std::int64_t result_ttl_ms = 60000;
   std::int64_t queue_capacity = 10000;   // replies held while Redis is away
+  std::int64_t queue_max_bytes = 256LL << 20;  // payload bytes queued or in flight to Redis
+  // Larger replies are PUBLISHed as a small notice and read from the result
+  // key by the gateway, so big payloads never sit in Redis's pub/sub output
+  // buffer (32 MB hard limit per subscriber connection).
+  std::int64_t reply_inline_max_bytes = 64 * 1024;
   std::int64_t drain_timeout_ms = 10000;
 };
 

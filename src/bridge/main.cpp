@@ -40,7 +40,9 @@ int main(int argc, char** argv) {
     redis::Commands redis(loop, config.redis, redis_dep, [&forwarder_ptr] { forwarder_ptr->flush(); }, {});
     bridge::ReplyForwarder forwarder(loop, topics,
                                      {static_cast<std::size_t>(config.max_reply_bytes), config.result_ttl_ms,
-                                      static_cast<std::size_t>(config.queue_capacity)},
+                                      static_cast<std::size_t>(config.queue_capacity),
+                                      static_cast<std::size_t>(config.queue_max_bytes),
+                                      static_cast<std::size_t>(config.reply_inline_max_bytes)},
                                      redis, metrics);
     forwarder_ptr = &forwarder;
 
@@ -62,7 +64,7 @@ int main(int argc, char** argv) {
                    forwarder.flush();
                    return forwarder.backlog();
                  },
-                 [](std::size_t) {}});
+                 [&forwarder](std::size_t) { forwarder.abandon(); }});
     ShutdownSignals signals(loop, [&drain] { drain.begin(); });
 
     redis.start();
@@ -70,7 +72,8 @@ int main(int argc, char** argv) {
     loop.run();
 
     broker.stop();
-    redis.stop();
+    redis.stop();  // pairs still in flight come back to the queue
+    forwarder.abandon();
   } catch (const std::exception& e) {
     logger->critical("fatal: {}", e.what());
     return 1;

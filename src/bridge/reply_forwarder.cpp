@@ -3,16 +3,19 @@
 #include <nlohmann/json.hpp>
 
 #include "boxgate/logging.hpp"
+#include "boxgate/stored_reply.hpp"
 
 namespace boxgate::bridge {
 
 namespace {
 // Pairs handed to hiredis before waiting for answers: bounds the memory of a
-// slow Redis while keeping the pipeline full.
+// slow Redis (hiredis's copy of each pair) while keeping the pipeline full.
+// One pair always goes, however large.
 constexpr std::size_t kMaxInFlight = 4096;
+constexpr std::size_t kMaxInFlightBytes = 32 << 20;
 
 const char* drop_reason(int reason) {
-  static const char* names[] = {"invalid_topic", "invalid_id", "too_large", "queue_full", "redis_error"};
+  static const char* names[] = {"invalid_topic", "invalid_id", "too_large", "queue_full", "redis_error", "shutdown"};
   return names[reason];
 }
 
@@ -36,7 +39,9 @@ ReplyForwarder::ReplyForwarder(EventLoop& loop, const Topics& topics, ForwarderS
       forwarded_(metrics.counter("boxgate_replies_forwarded_total", "replies stored and published in Redis")),
       unclaimed_(metrics.counter("boxgate_replies_unclaimed_total",
                                  "forwarded replies no gateway was waiting for (late, duplicate or unknown)")),
-      queued_(metrics.gauge("boxgate_replies_queued", "replies waiting to be forwarded to Redis")) {
+      queued_(metrics.gauge("boxgate_replies_queued", "replies waiting to be forwarded to Redis")),
+      held_bytes_gauge_(metrics.gauge("boxgate_replies_held_bytes",
+                                      "payload bytes of replies queued or in flight to Redis")) {
   for (int i = 0; i < kDropReasons; ++i) {
     dropped_[i] = &metrics.counter("boxgate_replies_dropped_total", "replies dropped, by reason",
                                    std::string("reason=\"") + drop_reason(i) + "\"");
@@ -52,16 +57,17 @@ void ReplyForwarder::accept(std::string_view topic, std::string_view payload) {
     address->request = id_from_payload(payload);
     if (!address->request) return drop(Drop::invalid_id, topic);
   }
-  Reply reply{topics_.response_channel(address->box, *address->request), std::string(payload)};
   bool wake;
   {
     std::lock_guard lock(mutex_);
-    if (queue_.size() >= settings_.queue_capacity) {
+    if (queue_.size() >= settings_.queue_capacity || payload.size() > settings_.queue_max_bytes - held_bytes_) {
       wake = false;
     } else {
       wake = queue_.empty();
-      queue_.push_back(std::move(reply));
+      held_bytes_ += payload.size();
+      queue_.push_back(Reply{topics_.response_channel(address->box, *address->request), std::string(payload)});
       queued_.set(static_cast<std::int64_t>(queue_.size()));
+      held_bytes_gauge_.set(static_cast<std::int64_t>(held_bytes_));
       if (!wake) return;
     }
   }
@@ -88,6 +94,7 @@ void ReplyForwarder::flush() {
     {
       std::lock_guard lock(mutex_);
       if (queue_.empty()) return;
+      if (in_flight_ > 0 && in_flight_bytes_ + queue_.front().payload.size() > kMaxInFlightBytes) return;
       reply = std::move(queue_.front());
       queue_.pop_front();
       queued_.set(static_cast<std::int64_t>(queue_.size()));
@@ -100,14 +107,32 @@ void ReplyForwarder::send(Reply reply) {
   // Shared so the views handed to hiredis and the retry copy are one string.
   auto owned = std::make_shared<Reply>(std::move(reply));
   ++in_flight_;
-  bool accepted = redis_.set_and_publish(owned->key, owned->payload, settings_.result_ttl_ms,
+  in_flight_bytes_ += owned->payload.size();
+  // A large reply goes through the result key alone; its channel gets a notice.
+  std::string notice;
+  if (reply_goes_stored(owned->payload, settings_.reply_inline_max_bytes)) {
+    notice = stored_reply_notice(owned->payload.size());
+  }
+  std::string_view message = notice.empty() ? std::string_view(owned->payload) : std::string_view(notice);
+  bool accepted = redis_.set_and_publish(owned->key, owned->payload, message, settings_.result_ttl_ms,
                                          [this, owned](redis::Commands::Status status, long long receivers) {
                                            sent(*owned, status, receivers);
                                          });
   if (!accepted) {
-    --in_flight_;
+    landed(*owned);
     requeue(std::move(*owned));
   }
+}
+
+void ReplyForwarder::landed(const Reply& reply) {
+  --in_flight_;
+  in_flight_bytes_ -= reply.payload.size();
+}
+
+void ReplyForwarder::release(const Reply& reply) {
+  std::lock_guard lock(mutex_);
+  held_bytes_ -= reply.payload.size();
+  held_bytes_gauge_.set(static_cast<std::int64_t>(held_bytes_));
 }
 
 void ReplyForwarder::requeue(Reply&& reply) {
@@ -117,7 +142,7 @@ void ReplyForwarder::requeue(Reply&& reply) {
 }
 
 void ReplyForwarder::sent(Reply& reply, redis::Commands::Status status, long long receivers) {
-  --in_flight_;
+  landed(reply);
   switch (status) {
     case redis::Commands::Status::ok:
       forwarded_.inc();
@@ -133,7 +158,27 @@ void ReplyForwarder::sent(Reply& reply, redis::Commands::Status status, long lon
       drop(Drop::redis_error, reply.key);
       break;
   }
-  if (in_flight_ == kMaxInFlight - 1) flush();
+  release(reply);
+  flush();  // room in flight again
+}
+
+void ReplyForwarder::abandon() {
+  std::deque<Reply> left;
+  {
+    std::lock_guard lock(mutex_);
+    left.swap(queue_);
+    for (const Reply& reply : left) held_bytes_ -= reply.payload.size();
+    queued_.set(0);
+    held_bytes_gauge_.set(static_cast<std::int64_t>(held_bytes_));
+  }
+  if (left.empty()) return;
+  auto logger = log::get("bridge");
+  for (const Reply& reply : left) {
+    dropped_[static_cast<int>(Drop::shutdown)]->inc();
+    logger->error("reply not forwarded (stopping while Redis is unavailable): key {} ({} bytes)", reply.key,
+                  reply.payload.size());
+  }
+  logger->error("{} replies not forwarded at exit", left.size());
 }
 
 std::size_t ReplyForwarder::backlog() const {

@@ -6,12 +6,18 @@
 // else runs on the loop thread, which owns the Redis command connection: it
 // drains the queue into pipelined SET+PUBLISH pairs.
 //
-// Overflow policy: the queue holds at most queue_capacity replies (while Redis
-// is down they wait there and are flushed on reconnect); a reply arriving when
-// it is full is dropped and counted as reason="queue_full". A pair that fails
-// because the connection broke goes back to the head of the queue, so a reply
-// the device sent is only lost to overflow or a Redis error reply, and then
-// never silently.
+// Overflow policy: the queue and the pairs in flight hold at most
+// queue_capacity replies and queue_max_bytes payload bytes (while Redis is
+// down they wait there and are flushed on reconnect); a reply that does not
+// fit is dropped and counted as reason="queue_full". A pair that fails because
+// the connection broke goes back to the head of the queue, so a reply the
+// device sent is only lost to overflow, a Redis error reply or a stop while
+// Redis is away (reason="shutdown", each logged with its key), never silently.
+//
+// Memory: a reply's payload is held once here until Redis acknowledged it;
+// hiredis holds a second copy of the pairs in flight until written, which
+// kMaxInFlightBytes bounds. Replies above reply_inline_max_bytes are
+// PUBLISHed as a stored-reply notice (stored_reply.hpp), not a third copy.
 
 #include <chrono>
 #include <cstdint>
@@ -32,6 +38,8 @@ struct ForwarderSettings {
   std::size_t max_reply_bytes;
   std::int64_t result_ttl_ms;
   std::size_t queue_capacity;
+  std::size_t queue_max_bytes;
+  std::size_t reply_inline_max_bytes;
 };
 
 class ReplyForwarder {
@@ -45,27 +53,33 @@ class ReplyForwarder {
   void flush();
   // Replies queued or on their way to Redis.
   std::size_t backlog() const;
+  // At exit: counts and logs (with its key) every reply still queued.
+  void abandon();
 
  private:
   struct Reply {
     std::string key;  // the channel and result key
     std::string payload;
   };
-  enum class Drop { invalid_topic, invalid_id, too_large, queue_full, redis_error };
-  static constexpr int kDropReasons = 5;
+  enum class Drop { invalid_topic, invalid_id, too_large, queue_full, redis_error, shutdown };
+  static constexpr int kDropReasons = 6;
   void drop(Drop reason, std::string_view topic);
   void send(Reply reply);
   void sent(Reply& reply, redis::Commands::Status status, long long receivers);
   void requeue(Reply&& reply);
+  void landed(const Reply& reply);   // no longer in flight
+  void release(const Reply& reply);  // no longer held at all
 
   EventLoop& loop_;
   const Topics& topics_;
   ForwarderSettings settings_;
   redis::Commands& redis_;
 
-  mutable std::mutex mutex_;   // guards queue_ (paho thread pushes, loop thread pops)
+  mutable std::mutex mutex_;   // guards queue_ and held_bytes_ (paho thread pushes, loop thread pops)
   std::deque<Reply> queue_;
+  std::size_t held_bytes_ = 0;  // payload bytes queued or in flight
   std::size_t in_flight_ = 0;  // loop thread only
+  std::size_t in_flight_bytes_ = 0;  // loop thread only
   std::atomic<std::int64_t> last_drop_log_ms_{0};
 
   ops::Counter& received_;
@@ -73,6 +87,7 @@ class ReplyForwarder {
   ops::Counter& unclaimed_;
   ops::Counter* dropped_[kDropReasons];
   ops::Gauge& queued_;
+  ops::Gauge& held_bytes_gauge_;
 };
 
 }  // namespace boxgate::bridge

@@ -81,10 +81,15 @@ void declare_gateway(Options& o, GatewayConfig& c) {
   o.add("max_body_bytes", &c.max_body_bytes, 2, 64 << 20, "largest command body");
   o.add("max_pending", &c.max_pending, 1, 10000000, "commands waiting at once, gateway-wide");
   o.add("max_pending_per_device", &c.max_pending_per_device, 1, 10000000, "commands waiting at once per box");
+  o.add("max_pending_bytes", &c.max_pending_bytes, 1 << 20, 1LL << 40,
+        "bytes waiting commands may hold (payload + 4 KiB each), gateway-wide");
   o.add("drain_timeout_ms", &c.drain_timeout_ms, 0, kMaxInt, "on SIGTERM, wait this long for in-flight commands");
   o.check([&c] {
     if (c.default_timeout_ms > c.max_timeout_ms) {
       throw ConfigError("default_timeout_ms", "must not exceed max_timeout_ms");
+    }
+    if (c.max_pending_bytes < c.max_body_bytes) {
+      throw ConfigError("max_pending_bytes", "must be at least max_body_bytes");
     }
   });
 }
@@ -96,8 +101,15 @@ void declare_bridge(Options& o, BridgeConfig& c) {
   o.add("max_reply_bytes", &c.max_reply_bytes, 1, 256 << 20, "largest reply payload forwarded");
   o.add("result_ttl_ms", &c.result_ttl_ms, 1, kMaxInt, "how long a reply stays in its result key");
   o.add("queue_capacity", &c.queue_capacity, 1, 10000000, "replies held while Redis is unavailable");
+  o.add("queue_max_bytes", &c.queue_max_bytes, 1 << 20, 1LL << 40,
+        "payload bytes of replies queued or in flight to Redis, at most");
+  o.add("reply_inline_max_bytes", &c.reply_inline_max_bytes, 0, 256 << 20,
+        "larger replies are published as a notice; the gateway reads the result key");
   o.add("drain_timeout_ms", &c.drain_timeout_ms, 0, kMaxInt, "on SIGTERM, time allowed to flush the queue");
   o.check([&c] {
+    if (c.queue_max_bytes < c.max_reply_bytes) {
+      throw ConfigError("queue_max_bytes", "must be at least max_reply_bytes");
+    }
     if (!c.share_group.empty() && !is_valid_id(c.share_group)) {
       throw ConfigError("share_group", "'" + c.share_group + "' is not a valid group name");
     }

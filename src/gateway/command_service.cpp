@@ -2,9 +2,11 @@
 
 #include <event2/event.h>
 
+#include <utility>
 #include <vector>
 
 #include "boxgate/logging.hpp"
+#include "boxgate/stored_reply.hpp"
 
 namespace boxgate::gateway {
 
@@ -13,7 +15,7 @@ using Clock = std::chrono::steady_clock;
 // One waiting command. Owned by the registry; it is the subscriber's listener
 // for its channel until finish() unsubscribes.
 struct CommandService::Pending final : redis::Subscriber::Listener {
-  enum class Stage { replay_check, subscribing, waiting, final_check };
+  enum class Stage { subscribing, waiting, final_check };
 
   Pending(CommandService& service, CommandRequest&& req, Completion&& completion, std::string channel_name,
           std::uint64_t seq)
@@ -28,34 +30,38 @@ struct CommandService::Pending final : redis::Subscriber::Listener {
   }
 
   void on_subscribed() override { service.publish(*this); }
-  void on_message(std::string_view payload) override { service.finish(*this, Outcome::ok, std::string(payload)); }
+  void on_message(std::string_view payload) override {
+    // A large reply travels as a notice; the reply itself is in the result key.
+    if (is_stored_reply_notice(payload)) {
+      if (stage == Stage::waiting) service.read_result_key(*this, KeyRead::notice);
+      return;
+    }
+    service.finish(*this, Outcome::ok, std::string(payload));
+  }
   void on_resubscribed() override {
     // Messages published while the subscription was down are gone: the
     // result key still has the reply if the device answered meanwhile.
-    if (stage == Stage::waiting) service.read_result_key(*this, false);
+    if (stage == Stage::waiting) service.read_result_key(*this, KeyRead::recheck);
   }
 
   CommandService& service;
-  CommandRequest request;
+  CommandRequest request;  // request.payload is emptied once published
   Completion done;
-  std::string channel;  // Redis channel and result key
+  std::string channel;     // Redis channel and result key
   std::uint64_t sequence;  // tells this command from a later one reusing its id
   Clock::time_point started;
-  Stage stage = Stage::replay_check;
+  Stage stage = Stage::subscribing;
   bool subscribed = false;
   event* deadline = nullptr;
 };
 
-CommandService::CommandService(EventLoop& loop, const Topics& topics, CommandSettings settings,
-                               redis::Subscriber& subscriber, redis::Commands& commands, mqtt::Client& mqtt,
+CommandService::CommandService(EventLoop& loop, const Topics& topics, CommandSettings settings, CommandPorts ports,
                                ops::Metrics& metrics)
     : loop_(loop),
       topics_(topics),
       settings_(settings),
-      subscriber_(subscriber),
-      commands_(commands),
-      mqtt_(mqtt),
-      registry_(settings.max_pending, settings.max_pending_per_device),
+      ports_(ports),
+      registry_(settings.max_pending, settings.max_pending_per_device, settings.max_bytes),
       latency_(metrics.histogram("boxgate_command_duration_seconds",
                                  "time from request to answer of accepted commands", ops::latency_buckets())),
       pending_gauge_(metrics.gauge("boxgate_commands_pending", "commands waiting for a device reply")),
@@ -65,10 +71,9 @@ CommandService::CommandService(EventLoop& loop, const Topics& topics, CommandSet
     outcome_counters_[i] = &metrics.counter("boxgate_commands_total", "commands by outcome",
                                             std::string("outcome=\"") + outcome_name(kAllOutcomes[i]) + "\"");
   }
-  subscriber_.count_orphan_messages_in(late_messages_);
 }
 
-CommandService::~CommandService() { abort_all(Outcome::shutting_down); }
+CommandService::~CommandService() { abandon_all(); }
 
 void CommandService::record(Outcome outcome, Clock::time_point started) {
   outcome_counters_[static_cast<std::size_t>(outcome)]->inc();
@@ -76,31 +81,67 @@ void CommandService::record(Outcome outcome, Clock::time_point started) {
   latency_.observe_us(static_cast<std::uint64_t>(us));
 }
 
-void CommandService::complete_immediately(const CommandRequest&, Completion& done, Outcome outcome) {
+void CommandService::complete_immediately(Completion& done, Outcome outcome) {
   outcome_counters_[static_cast<std::size_t>(outcome)]->inc();
   done(CommandResult{outcome, {}});
 }
 
+CommandService::Pending* CommandService::still_waiting(const std::string& id, std::uint64_t sequence) const {
+  Pending* p = registry_.find(id);
+  return p && p->sequence == sequence ? p : nullptr;
+}
+
 void CommandService::submit(CommandRequest request, Completion done) {
-  if (draining_) return complete_immediately(request, done, Outcome::shutting_down);
-  if (!commands_.up() || !subscriber_.up()) return complete_immediately(request, done, Outcome::redis_unavailable);
-  if (!mqtt_.connected()) return complete_immediately(request, done, Outcome::mqtt_unavailable);
+  // Step 1 comes first: a retry of a command already answered gets the stored
+  // reply even while draining, with MQTT down or at the limits.
+  if (request.caller_supplied_id && ports_.results.up()) {
+    return look_up_stored_reply(std::move(request), std::move(done));
+  }
+  admit(std::move(request), std::move(done));
+}
+
+void CommandService::look_up_stored_reply(CommandRequest&& request, Completion&& done) {
+  // Shared: std::function needs a copyable callable; nothing is copied.
+  auto held = std::make_shared<std::pair<CommandRequest, Completion>>(std::move(request), std::move(done));
+  std::string key = topics_.response_channel(held->first.box, held->first.id);
+  ++lookups_;
+  bool sent = ports_.results.get(key, [this, held](bool ok, std::optional<std::string> value) {
+    --lookups_;
+    if (!ok) return complete_immediately(held->second, Outcome::redis_unavailable);
+    if (value) {
+      outcome_counters_[static_cast<std::size_t>(Outcome::replayed)]->inc();
+      return held->second(CommandResult{Outcome::replayed, std::move(*value)});
+    }
+    admit(std::move(held->first), std::move(held->second));
+  });
+  if (!sent) {
+    --lookups_;
+    complete_immediately(held->second, Outcome::redis_unavailable);
+  }
+}
+
+void CommandService::admit(CommandRequest&& request, Completion&& done) {
+  if (draining_) return complete_immediately(done, Outcome::shutting_down);
+  if (!ports_.results.up() || !ports_.channels.up()) return complete_immediately(done, Outcome::redis_unavailable);
+  if (!ports_.publisher.connected()) return complete_immediately(done, Outcome::mqtt_unavailable);
 
   std::string id = request.id.str();
   std::string box = request.box.str();
   std::string channel = topics_.response_channel(request.box, request.id);
+  std::size_t bytes = request.payload.size() + kPendingEntryBytes;
   auto timeout = request.timeout;
-  bool check_replay = request.caller_supplied_id;
   auto entry = std::make_unique<Pending>(*this, std::move(request), std::move(done), std::move(channel),
                                          next_sequence_++);
-  switch (registry_.admit(id, box, entry)) {
+  switch (registry_.admit(id, box, entry, bytes)) {
     case PendingRegistry<Pending>::Admit::ok: break;
     case PendingRegistry<Pending>::Admit::duplicate:
-      return complete_immediately(entry->request, entry->done, Outcome::duplicate_request_id);
+      return complete_immediately(entry->done, Outcome::duplicate_request_id);
     case PendingRegistry<Pending>::Admit::too_many:
-      return complete_immediately(entry->request, entry->done, Outcome::too_many_pending);
+      return complete_immediately(entry->done, Outcome::too_many_pending);
+    case PendingRegistry<Pending>::Admit::too_many_bytes:
+      return complete_immediately(entry->done, Outcome::too_many_bytes);
     case PendingRegistry<Pending>::Admit::device_busy:
-      return complete_immediately(entry->request, entry->done, Outcome::device_busy);
+      return complete_immediately(entry->done, Outcome::device_busy);
   }
   pending_gauge_.set(static_cast<std::int64_t>(registry_.size()));
   Pending& p = *registry_.find(id);
@@ -114,63 +155,66 @@ void CommandService::submit(CommandRequest request, Completion done) {
   auto padded = timeout + kTimerSlack;  // never answer 504 before the timeout
   timeval tv{static_cast<time_t>(padded.count() / 1000), static_cast<suseconds_t>((padded.count() % 1000) * 1000)};
   evtimer_add(p.deadline, &tv);
-
-  if (!check_replay) return subscribe(p);
-  // A retry of a command already answered gets the stored reply, unpublished.
-  bool sent = commands_.get(p.channel, [this, id, seq = p.sequence](bool ok, std::optional<std::string> value) {
-    Pending* again = registry_.find(id);
-    if (!again || again->sequence != seq) return;
-    if (!ok) return finish(*again, Outcome::redis_unavailable);
-    if (value) return finish(*again, Outcome::replayed, std::move(*value));
-    subscribe(*again);
-  });
-  if (!sent) finish(p, Outcome::redis_unavailable);
+  subscribe(p);
 }
 
 void CommandService::subscribe(Pending& p) {
   p.stage = Pending::Stage::subscribing;
-  switch (subscriber_.subscribe(p.channel, &p)) {
-    case redis::Subscriber::Result::ok: p.subscribed = true; return;
-    case redis::Subscriber::Result::unavailable: return finish(p, Outcome::redis_unavailable);
-    case redis::Subscriber::Result::busy: return finish(p, Outcome::duplicate_request_id);
+  // Set first: the confirmation (and so the publish, or even the end of the
+  // command) may come from inside subscribe(); then `p` must not be touched.
+  p.subscribed = true;
+  switch (ports_.channels.subscribe(p.channel, &p)) {
+    case redis::Subscriber::Result::ok: return;
+    case redis::Subscriber::Result::unavailable: p.subscribed = false; return finish(p, Outcome::redis_unavailable);
+    case redis::Subscriber::Result::busy: p.subscribed = false; return finish(p, Outcome::duplicate_request_id);
   }
 }
 
 void CommandService::publish(Pending& p) {
   if (p.stage != Pending::Stage::subscribing) return;
   p.stage = Pending::Stage::waiting;
-  mqtt::ResponseProperties v5{p.channel, p.request.id.str(),
-                              static_cast<std::uint32_t>((p.request.timeout.count() + 999) / 1000)};
-  if (!mqtt_.publish(topics_.request_topic(p.request.box, p.request.id), p.request.payload, settings_.qos, &v5)) {
+  // Message Expiry is the time left, so a device that comes back late never
+  // runs a command its caller stopped waiting for.
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(p.started + p.request.timeout - Clock::now());
+  auto expiry_s = static_cast<std::uint32_t>(std::max<std::int64_t>(1, (left.count() + 999) / 1000));
+  mqtt::ResponseProperties v5{p.channel, p.request.id.str(), expiry_s};
+  std::string payload = std::move(p.request.payload);  // the MQTT client keeps the only copy from here
+  if (!ports_.publisher.publish(topics_.request_topic(p.request.box, p.request.id), payload, settings_.qos, &v5)) {
     finish(p, Outcome::mqtt_unavailable);
   }
 }
 
-void CommandService::read_result_key(Pending& p, bool final_check) {
-  bool sent = commands_.get(p.channel, [this, id = p.request.id.str(), seq = p.sequence, final_check](
-                                           bool, std::optional<std::string> value) {
-    Pending* again = registry_.find(id);
-    if (!again || again->sequence != seq) return;
+void CommandService::read_result_key(Pending& p, KeyRead why) {
+  std::string id = p.request.id.str();
+  bool sent = ports_.results.get(p.channel, [this, id, seq = p.sequence, why](bool, std::optional<std::string> value) {
+    Pending* again = still_waiting(id, seq);
+    if (!again) return;
     if (value) return finish(*again, Outcome::ok, std::move(*value));
-    if (final_check) finish(*again, Outcome::device_timeout);
+    if (why == KeyRead::notice) {
+      log::get("gateway")->warn("box {} request {}: stored-reply notice but no result key", again->request.box.str(),
+                                id);
+    }
+    if (why == KeyRead::final_check) finish(*again, Outcome::device_timeout);
   });
-  if (!sent && final_check) finish(p, Outcome::device_timeout);
+  if (!sent && why == KeyRead::final_check) finish(p, Outcome::device_timeout);
 }
 
 void CommandService::recheck_result_keys() {
-  std::vector<Pending*> waiting;
+  std::vector<std::pair<std::string, std::uint64_t>> waiting;
   registry_.for_each([&waiting](Pending& p) {
-    if (p.stage == Pending::Stage::waiting) waiting.push_back(&p);
+    if (p.stage == Pending::Stage::waiting) waiting.emplace_back(p.request.id.str(), p.sequence);
   });
-  // read_result_key never finishes a command synchronously, so the pointers hold.
-  for (Pending* p : waiting) read_result_key(*p, false);
+  // Looked up again each time: a read may complete its command at once.
+  for (const auto& [id, seq] : waiting) {
+    if (Pending* p = still_waiting(id, seq)) read_result_key(*p, KeyRead::recheck);
+  }
 }
 
 void CommandService::on_deadline(Pending& p) {
   if (p.stage == Pending::Stage::waiting) {
     // Last chance: the reply may be stored while its message was lost.
     p.stage = Pending::Stage::final_check;
-    return read_result_key(p, true);
+    return read_result_key(p, KeyRead::final_check);
   }
   if (p.stage == Pending::Stage::final_check) return;
   // Never published: Redis did not confirm in time, nothing reached the device.
@@ -179,7 +223,7 @@ void CommandService::on_deadline(Pending& p) {
 
 void CommandService::finish(Pending& p, Outcome outcome, std::string reply) {
   std::unique_ptr<Pending> owned = registry_.remove(p.request.id.str());
-  if (p.subscribed) subscriber_.unsubscribe(p.channel);
+  if (p.subscribed) ports_.channels.unsubscribe(p.channel);
   record(outcome, p.started);
   pending_gauge_.set(static_cast<std::int64_t>(registry_.size()));
   if (outcome == Outcome::device_timeout) {
@@ -195,11 +239,19 @@ void CommandService::cancel(const RequestId& id) {
   if (Pending* p = registry_.find(id.str())) finish(*p, Outcome::client_gone);
 }
 
-void CommandService::abort_all(Outcome outcome) {
-  std::vector<std::string> ids;
-  registry_.for_each([&ids](const Pending& p) { ids.push_back(p.request.id.str()); });
-  for (const auto& id : ids) {
-    if (Pending* p = registry_.find(id)) finish(*p, outcome);
+void CommandService::abandon_all() {
+  std::vector<std::pair<std::string, std::uint64_t>> ids;
+  registry_.for_each([&ids](const Pending& p) { ids.emplace_back(p.request.id.str(), p.sequence); });
+  for (const auto& [id, seq] : ids) {
+    Pending* p = still_waiting(id, seq);
+    if (!p) continue;
+    // A published command reached the broker: telling the caller to retry
+    // elsewhere could run it twice.
+    bool published = p->stage != Pending::Stage::subscribing;
+    if (published) {
+      log::get("gateway")->warn("box {} request {}: published, no reply before shutdown", p->request.box.str(), id);
+    }
+    finish(*p, published ? Outcome::delivered : Outcome::shutting_down);
   }
 }
 

@@ -2,14 +2,20 @@
 // CommandService: send one command to a device and await its reply.
 //
 // Steps (wire contract, "What the gateway does"): for a caller-supplied id,
-// answer from the result key if present; subscribe to the reply channel and
-// wait for Redis to confirm; publish the command on MQTT; wait for one message
-// or the deadline; before a timeout, and after every resubscription, read the
-// result key once; unsubscribe and complete.
+// answer from the result key if present -- before any refusal for draining,
+// a dependency or a limit; then admit (limits in count and bytes), subscribe
+// to the reply channel and wait for Redis to confirm; publish the command on
+// MQTT; wait for one message or the deadline; before a timeout, after every
+// resubscription and on a stored-reply notice, read the result key; unsubscribe
+// and complete.
 //
-// Thread ownership: loop thread only. Every accepted submit() completes exactly
-// once, on the loop thread, through its Completion (also when cancelled).
-// Nothing here knows about HTTP.
+// Thread ownership: loop thread only. Every submit() completes exactly once,
+// on the loop thread, through its Completion (also when cancelled), possibly
+// from inside submit(). Nothing here knows about HTTP.
+//
+// Memory: a waiting command holds its payload until it is published (then the
+// MQTT client's copy is the only one) and is charged payload + kPendingEntryBytes
+// against max_bytes until it completes.
 
 #include <chrono>
 #include <cstdint>
@@ -19,11 +25,9 @@
 
 #include "boxgate/ids.hpp"
 #include "boxgate/loop/event_loop.hpp"
-#include "boxgate/mqtt/client.hpp"
 #include "boxgate/ops/metrics.hpp"
-#include "boxgate/redis/commands.hpp"
-#include "boxgate/redis/subscriber.hpp"
 #include "boxgate/topics.hpp"
+#include "command_ports.hpp"
 #include "outcome.hpp"
 #include "pending_registry.hpp"
 
@@ -44,16 +48,29 @@ struct CommandResult {
 
 using Completion = std::function<void(CommandResult&&)>;
 
+// What one waiting command costs besides its payload: the entry, its timer,
+// the HTTP request and connection state (measured: ~4-5 KiB per pending call
+// with 10k waiting, docs/performance.md).
+inline constexpr std::size_t kPendingEntryBytes = 4096;
+
 struct CommandSettings {
   std::size_t max_pending;
   std::size_t max_pending_per_device;
+  std::size_t max_bytes;
   int qos;
+};
+
+// The Redis and MQTT faces the service talks to (command_ports.hpp).
+struct CommandPorts {
+  ReplyChannels& channels;
+  ResultStore& results;
+  CommandPublisher& publisher;
 };
 
 class CommandService {
  public:
-  CommandService(EventLoop& loop, const Topics& topics, CommandSettings settings, redis::Subscriber& subscriber,
-                 redis::Commands& commands, mqtt::Client& mqtt, ops::Metrics& metrics);
+  CommandService(EventLoop& loop, const Topics& topics, CommandSettings settings, CommandPorts ports,
+                 ops::Metrics& metrics);
   ~CommandService();
 
   void submit(CommandRequest request, Completion done);
@@ -61,33 +78,43 @@ class CommandService {
   void cancel(const RequestId& id);
   // New commands are refused with shutting_down; waiting ones go on.
   void start_draining() noexcept { draining_ = true; }
-  // Completes every waiting command with `outcome` (end of a drain).
-  void abort_all(Outcome outcome);
-  std::size_t pending() const noexcept { return registry_.size(); }
+  // End of a drain: a command already published completes as `delivered`
+  // (it may still run: no retry is invited), any other as shutting_down.
+  void abandon_all();
+  // Commands waiting, plus stored-reply look-ups of retries not yet answered.
+  std::size_t pending() const noexcept { return registry_.size() + lookups_; }
+  std::size_t pending_bytes() const noexcept { return registry_.bytes(); }
   // The command connection to Redis is back: read the result key of every
   // waiting command once, since a reply may have been stored while either
   // connection was down (a resubscription may have come first and found the
   // command connection still down).
   void recheck_result_keys();
+  // Replies for commands already answered: the subscriber counts its orphan
+  // messages here (late or duplicate replies).
+  ops::Counter& late_replies() noexcept { return late_messages_; }
 
  private:
   struct Pending;
+  enum class KeyRead { recheck, notice, final_check };
+  void look_up_stored_reply(CommandRequest&& request, Completion&& done);
+  void admit(CommandRequest&& request, Completion&& done);
   void finish(Pending& p, Outcome outcome, std::string reply = {});
   void subscribe(Pending& p);
   void publish(Pending& p);
-  void read_result_key(Pending& p, bool final_check);
+  void read_result_key(Pending& p, KeyRead why);
   void on_deadline(Pending& p);
-  void complete_immediately(const CommandRequest& request, Completion& done, Outcome outcome);
+  void complete_immediately(Completion& done, Outcome outcome);
   void record(Outcome outcome, std::chrono::steady_clock::time_point started);
+  // The waiting command `id` if it is still the one numbered `sequence`.
+  Pending* still_waiting(const std::string& id, std::uint64_t sequence) const;
 
   EventLoop& loop_;
   const Topics& topics_;
   CommandSettings settings_;
-  redis::Subscriber& subscriber_;
-  redis::Commands& commands_;
-  mqtt::Client& mqtt_;
+  CommandPorts ports_;
   PendingRegistry<Pending> registry_;
   bool draining_ = false;
+  std::size_t lookups_ = 0;  // stored-reply look-ups in flight
   std::uint64_t next_sequence_ = 1;
 
   ops::Counter* outcome_counters_[std::size(kAllOutcomes)];

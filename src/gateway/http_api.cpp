@@ -28,6 +28,8 @@ ErrorInfo error_for(Outcome outcome) {
       return {409, "duplicate_request_id", "A command with this X-Request-Id is already in flight."};
     case Outcome::too_many_pending:
       return {429, "too_many_pending", "The gateway has too many commands waiting; retry later."};
+    case Outcome::too_many_bytes:
+      return {429, "too_many_pending", "The gateway holds too many command bytes waiting; retry later."};
     case Outcome::device_busy:
       return {429, "device_busy", "This device has too many commands waiting; retry later."};
     case Outcome::mqtt_unavailable:
@@ -38,6 +40,7 @@ ErrorInfo error_for(Outcome outcome) {
       return {503, "shutting_down", "This gateway is shutting down; retry on another replica."};
     case Outcome::device_timeout:
       return {504, "device_timeout", "The device did not reply within the timeout."};
+    case Outcome::delivered:  // answered by reply_delivered(), not as an error
     case Outcome::ok:
     case Outcome::replayed:
     case Outcome::client_gone:
@@ -58,8 +61,22 @@ void reply_error(http::Exchange& ex, int status, const char* code, const std::st
   ex.reply(status, body.dump());
 }
 
+// 202: the command was published, but this gateway stops before its reply.
+// Not an error and not a 5xx, so no client or proxy retries it elsewhere.
+void reply_delivered(http::Exchange& ex, const std::string& request_id, const std::string& box_id) {
+  nlohmann::ordered_json body = {
+      {"status", "delivered"},
+      {"message",
+       "The command was sent to the device, but this gateway is shutting down before its reply; it may still run. "
+       "Do not resend it: its reply, if any, is stored under its request id."},
+      {"request_id", request_id},
+      {"box_id", box_id}};
+  ex.set_header("X-Request-Id", request_id);
+  ex.reply(202, body.dump());
+}
+
 // timeout_ms: decimal digits only, 1..max.
-std::optional<std::chrono::milliseconds> parse_timeout(const std::string& text, std::chrono::milliseconds max) {
+std::optional<std::chrono::milliseconds> parse_timeout(std::string_view text, std::chrono::milliseconds max) {
   if (text.empty() || text.size() > 10) return std::nullopt;
   std::int64_t value = 0;
   for (char c : text) {
@@ -112,12 +129,26 @@ void HttpApi::handle(http::Exchange ex) {
   const std::string& bid = box->str();
 
   auto timeout = limits_.default_timeout;
-  if (auto text = ex.query("timeout_ms")) {
-    auto parsed = parse_timeout(*text, limits_.max_timeout);
+  std::optional<std::string_view> timeout_text;
+  // Strict: a parameter the gateway would not act on is refused, never ignored.
+  for (const http::QueryParam& param : http::split_query(ex.raw_query())) {
+    if (param.name != "timeout_ms") {
+      return reply_error(ex, 400, "invalid_query",
+                         "Unknown query parameter '" + std::string(param.name.substr(0, 64)) +
+                             "'; the only one is timeout_ms.",
+                         &rid, &bid);
+    }
+    if (timeout_text) {
+      return reply_error(ex, 400, "invalid_timeout", "timeout_ms is given more than once.", &rid, &bid);
+    }
+    timeout_text = param.value;
+  }
+  if (timeout_text) {
+    auto parsed = parse_timeout(*timeout_text, limits_.max_timeout);
     if (!parsed) {
       return reply_error(ex, 400, "invalid_timeout",
                          "timeout_ms must be an integer from 1 to " + std::to_string(limits_.max_timeout.count()) +
-                             ".",
+                             ", in plain decimal digits.",
                          &rid, &bid);
     }
     timeout = *parsed;
@@ -130,6 +161,7 @@ void HttpApi::handle(http::Exchange ex) {
   }
   auto payload = command_payload(body, *request_id);
   if (!payload) return reply_error(ex, 400, "invalid_body", "The body must be a JSON object.", &rid, &bid);
+  ex.discard_body();  // the payload is the one copy from here on
 
   // The exchange waits in the completion; a caller that leaves cancels the command.
   auto shared = std::make_shared<http::Exchange>(std::move(ex));
@@ -139,9 +171,10 @@ void HttpApi::handle(http::Exchange ex) {
     http::Exchange& exchange = *shared;
     if (result.outcome == Outcome::ok || result.outcome == Outcome::replayed) {
       exchange.set_header("X-Request-Id", rid);
-      return exchange.reply(200, result.reply);
+      return exchange.reply(200, std::move(result.reply));
     }
     if (result.outcome == Outcome::client_gone) return;
+    if (result.outcome == Outcome::delivered) return reply_delivered(exchange, rid, bid);
     ErrorInfo info = error_for(result.outcome);
     reply_error(exchange, info.status, info.code, info.message, &rid, &bid);
   });

@@ -50,12 +50,16 @@ int main(int argc, char** argv) {
         [&subscriber] { subscriber.force_reconnect("Redis stopped answering PING"); });
     boxgate::mqtt::Client broker(loop, config.mqtt, "boxgate-gateway", mqtt_dep);
 
+    gateway::SubscriberChannels channels(subscriber);
+    gateway::RedisResults results(commands);
+    gateway::MqttPublisher publisher(broker);
     gateway::CommandService service(
         loop, topics,
         {static_cast<std::size_t>(config.max_pending), static_cast<std::size_t>(config.max_pending_per_device),
-         static_cast<int>(config.mqtt.qos)},
-        subscriber, commands, broker, metrics);
+         static_cast<std::size_t>(config.max_pending_bytes), static_cast<int>(config.mqtt.qos)},
+        {channels, results, publisher}, metrics);
     service_ptr = &service;
+    subscriber.count_orphan_messages_in(service.late_replies());
 
     http::Server server(loop, config.http, static_cast<std::size_t>(config.max_body_bytes));
     gateway::HttpApi api(server, service,
@@ -67,11 +71,11 @@ int main(int argc, char** argv) {
     logger->info("listening on {}:{}", config.http.host, port);
 
     // New commands get 503 shutting_down; waiting ones finish or, at the
-    // timeout, get 503 too.
+    // timeout, get 202 delivered (published) or 503 (never published).
     Drain drain(loop, readiness, std::chrono::milliseconds(config.drain_timeout_ms),
                 {"commands in flight", [&service] { service.start_draining(); },
                  [&service] { return service.pending(); },
-                 [&service](std::size_t) { service.abort_all(gateway::Outcome::shutting_down); }});
+                 [&service](std::size_t) { service.abandon_all(); }});
     ShutdownSignals signals(loop, [&drain] { drain.begin(); });
 
     subscriber.start();

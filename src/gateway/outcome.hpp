@@ -8,12 +8,14 @@ enum class Outcome {
   ok,                    // the device replied
   replayed,              // the stored reply of a caller-supplied id, nothing published
   duplicate_request_id,  // that id is in flight on this gateway
-  too_many_pending,      // gateway-wide limit
+  too_many_pending,      // gateway-wide limit in count
+  too_many_bytes,        // gateway-wide limit in bytes (max_pending_bytes)
   device_busy,           // per-device limit
   mqtt_unavailable,
   redis_unavailable,
   shutting_down,
   device_timeout,
+  delivered,             // published, but the gateway stopped before the reply: it may still run
   client_gone,           // the caller disconnected first; nobody to answer
 };
 
@@ -23,19 +25,21 @@ inline const char* outcome_name(Outcome o) {
     case Outcome::replayed: return "replayed";
     case Outcome::duplicate_request_id: return "duplicate_request_id";
     case Outcome::too_many_pending: return "too_many_pending";
+    case Outcome::too_many_bytes: return "too_many_bytes";
     case Outcome::device_busy: return "device_busy";
     case Outcome::mqtt_unavailable: return "mqtt_unavailable";
     case Outcome::redis_unavailable: return "redis_unavailable";
     case Outcome::shutting_down: return "shutting_down";
     case Outcome::device_timeout: return "device_timeout";
+    case Outcome::delivered: return "delivered";
     case Outcome::client_gone: return "client_gone";
   }
   return "unknown";
 }
 
 inline constexpr Outcome kAllOutcomes[] = {
-    Outcome::ok,           Outcome::replayed,          Outcome::duplicate_request_id, Outcome::too_many_pending,
-    Outcome::device_busy,  Outcome::mqtt_unavailable,  Outcome::redis_unavailable,    Outcome::shutting_down,
-    Outcome::device_timeout, Outcome::client_gone};
+    Outcome::ok,           Outcome::replayed,         Outcome::duplicate_request_id, Outcome::too_many_pending,
+    Outcome::too_many_bytes, Outcome::device_busy,    Outcome::mqtt_unavailable,     Outcome::redis_unavailable,
+    Outcome::shutting_down, Outcome::device_timeout,  Outcome::delivered,            Outcome::client_gone};
 
 }  // namespace boxgate::gateway

@@ -1,6 +1,7 @@
 #pragma once
 // PendingRegistry: the commands waiting on this gateway, by request id, with
-// the gateway-wide and per-device limits. Loop thread only (no locks).
+// the gateway-wide limits in count and in bytes, and the per-device limit.
+// Loop thread only (no locks).
 
 #include <cstdint>
 #include <memory>
@@ -12,22 +13,27 @@ namespace boxgate::gateway {
 template <class Entry>
 class PendingRegistry {
  public:
-  enum class Admit { ok, duplicate, too_many, device_busy };
+  enum class Admit { ok, duplicate, too_many, too_many_bytes, device_busy };
 
-  PendingRegistry(std::size_t max_total, std::size_t max_per_device)
-      : max_total_(max_total), max_per_device_(max_per_device) {}
+  PendingRegistry(std::size_t max_total, std::size_t max_per_device,
+                  std::size_t max_bytes = static_cast<std::size_t>(-1))
+      : max_total_(max_total), max_per_device_(max_per_device), max_bytes_(max_bytes) {}
 
-  // Checks the limits and the id, then takes `entry`. On refusal `entry` is untouched.
-  Admit admit(const std::string& request_id, const std::string& box_id, std::unique_ptr<Entry>& entry) {
+  // Checks the limits and the id, then takes `entry`, which holds `bytes`
+  // until removed. On refusal `entry` is untouched.
+  Admit admit(const std::string& request_id, const std::string& box_id, std::unique_ptr<Entry>& entry,
+              std::size_t bytes = 0) {
     if (entries_.count(request_id)) return Admit::duplicate;
     if (entries_.size() >= max_total_) return Admit::too_many;
+    if (bytes > max_bytes_ - bytes_) return Admit::too_many_bytes;
     auto& per_device = per_device_[box_id];
     if (per_device >= max_per_device_) {
       if (per_device == 0) per_device_.erase(box_id);
       return Admit::device_busy;
     }
     ++per_device;
-    entries_.emplace(request_id, Slot{box_id, std::move(entry)});
+    bytes_ += bytes;
+    entries_.emplace(request_id, Slot{box_id, bytes, std::move(entry)});
     return Admit::ok;
   }
 
@@ -43,11 +49,13 @@ class PendingRegistry {
     auto entry = std::move(it->second.entry);
     auto device = per_device_.find(it->second.box_id);
     if (--device->second == 0) per_device_.erase(device);
+    bytes_ -= it->second.bytes;
     entries_.erase(it);
     return entry;
   }
 
   std::size_t size() const noexcept { return entries_.size(); }
+  std::size_t bytes() const noexcept { return bytes_; }
   std::size_t devices() const noexcept { return per_device_.size(); }
 
   template <class Fn>
@@ -58,10 +66,13 @@ class PendingRegistry {
  private:
   struct Slot {
     std::string box_id;
+    std::size_t bytes;
     std::unique_ptr<Entry> entry;
   };
   std::size_t max_total_;
   std::size_t max_per_device_;
+  std::size_t max_bytes_;
+  std::size_t bytes_ = 0;
   std::unordered_map<std::string, Slot> entries_;
   std::unordered_map<std::string, std::size_t> per_device_;
 };

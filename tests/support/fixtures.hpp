@@ -9,3 +9,4 @@
 #include "support/process.hpp"
 #include "support/redis.hpp"
 #include "support/tempdir.hpp"
+#include "support/throttle_proxy.hpp"

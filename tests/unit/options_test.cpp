@@ -108,3 +108,13 @@ TEST(Options, ShippedConfigFilesListEveryKeyWithItsDefault) {
   EXPECT_EQ(l2.describe(), d2.describe());
   EXPECT_EQ(nlohmann::json::parse(std::ifstream(br)).size(), nlohmann::json::parse(d2.describe()).size());
 }
+
+// A command accepted just before SIGTERM may wait max_timeout_ms: the default
+// drain must let it finish.
+TEST(Config, DefaultDrainOutlastsTheLongestCommand) {
+  GatewayConfig c;
+  EXPECT_GE(c.drain_timeout_ms, c.max_timeout_ms);
+  EXPECT_GE(c.max_pending_bytes, c.max_body_bytes);
+  BridgeConfig b;
+  EXPECT_GE(b.queue_max_bytes, b.max_reply_bytes);
+}

@@ -38,3 +38,17 @@ TEST(PendingRegistry, RemoveFreesTheSlotsOfItsDevice) {
   EXPECT_EQ(r.devices(), 0u);
   EXPECT_EQ(r.admit("b", "box", e2), Registry::Admit::ok);
 }
+
+TEST(PendingRegistry, BudgetsBytesAndGivesThemBack) {
+  Registry r(10, 10, 1000);
+  auto e1 = entry(1), e2 = entry(2), e3 = entry(3);
+  EXPECT_EQ(r.admit("a", "box", e1, 600), Registry::Admit::ok);
+  EXPECT_EQ(r.admit("b", "box", e2, 401), Registry::Admit::too_many_bytes);
+  ASSERT_TRUE(e2) << "a refused entry stays with the caller";
+  EXPECT_EQ(r.admit("b", "box", e2, 400), Registry::Admit::ok) << "exactly the budget fits";
+  EXPECT_EQ(r.bytes(), 1000u);
+  EXPECT_EQ(r.admit("c", "box", e3, 1), Registry::Admit::too_many_bytes);
+  r.remove("a");
+  EXPECT_EQ(r.bytes(), 400u);
+  EXPECT_EQ(r.admit("c", "box", e3, 600), Registry::Admit::ok);
+}

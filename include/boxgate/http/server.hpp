@@ -48,13 +48,17 @@ class Exchange {
 
   bool is_get() const;
   bool is_post() const;
-  std::string_view path() const;                        // raw (percent-encoded) path
-  std::optional<std::string> query(const char* name) const;  // decoded value of ?name=
-  const char* header(const char* name) const;           // nullptr when absent
+  std::string_view path() const;       // raw (percent-encoded) path
+  std::string_view raw_query() const;  // after '?', as sent (not decoded); empty when none
+  const char* header(const char* name) const;  // nullptr when absent
   std::string_view body() const;
+  // Frees the request body (the handler keeps what it needs): a request that
+  // waits for a device then holds no second copy of its command.
+  void discard_body();
 
   void set_header(const char* name, const std::string& value);
-  void reply(int status, std::string_view body, const char* content_type = "application/json");
+  // Large bodies are handed to libevent without a copy.
+  void reply(int status, std::string body, const char* content_type = "application/json");
 
   // Runs once if the client goes away before reply(); the Exchange is inert after.
   void on_disconnect(std::function<void()> callback);
@@ -105,6 +109,16 @@ class Server {
 
 // Percent-decodes one path segment ("+" stays "+"); the result may hold any byte.
 std::string percent_decode(std::string_view segment);
+
+// One name=value pair of a query string, both exactly as sent (not decoded):
+// a caller's %-escapes never turn into the bytes a check looks for.
+struct QueryParam {
+  std::string_view name;
+  std::string_view value;
+  bool has_value;  // an '=' was present
+};
+// Splits a raw query on '&' (empty pieces are skipped). Views into `raw`.
+std::vector<QueryParam> split_query(std::string_view raw);
 
 // The reason phrase of a status code ("OK", "Not Found", ...).
 const char* reason_phrase(int status);

@@ -7,9 +7,14 @@
 // exactly once on the loop thread: with the reply, or with a failure when the
 // connection is lost.
 //
-// Liveness: a PING every heartbeat_ms; one unanswered for dead_after_ms marks
-// Redis down, drops the connection and runs on_dead (the subscriber, which
-// cannot PING in hiredis 0.14, is restarted by its owner then).
+// Liveness is judged by progress: a PING every heartbeat_ms (one at a time);
+// Redis is dead when a PING is outstanding and for dead_after_ms neither a
+// reply came nor did bytes move on the socket either way (TCP_INFO). So a
+// PING queued behind megabytes of SETs on a slow link, or behind a large GET,
+// does not declare a busy Redis dead; a frozen one still is, once the kernel
+// buffers stop moving. Dead marks Redis down, drops the connection and runs
+// on_dead (the subscriber, which cannot PING in hiredis 0.14, is restarted by
+// its owner then).
 
 #include <chrono>
 #include <functional>
@@ -18,6 +23,7 @@
 #include <string_view>
 
 #include "boxgate/redis/connection.hpp"
+#include "boxgate/redis/socket_progress.hpp"
 
 namespace boxgate::redis {
 
@@ -40,18 +46,24 @@ class Commands {
 
   // false when not connected (callback not called).
   bool get(const std::string& key, GetCallback done);
-  // SET key payload PX ttl, then PUBLISH key payload, pipelined. `done` gets
-  // the PUBLISH's status.
-  bool set_and_publish(const std::string& key, std::string_view payload, std::int64_t ttl_ms, DoneCallback done);
+  // SET key payload PX ttl, then PUBLISH key message, pipelined (message is
+  // the payload itself or a stored-reply notice). `done` gets the PUBLISH's
+  // status.
+  bool set_and_publish(const std::string& key, std::string_view payload, std::string_view message,
+                       std::int64_t ttl_ms, DoneCallback done);
 
  private:
+  using Clock = std::chrono::steady_clock;
   void heartbeat();
+  void note_progress(Clock::time_point now);
 
   Connection connection_;
   RedisSettings settings_;
   std::function<void()> on_dead_;
   Timer heartbeat_timer_;
-  std::optional<std::chrono::steady_clock::time_point> ping_sent_;
+  std::optional<Clock::time_point> ping_sent_;
+  Clock::time_point last_progress_{};
+  std::optional<TcpProgress> last_counters_;
 };
 
 }  // namespace boxgate::redis

@@ -47,6 +47,7 @@ class Connection {
 
   bool up() const noexcept { return up_; }
   redisAsyncContext* context() const noexcept { return up_ ? ctx_ : nullptr; }
+  int fd() const noexcept;  // the socket while up, else -1
   const std::string& name() const noexcept { return name_; }
 
  private:

@@ -60,6 +60,7 @@ struct ExchangeState {
     if (hangup_watch) event_del(hangup_watch);
   }
   static void on_readable(evutil_socket_t fd, short, void* arg);
+  static void on_reply_written(evhttp_request* req, void* connection);
 };
 
 // libevent 2.1 stops reading a connection while its request waits for the
@@ -109,17 +110,9 @@ std::string_view Exchange::path() const {
   return p ? p : "";
 }
 
-std::optional<std::string> Exchange::query(const char* name) const {
+std::string_view Exchange::raw_query() const {
   const char* q = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(state_->req));
-  if (!q) return std::nullopt;
-  evkeyvalq params;
-  TAILQ_INIT(&params);
-  std::optional<std::string> value;
-  if (evhttp_parse_query_str(q, &params) == 0) {
-    if (const char* v = evhttp_find_header(&params, name)) value = v;
-  }
-  evhttp_clear_headers(&params);
-  return value;
+  return q ? q : "";
 }
 
 const char* Exchange::header(const char* name) const {
@@ -133,25 +126,77 @@ std::string_view Exchange::body() const {
   return {reinterpret_cast<const char*>(evbuffer_pullup(in, -1)), len};
 }
 
+void Exchange::discard_body() {
+  evbuffer* in = evhttp_request_get_input_buffer(state_->req);
+  evbuffer_drain(in, evbuffer_get_length(in));
+}
+
 void Exchange::set_header(const char* name, const std::string& value) {
   if (state_ && state_->req) evhttp_add_header(evhttp_request_get_output_headers(state_->req), name, value.c_str());
 }
 
-void Exchange::reply(int status, std::string_view body, const char* content_type) {
+namespace {
+// Bodies at least this large are referenced, not copied, by libevent.
+constexpr std::size_t kReferenceBodyBytes = 16 * 1024;
+
+void free_string(const void*, size_t, void* owned) { delete static_cast<std::string*>(owned); }
+
+void add_body(evbuffer* out, std::string&& body) {
+  if (body.size() < kReferenceBodyBytes) {
+    evbuffer_add(out, body.data(), body.size());
+    return;
+  }
+  auto* owned = new std::string(std::move(body));
+  if (evbuffer_add_reference(out, owned->data(), owned->size(), &free_string, owned) != 0) {
+    evbuffer_add(out, owned->data(), owned->size());
+    delete owned;
+  }
+}
+}  // namespace
+
+namespace {
+// The read timeout is evhttp's idle timeout; it would also run while a reply
+// is written (evhttp keeps reading for close detection), and so cut a large
+// reply that is still flowing to a slow reader. While writing, only the write
+// timeout applies: it restarts on every write, so it cuts a reader that stopped.
+void set_timeouts(evhttp_connection* conn, const timeval* read, const timeval* write) {
+  if (bufferevent* bev = evhttp_connection_get_bufferevent(conn)) bufferevent_set_timeouts(bev, read, write);
+}
+
+timeval to_timeval(std::int64_t ms) {
+  return {static_cast<time_t>(ms / 1000), static_cast<suseconds_t>((ms % 1000) * 1000)};
+}
+}  // namespace
+
+// The next request is owed once this reply has been written whole, however
+// long a large reply took to flow out.
+void ExchangeState::on_reply_written(evhttp_request*, void* arg) {
+  auto* connection = static_cast<Server::Connection*>(arg);
+  timeval idle = to_timeval(connection->server->settings_.idle_timeout_ms);
+  set_timeouts(connection->conn, &idle, &idle);
+  connection->arm(connection->server->settings_.idle_timeout_ms);
+}
+
+void Exchange::reply(int status, std::string body, const char* content_type) {
   if (!state_ || !state_->req) return;
   evhttp_request* req = state_->req;
   state_->req = nullptr;
   state_->stop_watching();
   if (Server::Connection* connection = state_->connection) {
     connection->waiting = nullptr;
-    connection->arm(state_->server->settings_.idle_timeout_ms);  // the next request is owed
+    evhttp_request_set_on_complete_cb(req, &ExchangeState::on_reply_written, connection);
   }
   evkeyvalq* headers = evhttp_request_get_output_headers(req);
   evhttp_add_header(headers, "Content-Type", content_type);
   evbuffer* out = evbuffer_new();
-  evbuffer_add(out, body.data(), body.size());
+  add_body(out, std::move(body));
+  Server::Connection* connection = state_->connection;
   evhttp_send_reply(req, status, reason_phrase(status), out);
   evbuffer_free(out);
+  if (connection) {
+    timeval idle = to_timeval(state_->server->settings_.idle_timeout_ms);
+    set_timeouts(connection->conn, nullptr, &idle);
+  }
 }
 
 void Exchange::on_disconnect(std::function<void()> callback) {
@@ -339,15 +384,34 @@ std::string percent_decode(std::string_view segment) {
   return out;
 }
 
+std::vector<QueryParam> split_query(std::string_view raw) {
+  std::vector<QueryParam> params;
+  while (!raw.empty()) {
+    std::size_t amp = raw.find('&');
+    std::string_view piece = raw.substr(0, amp);
+    raw = amp == std::string_view::npos ? std::string_view() : raw.substr(amp + 1);
+    if (piece.empty()) continue;
+    std::size_t eq = piece.find('=');
+    if (eq == std::string_view::npos) {
+      params.push_back({piece, {}, false});
+    } else {
+      params.push_back({piece.substr(0, eq), piece.substr(eq + 1), true});
+    }
+  }
+  return params;
+}
+
 const char* reason_phrase(int status) {
   switch (status) {
     case 200: return "OK";
+    case 202: return "Accepted";
     case 400: return "Bad Request";
     case 401: return "Unauthorized";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
     case 409: return "Conflict";
     case 413: return "Payload Too Large";
+    case 422: return "Unprocessable Content";
     case 429: return "Too Many Requests";
     case 500: return "Internal Server Error";
     case 503: return "Service Unavailable";

@@ -3,6 +3,7 @@
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 
+#include <algorithm>
 #include <memory>
 
 #include "boxgate/logging.hpp"
@@ -35,7 +36,10 @@ void on_done(redisAsyncContext*, void* r, void* privdata) {
 Commands::Commands(EventLoop& loop, const RedisSettings& settings, ops::Dependency& dependency,
                    std::function<void()> on_up, std::function<void()> on_dead)
     : connection_(loop, settings, "redis command connection", dependency,
-                  {std::move(on_up), [this] { ping_sent_.reset(); }}),
+                  {std::move(on_up), [this] {
+                     ping_sent_.reset();
+                     last_counters_.reset();
+                   }}),
       settings_(settings),
       on_dead_(std::move(on_dead)),
       heartbeat_timer_(loop, [this] { heartbeat(); }) {
@@ -54,8 +58,8 @@ bool Commands::get(const std::string& key, GetCallback done) {
   return true;
 }
 
-bool Commands::set_and_publish(const std::string& key, std::string_view payload, std::int64_t ttl_ms,
-                               DoneCallback done) {
+bool Commands::set_and_publish(const std::string& key, std::string_view payload, std::string_view message,
+                               std::int64_t ttl_ms, DoneCallback done) {
   redisAsyncContext* ctx = connection_.context();
   if (!ctx) return false;
   std::string ttl = std::to_string(ttl_ms);
@@ -66,8 +70,8 @@ bool Commands::set_and_publish(const std::string& key, std::string_view payload,
     return false;
   }
   auto* owned = new DoneCallback(std::move(done));
-  if (redisAsyncCommand(ctx, on_done, owned, "PUBLISH %b %b", key.data(), key.size(), payload.data(),
-                        payload.size()) != REDIS_OK) {
+  if (redisAsyncCommand(ctx, on_done, owned, "PUBLISH %b %b", key.data(), key.size(), message.data(),
+                        message.size()) != REDIS_OK) {
     delete owned;
     return false;
   }
@@ -75,14 +79,24 @@ bool Commands::set_and_publish(const std::string& key, std::string_view payload,
   return true;
 }
 
+void Commands::note_progress(Clock::time_point now) {
+  auto counters = tcp_progress(connection_.fd());
+  if (counters && counters != last_counters_) {
+    last_counters_ = counters;
+    last_progress_ = now;
+  }
+}
+
 void Commands::heartbeat() {
   redisAsyncContext* ctx = connection_.context();
   if (!ctx) return;
-  auto now = std::chrono::steady_clock::now();
+  auto now = Clock::now();
+  note_progress(now);
   if (ping_sent_) {
-    if (now - *ping_sent_ > std::chrono::milliseconds(settings_.dead_after_ms)) {
+    auto quiet_since = std::max(*ping_sent_, last_progress_);
+    if (now - quiet_since > std::chrono::milliseconds(settings_.dead_after_ms)) {
       ping_sent_.reset();
-      connection_.force_reconnect("no PING reply within redis_dead_after_ms");
+      connection_.force_reconnect("no reply and no bytes moving within redis_dead_after_ms");
       if (on_dead_) on_dead_();
     }
     return;

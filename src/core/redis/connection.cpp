@@ -56,6 +56,8 @@ Connection::~Connection() {
   event_free(flush_event_);
 }
 
+int Connection::fd() const noexcept { return up_ && ctx_ ? ctx_->c.fd : -1; }
+
 void Connection::flush_soon() { event_active(flush_event_, 0, 0); }
 
 void Connection::on_flush(int, short, void* self) {

@@ -1,0 +1,265 @@
+// CommandService's state machine against small fakes of its three ports: the
+// stages, the step order, the sequence guard against a reused id, and
+// completion from inside the ports' calls (which the real clients never do,
+// and ASan checks that nothing touches a finished command).
+
+#include "command_service.hpp"
+
+#include <event2/event.h>
+#include <gtest/gtest.h>
+
+#include <map>
+#include <optional>
+#include <vector>
+
+#include "boxgate/stored_reply.hpp"
+
+using namespace boxgate;
+using namespace boxgate::gateway;
+using namespace std::chrono_literals;
+
+namespace {
+
+struct FakeChannels final : ReplyChannels {
+  bool is_up = true;
+  bool confirm_at_once = false;  // call on_subscribed() from inside subscribe()
+  redis::Subscriber::Result result = redis::Subscriber::Result::ok;
+  std::map<std::string, redis::Subscriber::Listener*> listeners;
+  std::vector<std::string> unsubscribed;
+
+  bool up() const override { return is_up; }
+  redis::Subscriber::Result subscribe(const std::string& channel, redis::Subscriber::Listener* l) override {
+    if (result != redis::Subscriber::Result::ok) return result;
+    listeners[channel] = l;
+    if (confirm_at_once) l->on_subscribed();
+    return redis::Subscriber::Result::ok;
+  }
+  void unsubscribe(const std::string& channel) override {
+    listeners.erase(channel);
+    unsubscribed.push_back(channel);
+  }
+  redis::Subscriber::Listener& listener(const std::string& channel) { return *listeners.at(channel); }
+};
+
+struct FakeResults final : ResultStore {
+  bool is_up = true;
+  bool answer_at_once = true;
+  std::map<std::string, std::string> keys;
+  std::vector<std::pair<std::string, redis::Commands::GetCallback>> queued;  // when !answer_at_once
+  int gets = 0;
+
+  bool up() const override { return is_up; }
+  bool get(const std::string& key, redis::Commands::GetCallback done) override {
+    if (!is_up) return false;
+    ++gets;
+    if (!answer_at_once) {
+      queued.emplace_back(key, std::move(done));
+      return true;
+    }
+    answer(key, done);
+    return true;
+  }
+  void answer(const std::string& key, redis::Commands::GetCallback& done) {
+    auto it = keys.find(key);
+    done(true, it == keys.end() ? std::nullopt : std::make_optional(it->second));
+  }
+  void answer_queued() {
+    auto pending = std::move(queued);
+    queued.clear();
+    for (auto& [key, done] : pending) answer(key, done);
+  }
+};
+
+struct Published {
+  std::string topic, payload;
+  std::uint32_t expiry_s;
+};
+
+struct FakePublisher final : CommandPublisher {
+  bool is_connected = true;
+  bool accept = true;
+  std::function<void()> inside_publish;  // e.g. a reply arriving at once
+  std::vector<Published> sent;
+
+  bool connected() const override { return is_connected; }
+  bool publish(const std::string& topic, std::string_view payload, int, const mqtt::ResponseProperties* v5) override {
+    if (!accept) return false;
+    sent.push_back({topic, std::string(payload), v5 ? v5->expiry_s : 0});
+    if (inside_publish) inside_publish();
+    return true;
+  }
+};
+
+class CommandServiceTest : public ::testing::Test {
+ protected:
+  CommandServiceTest() : topics("dev") { make_service(100, 100, 1 << 20); }
+
+  void make_service(std::size_t max_pending, std::size_t per_device, std::size_t max_bytes) {
+    service.reset();
+    service = std::make_unique<CommandService>(loop, topics, CommandSettings{max_pending, per_device, max_bytes, 1},
+                                               CommandPorts{channels, results, publisher}, metrics);
+  }
+
+  // Submits a command; its result lands in results_by_id[id].
+  void submit(const std::string& id, bool caller_id = false, std::chrono::milliseconds timeout = 10s,
+              const std::string& box = "box-1", std::string payload = R"({"id":"x"})") {
+    CommandRequest request{*BoxId::parse(box), *RequestId::parse(id), caller_id, std::move(payload), timeout};
+    service->submit(std::move(request), [this, id](CommandResult&& r) { done[id].push_back(std::move(r)); });
+  }
+  std::string channel(const std::string& id, const std::string& box = "box-1") { return "dev/" + box + "/response/" + id; }
+  Outcome outcome(const std::string& id) {
+    EXPECT_EQ(done[id].size(), 1u) << id << " must complete exactly once";
+    return done[id].empty() ? Outcome::client_gone : done[id].back().outcome;
+  }
+
+  EventLoop loop;
+  Topics topics;
+  ops::Metrics metrics;
+  FakeChannels channels;
+  FakeResults results;
+  FakePublisher publisher;
+  std::map<std::string, std::vector<CommandResult>> done;
+  std::unique_ptr<CommandService> service;  // last: its destructor completes what still waits
+};
+
+TEST_F(CommandServiceTest, PublishesOnlyAfterTheSubscriptionIsConfirmed) {
+  submit("r1");
+  EXPECT_TRUE(publisher.sent.empty()) << "a fast reply would be lost before the confirmation";
+  channels.listener(channel("r1")).on_subscribed();
+  ASSERT_EQ(publisher.sent.size(), 1u);
+  EXPECT_EQ(publisher.sent[0].topic, "dev/box-1/request/r1");
+  EXPECT_EQ(publisher.sent[0].payload, R"({"id":"x"})");
+  EXPECT_EQ(publisher.sent[0].expiry_s, 10u);
+  channels.listener(channel("r1")).on_message(R"({"id":"r1","result":1})");
+  EXPECT_EQ(outcome("r1"), Outcome::ok);
+  EXPECT_EQ(done["r1"][0].reply, R"({"id":"r1","result":1})");
+  EXPECT_EQ(channels.unsubscribed, std::vector<std::string>{channel("r1")});
+  EXPECT_EQ(service->pending(), 0u);
+  EXPECT_EQ(service->pending_bytes(), 0u);
+}
+
+TEST_F(CommandServiceTest, AStoredReplyComesBeforeEveryRefusal) {
+  results.keys[channel("kept")] = "stored";
+  service->start_draining();
+  publisher.is_connected = false;
+  submit("kept", true);
+  EXPECT_EQ(outcome("kept"), Outcome::replayed);
+  EXPECT_EQ(done["kept"][0].reply, "stored");
+  EXPECT_TRUE(channels.listeners.empty());
+  EXPECT_TRUE(publisher.sent.empty());
+  // Without a stored reply the refusals apply, in order.
+  submit("fresh", true);
+  EXPECT_EQ(outcome("fresh"), Outcome::shutting_down);
+}
+
+TEST_F(CommandServiceTest, RefusalsInContractOrder) {
+  channels.is_up = false;
+  publisher.is_connected = false;
+  submit("a");
+  EXPECT_EQ(outcome("a"), Outcome::redis_unavailable);
+  channels.is_up = true;
+  submit("b");
+  EXPECT_EQ(outcome("b"), Outcome::mqtt_unavailable);
+  results.is_up = false;
+  submit("c", true);  // the stored reply cannot be read: Redis is down
+  EXPECT_EQ(outcome("c"), Outcome::redis_unavailable);
+}
+
+TEST_F(CommandServiceTest, LimitsInCountBytesAndPerDevice) {
+  make_service(3, 2, 3 * (100 + kPendingEntryBytes));
+  const std::string body(100, 'x');
+  submit("a", false, 10s, "box-1", body);
+  submit("b", false, 10s, "box-1", body);
+  submit("c", false, 10s, "box-1", body);
+  EXPECT_EQ(outcome("c"), Outcome::device_busy);
+  done.erase("c");
+  submit("c", false, 10s, "box-2", body + "y");  // one byte over the budget
+  EXPECT_EQ(outcome("c"), Outcome::too_many_bytes);
+  done.erase("c");
+  submit("c", false, 10s, "box-2", body);  // exactly the budget
+  EXPECT_TRUE(done["c"].empty());
+  EXPECT_EQ(service->pending_bytes(), 3 * (100 + kPendingEntryBytes));
+  submit("d", false, 10s, "box-3", "{}");
+  EXPECT_EQ(outcome("d"), Outcome::too_many_pending);
+  submit("a", false, 10s, "box-4", "{}");
+  EXPECT_EQ(done["a"].back().outcome, Outcome::duplicate_request_id);
+  EXPECT_EQ(service->pending(), 3u);
+}
+
+TEST_F(CommandServiceTest, CompletionFromInsideSubscribeAndPublish) {
+  channels.confirm_at_once = true;
+  publisher.accept = false;
+  submit("refused");  // subscribe -> on_subscribed -> publish fails -> finish, all inside submit()
+  EXPECT_EQ(outcome("refused"), Outcome::mqtt_unavailable);
+  EXPECT_EQ(channels.unsubscribed, std::vector<std::string>{channel("refused")});
+
+  publisher.accept = true;
+  publisher.inside_publish = [this] { channels.listener(channel("instant")).on_message("reply"); };
+  submit("instant");  // the device answers before publish() returns
+  EXPECT_EQ(outcome("instant"), Outcome::ok);
+  EXPECT_EQ(service->pending(), 0u);
+}
+
+TEST_F(CommandServiceTest, AStaleReadNeverCompletesALaterCommandWithTheSameId) {
+  results.answer_at_once = false;
+  submit("same");
+  channels.listener(channel("same")).on_subscribed();
+  service->recheck_result_keys();  // a read of the key is now in flight
+  channels.listener(channel("same")).on_message("first reply");
+  EXPECT_EQ(outcome("same"), Outcome::ok);
+
+  submit("same");  // the id is reused by a new command
+  channels.listener(channel("same")).on_subscribed();
+  results.keys[channel("same")] = "first reply";
+  results.answer_queued();  // the old read returns
+  EXPECT_EQ(done["same"].size(), 1u) << "the stale read completed the new command";
+  EXPECT_EQ(service->pending(), 1u);
+}
+
+TEST_F(CommandServiceTest, AStoredReplyNoticeReadsTheResultKey) {
+  submit("big");
+  channels.listener(channel("big")).on_subscribed();
+  results.keys[channel("big")] = "sixteen mebibytes";
+  channels.listener(channel("big")).on_message(stored_reply_notice(16 << 20));
+  EXPECT_EQ(outcome("big"), Outcome::ok);
+  EXPECT_EQ(done["big"][0].reply, "sixteen mebibytes");
+}
+
+TEST_F(CommandServiceTest, ResubscriptionRereadsTheKey) {
+  submit("gap");
+  channels.listener(channel("gap")).on_subscribed();
+  channels.listener(channel("gap")).on_resubscribed();
+  EXPECT_TRUE(done["gap"].empty()) << "no reply stored yet: keep waiting";
+  results.keys[channel("gap")] = "stored in the gap";
+  channels.listener(channel("gap")).on_resubscribed();
+  EXPECT_EQ(outcome("gap"), Outcome::ok);
+}
+
+TEST_F(CommandServiceTest, DrainEndTellsPublishedFromUnsent) {
+  submit("sent");
+  channels.listener(channel("sent")).on_subscribed();
+  submit("unsent");  // never confirmed, so never published
+  service->abandon_all();
+  EXPECT_EQ(outcome("sent"), Outcome::delivered);
+  EXPECT_EQ(outcome("unsent"), Outcome::shutting_down);
+}
+
+TEST_F(CommandServiceTest, CancelCompletesOnceAsClientGone) {
+  submit("left");
+  channels.listener(channel("left")).on_subscribed();
+  service->cancel(*RequestId::parse("left"));
+  EXPECT_EQ(outcome("left"), Outcome::client_gone);
+  service->cancel(*RequestId::parse("left"));
+  EXPECT_EQ(done["left"].size(), 1u);
+}
+
+// The one test that runs the loop: the deadline timer, then the final read.
+TEST_F(CommandServiceTest, DeadlineReadsTheKeyOnceThenTimesOut) {
+  submit("slow", false, 1ms);
+  channels.listener(channel("slow")).on_subscribed();
+  for (int i = 0; i < 200 && done["slow"].empty(); ++i) event_base_loop(loop.base(), EVLOOP_ONCE);
+  EXPECT_EQ(outcome("slow"), Outcome::device_timeout);
+  EXPECT_EQ(results.gets, 1);
+}
+
+}  // namespace
