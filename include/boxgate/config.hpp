@@ -15,9 +15,16 @@ namespace boxgate {
 struct RedisSettings {
   std::string host = "127.0.0.1";
   std::int64_t port = 6379;
-  std::int64_t backoff_max_ms = 2000;   // cap of the jittered reconnect backoff
+  std::int64_t backoff_max_ms = 400;    // cap of the jittered reconnect backoff (backoff.hpp)
   std::int64_t heartbeat_ms = 250;      // PING period on the command connection
-  std::int64_t dead_after_ms = 1000;    // no PING answer for this long = connection dead
+  // No reply and no bytes moving for this long while a PING waits: Redis is
+  // stalled (not ready; new commands wait in grace; nothing torn down).
+  std::int64_t stall_after_ms = 500;
+  // ... and for this long: dead (connections torn down and reconnected).
+  // Seconds, not one: a real Redis pauses for a second or more on a fork
+  // (BGSAVE, AOF rewrite) or a slow command, and tearing down then loses
+  // every subscription and in-flight reply for nothing.
+  std::int64_t dead_after_ms = 5000;
 };
 
 struct MqttSettings {
@@ -27,7 +34,7 @@ struct MqttSettings {
   std::string password;
   std::int64_t version = 5;              // 3 (3.1.1) or 5
   std::int64_t qos = 1;
-  std::int64_t backoff_max_ms = 5000;
+  std::int64_t backoff_max_ms = 400;     // backoff.hpp
   std::int64_t keepalive_s = 10;
 };
 
@@ -59,6 +66,9 @@ struct GatewayConfig {
   // Bytes the waiting commands may hold: each counts its payload plus
   // kPendingEntryBytes (docs/contract.md has the arithmetic).
   std::int64_t max_pending_bytes = 256LL << 20;
+  // A new command that finds Redis or MQTT reconnecting waits this long for
+  // it (only while the outage is younger than this), then gets the 503.
+  std::int64_t dependency_grace_ms = 1000;
   // At least max_timeout_ms, so a command accepted just before SIGTERM can
   // still get its reply (plus the final result-key read).
   std::int64_t drain_timeout_ms = 65000;

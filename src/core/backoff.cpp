@@ -6,9 +6,10 @@
 namespace boxgate {
 
 std::chrono::milliseconds jittered_backoff(int attempt, std::int64_t cap_ms) {
+  if (attempt <= 0) return std::chrono::milliseconds(0);
   static thread_local std::mt19937 rng{std::random_device{}()};
   // The shift stops at 2^16 so a long outage cannot overflow it.
-  std::int64_t full = std::min<std::int64_t>(cap_ms, 100LL << std::clamp(attempt, 0, 16));
+  std::int64_t full = std::min<std::int64_t>(cap_ms, 25LL << std::clamp(attempt, 1, 16));
   std::uniform_int_distribution<std::int64_t> jitter(full / 2, full);
   return std::chrono::milliseconds(jitter(rng));
 }

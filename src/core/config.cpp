@@ -25,8 +25,18 @@ void declare_redis(Options& o, RedisSettings& r) {
   o.add("redis_port", &r.port, 1, 65535, "Redis port");
   o.add("redis_backoff_max_ms", &r.backoff_max_ms, 10, 600000, "cap of the jittered reconnect backoff");
   o.add("redis_heartbeat_ms", &r.heartbeat_ms, 50, 60000, "PING period on the command connection");
+  o.add("redis_stall_after_ms", &r.stall_after_ms, 50, 600000,
+        "no reply and no bytes moving this long while a PING waits: Redis stalled (not ready)");
   o.add("redis_dead_after_ms", &r.dead_after_ms, 100, 600000,
-        "an unanswered PING this old marks Redis down and reconnects");
+        "no reply and no bytes moving this long while a PING waits: reconnect");
+}
+
+void check_redis(Options& o, RedisSettings& r) {
+  o.check([&r] {
+    if (r.stall_after_ms > r.dead_after_ms) {
+      throw ConfigError("redis_stall_after_ms", "must not exceed redis_dead_after_ms");
+    }
+  });
 }
 
 void declare_common(Options& o, std::string& prefix, HttpSettings& http, RedisSettings& redis,
@@ -34,6 +44,7 @@ void declare_common(Options& o, std::string& prefix, HttpSettings& http, RedisSe
   declare_prefix(o, prefix);
   declare_http(o, http);
   declare_redis(o, redis);
+  check_redis(o, redis);
   declare_mqtt(o, mqtt);
   declare_log(o, log);
 }
@@ -83,6 +94,8 @@ void declare_gateway(Options& o, GatewayConfig& c) {
   o.add("max_pending_per_device", &c.max_pending_per_device, 1, 10000000, "commands waiting at once per box");
   o.add("max_pending_bytes", &c.max_pending_bytes, 1 << 20, 1LL << 40,
         "bytes waiting commands may hold (payload + 4 KiB each), gateway-wide");
+  o.add("dependency_grace_ms", &c.dependency_grace_ms, 0, 60000,
+        "a new command waits this long for a reconnecting Redis/MQTT (0: refuse at once)");
   o.add("drain_timeout_ms", &c.drain_timeout_ms, 0, kMaxInt, "on SIGTERM, wait this long for in-flight commands");
   o.check([&c] {
     if (c.default_timeout_ms > c.max_timeout_ms) {

@@ -62,9 +62,12 @@ CommandService::CommandService(EventLoop& loop, const Topics& topics, CommandSet
       settings_(settings),
       ports_(ports),
       registry_(settings.max_pending, settings.max_pending_per_device, settings.max_bytes),
+      grace_(loop, [this](GraceQueue::Held&& held) { grace_ended(std::move(held)); }),
       latency_(metrics.histogram("boxgate_command_duration_seconds",
                                  "time from request to answer of accepted commands", ops::latency_buckets())),
       pending_gauge_(metrics.gauge("boxgate_commands_pending", "commands waiting for a device reply")),
+      held_in_grace_(metrics.counter("boxgate_commands_held_in_grace_total",
+                                     "new commands that waited for a reconnecting dependency")),
       late_messages_(metrics.counter("boxgate_replies_ignored_total",
                                      "replies that arrived for a command already answered (late or duplicate)")) {
   for (std::size_t i = 0; i < std::size(kAllOutcomes); ++i) {
@@ -95,24 +98,24 @@ void CommandService::submit(CommandRequest request, Completion done) {
   // Step 1 comes first: a retry of a command already answered gets the stored
   // reply even while draining, with MQTT down or at the limits.
   if (request.caller_supplied_id && ports_.results.up()) {
-    return look_up_stored_reply(std::move(request), std::move(done));
+    return look_up_stored_reply(std::move(request), std::move(done), false);
   }
-  admit(std::move(request), std::move(done));
+  admit(std::move(request), std::move(done), false);
 }
 
-void CommandService::look_up_stored_reply(CommandRequest&& request, Completion&& done) {
+void CommandService::look_up_stored_reply(CommandRequest&& request, Completion&& done, bool resumed) {
   // Shared: std::function needs a copyable callable; nothing is copied.
   auto held = std::make_shared<std::pair<CommandRequest, Completion>>(std::move(request), std::move(done));
   std::string key = topics_.response_channel(held->first.box, held->first.id);
   ++lookups_;
-  bool sent = ports_.results.get(key, [this, held](bool ok, std::optional<std::string> value) {
+  bool sent = ports_.results.get(key, [this, held, resumed](bool ok, std::optional<std::string> value) {
     --lookups_;
     if (!ok) return complete_immediately(held->second, Outcome::redis_unavailable);
     if (value) {
       outcome_counters_[static_cast<std::size_t>(Outcome::replayed)]->inc();
       return held->second(CommandResult{Outcome::replayed, std::move(*value)});
     }
-    admit(std::move(held->first), std::move(held->second));
+    admit(std::move(held->first), std::move(held->second), resumed);
   });
   if (!sent) {
     --lookups_;
@@ -120,15 +123,24 @@ void CommandService::look_up_stored_reply(CommandRequest&& request, Completion&&
   }
 }
 
-void CommandService::admit(CommandRequest&& request, Completion&& done) {
-  if (draining_) return complete_immediately(done, Outcome::shutting_down);
-  if (!ports_.results.up() || !ports_.channels.up()) return complete_immediately(done, Outcome::redis_unavailable);
-  if (!ports_.publisher.connected()) return complete_immediately(done, Outcome::mqtt_unavailable);
+std::optional<Outcome> CommandService::missing_dependency() const {
+  if (!ports_.results.up() || !ports_.channels.up()) return Outcome::redis_unavailable;
+  if (!ports_.publisher.connected()) return Outcome::mqtt_unavailable;
+  return std::nullopt;
+}
+
+void CommandService::admit(CommandRequest&& request, Completion&& done, bool resumed) {
+  if (draining_ && !resumed) return complete_immediately(done, Outcome::shutting_down);
+  std::size_t bytes = request.payload.size() + kPendingEntryBytes;
+  if (auto missing = missing_dependency()) {
+    if (hold_in_grace(request, done, bytes)) return;
+    return complete_immediately(done, *missing);
+  }
+  if (grace_.holds(request.id.str())) return complete_immediately(done, Outcome::duplicate_request_id);
 
   std::string id = request.id.str();
   std::string box = request.box.str();
   std::string channel = topics_.response_channel(request.box, request.id);
-  std::size_t bytes = request.payload.size() + kPendingEntryBytes;
   auto timeout = request.timeout;
   auto entry = std::make_unique<Pending>(*this, std::move(request), std::move(done), std::move(channel),
                                          next_sequence_++);
@@ -156,6 +168,46 @@ void CommandService::admit(CommandRequest&& request, Completion&& done) {
   timeval tv{static_cast<time_t>(padded.count() / 1000), static_cast<suseconds_t>((padded.count() % 1000) * 1000)};
   evtimer_add(p.deadline, &tv);
   subscribe(p);
+}
+
+bool CommandService::hold_in_grace(CommandRequest& request, Completion& done, std::size_t bytes) {
+  auto now = Clock::now();
+  if (!outage_since_) outage_since_ = now;
+  auto grace = settings_.dependency_grace;
+  if (grace.count() <= 0 || now - *outage_since_ >= grace) return false;  // not a blip: refuse fast
+  const std::string& id = request.id.str();
+  if (registry_.find(id) || grace_.holds(id)) return false;
+  // The pending limits cover held commands too.
+  if (registry_.size() + grace_.size() >= settings_.max_pending) return false;
+  if (registry_.bytes() + grace_.bytes() + bytes > settings_.max_bytes) return false;
+  auto wait = std::min(grace, request.timeout);
+  grace_.hold(std::move(request), std::move(done), wait, bytes);
+  held_in_grace_.inc();
+  return true;
+}
+
+void CommandService::dependencies_changed() {
+  if (missing_dependency()) {
+    if (!outage_since_) outage_since_ = Clock::now();
+    return;
+  }
+  outage_since_.reset();
+  for (GraceQueue::Held& held : grace_.take_all()) resume(std::move(held));
+}
+
+void CommandService::grace_ended(GraceQueue::Held&& held) {
+  if (auto missing = missing_dependency()) return complete_immediately(held.done, *missing);
+  resume(std::move(held));  // back, but the news has not reached us yet
+}
+
+void CommandService::resume(GraceQueue::Held&& held) {
+  // The wait counts against the caller's timeout.
+  auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - held.since);
+  held.request.timeout = std::max(std::chrono::milliseconds(1), held.request.timeout - waited);
+  if (held.request.caller_supplied_id) {
+    return look_up_stored_reply(std::move(held.request), std::move(held.done), true);
+  }
+  admit(std::move(held.request), std::move(held.done), true);
 }
 
 void CommandService::subscribe(Pending& p) {
@@ -236,10 +288,12 @@ void CommandService::finish(Pending& p, Outcome outcome, std::string reply) {
 }
 
 void CommandService::cancel(const RequestId& id) {
+  if (auto held = grace_.take(id.str())) return complete_immediately(held->done, Outcome::client_gone);
   if (Pending* p = registry_.find(id.str())) finish(*p, Outcome::client_gone);
 }
 
 void CommandService::abandon_all() {
+  for (GraceQueue::Held& held : grace_.take_all()) complete_immediately(held.done, Outcome::shutting_down);
   std::vector<std::pair<std::string, std::uint64_t>> ids;
   registry_.for_each([&ids](const Pending& p) { ids.emplace_back(p.request.id.str(), p.sequence); });
   for (const auto& [id, seq] : ids) {

@@ -28,25 +28,12 @@
 #include "boxgate/ops/metrics.hpp"
 #include "boxgate/topics.hpp"
 #include "command_ports.hpp"
+#include "command_request.hpp"
+#include "grace_queue.hpp"
 #include "outcome.hpp"
 #include "pending_registry.hpp"
 
 namespace boxgate::gateway {
-
-struct CommandRequest {
-  BoxId box;
-  RequestId id;
-  bool caller_supplied_id = false;
-  std::string payload;  // the command JSON, "id" already set
-  std::chrono::milliseconds timeout;
-};
-
-struct CommandResult {
-  Outcome outcome;
-  std::string reply;  // the device's payload for ok/replayed
-};
-
-using Completion = std::function<void(CommandResult&&)>;
 
 // What one waiting command costs besides its payload: the entry, its timer,
 // the HTTP request and connection state (measured: ~4-5 KiB per pending call
@@ -58,6 +45,10 @@ struct CommandSettings {
   std::size_t max_pending_per_device;
   std::size_t max_bytes;
   int qos;
+  // A new command that finds a dependency reconnecting waits this long (at
+  // most its timeout) -- but only while the outage is younger than this:
+  // a blip is ridden through, a dependency that is really gone is refused fast.
+  std::chrono::milliseconds dependency_grace{0};
 };
 
 // The Redis and MQTT faces the service talks to (command_ports.hpp).
@@ -81,9 +72,11 @@ class CommandService {
   // End of a drain: a command already published completes as `delivered`
   // (it may still run: no retry is invited), any other as shutting_down.
   void abandon_all();
-  // Commands waiting, plus stored-reply look-ups of retries not yet answered.
-  std::size_t pending() const noexcept { return registry_.size() + lookups_; }
-  std::size_t pending_bytes() const noexcept { return registry_.bytes(); }
+  // Commands waiting (also in grace), plus stored-reply look-ups not yet answered.
+  std::size_t pending() const noexcept { return registry_.size() + grace_.size() + lookups_; }
+  std::size_t pending_bytes() const noexcept { return registry_.bytes() + grace_.bytes(); }
+  // A dependency changed state: commands held in grace go on once all are up.
+  void dependencies_changed();
   // The command connection to Redis is back: read the result key of every
   // waiting command once, since a reply may have been stored while either
   // connection was down (a resubscription may have come first and found the
@@ -96,8 +89,14 @@ class CommandService {
  private:
   struct Pending;
   enum class KeyRead { recheck, notice, final_check };
-  void look_up_stored_reply(CommandRequest&& request, Completion&& done);
-  void admit(CommandRequest&& request, Completion&& done);
+  void look_up_stored_reply(CommandRequest&& request, Completion&& done, bool resumed);
+  // resumed: held in grace before a drain began, so not refused for it.
+  void admit(CommandRequest&& request, Completion&& done, bool resumed);
+  bool hold_in_grace(CommandRequest& request, Completion& done, std::size_t bytes);
+  void grace_ended(GraceQueue::Held&& held);
+  void resume(GraceQueue::Held&& held);
+  // The refusal a missing dependency means, or nothing when all are up.
+  std::optional<Outcome> missing_dependency() const;
   void finish(Pending& p, Outcome outcome, std::string reply = {});
   void subscribe(Pending& p);
   void publish(Pending& p);
@@ -113,6 +112,8 @@ class CommandService {
   CommandSettings settings_;
   CommandPorts ports_;
   PendingRegistry<Pending> registry_;
+  GraceQueue grace_;
+  std::optional<std::chrono::steady_clock::time_point> outage_since_;
   bool draining_ = false;
   std::size_t lookups_ = 0;  // stored-reply look-ups in flight
   std::uint64_t next_sequence_ = 1;
@@ -120,6 +121,7 @@ class CommandService {
   ops::Counter* outcome_counters_[std::size(kAllOutcomes)];
   ops::Histogram& latency_;
   ops::Gauge& pending_gauge_;
+  ops::Counter& held_in_grace_;
   ops::Counter& late_messages_;
 };
 

@@ -56,10 +56,14 @@ int main(int argc, char** argv) {
     gateway::CommandService service(
         loop, topics,
         {static_cast<std::size_t>(config.max_pending), static_cast<std::size_t>(config.max_pending_per_device),
-         static_cast<std::size_t>(config.max_pending_bytes), static_cast<int>(config.mqtt.qos)},
+         static_cast<std::size_t>(config.max_pending_bytes), static_cast<int>(config.mqtt.qos),
+         std::chrono::milliseconds(config.dependency_grace_ms)},
         {channels, results, publisher}, metrics);
     service_ptr = &service;
     subscriber.count_orphan_messages_in(service.late_replies());
+    // Posted: a state change may be reported from inside a client library's
+    // callback, where commands held in grace should not be sent yet.
+    readiness.on_change([&loop, &service] { loop.post([&service] { service.dependencies_changed(); }); });
 
     http::Server server(loop, config.http, static_cast<std::size_t>(config.max_body_bytes));
     gateway::HttpApi api(server, service,

@@ -79,70 +79,64 @@ TEST_F(RedisFaults, RedisRestartedWhileACommandWaitsStillAnswers200) {
 
 // The hard variant of contract step 4: the gateway's pub/sub connection is
 // killed and the reply is PUBLISHed in the gap, before the gateway has
-// subscribed again, so the message reaches nobody (the bridge counts it as
-// unclaimed). Only the read of the result key after re-subscribing can
-// deliver it.
+// subscribed again, so the message reaches nobody. Only the read of the
+// result key after re-subscribing can deliver it.
 TEST_F(RedisFaults, ReplyPublishedWhileGatewaySubscriberIsDownIsRecoveredFromTheResultKey) {
   int gw = stack->add_gateway();
-  int br = stack->add_bridge();
   MqttProbe device(stack->mqtt_port());
   device.subscribe("dev/+/request/+", 1);
   test::RedisMonitor monitor(stack->redis().port());
   test::RedisClient admin(stack->redis().port());
 
-  // The gap after CLIENT KILL is the gateway's first reconnect backoff
-  // (50-100 ms); a reply forwarded through MQTT and the bridge usually lands in
-  // it. A try where it did not (the bridge saw a subscriber) is repeated.
-  bool in_gap = false;
-  for (int attempt = 1; attempt <= 4 && !in_gap; ++attempt) {
-    const std::string id = "gap-" + std::to_string(attempt);
-    const std::string channel = "dev/box-1/response/" + id;
-    const double unclaimed_before = metric(br, "boxgate_replies_unclaimed_total").value_or(-1);
-    const std::size_t commands_before = device.count();
-    auto call = post_async(gw, command_path("box-1", "timeout_ms=8000"), kBody, {{"X-Request-Id", id}});
-    ASSERT_TRUE(device.wait_for(commands_before + 1, 5s)) << stack->logs();
-    ASSERT_EQ(admin.pubsub_numsub(channel), 1);
+  // The first reconnect is immediate, so the gap after CLIENT KILL is short:
+  // the reply is stored and published in the same transaction as the kill,
+  // so it lands in the gap every time (PUBLISH reaches 0 subscribers).
+  const std::string id = "gap-1";
+  const std::string channel = "dev/box-1/response/" + id;
+  const std::size_t commands_before = device.count();
+  auto call = post_async(gw, command_path("box-1", "timeout_ms=8000"), kBody, {{"X-Request-Id", id}});
+  ASSERT_TRUE(device.wait_for(commands_before + 1, 5s)) << stack->logs();
+  ASSERT_EQ(admin.pubsub_numsub(channel), 1);
 
-    const auto killed = Clock::now();
-    ASSERT_GE(admin.client_kill_type("pubsub"), 1);
-    const std::string reply = R"({"id":")" + id + R"(","result":"published in the gap"})";
-    device.publish("dev/box-1/response/" + id, reply, 1);
+  const auto killed = Clock::now();
+  const std::string reply = R"({"id":")" + id + R"(","result":"published in the gap"})";
+  ASSERT_EQ(admin.command({"MULTI"}).str, "OK");
+  admin.command({"CLIENT", "KILL", "TYPE", "pubsub"});
+  admin.command({"SET", channel, reply, "PX", "60000"});
+  admin.command({"PUBLISH", channel, reply});
+  test::RespValue exec = admin.command({"EXEC"});
+  ASSERT_EQ(exec.elements.size(), 3u);
+  EXPECT_GE(exec.elements[0].integer, 1) << "the gateway's subscriber was killed";
+  EXPECT_EQ(exec.elements[2].integer, 0) << "the reply was published while nobody listened";
 
-    ASSERT_EQ(call.wait_for(6s), std::future_status::ready) << "reply lost\n" << stack->logs();
-    HttpResult r = call.get();
-    const long long took = ms_since(killed);
-    EXPECT_EQ(r.status, 200) << r.body << r.error << "\n" << stack->logs();
-    EXPECT_EQ(r.body, reply);
-
-    // Was the PUBLISH really made while nobody listened?
-    ASSERT_TRUE(test::eventually(
-        [&] { return metric(br, "boxgate_replies_forwarded_total").value_or(0) >= attempt; }, 3s));
-    in_gap = metric(br, "boxgate_replies_unclaimed_total").value_or(-1) == unclaimed_before + 1;
-    // The order Redis saw: PUBLISH before the second SUBSCRIBE of the channel.
-    int subscribes = 0;
-    std::string order;
-    for (const auto& line : monitor.lines()) {
-      if (line.find("\"" + channel + "\"") == std::string::npos) continue;
-      if (line.find("\"subscribe\"") != std::string::npos || line.find("\"SUBSCRIBE\"") != std::string::npos) {
-        order += subscribes++ ? "resubscribe " : "subscribe ";
-      } else if (line.find("\"PUBLISH\"") != std::string::npos || line.find("\"publish\"") != std::string::npos) {
-        order += "publish ";
-      } else if (line.find("\"GET\"") != std::string::npos || line.find("\"get\"") != std::string::npos) {
-        order += "get ";
-      }
+  ASSERT_EQ(call.wait_for(6s), std::future_status::ready) << "reply lost\n" << stack->logs();
+  HttpResult r = call.get();
+  const long long took = ms_since(killed);
+  EXPECT_EQ(r.status, 200) << r.body << r.error << "\n" << stack->logs();
+  EXPECT_EQ(r.body, reply);
+  // The order Redis saw: PUBLISH before the second SUBSCRIBE, then the GET.
+  int subscribes = 0;
+  std::string order;
+  for (const auto& line : monitor.lines()) {
+    if (line.find("\"" + channel + "\"") == std::string::npos) continue;
+    if (line.find("\"subscribe\"") != std::string::npos || line.find("\"SUBSCRIBE\"") != std::string::npos) {
+      order += subscribes++ ? "resubscribe " : "subscribe ";
+    } else if (line.find("\"PUBLISH\"") != std::string::npos || line.find("\"publish\"") != std::string::npos) {
+      order += "publish ";
+    } else if (line.find("\"GET\"") != std::string::npos || line.find("\"get\"") != std::string::npos) {
+      order += "get ";
     }
-    report("attempt_" + std::to_string(attempt) + "_redis_saw", order);
-    report("attempt_" + std::to_string(attempt) + "_published_in_gap", in_gap ? "yes" : "no");
-    report("attempt_" + std::to_string(attempt) + "_answered_ms_after_kill", took);
-    EXPECT_LE(took, 2500) << "the contract asks for about a second after the reconnect";
   }
-  EXPECT_TRUE(in_gap) << "no attempt published the reply inside the gap; the recovery path was not exercised";
+  report("redis_saw", order);
+  report("answered_ms_after_kill", took);
+  EXPECT_NE(order.find("publish resubscribe"), std::string::npos) << order;
+  EXPECT_LE(took, 2500) << "the contract asks for about a second after the reconnect";
   EXPECT_GE(metric(gw, R"(boxgate_reconnects_total{dependency="redis_subscriber"})").value_or(0), 1.0);
 }
 
-// Redis stopped: new commands are refused at once with 503 redis_unavailable
-// and /readyz says so; after Redis comes back on the same port, commands are
-// served again within 5 s.
+// Redis stopped: /readyz says so at once; new commands wait out the grace,
+// then are refused at once with 503 redis_unavailable; after Redis comes back
+// on the same port, commands are served again within 0.5 s.
 TEST_F(RedisFaults, RedisDownGives503QuicklyAndServiceResumesWithin5s) {
   int gw = stack->add_gateway();
   stack->add_bridge();
@@ -158,9 +152,10 @@ TEST_F(RedisFaults, RedisDownGives503QuicklyAndServiceResumesWithin5s) {
         r = post(*c, command_path("box-1", "timeout_ms=500"), kBody);
         return r.status == 503 && r.error_code() == "redis_unavailable";
       },
-      1s, 5ms))
+      1500ms, 5ms))
       << r.status << " " << r.body << r.error << "\n" << stack->logs();
   report("first_503_ms_after_stop", ms_since(stopped));
+  ASSERT_TRUE(test::eventually([&] { return ms_since(stopped) > 1100; }, 2s));  // past the grace
   r = post(*c, command_path("box-1"), kBody);
   EXPECT_EQ(r.status, 503);
   EXPECT_LT(r.elapsed.count(), 100) << "refused at once";
@@ -184,7 +179,7 @@ TEST_F(RedisFaults, RedisDownGives503QuicklyAndServiceResumesWithin5s) {
       << r.status << " " << r.body << r.error << "\n" << stack->logs();
   report("first_200_ms_after_restart", first_200);
   EXPECT_GE(first_200, 0);
-  EXPECT_LE(first_200, 5000);
+  EXPECT_LE(first_200, 500) << "the first reconnect after a loss is immediate, the backoff cap 500 ms";
   EXPECT_EQ(get(gw, "/readyz").status, 200);
 }
 
@@ -211,7 +206,7 @@ TEST_F(RedisFaults, FrozenRedisMakesGatewayNotReadyWithin2sThenReadyAfterSigcont
   const long long detected = ms_since(frozen);
   report("not_ready_ms_after_sigstop", detected);
   EXPECT_LE(detected, 2000);
-  EXPECT_EQ(ready.json().value("redis", ""), "down") << ready.body;
+  EXPECT_EQ(ready.json().value("redis", ""), "stalled") << ready.body;
   HttpResult r = post(*c, command_path("box-1", "timeout_ms=1000"), kBody);
   EXPECT_EQ(r.status, 503) << r.body;
   EXPECT_EQ(r.error_code(), "redis_unavailable") << r.body;

@@ -7,9 +7,11 @@
 namespace boxgate {
 namespace {
 
-TEST(Backoff, DoublesFrom100msWithinTheUpperHalf) {
-  for (int attempt = 0; attempt < 5; ++attempt) {
-    const long long full = 100LL << attempt;
+TEST(Backoff, FirstRetryIsImmediate) { EXPECT_EQ(jittered_backoff(0, 400).count(), 0); }
+
+TEST(Backoff, DoublesFrom50msWithinTheUpperHalf) {
+  for (int attempt = 1; attempt < 5; ++attempt) {
+    const long long full = 25LL << attempt;
     for (int i = 0; i < 200; ++i) {
       auto delay = jittered_backoff(attempt, 600000).count();
       EXPECT_GE(delay, full / 2) << "attempt " << attempt;

@@ -2,10 +2,13 @@
 // Readiness: the state of each dependency and of the drain, as /readyz and the
 // boxgate_dependency_up / boxgate_reconnects_total metrics report it.
 // Dependencies are declared at start-up; their state may then be updated and
-// read from any thread (atomics).
+// read from any thread (atomics). A dependency is up, stalled (connected but
+// not answering: not ready, yet not torn down) or down. The change listener
+// runs on the thread that changed the state.
 
 #include <atomic>
 #include <deque>
+#include <functional>
 #include <string>
 #include <utility>
 
@@ -13,19 +16,29 @@
 
 namespace boxgate::ops {
 
+class Readiness;
+
 class Dependency {
  public:
-  Dependency(std::string name, Gauge& up, Counter& reconnects)
-      : name_(std::move(name)), up_(up), reconnects_(reconnects) {}
+  enum class State { down, stalled, up };
+  Dependency(Readiness& owner, std::string name, Gauge& up, Counter& reconnects)
+      : owner_(owner), name_(std::move(name)), up_(up), reconnects_(reconnects) {}
   const std::string& name() const noexcept { return name_; }
-  void set_up(bool up) noexcept { up_.set(up ? 1 : 0); }
-  bool up() const noexcept { return up_.value() != 0; }
+  // Connected (or not); a new connection is never stalled.
+  void set_up(bool up) noexcept { set(up ? State::up : State::down); }
+  // Connected but not answering (or answering again).
+  void set_stalled(bool stalled) noexcept;
+  bool up() const noexcept { return state_.load() == State::up; }
+  State state() const noexcept { return state_.load(); }
   void count_reconnect() noexcept { reconnects_.inc(); }
 
  private:
+  void set(State state) noexcept;
+  Readiness& owner_;
   std::string name_;
   Gauge& up_;
   Counter& reconnects_;
+  std::atomic<State> state_{State::down};
 };
 
 class Readiness {
@@ -38,9 +51,13 @@ class Readiness {
   bool all_up() const noexcept;
   // Status code and JSON body of GET /readyz.
   std::pair<int, std::string> report() const;
+  // Called after any dependency changed state (set before start-up ends).
+  void on_change(std::function<void()> listener) { listener_ = std::move(listener); }
 
  private:
+  friend class Dependency;
   Metrics& metrics_;
+  std::function<void()> listener_;
   std::deque<Dependency> dependencies_;
   std::atomic<bool> draining_{false};
 };

@@ -8,13 +8,15 @@
 // connection is lost.
 //
 // Liveness is judged by progress: a PING every heartbeat_ms (one at a time);
-// Redis is dead when a PING is outstanding and for dead_after_ms neither a
-// reply came nor did bytes move on the socket either way (TCP_INFO). So a
-// PING queued behind megabytes of SETs on a slow link, or behind a large GET,
-// does not declare a busy Redis dead; a frozen one still is, once the kernel
-// buffers stop moving. Dead marks Redis down, drops the connection and runs
-// on_dead (the subscriber, which cannot PING in hiredis 0.14, is restarted by
-// its owner then).
+// while a PING is outstanding, "quiet" is how long neither a reply came nor
+// did bytes move on the socket either way (TCP_INFO). So a PING queued behind
+// megabytes of SETs on a slow link, or behind a large GET, does not condemn a
+// busy Redis; a frozen one is caught once the kernel buffers stop moving.
+// Quiet for stall_after_ms: stalled -- up() is false (new commands wait in
+// grace, readiness says "stalled") but nothing is torn down, and commands
+// already sent still get their replies when Redis resumes. Quiet for
+// dead_after_ms: dead -- the connection is dropped and on_dead runs (the
+// subscriber, which cannot PING in hiredis 0.14, is restarted by its owner).
 
 #include <chrono>
 #include <functional>
@@ -42,7 +44,8 @@ class Commands {
 
   void start() { connection_.start(); }
   void stop() { connection_.stop(); }
-  bool up() const noexcept { return connection_.up(); }
+  // Connected and not stalled: new work may start.
+  bool up() const noexcept { return connection_.up() && dependency_.state() != ops::Dependency::State::stalled; }
 
   // false when not connected (callback not called).
   bool get(const std::string& key, GetCallback done);
@@ -58,6 +61,7 @@ class Commands {
   void note_progress(Clock::time_point now);
 
   Connection connection_;
+  ops::Dependency& dependency_;
   RedisSettings settings_;
   std::function<void()> on_dead_;
   Timer heartbeat_timer_;

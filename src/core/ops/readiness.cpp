@@ -1,5 +1,6 @@
 #include "boxgate/ops/readiness.hpp"
 
+#include <algorithm>
 #include <map>
 
 #include <nlohmann/json.hpp>
@@ -11,7 +12,19 @@ Dependency& Readiness::dependency(const std::string& name) {
                             "dependency=\"" + name + "\"");
   auto& reconnects = metrics_.counter("boxgate_reconnects_total", "reconnections made to the dependency",
                                       "dependency=\"" + name + "\"");
-  return dependencies_.emplace_back(name, up, reconnects);
+  return dependencies_.emplace_back(*this, name, up, reconnects);
+}
+
+void Dependency::set_stalled(bool stalled) noexcept {
+  State now = state_.load();
+  if (stalled && now == State::up) set(State::stalled);
+  if (!stalled && now == State::stalled) set(State::up);
+}
+
+void Dependency::set(State state) noexcept {
+  if (state_.exchange(state) == state) return;
+  up_.set(state == State::up ? 1 : 0);
+  if (owner_.listener_) owner_.listener_();
 }
 
 bool Readiness::all_up() const noexcept {
@@ -27,12 +40,14 @@ std::pair<int, std::string> Readiness::report() const {
   body["status"] = draining() ? "draining" : ready ? "ready" : "not_ready";
   // The contract names "redis" and "mqtt"; a Redis dependency split over two
   // connections reports "up" only when both are.
-  std::map<std::string, bool> up;
+  // The worst state wins: down, then stalled, then up.
+  std::map<std::string, Dependency::State> states;
   for (const auto& d : dependencies_) {
-    auto [it, first] = up.try_emplace(d.name().substr(0, d.name().find('_')), true);
-    it->second = it->second && d.up();
+    auto [it, first] = states.try_emplace(d.name().substr(0, d.name().find('_')), Dependency::State::up);
+    it->second = std::min(it->second, d.state());
   }
-  for (const auto& [key, is_up] : up) body[key] = is_up ? "up" : "down";
+  static const char* names[] = {"down", "stalled", "up"};
+  for (const auto& [key, state] : states) body[key] = names[static_cast<int>(state)];
   return {ready ? 200 : 503, body.dump()};
 }
 

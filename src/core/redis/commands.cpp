@@ -40,6 +40,7 @@ Commands::Commands(EventLoop& loop, const RedisSettings& settings, ops::Dependen
                      ping_sent_.reset();
                      last_counters_.reset();
                    }}),
+      dependency_(dependency),
       settings_(settings),
       on_dead_(std::move(on_dead)),
       heartbeat_timer_(loop, [this] { heartbeat(); }) {
@@ -93,17 +94,28 @@ void Commands::heartbeat() {
   auto now = Clock::now();
   note_progress(now);
   if (ping_sent_) {
-    auto quiet_since = std::max(*ping_sent_, last_progress_);
-    if (now - quiet_since > std::chrono::milliseconds(settings_.dead_after_ms)) {
+    auto quiet = now - std::max(*ping_sent_, last_progress_);
+    if (quiet > std::chrono::milliseconds(settings_.dead_after_ms)) {
       ping_sent_.reset();
       connection_.force_reconnect("no reply and no bytes moving within redis_dead_after_ms");
       if (on_dead_) on_dead_();
+    } else if (quiet > std::chrono::milliseconds(settings_.stall_after_ms)) {
+      if (dependency_.state() == ops::Dependency::State::up) {
+        log::get("redis")->warn("Redis stalled: no reply for {} ms; new commands wait",
+                                std::chrono::duration_cast<std::chrono::milliseconds>(quiet).count());
+      }
+      dependency_.set_stalled(true);
+    } else {
+      dependency_.set_stalled(false);  // bytes move again
     }
     return;
   }
   ping_sent_ = now;
   auto* done = new DoneCallback([this](Status status, long long) {
-    if (status != Status::lost) ping_sent_.reset();
+    if (status == Status::lost) return;
+    ping_sent_.reset();
+    if (dependency_.state() == ops::Dependency::State::stalled) log::get("redis")->info("Redis answers again");
+    dependency_.set_stalled(false);
   });
   if (redisAsyncCommand(ctx, on_done, done, "PING") != REDIS_OK) {
     delete done;
