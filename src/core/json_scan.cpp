@@ -14,6 +14,13 @@ namespace {
 bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
 
+int hex_digit(char c) {
+  if (is_digit(c)) return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
 // Where decoded string bytes go. A cap keeps a long key from being copied
 // just to learn that it is not "id"; past the cap the scan only validates.
 struct Sink {
@@ -316,7 +323,7 @@ class Scanner {
     long value = 0;
     for (std::size_t i = from; i < from + 4; ++i) {
       char c = at(i);
-      int digit = is_digit(c) ? c - '0' : (c >= 'a' && c <= 'f') ? c - 'a' + 10 : (c >= 'A' && c <= 'F') ? c - 'A' + 10 : -1;
+      int digit = hex_digit(c);
       if (digit < 0) return -1;
       value = value * 16 + digit;
     }

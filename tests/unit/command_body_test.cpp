@@ -63,7 +63,8 @@ TEST(CommandBody, ReplacesAnIdValueOfEveryTypeInPlace) {
 }
 
 TEST(CommandBody, RefusesMoreThanOneTopLevelId) {
-  EXPECT_EQ(problem(R"({"id":1,"id":2})"), "The body has more than one top-level \"id\"; the gateway sets exactly one.");
+  EXPECT_EQ(problem(R"({"id":1,"id":2})"),
+            "The body has more than one top-level \"id\"; the gateway sets exactly one.");
   EXPECT_FALSE(payload(R"({"id":"a","m":{},"i\u0064":"b"})"));
   EXPECT_TRUE(payload(R"({"id":"a","m":{"id":"b"}})")) << "a nested id is not a second one";
 }
