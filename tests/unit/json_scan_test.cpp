@@ -215,7 +215,7 @@ TEST(JsonScan, DepthLimitCountsOpenContainers) {
 
 TEST(JsonScan, DocumentsFarDeeperThanTheCallStackNeverCrash) {
   // Each would overflow the stack of a recursive parser or serialiser.
-  for (std::size_t levels : {1000u, 100000u, 1000000u}) {
+  for (std::size_t levels : {1000u, 100000u}) {
     SCOPED_TRACE(levels);
     auto arrays = json::scan(nested(levels));
     EXPECT_TRUE(arrays.ok());
@@ -231,6 +231,8 @@ TEST(JsonScan, DocumentsFarDeeperThanTheCallStackNeverCrash) {
     EXPECT_EQ(json::scan(std::string(levels, '[')).error, ScanError::syntax) << "unclosed";
     EXPECT_EQ(json::scan(nested(levels), 64).error, ScanError::too_deep);
   }
+  // A million levels: a 2 MB document, 125 KB of nesting stack.
+  EXPECT_TRUE(json::scan(nested(1000000)).ok());
 }
 
 // The oracle: nlohmann accepts it, minus the two leniencies the scanner does
