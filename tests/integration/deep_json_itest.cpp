@@ -2,7 +2,8 @@
 // stack, with and without a top-level "id", never crashes a daemon. The
 // gateway refuses such bodies (400 invalid_body, nothing published) and keeps
 // serving; the bridge forwards a deep reply whose top-level id is valid,
-// drops and counts the others, and keeps forwarding; devsim answers bad_json.
+// drops and counts the others (and one with two ids), and keeps forwarding;
+// devsim answers bad_json.
 
 #include <gtest/gtest.h>
 
@@ -126,6 +127,7 @@ TEST_F(DeepJsonTest, BridgeForwardsOrDropsDeepRepliesAndKeepsForwarding) {
   device.publish("dev/box-1/response", R"({"p":)" + nested(100000) + "}");                // no id
   device.publish("dev/box-1/response", R"({"id":)" + nested(100000) + "}");               // id not a string
   device.publish("dev/box-1/response", R"({"id":"x","p":)" + std::string(100000, '['));  // never closed
+  device.publish("dev/box-1/response", R"({"id":"dup-1","id":"dup-2"})");                 // which id? neither
   device.publish("dev/box-1/response", deep_with_id);
   device.publish("dev/box-1/response", huge_with_id);
   device.publish("dev/box-1/response", normal);
@@ -141,8 +143,8 @@ TEST_F(DeepJsonTest, BridgeForwardsOrDropsDeepRepliesAndKeepsForwarding) {
   EXPECT_EQ(got[2].payload, normal);
 
   EXPECT_TRUE(test::eventually([&] { return metric(br, "boxgate_replies_forwarded_total") == 3.0; }, 5s));
-  EXPECT_EQ(metric(br, "boxgate_replies_received_total"), 6.0);
-  EXPECT_EQ(metric(br, R"(boxgate_replies_dropped_total{reason="invalid_id"})"), 3.0);
+  EXPECT_EQ(metric(br, "boxgate_replies_received_total"), 7.0);
+  EXPECT_EQ(metric(br, R"(boxgate_replies_dropped_total{reason="invalid_id"})"), 4.0);
   EXPECT_EQ(metric(br, R"(boxgate_replies_dropped_total{reason="too_large"})"), 0.0);
   ASSERT_TRUE(stack->bridge().running()) << stack->bridge().log_tail();
 
