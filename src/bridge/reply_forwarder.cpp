@@ -1,7 +1,6 @@
 #include "reply_forwarder.hpp"
 
-#include <nlohmann/json.hpp>
-
+#include "boxgate/json_scan.hpp"
 #include "boxgate/logging.hpp"
 #include "boxgate/stored_reply.hpp"
 
@@ -19,13 +18,15 @@ const char* drop_reason(int reason) {
   return names[reason];
 }
 
-// The request id of a reply sent without one in its topic: the payload's "id".
+// The request id of a reply sent without one in its topic: the payload's one
+// top-level "id", a string. The payload must be valid JSON; two "id" members
+// are ambiguous (parsers differ on which wins), so neither is trusted. The
+// scan is iterative and needs no depth limit: a payload up to
+// max_reply_bytes nested at every byte costs a bit per level, not the stack.
 std::optional<RequestId> id_from_payload(std::string_view payload) {
-  auto doc = nlohmann::json::parse(payload, nullptr, false);
-  if (!doc.is_object()) return std::nullopt;
-  auto it = doc.find("id");
-  if (it == doc.end() || !it->is_string()) return std::nullopt;
-  return RequestId::parse(it->get_ref<const std::string&>());
+  json::ScanResult scan = json::scan(payload);
+  if (!scan.ok() || scan.top != json::Kind::object || scan.id_count != 1 || !scan.id_string) return std::nullopt;
+  return RequestId::parse(*scan.id_string);
 }
 }  // namespace
 

@@ -2,6 +2,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "boxgate/json_scan.hpp"
+
 namespace boxgate::devsim {
 
 namespace {
@@ -14,6 +16,23 @@ using Json = nlohmann::ordered_json;
 // (a parse error message can quote the offending bytes).
 std::string dump(const Json& doc) { return doc.dump(-1, ' ', false, Json::error_handler_t::replace); }
 
+// A simulated device is as careful as a real one should be: nlohmann parses
+// without recursion, but copying and dumping a value recurse once per level,
+// so commands are scanned first and refused when deeper than the gateway
+// lets through (its kMaxCommandDepth; devsim does not link the gateway).
+constexpr std::size_t kMaxCommandDepth = 64;
+
+// Why `command` is refused, or "" when it may be parsed.
+std::string scan_problem(std::string_view command) {
+  json::ScanResult scan = json::scan(command, kMaxCommandDepth);
+  if (scan.ok()) return {};
+  if (scan.error == json::ScanError::too_deep) {
+    return "command is not JSON: nested deeper than " + std::to_string(kMaxCommandDepth) + " levels";
+  }
+  return std::string("command is not JSON: ") + json::describe(scan.error) + " at byte " +
+         std::to_string(scan.error_offset);
+}
+
 Json field_or_null(const Json& command, const char* name) {
   if (!command.is_object()) return nullptr;
   auto it = command.find(name);
@@ -25,8 +44,12 @@ Json field_or_null(const Json& command, const char* name) {
 std::string build_reply(const BoxId& box, const RequestId& request, std::string_view command) {
   Json reply;
   reply["id"] = request.str();
+  if (std::string problem = scan_problem(command); !problem.empty()) {
+    reply["error"] = {{"code", "bad_json"}, {"message", problem}};
+    return dump(reply);
+  }
   Json parsed;
-  try {
+  try {  // not expected to throw once scanned; kept as the last line of defence
     parsed = Json::parse(command.begin(), command.end());
   } catch (const Json::exception& e) {
     reply["error"] = {{"code", "bad_json"}, {"message", std::string("command is not JSON: ") + e.what()}};

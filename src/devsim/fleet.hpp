@@ -25,8 +25,10 @@ namespace boxgate::devsim {
 
 using Rng = std::mt19937_64;
 
-// The reply to one command. Never throws: a payload that is not JSON gets the
-// error reply {"id":req,"error":{"code":"bad_json","message":...}}; otherwise
+// The reply to one command. Never throws and never recurses on the payload: a
+// payload that is not JSON, or nests objects/arrays deeper than 64 levels (the
+// gateway's limit), gets the error reply
+// {"id":req,"error":{"code":"bad_json","message":...}}; otherwise
 // {"id":req,"result":{"box":box,"echo":<params or null>,"method":<method or null>}}.
 // The id is always the request id of the topic (the device's view of the
 // command), whatever the payload's own "id" says.

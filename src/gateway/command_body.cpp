@@ -1,68 +1,56 @@
 #include "command_body.hpp"
 
-#include <nlohmann/json.hpp>
+#include "boxgate/json_scan.hpp"
 
 namespace boxgate::gateway {
 
 namespace {
 
-// Validates without building a DOM and notes whether the top-level object
-// already has an "id" key.
-class TopLevelScan : public nlohmann::json_sax<nlohmann::json> {
- public:
-  bool is_object = false;
-  bool has_id = false;
-
-  bool null() override { return scalar(); }
-  bool boolean(bool) override { return scalar(); }
-  bool number_integer(number_integer_t) override { return scalar(); }
-  bool number_unsigned(number_unsigned_t) override { return scalar(); }
-  bool number_float(number_float_t, const string_t&) override { return scalar(); }
-  bool string(string_t&) override { return scalar(); }
-  bool binary(binary_t&) override { return scalar(); }
-  bool start_object(std::size_t) override {
-    if (depth_ == 0) is_object = true;
-    ++depth_;
-    return true;
-  }
-  bool key(string_t& key) override {
-    if (depth_ == 1 && key == "id") has_id = true;
-    return true;
-  }
-  bool end_object() override { return --depth_, true; }
-  bool start_array(std::size_t) override { return ++depth_, true; }
-  bool end_array() override { return --depth_, true; }
-  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) override { return false; }
-
- private:
-  bool scalar() { return true; }
-  int depth_ = 0;
-};
-
 bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
-}  // namespace
+std::string quoted(const RequestId& id) { return "\"" + id.str() + "\""; }  // ids need no JSON escaping
 
-std::optional<std::string> command_payload(std::string_view body, const RequestId& id) {
-  TopLevelScan scan;
-  if (!nlohmann::json::sax_parse(body, &scan) || !scan.is_object) return std::nullopt;
-  if (scan.has_id) {
-    // Replace the caller's id: rare, so the simple DOM round trip is fine.
-    auto command = nlohmann::json::parse(body);
-    command["id"] = id.str();
-    return command.dump();
+// Why a body that scanned with `error` is refused.
+std::string invalid_json_problem(const json::ScanResult& scan) {
+  if (scan.error == json::ScanError::too_deep) {
+    return "The body nests objects and arrays deeper than " + std::to_string(kMaxCommandDepth) + " levels.";
   }
-  // Common case: splice "id" in after the opening brace; the caller's bytes
-  // stay as they were (ids need no JSON escaping).
-  std::size_t open = body.find('{');
+  return std::string("The body is not valid JSON: ") + json::describe(scan.error) + " at byte " +
+         std::to_string(scan.error_offset) + ".";
+}
+
+// The caller's "id" value replaced by ours; every other byte as sent.
+std::string replace_id(std::string_view body, json::Span value, const RequestId& id) {
+  std::string out;
+  out.reserve(body.size() - value.size + id.str().size() + 2);
+  out.append(body.substr(0, value.offset)).append(quoted(id)).append(body.substr(value.offset + value.size));
+  return out;
+}
+
+// "id" inserted as the first member, right after the opening brace.
+std::string insert_id(std::string_view body, std::size_t open, const RequestId& id) {
   std::size_t next = open + 1;
-  while (next < body.size() && is_space(body[next])) ++next;
+  while (is_space(body[next])) ++next;  // a valid object has its '}' ahead
   bool empty = body[next] == '}';
   std::string out;
   out.reserve(body.size() + id.str().size() + 8);
-  out.append("{\"id\":\"").append(id.str()).append(empty ? "\"" : "\",");
+  out.append(body.substr(0, open + 1)).append("\"id\":").append(quoted(id));
+  if (!empty) out.push_back(',');
   out.append(body.substr(open + 1));
   return out;
+}
+
+}  // namespace
+
+CommandPayload command_payload(std::string_view body, const RequestId& id) {
+  json::ScanResult scan = json::scan(body, kMaxCommandDepth);
+  if (!scan.ok()) return {std::nullopt, invalid_json_problem(scan)};
+  if (scan.top != json::Kind::object) return {std::nullopt, "The body must be a JSON object."};
+  if (scan.id_count > 1) {
+    return {std::nullopt, "The body has more than one top-level \"id\"; the gateway sets exactly one."};
+  }
+  if (scan.id_count == 1) return {replace_id(body, scan.id, id), {}};
+  return {insert_id(body, scan.top_offset, id), {}};
 }
 
 }  // namespace boxgate::gateway

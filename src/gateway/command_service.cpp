@@ -269,8 +269,10 @@ void CommandService::on_deadline(Pending& p) {
     return read_result_key(p, KeyRead::final_check);
   }
   if (p.stage == Pending::Stage::final_check) return;
-  // Never published: Redis did not confirm in time, nothing reached the device.
-  finish(p, Outcome::redis_unavailable);
+  // Never published: Redis did not confirm the subscription in time, so
+  // nothing reached the device. Blame Redis only when it is not up; a timeout
+  // too short for the round trip is just a timeout.
+  finish(p, missing_dependency() == Outcome::redis_unavailable ? Outcome::redis_unavailable : Outcome::device_timeout);
 }
 
 void CommandService::finish(Pending& p, Outcome outcome, std::string reply) {

@@ -159,14 +159,14 @@ void HttpApi::handle(http::Exchange ex) {
     return reply_error(ex, 413, "body_too_large",
                        "The command body exceeds " + std::to_string(limits_.max_body_bytes) + " bytes.", &rid, &bid);
   }
-  auto payload = command_payload(body, *request_id);
-  if (!payload) return reply_error(ex, 400, "invalid_body", "The body must be a JSON object.", &rid, &bid);
+  auto command = command_payload(body, *request_id);
+  if (!command.payload) return reply_error(ex, 400, "invalid_body", command.problem, &rid, &bid);
   ex.discard_body();  // the payload is the one copy from here on
 
   // The exchange waits in the completion; a caller that leaves cancels the command.
   auto shared = std::make_shared<http::Exchange>(std::move(ex));
   shared->on_disconnect([this, id = *request_id] { service_.cancel(id); });
-  CommandRequest request{*box, *request_id, caller_id, std::move(*payload), timeout};
+  CommandRequest request{*box, *request_id, caller_id, std::move(*command.payload), timeout};
   service_.submit(std::move(request), [shared, rid, bid](CommandResult&& result) {
     http::Exchange& exchange = *shared;
     if (result.outcome == Outcome::ok || result.outcome == Outcome::replayed) {

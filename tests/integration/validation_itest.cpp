@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <mutex>
+#include <set>
 
 #include "itest_env.hpp"
 #include "support/redis_monitor.hpp"
@@ -71,6 +72,7 @@ class ValidationTest : public ::testing::Test {
 
   void run(const std::vector<Case>& cases) {
     auto c = client(gw);
+    std::set<std::string> generated;  // each request without X-Request-Id gets a new one
     for (const auto& tc : cases) {
       SCOPED_TRACE(tc.label);
       HttpResult r = post(*c, tc.path, tc.body, tc.headers);
@@ -83,8 +85,11 @@ class ValidationTest : public ::testing::Test {
           << r.body;
       EXPECT_EQ(r.header("Content-Type").rfind("application/json", 0), 0u) << r.header("Content-Type");
       if (tc.error == "invalid_request_id") {
-        // The given id is not an id: it is never echoed.
-        EXPECT_FALSE(body.contains("request_id") && body["request_id"] == (tc.headers.empty() ? "" : tc.headers.begin()->second));
+        // The given id is not an id: it is never echoed, and no other id is
+        // made up for a request refused before it has one.
+        EXPECT_FALSE(body.contains("request_id")) << r.body;
+        EXPECT_FALSE(r.has_header("X-Request-Id")) << r.header("X-Request-Id");
+        EXPECT_FALSE(body.contains("box_id")) << r.body;
         continue;
       }
       // Every other error has a request id: in the body and the header.
@@ -95,6 +100,7 @@ class ValidationTest : public ::testing::Test {
         EXPECT_EQ(r.header("X-Request-Id"), given->second);
       } else {
         EXPECT_TRUE(is_uuid_v4_lowercase(r.header("X-Request-Id"))) << r.header("X-Request-Id");
+        EXPECT_TRUE(generated.insert(r.header("X-Request-Id")).second) << "an id generated twice";
       }
       if (tc.error == "invalid_box_id") {
         EXPECT_FALSE(body.contains("box_id")) << "an invalid box id is never echoed: " << r.body;

@@ -65,6 +65,19 @@ TEST(DevsimReply, InvalidJsonGetsABadJsonError) {
   }
 }
 
+// Copying and dumping a parsed value recurse per level: a command nested
+// deeper than the gateway's 64 levels is refused before it is parsed.
+TEST(DevsimReply, DeeplyNestedCommandsAreRefusedWithoutCrashing) {
+  auto nested = [](std::size_t levels) { return std::string(levels, '[') + std::string(levels, ']'); };
+  auto at_limit = json::parse(build_reply(box("b"), req("r"), R"({"params":)" + nested(63) + "}"));
+  EXPECT_EQ(at_limit["result"]["echo"].dump(), nested(63));
+  for (std::size_t levels : {64u, 1000u, 100000u}) {
+    auto reply = json::parse(build_reply(box("b"), req("r"), R"({"id":"r","params":)" + nested(levels) + "}"));
+    EXPECT_EQ(reply["error"]["code"], "bad_json") << levels;
+    EXPECT_EQ(reply["error"]["message"], "command is not JSON: nested deeper than 64 levels") << levels;
+  }
+}
+
 TEST(DevsimReply, TopicModeUsesTheRequestTopic) {
   FleetSettings settings;
   auto fleet = make_fleet(settings);
