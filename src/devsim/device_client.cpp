@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstdlib>
 
+#include "boxgate/backoff.hpp"
 #include "boxgate/logging.hpp"
 
 namespace boxgate::devsim {
@@ -53,10 +54,10 @@ mqtt::connect_options make_connect_options(const MqttSettings& mqtt) {
     builder.mqtt_version(MQTTVERSION_3_1_1).clean_session(true);
   }
   builder.keep_alive_interval(std::chrono::seconds(mqtt.keepalive_s))
-      .connect_timeout(std::chrono::seconds(5))
-      // paho C counts reconnect intervals in whole seconds (100 ms would become 0).
-      .automatic_reconnect(std::chrono::seconds(1), std::chrono::seconds(std::max<std::int64_t>(
-                                                        1, (mqtt.backoff_max_ms + 999) / 1000)));
+      .connect_timeout(std::chrono::seconds(5));
+  // No automatic reconnect: paho C counts its intervals in whole seconds, so a
+  // restarted broker found the fleet back only after 1-5 s. We reconnect
+  // ourselves with the daemons' backoff (first attempt at once).
   if (!mqtt.username.empty()) builder.user_name(mqtt.username);
   if (!mqtt.password.empty()) builder.password(mqtt.password);
   return builder.finalize();
@@ -83,8 +84,10 @@ DeviceClient::DeviceClient(Shared shared, std::size_t index, std::string client_
   // All three run on the paho callback thread.
   client_.set_connected_handler([this](const std::string&) { on_connected(); });
   client_.set_connection_lost_handler([this](const std::string& cause) {
-    log::get("mqtt")->warn("{}: connection lost ({}); paho reconnects", client_id_,
+    log::get("mqtt")->warn("{}: connection lost ({}); reconnecting", client_id_,
                          cause.empty() ? "no reason given" : cause);
+    retry_attempt_ = 0;
+    retry_connect();
   });
   client_.set_message_callback([this](mqtt::const_message_ptr msg) { on_message(std::move(msg)); });
 }
@@ -122,19 +125,15 @@ mqtt::token_ptr DeviceClient::disconnect() {
 }
 
 void DeviceClient::ConnectListener::on_success(const mqtt::token&) {
-  // on_connected() (the connected handler) does the work; it also runs after
-  // automatic reconnects, which have no connect token.
-  owner_.retry_delay_ = std::chrono::milliseconds(100);
+  // on_connected() (the connected handler) does the work.
+  owner_.retry_attempt_ = 0;
 }
 
 void DeviceClient::ConnectListener::on_failure(const mqtt::token&) { owner_.retry_connect(); }
 
 void DeviceClient::retry_connect() {
   if (stopping_) return;
-  // paho's automatic reconnect only follows a connection that was once up, so
-  // the first connect is retried here, with a doubling delay up to the cap.
-  auto delay = retry_delay_;
-  retry_delay_ = std::min(retry_delay_ * 2, std::chrono::milliseconds(shared_.mqtt.backoff_max_ms));
+  auto delay = jittered_backoff(retry_attempt_++, shared_.mqtt.backoff_max_ms);
   log::get("mqtt")->warn("{}: cannot connect to {}; retrying in {} ms", client_id_, shared_.mqtt.uri,
                        delay.count());
   shared_.scheduler.schedule_after(delay, [this] { connect(); });

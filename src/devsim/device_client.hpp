@@ -115,7 +115,7 @@ class DeviceClient {
   std::uint64_t round_ = 0;          // paho thread only: bumped on every connect
   std::size_t acked_ = 0;            // paho thread only: boxes acked in round_
   bool subscribed_once_ = false;     // paho thread only
-  std::chrono::milliseconds retry_delay_{100};  // paho thread only
+  int retry_attempt_ = 0;  // paho thread only
   std::atomic<bool> stopping_{false};
   std::atomic<std::int64_t> last_warn_ms_{0};
   // Last, so it is destroyed first: its callbacks use every member above.

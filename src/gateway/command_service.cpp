@@ -105,22 +105,42 @@ void CommandService::submit(CommandRequest request, Completion done) {
 
 void CommandService::look_up_stored_reply(CommandRequest&& request, Completion&& done, bool resumed) {
   // Shared: std::function needs a copyable callable; nothing is copied.
-  auto held = std::make_shared<std::pair<CommandRequest, Completion>>(std::move(request), std::move(done));
-  std::string key = topics_.response_channel(held->first.box, held->first.id);
-  ++lookups_;
-  bool sent = ports_.results.get(key, [this, held, resumed](bool ok, std::optional<std::string> value) {
+  struct Lookup {
+    std::optional<CommandRequest> request;  // optional: ids have no empty value
+    Completion done;
+    std::optional<Timer> bound;  // a stalled Redis must not hold the caller
+    bool over = false;
+  };
+  auto lookup = std::make_shared<Lookup>();
+  lookup->request = std::move(request);
+  lookup->done = std::move(done);
+  auto end = [this, lookup](Outcome outcome) {
+    lookup->over = true;
+    lookup->bound.reset();
     --lookups_;
-    if (!ok) return complete_immediately(held->second, Outcome::redis_unavailable);
+    complete_immediately(lookup->done, outcome);
+  };
+  std::string key = topics_.response_channel(lookup->request->box, lookup->request->id);
+  ++lookups_;
+  bool sent = ports_.results.get(key, [this, lookup, end, resumed](bool ok, std::optional<std::string> value) {
+    if (lookup->over) return;  // answered by the bound already
+    if (!ok) return end(Outcome::redis_unavailable);
+    lookup->over = true;
+    lookup->bound.reset();
+    --lookups_;
     if (value) {
       outcome_counters_[static_cast<std::size_t>(Outcome::replayed)]->inc();
-      return held->second(CommandResult{Outcome::replayed, std::move(*value)});
+      return lookup->done(CommandResult{Outcome::replayed, std::move(*value)});
     }
-    admit(std::move(held->first), std::move(held->second), resumed);
+    admit(std::move(*lookup->request), std::move(lookup->done), resumed);
   });
-  if (!sent) {
-    --lookups_;
-    complete_immediately(held->second, Outcome::redis_unavailable);
-  }
+  if (!sent) return end(Outcome::redis_unavailable);
+  if (lookup->over) return;  // answered from inside get()
+  // Nothing was published yet, so a 503 is safe to retry.
+  lookup->bound.emplace(loop_, [lookup, end] {
+    if (!lookup->over) end(Outcome::redis_unavailable);
+  });
+  lookup->bound->start(std::min(lookup->request->timeout, kLookupBound));
 }
 
 std::optional<Outcome> CommandService::missing_dependency() const {
@@ -264,11 +284,14 @@ void CommandService::recheck_result_keys() {
 
 void CommandService::on_deadline(Pending& p) {
   if (p.stage == Pending::Stage::waiting) {
-    // Last chance: the reply may be stored while its message was lost.
+    // Last chance: the reply may be stored while its message was lost. The
+    // read gets a bound of its own: a stalled Redis must not hold the 504.
     p.stage = Pending::Stage::final_check;
+    timeval tv{0, static_cast<suseconds_t>(kFinalReadBound.count() * 1000)};
+    evtimer_add(p.deadline, &tv);
     return read_result_key(p, KeyRead::final_check);
   }
-  if (p.stage == Pending::Stage::final_check) return;
+  if (p.stage == Pending::Stage::final_check) return finish(p, Outcome::device_timeout);
   // Never published: Redis did not confirm the subscription in time, so
   // nothing reached the device. Blame Redis only when it is not up; a timeout
   // too short for the round trip is just a timeout.

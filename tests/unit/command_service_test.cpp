@@ -263,3 +263,31 @@ TEST_F(CommandServiceTest, DeadlineReadsTheKeyOnceThenTimesOut) {
 }
 
 }  // namespace
+
+namespace {
+
+// Redis that never answers (stalled): the reads an answer waits on are bounded.
+TEST_F(CommandServiceTest, AStalledFinalReadStillEndsInATimeout) {
+  results.answer_at_once = false;
+  submit("stuck", false, 1ms);
+  channels.listener(channel("stuck")).on_subscribed();
+  for (int i = 0; i < 2000 && done["stuck"].empty(); ++i) event_base_loop(loop.base(), EVLOOP_ONCE);
+  EXPECT_EQ(outcome("stuck"), Outcome::device_timeout);
+  EXPECT_EQ(results.queued.size(), 1u) << "the final read never came back";
+  results.answer_queued();  // a late answer changes nothing
+  EXPECT_EQ(done["stuck"].size(), 1u);
+}
+
+TEST_F(CommandServiceTest, AStalledStoredReplyLookUpIsRefusedSafely) {
+  results.answer_at_once = false;
+  submit("retry", true, 10ms);
+  for (int i = 0; i < 2000 && done["retry"].empty(); ++i) event_base_loop(loop.base(), EVLOOP_ONCE);
+  EXPECT_EQ(outcome("retry"), Outcome::redis_unavailable);
+  EXPECT_TRUE(publisher.sent.empty());
+  results.keys[channel("retry")] = "late";
+  results.answer_queued();
+  EXPECT_EQ(done["retry"].size(), 1u);
+  EXPECT_EQ(service->pending(), 0u);
+}
+
+}  // namespace
