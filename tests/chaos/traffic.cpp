@@ -63,7 +63,8 @@ void run_client(int thread, const Settings& settings, const std::vector<int>& ga
       continue;
     }
     const std::string id = "chaos-" + std::to_string(thread) + "-" + std::to_string(n);
-    const int box = static_cast<int>((thread + n) % ChaosStack::kDevices) + 1;
+    // Every box through each gateway in turn (the box advances every `gateways` calls).
+    const int box = static_cast<int>((thread + n / gateways) % ChaosStack::kDevices) + 1;
     out.push_back(call_once(*clients[g], id, box, settings, t0));
     if (out.back().status == -1) {  // the connection is gone: a new one, later
       clients[g] = make_client(gateway_ports[g], settings);

@@ -78,8 +78,8 @@ class Observer {
   // drain thread. The accessors below are valid after it.
   void finish();
   std::size_t ids() const { return seen_.size(); }
-  // "<id> x<count>" for the first kShownDuplicates ids (sorted) seen more
-  // than once; *total (when given) gets how many there were in all.
+  // "<id> x<count>" for up to kShownDuplicates of the ids seen more than
+  // once, sorted; *total (when given) gets how many there were in all.
   static constexpr std::size_t kShownDuplicates = 20;
   std::vector<std::string> duplicates(std::size_t* total = nullptr) const;
 
