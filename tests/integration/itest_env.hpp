@@ -1,7 +1,8 @@
 #pragma once
 // Shared pieces of the integration tests (tests/integration/*_itest.cpp):
-// a Stack of real processes per test, an HTTP call helper that measures time,
-// a device played by an MqttProbe, and small parsers for metrics and JSON.
+// a Stack of real processes per test, a device played by an MqttProbe, and
+// small parsers for metrics and JSON. The timed HTTP call helpers come from
+// support/http.hpp.
 //
 // Callers: the test thread owns a Stack (not thread-safe). Every process in it
 // is stopped when the Stack is destroyed, in reverse order of start (daemons
@@ -87,33 +88,12 @@ class StackTest : public ::testing::Test {
   std::string tag_;
 };
 
-struct HttpResult {
-  int status = -1;  // -1: no response (transport error, see error)
-  std::string body;
-  httplib::Headers headers;
-  std::chrono::milliseconds elapsed{0};
-  std::string error;
-
-  bool has_header(const std::string& name) const { return headers.find(name) != headers.end(); }
-  std::string header(const std::string& name) const;
-  // The body parsed as JSON (discarded value when it is not JSON).
-  nlohmann::json json() const;
-  // The "error" field of a JSON error body, "" when there is none.
-  std::string error_code() const;
-};
-
-// A keep-alive client for 127.0.0.1:port that sends paths verbatim (no URL
-// re-encoding, so tests control percent-encoding byte for byte).
-std::unique_ptr<httplib::Client> client(int port);
-
-// "/v1/devices/<box>/commands" + ("?" + query when not empty). `box` is put in
-// as given (already percent-encoded where the test wants it).
-std::string command_path(const std::string& box, const std::string& query = "");
-
-HttpResult post(httplib::Client& c, const std::string& path, const std::string& body,
-                const httplib::Headers& headers = {});
-HttpResult get(httplib::Client& c, const std::string& path);
-HttpResult get(int port, const std::string& path);
+// The HTTP call helpers live in tests/support/http.hpp (the chaos run uses them too).
+using test::client;
+using test::command_path;
+using test::get;
+using test::HttpResult;
+using test::post;
 
 // The value of the sample `series` (e.g. `boxgate_commands_total{outcome="ok"}`)
 // in Prometheus text, if present.

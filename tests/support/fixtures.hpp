@@ -3,6 +3,7 @@
 // may call it; every child process is stopped in its owner's destructor.
 
 #include "support/daemons.hpp"
+#include "support/http.hpp"
 #include "support/mosquitto.hpp"
 #include "support/mqtt_probe.hpp"
 #include "support/net.hpp"

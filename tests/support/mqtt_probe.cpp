@@ -5,6 +5,7 @@
 #include <atomic>
 #include <mqtt/async_client.h>
 #include <stdexcept>
+#include <utility>
 
 namespace boxgate::test {
 
@@ -157,6 +158,11 @@ std::size_t MqttProbe::count() const {
 void MqttProbe::clear() {
   std::lock_guard<std::mutex> lock(mu_);
   messages_.clear();
+}
+
+std::vector<MqttMessage> MqttProbe::take() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return std::exchange(messages_, {});
 }
 
 bool MqttProbe::connected() const { return client_->is_connected(); }

@@ -74,6 +74,10 @@ class MqttProbe {
   std::vector<MqttMessage> messages() const;
   std::size_t count() const;
   void clear();
+  // The messages received since the last take()/clear(), moved out: a
+  // long-running observer drains them without copying the whole history
+  // (count() and wait_for() then count from the take).
+  std::vector<MqttMessage> take();
   bool connected() const;
   const std::string& client_id() const { return client_id_; }
 

@@ -10,6 +10,7 @@
 #include <iostream>
 #include <sstream>
 #include <stdexcept>
+#include <utility>
 #include <vector>
 
 namespace boxgate::test {
@@ -25,7 +26,12 @@ TempDir::TempDir(const std::string& tag) {
   path_ = buf.data();
 }
 
+TempDir::TempDir(Keep, std::string existing_dir) : path_(std::move(existing_dir)), remove_(false) {
+  if (!std::filesystem::is_directory(path_)) throw std::runtime_error("not a directory: " + path_);
+}
+
 TempDir::~TempDir() {
+  if (!remove_) return;
   if (std::getenv("BOXGATE_KEEP_TEST_DIRS") != nullptr) {
     std::cerr << "[boxgate::test] kept " << path_ << "\n";
     return;

@@ -15,6 +15,10 @@ class TempDir {
  public:
   // `tag` becomes part of the directory name: boxgate-<tag>-XXXXXX.
   explicit TempDir(const std::string& tag = "test");
+  // An existing directory the caller made and keeps (e.g. a benchmark's run
+  // directory, printed for later reading): used the same way, never removed.
+  struct Keep {};
+  TempDir(Keep, std::string existing_dir);
   ~TempDir();
   TempDir(const TempDir&) = delete;
   TempDir& operator=(const TempDir&) = delete;
@@ -27,6 +31,7 @@ class TempDir {
 
  private:
   std::string path_;
+  bool remove_ = true;
 };
 
 // The whole content of a file ("" when it cannot be read).
