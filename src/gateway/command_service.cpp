@@ -140,7 +140,7 @@ void CommandService::look_up_stored_reply(CommandRequest&& request, Completion&&
   lookup->bound.emplace(loop_, [lookup, end] {
     if (!lookup->over) end(Outcome::redis_unavailable);
   });
-  lookup->bound->start(std::min(lookup->request->timeout, kLookupBound));
+  lookup->bound->start(lookup->request->timeout);
 }
 
 std::optional<Outcome> CommandService::missing_dependency() const {

@@ -42,9 +42,9 @@ inline constexpr std::size_t kPendingEntryBytes = 4096;
 
 // Reads of Redis that an answer waits on are bounded, so a stalled Redis
 // cannot hold a caller past its timeout: the read of the result key at the
-// deadline (then 504), and the stored-reply look-up of a retry (then 503).
+// deadline gets this long more (then 504); the stored-reply look-up of a
+// retry gets the command's timeout (then 503: nothing was published).
 inline constexpr std::chrono::milliseconds kFinalReadBound{500};
-inline constexpr std::chrono::milliseconds kLookupBound{1000};
 
 struct CommandSettings {
   std::size_t max_pending;
