@@ -4,9 +4,9 @@
 #include <unistd.h>
 
 #include <cstring>
-#include <random>
 #include <thread>
 
+#include "boxgate/backoff.hpp"
 #include "boxgate/logging.hpp"
 
 namespace boxgate::mqtt {
@@ -16,12 +16,6 @@ std::string default_client_id(const std::string& program) {
   char host[64] = "host";
   gethostname(host, sizeof host - 1);
   return program + "-" + host + "-" + std::to_string(getpid());
-}
-
-std::chrono::milliseconds jittered(int attempt, std::int64_t cap_ms) {
-  static thread_local std::mt19937 rng{std::random_device{}()};
-  std::int64_t full = std::min<std::int64_t>(cap_ms, 100LL << std::min(attempt, 16));
-  return std::chrono::milliseconds(std::uniform_int_distribution<std::int64_t>(full / 2, full)(rng));
 }
 
 // A large buffer: paho's default of 100 messages in flight would refuse
@@ -184,7 +178,7 @@ void Client::on_lost(const std::string& why) {
 
 void Client::schedule_reconnect() {
   if (stopping_ || retry_timer_.pending()) return;
-  auto delay = jittered(attempt_++, settings_.backoff_max_ms);
+  auto delay = jittered_backoff(attempt_++, settings_.backoff_max_ms);
   log::get("mqtt")->debug("reconnecting to {} in {} ms", settings_.uri, delay.count());
   retry_timer_.start(delay);
 }

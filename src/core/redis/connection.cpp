@@ -8,9 +8,7 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
-#include <algorithm>
-#include <random>
-
+#include "boxgate/backoff.hpp"
 #include "boxgate/logging.hpp"
 
 namespace boxgate::redis {
@@ -31,12 +29,6 @@ void tune_socket(int fd) {
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
 }
 
-std::chrono::milliseconds backoff(int attempt, std::int64_t cap_ms) {
-  static thread_local std::mt19937 rng{std::random_device{}()};
-  std::int64_t full = std::min<std::int64_t>(cap_ms, 100LL << std::min(attempt, 16));
-  std::uniform_int_distribution<std::int64_t> jitter(full / 2, full);
-  return std::chrono::milliseconds(jitter(rng));
-}
 }  // namespace
 
 Connection::Connection(EventLoop& loop, const RedisSettings& settings, std::string name,
@@ -188,7 +180,7 @@ void Connection::force_reconnect(const char* why) {
 
 void Connection::schedule_reconnect() {
   if (stopped_ || retry_timer_.pending()) return;
-  retry_timer_.start(backoff(attempt_++, settings_.backoff_max_ms));
+  retry_timer_.start(jittered_backoff(attempt_++, settings_.backoff_max_ms));
 }
 
 }  // namespace boxgate::redis
