@@ -140,7 +140,7 @@ void CommandService::publish(Pending& p) {
   if (p.stage != Pending::Stage::subscribing) return;
   p.stage = Pending::Stage::waiting;
   mqtt::ResponseProperties v5{p.channel, p.request.id.str(),
-                              static_cast<std::uint32_t>((p.request.timeout.count() + 999) / 1000)};
+                              static_cast<std::uint32_t>((p.request.timeout.count() + 999) / 1000), {}};
   if (!mqtt_.publish(topics_.request_topic(p.request.box, p.request.id), p.request.payload, settings_.qos, &v5)) {
     finish(p, Outcome::mqtt_unavailable);
   }

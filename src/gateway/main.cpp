@@ -1,7 +1,7 @@
 // boxgate-gateway: the HTTP front end. Publishes each command over MQTT and
-// waits on its Redis reply channel. One loop thread (this one, after set-up)
-// owns HTTP, both Redis connections, the pending commands and their timers;
-// paho's thread only posts to it.
+// waits on its Redis reply channel. One thread: the loop (this one, after
+// set-up) owns HTTP, both Redis connections, the MQTT connection, the pending
+// commands and their timers.
 
 #include <chrono>
 #include <cstdio>
@@ -80,7 +80,7 @@ int main(int argc, char** argv) {
     loop.run();
 
     logger->info("drained; stopping");
-    broker.stop();
+    broker.stop();  // the loop has ended: sends what is queued and DISCONNECT, 2 s at most
     commands.stop();
     subscriber.stop();
   } catch (const std::exception& e) {

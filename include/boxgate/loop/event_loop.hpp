@@ -32,6 +32,8 @@ class EventLoop {
   // Runs the loop on the calling thread until stop(). That thread becomes the
   // loop thread.
   void run();
+  // Loop thread: true while run() is on the stack (inside a callback).
+  bool running() const noexcept { return in_run_; }
   // Loop thread: leave run() after the current iteration.
   void stop();
   // Loop thread: leave run() once `delay` has passed (lets queued writes go out).
@@ -44,6 +46,7 @@ class EventLoop {
   void drain_posted();
 
   event_base* base_ = nullptr;
+  bool in_run_ = false;
   event* wakeup_ = nullptr;
   std::mutex mutex_;                          // guards posted_
   std::vector<std::function<void()>> posted_;

@@ -36,7 +36,11 @@ EventLoop::~EventLoop() {
   event_base_free(base_);
 }
 
-void EventLoop::run() { event_base_dispatch(base_); }
+void EventLoop::run() {
+  in_run_ = true;
+  event_base_dispatch(base_);
+  in_run_ = false;
+}
 
 void EventLoop::stop() { event_base_loopbreak(base_); }
 
