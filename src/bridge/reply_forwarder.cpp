@@ -52,21 +52,10 @@ void ReplyForwarder::accept(std::string_view topic, std::string_view payload) {
     address->request = id_from_payload(payload);
     if (!address->request) return drop(Drop::invalid_id, topic);
   }
-  Reply reply{topics_.response_channel(address->box, *address->request), std::string(payload)};
-  bool wake;
-  {
-    std::lock_guard lock(mutex_);
-    if (queue_.size() >= settings_.queue_capacity) {
-      wake = false;
-    } else {
-      wake = queue_.empty();
-      queue_.push_back(std::move(reply));
-      queued_.set(static_cast<std::int64_t>(queue_.size()));
-      if (!wake) return;
-    }
-  }
-  if (!wake) return drop(Drop::queue_full, topic);
-  loop_.post([this] { flush(); });
+  if (queue_.size() >= settings_.queue_capacity) return drop(Drop::queue_full, topic);
+  queue_.push_back({topics_.response_channel(address->box, *address->request), std::string(payload)});
+  queued_.set(static_cast<std::int64_t>(queue_.size()));
+  flush();
 }
 
 void ReplyForwarder::drop(Drop reason, std::string_view topic) {
@@ -75,23 +64,18 @@ void ReplyForwarder::drop(Drop reason, std::string_view topic) {
   auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
                  std::chrono::steady_clock::now().time_since_epoch())
                  .count();
-  auto last = last_drop_log_ms_.load();
-  if (now - last >= 1000 && last_drop_log_ms_.compare_exchange_strong(last, now)) {
+  if (now - last_drop_log_ms_ >= 1000) {
+    last_drop_log_ms_ = now;
     log::get("bridge")->warn("dropped a reply on topic '{}': {} (further drops this second not logged)",
                              topic.substr(0, 200), drop_reason(static_cast<int>(reason)));
   }
 }
 
 void ReplyForwarder::flush() {
-  while (redis_.up() && in_flight_ < kMaxInFlight) {
-    Reply reply;
-    {
-      std::lock_guard lock(mutex_);
-      if (queue_.empty()) return;
-      reply = std::move(queue_.front());
-      queue_.pop_front();
-      queued_.set(static_cast<std::int64_t>(queue_.size()));
-    }
+  while (redis_.up() && in_flight_ < kMaxInFlight && !queue_.empty()) {
+    Reply reply = std::move(queue_.front());
+    queue_.pop_front();
+    queued_.set(static_cast<std::int64_t>(queue_.size()));
     send(std::move(reply));
   }
 }
@@ -111,7 +95,6 @@ void ReplyForwarder::send(Reply reply) {
 }
 
 void ReplyForwarder::requeue(Reply&& reply) {
-  std::lock_guard lock(mutex_);
   queue_.push_front(std::move(reply));
   queued_.set(static_cast<std::int64_t>(queue_.size()));
 }
@@ -137,7 +120,6 @@ void ReplyForwarder::sent(Reply& reply, redis::Commands::Status status, long lon
 }
 
 std::size_t ReplyForwarder::backlog() const {
-  std::lock_guard lock(mutex_);
   return queue_.size() + in_flight_;
 }
 
