@@ -177,7 +177,8 @@ void Client::on_suback(int mid, int count, const int* granted) {
     if (granted[i] >= 0x80) {
       subscription_refused_ = true;
       log::get("mqtt")->error("{} refused the subscription to {} (reason code 0x{:02x}: {}); not ready", settings_.uri,
-                              it->second, granted[i], mosquitto_reason_string(granted[i]));
+                              it->second, granted[i],
+                              settings_.version == 5 ? mosquitto_reason_string(granted[i]) : "Failure");
     }
   }
   pending_subacks_.erase(it);
