@@ -92,8 +92,6 @@ class Client {
   // CONNACK received and the connection not lost since.
   bool connected() const noexcept { return session_up_; }
   int version() const noexcept { return static_cast<int>(settings_.version); }
-  // Messages publish() counted that the library is not done with yet.
-  std::size_t unacked() const noexcept { return unacked_.size(); }
 
   // Queues one message (written at once when the socket has room). False when
   // not connected, when the flow-control bound is reached, or when
