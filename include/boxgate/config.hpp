@@ -35,7 +35,10 @@ struct MqttSettings {
   std::int64_t version = 5;              // 3 (3.1.1) or 5
   std::int64_t qos = 1;
   std::int64_t backoff_max_ms = 400;     // backoff.hpp
-  std::int64_t keepalive_s = 10;
+  std::int64_t keepalive_s = 10;         // libmosquitto accepts 5..65535
+  std::string ca_file;                   // ssl://: CAs of the broker's certificate (empty: the system store)
+  std::int64_t max_unacked = 20000;      // publishes the broker has not acknowledged yet, at most
+  std::int64_t max_unacked_bytes = 64LL << 20;  // and their bytes (topic + payload)
 };
 
 struct HttpSettings {

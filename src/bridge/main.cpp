@@ -1,7 +1,7 @@
 // boxgate-bridge: forwards device replies from MQTT to Redis (result key +
 // PUBLISH) so whichever gateway replica holds the call completes it.
-// The loop thread (this one, after set-up) owns the Redis connection and the
-// ops HTTP server; paho's callback thread only validates and enqueues.
+// One thread: the loop (this one, after set-up) owns the MQTT connection,
+// the Redis connection, the reply queue and the ops HTTP server.
 
 #include <chrono>
 
@@ -58,6 +58,7 @@ int main(int argc, char** argv) {
 
     // Disconnecting from MQTT first lets the broker hand this bridge's share
     // of replies to the other members of the group; the queue is then flushed.
+    // stop() returns at once here (the loop sends the DISCONNECT).
     Drain drain(loop, readiness, std::chrono::milliseconds(config.drain_timeout_ms),
                 {"replies to forward", [&broker] { broker.stop(); },
                  [&forwarder] {
@@ -71,8 +72,8 @@ int main(int argc, char** argv) {
     broker.start();
     loop.run();
 
-    broker.stop();
-    redis.stop();  // pairs still in flight come back to the queue
+    broker.stop();  // finishes a DISCONNECT the drain could not send in time
+    redis.stop();   // pairs still in flight come back to the queue
     forwarder.abandon();
   } catch (const std::exception& e) {
     logger->critical("fatal: {}", e.what());

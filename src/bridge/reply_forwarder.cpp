@@ -58,22 +58,14 @@ void ReplyForwarder::accept(std::string_view topic, std::string_view payload) {
     address->request = id_from_payload(payload);
     if (!address->request) return drop(Drop::invalid_id, topic);
   }
-  bool wake;
-  {
-    std::lock_guard lock(mutex_);
-    if (queue_.size() >= settings_.queue_capacity || payload.size() > settings_.queue_max_bytes - held_bytes_) {
-      wake = false;
-    } else {
-      wake = queue_.empty();
-      held_bytes_ += payload.size();
-      queue_.push_back(Reply{topics_.response_channel(address->box, *address->request), std::string(payload)});
-      queued_.set(static_cast<std::int64_t>(queue_.size()));
-      held_bytes_gauge_.set(static_cast<std::int64_t>(held_bytes_));
-      if (!wake) return;
-    }
+  if (queue_.size() >= settings_.queue_capacity || payload.size() > settings_.queue_max_bytes - held_bytes_) {
+    return drop(Drop::queue_full, topic);
   }
-  if (!wake) return drop(Drop::queue_full, topic);
-  loop_.post([this] { flush(); });
+  held_bytes_ += payload.size();
+  queue_.push_back({topics_.response_channel(address->box, *address->request), std::string(payload)});
+  queued_.set(static_cast<std::int64_t>(queue_.size()));
+  held_bytes_gauge_.set(static_cast<std::int64_t>(held_bytes_));
+  flush();
 }
 
 void ReplyForwarder::drop(Drop reason, std::string_view topic) {
@@ -82,24 +74,20 @@ void ReplyForwarder::drop(Drop reason, std::string_view topic) {
   auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
                  std::chrono::steady_clock::now().time_since_epoch())
                  .count();
-  auto last = last_drop_log_ms_.load();
-  if (now - last >= 1000 && last_drop_log_ms_.compare_exchange_strong(last, now)) {
+  if (now - last_drop_log_ms_ >= 1000) {
+    last_drop_log_ms_ = now;
     log::get("bridge")->warn("dropped a reply on topic '{}': {} (further drops this second not logged)",
                              topic.substr(0, 200), drop_reason(static_cast<int>(reason)));
   }
 }
 
 void ReplyForwarder::flush() {
-  while (redis_.up() && in_flight_ < kMaxInFlight) {
-    Reply reply;
-    {
-      std::lock_guard lock(mutex_);
-      if (queue_.empty()) return;
-      if (in_flight_ > 0 && in_flight_bytes_ + queue_.front().payload.size() > kMaxInFlightBytes) return;
-      reply = std::move(queue_.front());
-      queue_.pop_front();
-      queued_.set(static_cast<std::int64_t>(queue_.size()));
-    }
+  while (redis_.up() && in_flight_ < kMaxInFlight && !queue_.empty()) {
+    // One pair always goes, however large; more only within the byte bound.
+    if (in_flight_ > 0 && in_flight_bytes_ + queue_.front().payload.size() > kMaxInFlightBytes) return;
+    Reply reply = std::move(queue_.front());
+    queue_.pop_front();
+    queued_.set(static_cast<std::int64_t>(queue_.size()));
     send(std::move(reply));
   }
 }
@@ -131,13 +119,11 @@ void ReplyForwarder::landed(const Reply& reply) {
 }
 
 void ReplyForwarder::release(const Reply& reply) {
-  std::lock_guard lock(mutex_);
   held_bytes_ -= reply.payload.size();
   held_bytes_gauge_.set(static_cast<std::int64_t>(held_bytes_));
 }
 
 void ReplyForwarder::requeue(Reply&& reply) {
-  std::lock_guard lock(mutex_);
   queue_.push_front(std::move(reply));
   queued_.set(static_cast<std::int64_t>(queue_.size()));
 }
@@ -165,13 +151,10 @@ void ReplyForwarder::sent(Reply& reply, redis::Commands::Status status, long lon
 
 void ReplyForwarder::abandon() {
   std::deque<Reply> left;
-  {
-    std::lock_guard lock(mutex_);
-    left.swap(queue_);
-    for (const Reply& reply : left) held_bytes_ -= reply.payload.size();
-    queued_.set(0);
-    held_bytes_gauge_.set(static_cast<std::int64_t>(held_bytes_));
-  }
+  left.swap(queue_);
+  for (const Reply& reply : left) held_bytes_ -= reply.payload.size();
+  queued_.set(0);
+  held_bytes_gauge_.set(static_cast<std::int64_t>(held_bytes_));
   if (left.empty()) return;
   auto logger = log::get("bridge");
   for (const Reply& reply : left) {
@@ -183,7 +166,6 @@ void ReplyForwarder::abandon() {
 }
 
 std::size_t ReplyForwarder::backlog() const {
-  std::lock_guard lock(mutex_);
   return queue_.size() + in_flight_;
 }
 

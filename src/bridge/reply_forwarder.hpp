@@ -1,10 +1,9 @@
 #pragma once
 // ReplyForwarder: device replies from MQTT into Redis (SET result key + PUBLISH).
 //
-// Thread ownership: accept() runs on paho's callback thread; it validates the
-// reply and pushes it into a bounded hand-off queue, then returns. Everything
-// else runs on the loop thread, which owns the Redis command connection: it
-// drains the queue into pipelined SET+PUBLISH pairs.
+// Thread ownership: loop thread only. accept() runs inside the MQTT client's
+// message handler: it validates the reply, queues it and hands what Redis can
+// take to the command connection (pipelined SET+PUBLISH pairs), then returns.
 //
 // Overflow policy: the queue and the pairs in flight hold at most
 // queue_capacity replies and queue_max_bytes payload bytes (while Redis is
@@ -21,9 +20,7 @@
 
 #include <chrono>
 #include <cstdint>
-#include <atomic>
 #include <deque>
-#include <mutex>
 #include <string>
 #include <string_view>
 
@@ -47,9 +44,9 @@ class ReplyForwarder {
   ReplyForwarder(EventLoop& loop, const Topics& topics, ForwarderSettings settings, redis::Commands& redis,
                  ops::Metrics& metrics);
 
-  // paho callback thread: validate and enqueue; never blocks on the network.
+  // Validate and enqueue, then forward; never blocks on the network.
   void accept(std::string_view topic, std::string_view payload);
-  // Loop thread: forward what is queued (called on Redis reconnect too).
+  // Forward what is queued (called on Redis reconnect too).
   void flush();
   // Replies queued or on their way to Redis.
   std::size_t backlog() const;
@@ -75,12 +72,11 @@ class ReplyForwarder {
   ForwarderSettings settings_;
   redis::Commands& redis_;
 
-  mutable std::mutex mutex_;   // guards queue_ and held_bytes_ (paho thread pushes, loop thread pops)
   std::deque<Reply> queue_;
-  std::size_t held_bytes_ = 0;  // payload bytes queued or in flight
-  std::size_t in_flight_ = 0;  // loop thread only
-  std::size_t in_flight_bytes_ = 0;  // loop thread only
-  std::atomic<std::int64_t> last_drop_log_ms_{0};
+  std::size_t held_bytes_ = 0;       // payload bytes queued or in flight
+  std::size_t in_flight_ = 0;
+  std::size_t in_flight_bytes_ = 0;
+  std::int64_t last_drop_log_ms_ = 0;
 
   ops::Counter& received_;
   ops::Counter& forwarded_;

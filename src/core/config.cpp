@@ -1,7 +1,10 @@
 #include "boxgate/config.hpp"
 
+#include <unistd.h>
+
 #include <limits>
 
+#include "boxgate/mqtt/uri.hpp"
 #include "boxgate/topics.hpp"
 
 namespace boxgate {
@@ -65,11 +68,20 @@ void declare_mqtt(Options& o, MqttSettings& m) {
   o.add("mqtt_version", &m.version, 3, 5, "MQTT protocol: 3 (3.1.1) or 5");
   o.add("mqtt_qos", &m.qos, 0, 2, "QoS of commands and reply subscriptions");
   o.add("mqtt_backoff_max_ms", &m.backoff_max_ms, 100, 600000, "cap of the reconnect backoff");
-  o.add("mqtt_keepalive_s", &m.keepalive_s, 1, 3600, "MQTT keep-alive interval");
+  o.add("mqtt_keepalive_s", &m.keepalive_s, 5, 3600,
+        "MQTT keep-alive interval (a silent broker is given up after about twice this)");
+  o.add("mqtt_ca_file", &m.ca_file, "ssl:// only: PEM file of the CAs that sign the broker's certificate "
+                                    "(empty: the system's CA store); the peer is always verified");
+  o.add("mqtt_max_unacked", &m.max_unacked, 1, 60000,
+        "publishes not yet acknowledged by the broker, at most; more are refused (503 mqtt_unavailable)");
+  o.add("mqtt_max_unacked_bytes", &m.max_unacked_bytes, 1024, 1LL << 40,
+        "bytes (topic + payload) of those publishes, at most");
   o.check([&m] {
     if (m.version == 4) throw ConfigError("mqtt_version", "must be 3 or 5");
-    if (m.uri.rfind("tcp://", 0) != 0 && m.uri.rfind("ssl://", 0) != 0 && m.uri.rfind("mqtt://", 0) != 0) {
-      throw ConfigError("mqtt_uri", "'" + m.uri + "' must start with tcp://, ssl:// or mqtt://");
+    std::string why;
+    if (!mqtt::parse_broker_uri(m.uri, &why)) throw ConfigError("mqtt_uri", "'" + m.uri + "' " + why);
+    if (!m.ca_file.empty() && ::access(m.ca_file.c_str(), R_OK) != 0) {
+      throw ConfigError("mqtt_ca_file", "cannot read '" + m.ca_file + "'");
     }
   });
 }

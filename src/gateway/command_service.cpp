@@ -249,7 +249,7 @@ void CommandService::publish(Pending& p) {
   // runs a command its caller stopped waiting for.
   auto left = std::chrono::duration_cast<std::chrono::milliseconds>(p.started + p.request.timeout - Clock::now());
   auto expiry_s = static_cast<std::uint32_t>(std::max<std::int64_t>(1, (left.count() + 999) / 1000));
-  mqtt::ResponseProperties v5{p.channel, p.request.id.str(), expiry_s};
+  mqtt::ResponseProperties v5{p.channel, p.request.id.str(), expiry_s, {}};
   std::string payload = std::move(p.request.payload);  // the MQTT client keeps the only copy from here
   if (!ports_.publisher.publish(topics_.request_topic(p.request.box, p.request.id), payload, settings_.qos, &v5)) {
     finish(p, Outcome::mqtt_unavailable);

@@ -1,7 +1,7 @@
 // boxgate-gateway: the HTTP front end. Publishes each command over MQTT and
-// waits on its Redis reply channel. One loop thread (this one, after set-up)
-// owns HTTP, both Redis connections, the pending commands and their timers;
-// paho's thread only posts to it.
+// waits on its Redis reply channel. One thread: the loop (this one, after
+// set-up) owns HTTP, both Redis connections, the MQTT connection, the pending
+// commands and their timers.
 
 #include <chrono>
 #include <cstdio>
@@ -61,9 +61,12 @@ int main(int argc, char** argv) {
         {channels, results, publisher}, metrics);
     service_ptr = &service;
     subscriber.count_orphan_messages_in(service.late_replies());
-    // Posted: a state change may be reported from inside a client library's
-    // callback, where commands held in grace should not be sent yet.
-    readiness.on_change([&loop, &service] { loop.post([&service] { service.dependencies_changed(); }); });
+    // Deferred to its own loop event: a state change is reported from inside
+    // a client library's callback, where held commands should not be sent yet.
+    Timer resume(loop, [&service] { service.dependencies_changed(); });
+    readiness.on_change([&resume] {
+      if (!resume.pending()) resume.start(std::chrono::milliseconds(0));
+    });
 
     http::Server server(loop, config.http, static_cast<std::size_t>(config.max_body_bytes));
     gateway::HttpApi api(server, service,
@@ -88,7 +91,8 @@ int main(int argc, char** argv) {
     loop.run();
 
     logger->info("drained; stopping");
-    broker.stop();
+    readiness.on_change({});  // `resume` and the service go before the clients
+    broker.stop();  // the loop has ended: sends what is queued and DISCONNECT, 2 s at most
     commands.stop();
     subscriber.stop();
   } catch (const std::exception& e) {

@@ -1,15 +1,13 @@
 #pragma once
 // EventLoop: one libevent event_base and the thread that runs it.
 //
-// Everything a daemon does with HTTP, Redis, pending requests and timers runs
-// on this one thread ("the loop thread"). Other threads (paho's callback thread,
-// signal handling) hand work to it with post(), the only thread-safe method.
-// Posted work runs in FIFO order on the loop thread.
+// Everything a daemon does with HTTP, Redis, MQTT, pending requests and timers
+// runs on this one thread ("the loop thread"); no other thread touches the
+// loop, so libevent runs without locks (no evthread_use_pthreads) and nothing
+// here is thread-safe. Signals reach it as libevent signal events.
 
 #include <chrono>
 #include <functional>
-#include <mutex>
-#include <vector>
 
 struct event_base;
 struct event;
@@ -32,22 +30,16 @@ class EventLoop {
   // Runs the loop on the calling thread until stop(). That thread becomes the
   // loop thread.
   void run();
-  // Loop thread: leave run() after the current iteration.
+  // True while run() is on the stack (inside a callback).
+  bool running() const noexcept { return in_run_; }
+  // Leave run() after the current iteration.
   void stop();
-  // Loop thread: leave run() once `delay` has passed (lets queued writes go out).
+  // Leave run() once `delay` has passed (lets queued writes go out).
   void stop_after(std::chrono::milliseconds delay);
-  // Any thread: run `task` on the loop thread soon. Never blocks for long.
-  void post(std::function<void()> task);
 
  private:
-  static void on_wakeup(int, short, void* self);
-  void drain_posted();
-
   event_base* base_ = nullptr;
-  event* wakeup_ = nullptr;
-  std::mutex mutex_;                          // guards posted_
-  std::vector<std::function<void()>> posted_;
-  std::vector<std::function<void()>> running_;  // loop thread only
+  bool in_run_ = false;
 };
 
 // A one-shot or repeating timer on a loop. Loop thread only. Destroying it

@@ -1,48 +1,79 @@
 #pragma once
-// Client: one paho MQTT connection with jittered reconnect and resubscription.
+// Client: one MQTT connection (libmosquitto 2.0, MQTT 3.1.1 or 5) driven by
+// the daemon's own EventLoop, with jittered reconnect, resubscription and a
+// bounded outgoing queue.
 //
-// It uses paho's C API (MQTTAsync) directly: the C++ wrapper adds a token
-// object, a mutex and a condition variable to every publish, about 5 us of
-// CPU each (bench/mqtt_cost), for completion tracking boxgate does not use.
+// Thread ownership: the loop thread only. Every method, every libmosquitto
+// callback and the message handler run on the loop thread; nothing here is
+// shared with another thread. libmosquitto never runs a thread of its own
+// (mosquitto_threaded_set false, no loop_start).
 //
-// Thread ownership: paho runs its own threads and calls every callback on its
-// one callback thread; those callbacks never block: they update atomics, send
-// subscriptions (asynchronous) and post to the EventLoop. publish() may be
-// called from any thread and never waits for the network: while the client is
-// not connected it returns false at once (nothing is buffered).
+// How the connection rides the loop (libmosquitto's external-loop API):
+// - a persistent read event on mosquitto_socket() runs mosquitto_loop_read;
+// - a one-shot write event, armed whenever mosquitto_want_write() is true
+//   after a call that may queue, runs mosquitto_loop_write. libmosquitto
+//   writes a publish at once when the socket has room (one write(2) per
+//   packet), so the event only carries what the socket could not take;
+// - a 500 ms timer runs mosquitto_loop_misc: PINGREQ after keep-alive
+//   seconds of silence, and a broker silent for about 2 x keep-alive is
+//   given up (the dependency goes down, a reconnect follows);
+// - connect is non-blocking (mosquitto_connect_async), except that a broker
+//   named by host name is resolved by a blocking getaddrinfo(): libmosquitto
+//   2.0 has no asynchronous resolver.
+// Every connection attempt gets a fresh libmosquitto handle, so nothing queued
+// on a connection that broke is sent on the next one: a command already
+// answered 503 or 504 never reaches a device later.
 //
-// Reconnect is ours, not paho's automatic one, so the delay can be jittered:
-// min(mqtt_backoff_max_ms, 100 ms * 2^attempt), the upper half random.
+// Reconnect: jittered_backoff (boxgate/backoff.hpp) capped at
+// mqtt_backoff_max_ms; CONNACK must come within 5 s. Sessions are clean, so
+// the filters are subscribed again on every connect. The dependency is up once
+// the broker granted every subscription; a refused one (SUBACK reason code
+// >= 0x80 in v5, 0x80 in 3.1.1) is logged and keeps it down until the next
+// connection.
+//
+// Flow control (outgoing): libmosquitto queues QoS > 0 messages without limit.
+// A publish counts from publish() until the library is done with it (PUBACK
+// for QoS 1, PUBCOMP for QoS 2, written to the socket for QoS 0). publish()
+// refuses (returns false, nothing queued) while mqtt_max_unacked messages or
+// mqtt_max_unacked_bytes bytes (topic + payload) are counted; the gateway
+// answers such a command 503 mqtt_unavailable. The broker's Receive Maximum
+// caps what is in flight inside that bound (MOSQ_OPT_SEND_MAXIMUM).
 
-#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
-#include <memory>
-#include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "boxgate/config.hpp"
 #include "boxgate/loop/event_loop.hpp"
 #include "boxgate/ops/readiness.hpp"
 
+struct mosquitto;
+struct mosquitto_message;
+struct event;
+
 namespace boxgate::mqtt {
 
-// MQTT v5 request/response properties of a command.
+// MQTT v5 request/response properties of a command (ignored on 3.1.1).
+// Empty strings and a zero expiry are left out of the packet.
 struct ResponseProperties {
   std::string response_topic;
   std::string correlation_data;
   std::uint32_t expiry_s = 0;
+  std::vector<std::pair<std::string, std::string>> user_properties;
 };
 
 class Client {
  public:
-  // Runs on paho's callback thread: must hand work off and return. The views
-  // are valid during the call only.
+  // Runs on the loop thread, inside libmosquitto's read call: hand the work
+  // on and return; never block. The views are valid during the call only.
   using MessageHandler = std::function<void(std::string_view topic, std::string_view payload)>;
 
+  // Throws std::runtime_error naming mqtt_uri when the URI cannot be parsed.
   Client(EventLoop& loop, const MqttSettings& settings, const std::string& program, ops::Dependency& dependency);
   ~Client();
   Client(const Client&) = delete;
@@ -51,36 +82,82 @@ class Client {
   // Before start(): filters subscribed on every (re)connect, and their handler.
   void subscribe_on_connect(std::vector<std::string> filters, MessageHandler handler);
   void start();
-  // Disconnects (waits up to `timeout` for in-flight work). Not from a paho callback.
+  // Sends what is queued, then DISCONNECT, and closes. While the loop runs
+  // (a drain) it returns at once and the loop finishes the job within
+  // `timeout`; after the loop has ended it drives the socket itself and
+  // returns within `timeout`. Publishing is refused from the first call on.
+  // Calling it again is allowed (the second call finishes a pending stop).
   void stop(std::chrono::milliseconds timeout = std::chrono::milliseconds(2000));
 
-  bool connected() const noexcept { return connected_.load(); }
+  // CONNACK received and the connection not lost since.
+  bool connected() const noexcept { return session_up_; }
   int version() const noexcept { return static_cast<int>(settings_.version); }
 
-  // Queues one message; false when not connected or paho refused it.
+  // Queues one message (written at once when the socket has room). False when
+  // not connected, when the flow-control bound is reached, or when
+  // libmosquitto refused it; false means nothing will be sent.
   bool publish(const std::string& topic, std::string_view payload, int qos,
                const ResponseProperties* v5 = nullptr);
 
  private:
-  struct Paho;  // the C API's callbacks
+  struct Callbacks;  // libmosquitto's C callbacks and the libevent handlers
+
   void connect();
-  void on_connected();
-  void on_subscribed();
-  void on_lost(const std::string& why);
+  bool configure(mosquitto* handle);
+  void register_socket(int fd);
+  void unregister_socket();
+  void destroy_handle();
+  void update_write_interest();
+  bool socket_gone_quietly();
+  void on_readable();
+  void on_writable();
+  void on_misc();
+  void on_connack(int reason);
+  void on_suback(int mid, int count, const int* granted);
+  void on_published(int mid, int reason);
+  void on_message(const mosquitto_message& message);
+  void on_disconnected(int rc, int saved_errno);
+  void drop(const std::string& why);
+  void connection_down(const std::string& why);
   void schedule_reconnect();
+  void finish_stop_now(std::chrono::milliseconds timeout);
+  bool over_limit(std::size_t bytes) const noexcept;
+  void warn_limited(const std::string& line);
 
   EventLoop& loop_;
   MqttSettings settings_;
   ops::Dependency& dependency_;
-  void* handle_ = nullptr;  // MQTTAsync
+  std::string host_;
+  int port_ = 1883;
+  bool tls_ = false;
   std::vector<std::string> filters_;
   MessageHandler handler_;
-  std::atomic<bool> connected_{false};
-  std::atomic<bool> stopping_{false};
-  std::atomic<int> subacks_left_{0};  // subscriptions of this connection not yet granted
-  bool ever_connected_ = false;  // paho callback thread only
-  int attempt_ = 0;              // loop thread only
-  Timer retry_timer_;            // loop thread only
+
+  // The connection. Loop thread only, like everything below.
+  mosquitto* handle_ = nullptr;  // one per connection attempt
+  int fd_ = -1;                  // the socket our events watch; -1 when none
+  event* read_event_ = nullptr;
+  event* write_event_ = nullptr;
+  bool awaiting_connack_ = false;
+  bool session_up_ = false;
+  bool stopping_ = false;
+  bool ever_connected_ = false;
+  int attempt_ = 0;
+  std::unordered_map<int, std::string> pending_subacks_;  // mid -> filter
+  bool subscription_refused_ = false;
+
+  // Flow control: mid -> bytes, for every message the library still holds.
+  std::unordered_map<int, std::size_t> unacked_;
+  std::size_t unacked_bytes_ = 0;
+  bool in_publish_ = false;
+  int publishing_mid_ = 0;     // mid of the publish() in progress
+  bool publish_done_ = false;  // its on_publish came before publish() returned (QoS 0)
+  std::int64_t last_warning_ms_ = 0;  // rate limit of per-message warnings
+
+  Timer misc_timer_;
+  Timer retry_timer_;
+  Timer connect_deadline_;
+  Timer stop_deadline_;
 };
 
 }  // namespace boxgate::mqtt

@@ -1,23 +1,12 @@
 #include "boxgate/loop/event_loop.hpp"
 
 #include <event2/event.h>
-#include <event2/thread.h>
 
 #include <stdexcept>
 
 namespace boxgate {
 
-namespace {
-// libevent must be told once, before the first event_base, that it will be
-// used from several threads (event_active from paho's thread).
-void use_pthreads_once() {
-  static const int done = evthread_use_pthreads();
-  (void)done;
-}
-}  // namespace
-
 EventLoop::EventLoop() {
-  use_pthreads_once();
   // The changelist merges epoll changes made within one iteration (no fd is
   // ever dup()ed here, the one case it mishandles). The clock stays libevent's
   // coarse one: a precise clock costs a timerfd_settime() per iteration; users
@@ -27,44 +16,21 @@ EventLoop::EventLoop() {
   base_ = event_base_new_with_config(cfg);
   event_config_free(cfg);
   if (!base_) throw std::runtime_error("event_base_new failed");
-  wakeup_ = event_new(base_, -1, EV_PERSIST, &EventLoop::on_wakeup, this);
-  event_add(wakeup_, nullptr);  // a persistent user event: woken by event_active()
 }
 
-EventLoop::~EventLoop() {
-  event_free(wakeup_);
-  event_base_free(base_);
-}
+EventLoop::~EventLoop() { event_base_free(base_); }
 
-void EventLoop::run() { event_base_dispatch(base_); }
+void EventLoop::run() {
+  in_run_ = true;
+  event_base_dispatch(base_);
+  in_run_ = false;
+}
 
 void EventLoop::stop() { event_base_loopbreak(base_); }
 
 void EventLoop::stop_after(std::chrono::milliseconds delay) {
   timeval tv{static_cast<time_t>(delay.count() / 1000), static_cast<suseconds_t>((delay.count() % 1000) * 1000)};
   event_base_loopexit(base_, &tv);
-}
-
-void EventLoop::post(std::function<void()> task) {
-  bool first;
-  {
-    std::lock_guard lock(mutex_);
-    first = posted_.empty();
-    posted_.push_back(std::move(task));
-  }
-  // One wake-up per batch: later posts ride on the pending activation.
-  if (first) event_active(wakeup_, EV_READ, 0);
-}
-
-void EventLoop::on_wakeup(int, short, void* self) { static_cast<EventLoop*>(self)->drain_posted(); }
-
-void EventLoop::drain_posted() {
-  {
-    std::lock_guard lock(mutex_);
-    running_.swap(posted_);
-  }
-  for (auto& task : running_) task();
-  running_.clear();
 }
 
 Timer::Timer(EventLoop& loop, std::function<void()> on_fire) : on_fire_(std::move(on_fire)) {

@@ -1,99 +1,77 @@
+// The connection's life: connect, CONNACK, subscriptions, loss, reconnect and
+// stop. The socket's events and publishing are in client_io.cpp. Everything
+// here runs on the loop thread (see client.hpp).
+
 #include "boxgate/mqtt/client.hpp"
 
-#include <MQTTAsync.h>
+#include <event2/event.h>
+#include <mosquitto.h>
+#include <mqtt_protocol.h>
+#include <poll.h>
 #include <unistd.h>
 
-#include <cstring>
-#include <thread>
+#include <algorithm>
+#include <cerrno>
+#include <stdexcept>
 
 #include "boxgate/backoff.hpp"
 #include "boxgate/logging.hpp"
+#include "boxgate/mqtt/uri.hpp"
+#include "client_callbacks.hpp"
 
 namespace boxgate::mqtt {
 
 namespace {
+constexpr auto kConnectTimeout = std::chrono::milliseconds(5000);
+constexpr auto kMiscPeriod = std::chrono::milliseconds(500);
+
+// mosquitto_lib_init() once per process (it is not thread-safe, but the
+// daemons create their clients on one thread); cleanup at exit.
+void init_library_once() {
+  struct Library {
+    Library() { mosquitto_lib_init(); }
+    ~Library() { mosquitto_lib_cleanup(); }
+  };
+  static Library library;
+}
+
 std::string default_client_id(const std::string& program) {
   char host[64] = "host";
   gethostname(host, sizeof host - 1);
   return program + "-" + host + "-" + std::to_string(getpid());
 }
-
-// A large buffer: paho's default of 100 messages in flight would refuse
-// publishes under load long before the broker is the limit.
-constexpr int kMaxBuffered = 1 << 20;
-
-void add_binary(MQTTProperties& props, MQTTPropertyCodes code, const std::string& value) {
-  MQTTProperty property{};
-  property.identifier = code;
-  property.value.data.data = const_cast<char*>(value.data());
-  property.value.data.len = static_cast<int>(value.size());
-  MQTTProperties_add(&props, &property);  // copies the bytes
-}
 }  // namespace
-
-// paho's C callbacks; all run on paho's callback thread.
-struct Client::Paho {
-  static void connected(void* self, char*) { static_cast<Client*>(self)->on_connected(); }
-  static void lost(void* self, char* cause) {
-    static_cast<Client*>(self)->on_lost(cause && *cause ? cause : "connection lost");
-  }
-  static int arrived(void* self, char* topic, int topic_len, MQTTAsync_message* message) {
-    auto* client = static_cast<Client*>(self);
-    std::size_t length = topic_len > 0 ? static_cast<std::size_t>(topic_len) : std::strlen(topic);
-    if (client->handler_) {
-      client->handler_(std::string_view(topic, length),
-                       std::string_view(static_cast<const char*>(message->payload),
-                                        static_cast<std::size_t>(message->payloadlen)));
-    }
-    MQTTAsync_freeMessage(&message);
-    MQTTAsync_free(topic);
-    return 1;  // handled: paho acknowledges it
-  }
-  static void connect_failed(void* self, int code) {
-    static_cast<Client*>(self)->on_lost("connect failed (code " + std::to_string(code) + ")");
-  }
-  static void connect_failed5(void* self, MQTTAsync_failureData5* data) { connect_failed(self, data ? data->code : -1); }
-  static void connect_failed3(void* self, MQTTAsync_failureData* data) { connect_failed(self, data ? data->code : -1); }
-  static void subscribed5(void* self, MQTTAsync_successData5* data) {
-    // A v5 SUBACK may carry a refusal (reason code >= 0x80) on the success path.
-    if (data && data->reasonCode >= MQTTREASONCODE_UNSPECIFIED_ERROR) {
-      log::get("mqtt")->error("subscribe refused by the broker (reason code {})", static_cast<int>(data->reasonCode));
-      return;
-    }
-    static_cast<Client*>(self)->on_subscribed();
-  }
-  static void subscribed3(void* self, MQTTAsync_successData*) { static_cast<Client*>(self)->on_subscribed(); }
-  static void subscribe_failed5(void*, MQTTAsync_failureData5* data) {
-    log::get("mqtt")->error("subscribe refused by the broker (code {})", data ? data->code : -1);
-  }
-  static void subscribe_failed3(void*, MQTTAsync_failureData* data) {
-    log::get("mqtt")->error("subscribe refused by the broker (code {})", data ? data->code : -1);
-  }
-};
 
 Client::Client(EventLoop& loop, const MqttSettings& settings, const std::string& program,
                ops::Dependency& dependency)
-    : loop_(loop), settings_(settings), dependency_(dependency), retry_timer_(loop, [this] { connect(); }) {
+    : loop_(loop),
+      settings_(settings),
+      dependency_(dependency),
+      misc_timer_(loop, [this] { on_misc(); }),
+      retry_timer_(loop, [this] { connect(); }),
+      connect_deadline_(loop, [this] { drop("no CONNACK within 5 s"); }),
+      stop_deadline_(loop, [this] {
+        log::get("mqtt")->warn("DISCONNECT to {} did not leave in time; closing", settings_.uri);
+        destroy_handle();
+        misc_timer_.cancel();
+      }) {
+  std::string why;
+  auto address = parse_broker_uri(settings_.uri, &why);
+  if (!address) throw std::runtime_error("mqtt_uri: '" + settings_.uri + "' " + why);
+  host_ = address->host;
+  port_ = address->port;
+  tls_ = address->tls;
   if (settings_.client_id.empty()) settings_.client_id = default_client_id(program);
-  MQTTAsync_createOptions create = MQTTAsync_createOptions_initializer;
-  create.MQTTVersion = settings.version == 5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1;
-  create.maxBufferedMessages = kMaxBuffered;
-  MQTTAsync handle = nullptr;
-  int rc = MQTTAsync_createWithOptions(&handle, settings_.uri.c_str(), settings_.client_id.c_str(),
-                                       MQTTCLIENT_PERSISTENCE_NONE, nullptr, &create);
-  if (rc != MQTTASYNC_SUCCESS) {
-    throw std::runtime_error("mqtt_uri: cannot create a client for '" + settings_.uri + "' (code " +
-                             std::to_string(rc) + ")");
-  }
-  handle_ = handle;
-  MQTTAsync_setCallbacks(handle, this, &Paho::lost, &Paho::arrived, nullptr);
-  MQTTAsync_setConnected(handle, this, &Paho::connected);
+  init_library_once();
+  read_event_ = event_new(loop.base(), -1, 0, &Callbacks::readable, this);
+  write_event_ = event_new(loop.base(), -1, 0, &Callbacks::writable, this);
 }
 
 Client::~Client() {
-  stop();
-  MQTTAsync handle = handle_;
-  MQTTAsync_destroy(&handle);
+  stop(std::chrono::milliseconds(500));
+  destroy_handle();
+  event_free(read_event_);
+  event_free(write_event_);
 }
 
 void Client::subscribe_on_connect(std::vector<std::string> filters, MessageHandler handler) {
@@ -103,77 +81,151 @@ void Client::subscribe_on_connect(std::vector<std::string> filters, MessageHandl
 
 void Client::start() {
   stopping_ = false;
+  misc_timer_.start(kMiscPeriod, /*repeat=*/true);
   connect();
+}
+
+bool Client::configure(mosquitto* handle) {
+  mosquitto_threaded_set(handle, false);  // no thread of its own: this loop drives it
+  mosquitto_int_option(handle, MOSQ_OPT_PROTOCOL_VERSION, settings_.version == 5 ? MQTT_PROTOCOL_V5 : MQTT_PROTOCOL_V311);
+  mosquitto_int_option(handle, MOSQ_OPT_TCP_NODELAY, 1);
+  // In flight at once: our own bound (the broker's Receive Maximum may lower it).
+  mosquitto_int_option(handle, MOSQ_OPT_SEND_MAXIMUM, static_cast<int>(std::min<std::int64_t>(settings_.max_unacked, 65535)));
+  // The library acknowledges a QoS 1 message as it reads it, so letting the
+  // broker send more before that costs nothing here; 20 (the default) would
+  // throttle the bridge to 20 replies per round trip.
+  mosquitto_int_option(handle, MOSQ_OPT_RECEIVE_MAXIMUM, 65535);
+  if (!settings_.username.empty()) {
+    mosquitto_username_pw_set(handle, settings_.username.c_str(),
+                              settings_.password.empty() ? nullptr : settings_.password.c_str());
+  }
+  if (tls_) {
+    // Peer verification (chain and host name) is libmosquitto's default.
+    int rc = settings_.ca_file.empty()
+                 ? mosquitto_int_option(handle, MOSQ_OPT_TLS_USE_OS_CERTS, 1)
+                 : mosquitto_tls_set(handle, settings_.ca_file.c_str(), nullptr, nullptr, nullptr, nullptr);
+    if (rc != MOSQ_ERR_SUCCESS) {
+      log::get("mqtt")->error("TLS set-up for {} failed: {}", settings_.uri, mosquitto_strerror(rc));
+      return false;
+    }
+  }
+  mosquitto_connect_v5_callback_set(handle, &Callbacks::connack);
+  mosquitto_subscribe_v5_callback_set(handle, &Callbacks::suback);
+  mosquitto_publish_v5_callback_set(handle, &Callbacks::published);
+  mosquitto_message_v5_callback_set(handle, &Callbacks::message);
+  mosquitto_disconnect_v5_callback_set(handle, &Callbacks::disconnected);
+  // Only while connecting: its lines explain TLS and connect failures, but
+  // with a log callback set libmosquitto formats a line for every packet.
+  mosquitto_log_callback_set(handle, &Callbacks::library_log);
+  return true;
 }
 
 void Client::connect() {
   if (stopping_) return;
-  bool v5 = settings_.version == 5;
-  MQTTAsync_connectOptions options = MQTTAsync_connectOptions_initializer;
-  MQTTAsync_connectOptions options5 = MQTTAsync_connectOptions_initializer5;
-  MQTTAsync_connectOptions& o = v5 ? options5 : options;
-  MQTTAsync_SSLOptions ssl = MQTTAsync_SSLOptions_initializer;
-  o.keepAliveInterval = static_cast<int>(settings_.keepalive_s);
-  o.connectTimeout = 5;
-  o.automaticReconnect = 0;  // ours, with jitter
-  o.context = this;
-  // Clean sessions: subscriptions are made again on every connect.
-  if (v5) {
-    o.cleanstart = 1;
-    o.onFailure5 = &Paho::connect_failed5;
-  } else {
-    o.cleansession = 1;
-    o.MQTTVersion = MQTTVERSION_3_1_1;
-    o.onFailure = &Paho::connect_failed3;
-  }
-  if (!settings_.username.empty()) o.username = settings_.username.c_str();
-  if (!settings_.password.empty()) o.password = settings_.password.c_str();
-  if (settings_.uri.rfind("ssl://", 0) == 0) o.ssl = &ssl;
-  int rc = MQTTAsync_connect(handle_, &o);
-  if (rc != MQTTASYNC_SUCCESS) {
-    log::get("mqtt")->warn("connect to {} refused (code {})", settings_.uri, rc);
-    schedule_reconnect();
-  }
+  destroy_handle();  // the last connection's, with whatever it still held
+  handle_ = mosquitto_new(settings_.client_id.c_str(), /*clean_session=*/true, this);
+  if (!handle_) return drop("cannot create a libmosquitto client");
+  if (!configure(handle_)) return drop("cannot configure the libmosquitto client");
+  // Non-blocking connect; a host name is resolved here (blocking getaddrinfo).
+  int rc = mosquitto_connect_async(handle_, host_.c_str(), port_, static_cast<int>(settings_.keepalive_s));
+  int saved_errno = errno;
+  int fd = mosquitto_socket(handle_);
+  if (rc != MOSQ_ERR_SUCCESS || fd < 0) return drop(Callbacks::describe(rc, saved_errno));
+  register_socket(fd);
+  awaiting_connack_ = true;
+  // Writability says when the TCP connect completed; with TLS, want_write()
+  // may not say so yet.
+  event_add(write_event_, nullptr);
+  connect_deadline_.start(kConnectTimeout);
 }
 
-void Client::on_connected() {
-  // paho callback thread.
-  connected_ = true;
+void Client::on_connack(int reason) {
+  if (reason != 0) {
+    // libmosquitto closes the connection next; on_disconnected retries.
+    log::get("mqtt")->error("{} refused the connection: {}", settings_.uri,
+                            settings_.version == 5 ? mosquitto_reason_string(reason) : mosquitto_connack_string(reason));
+    return;
+  }
+  awaiting_connack_ = false;
+  connect_deadline_.cancel();
+  mosquitto_log_callback_set(handle_, nullptr);
+  session_up_ = true;
+  attempt_ = 0;
   if (ever_connected_) dependency_.count_reconnect();
   ever_connected_ = true;
-  log::get("mqtt")->info("connected to {}", settings_.uri);
-  // A client that subscribes is ready only once the broker granted every
-  // subscription: a refused one keeps readiness down (and is logged).
-  subacks_left_ = static_cast<int>(filters_.size());
-  if (filters_.empty()) dependency_.set_up(true);
+  log::get("mqtt")->info("connected to {} (MQTT {})", settings_.uri, settings_.version == 5 ? "5" : "3.1.1");
+  // Ready only once the broker granted every subscription.
+  pending_subacks_.clear();
+  subscription_refused_ = false;
   for (const auto& filter : filters_) {
-    MQTTAsync_responseOptions response = MQTTAsync_responseOptions_initializer;
-    response.context = this;
-    if (settings_.version == 5) {
-      response.onSuccess5 = &Paho::subscribed5;
-      response.onFailure5 = &Paho::subscribe_failed5;
+    int mid = 0;
+    int rc = mosquitto_subscribe(handle_, &mid, filter.c_str(), static_cast<int>(settings_.qos));
+    if (rc == MOSQ_ERR_SUCCESS) {
+      pending_subacks_.emplace(mid, filter);
     } else {
-      response.onSuccess = &Paho::subscribed3;
-      response.onFailure = &Paho::subscribe_failed3;
+      subscription_refused_ = true;
+      log::get("mqtt")->error("cannot subscribe to {}: {}", filter, mosquitto_strerror(rc));
     }
-    int rc = MQTTAsync_subscribe(handle_, filter.c_str(), static_cast<int>(settings_.qos), &response);
-    if (rc != MQTTASYNC_SUCCESS) log::get("mqtt")->error("subscribe {} failed (code {})", filter, rc);
   }
-  loop_.post([this] { attempt_ = 0; });
+  if (pending_subacks_.empty() && !subscription_refused_) dependency_.set_up(true);
 }
 
-void Client::on_subscribed() {
-  // paho callback thread.
-  if (subacks_left_.fetch_sub(1) == 1 && connected_) dependency_.set_up(true);
+void Client::on_suback(int mid, int count, const int* granted) {
+  auto it = pending_subacks_.find(mid);
+  if (it == pending_subacks_.end()) return;
+  for (int i = 0; i < count; ++i) {
+    // v5: a reason code >= 0x80 is a refusal; 3.1.1 has only 0x80.
+    if (granted[i] >= 0x80) {
+      subscription_refused_ = true;
+      log::get("mqtt")->error("{} refused the subscription to {} (reason code 0x{:02x}: {}); not ready", settings_.uri,
+                              it->second, granted[i],
+                              settings_.version == 5 ? mosquitto_reason_string(granted[i]) : "Failure");
+    }
+  }
+  pending_subacks_.erase(it);
+  if (pending_subacks_.empty() && !subscription_refused_ && session_up_) dependency_.set_up(true);
 }
 
-void Client::on_lost(const std::string& why) {
-  // paho callback thread.
-  bool was = connected_.exchange(false);
+void Client::on_disconnected(int rc, int saved_errno) {
+  // libmosquitto has closed the socket already: forget its events now, before
+  // anything on this loop can get the same fd number.
+  unregister_socket();
+  std::string why = Callbacks::describe(rc, saved_errno);
+  if (stopping_) {
+    session_up_ = false;
+    unacked_.clear();
+    unacked_bytes_ = 0;
+    stop_deadline_.cancel();
+    misc_timer_.cancel();
+    log::get("mqtt")->info("disconnected from {}", settings_.uri);
+    return;
+  }
+  connection_down(why);
+}
+
+void Client::drop(const std::string& why) {
+  // Never from inside a libmosquitto callback: it destroys the handle.
+  destroy_handle();
+  connection_down(why);
+}
+
+void Client::connection_down(const std::string& why) {
+  bool was_up = session_up_;
+  session_up_ = false;
+  awaiting_connack_ = false;
+  connect_deadline_.cancel();
   dependency_.set_up(false);
-  if (stopping_) return;
-  if (was) log::get("mqtt")->warn("connection to {} lost: {}", settings_.uri, why);
-  loop_.post([this] { schedule_reconnect(); });
+  pending_subacks_.clear();
+  unacked_.clear();  // the handle that held them is not used again
+  unacked_bytes_ = 0;
+  if (was_up) {
+    log::get("mqtt")->warn("connection to {} lost: {}", settings_.uri, why);
+  } else if (attempt_ == 0) {
+    log::get("mqtt")->warn("cannot connect to {}: {} (retrying)", settings_.uri, why);
+  } else {
+    log::get("mqtt")->debug("cannot connect to {}: {}", settings_.uri, why);
+  }
+  schedule_reconnect();
 }
 
 void Client::schedule_reconnect() {
@@ -184,52 +236,51 @@ void Client::schedule_reconnect() {
 }
 
 void Client::stop(std::chrono::milliseconds timeout) {
-  if (stopping_.exchange(true)) return;
-  if (MQTTAsync_isConnected(handle_)) {
-    MQTTAsync_disconnectOptions options = MQTTAsync_disconnectOptions_initializer;
-    MQTTAsync_disconnectOptions options5 = MQTTAsync_disconnectOptions_initializer5;
-    MQTTAsync_disconnectOptions& o = settings_.version == 5 ? options5 : options;
-    o.timeout = static_cast<int>(timeout.count());  // paho finishes in-flight work up to this long
-    if (MQTTAsync_disconnect(handle_, &o) == MQTTASYNC_SUCCESS) {
-      // Not a paho callback, so waiting here is allowed (main thread, at exit).
-      auto deadline = std::chrono::steady_clock::now() + timeout + std::chrono::milliseconds(100);
-      while (MQTTAsync_isConnected(handle_) && std::chrono::steady_clock::now() < deadline) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(5));
-      }
+  if (!stopping_) {
+    stopping_ = true;
+    retry_timer_.cancel();
+    connect_deadline_.cancel();
+    bool established = session_up_ && handle_ && fd_ >= 0;
+    session_up_ = false;
+    dependency_.set_up(false);
+    if (!established) {
+      destroy_handle();
+      misc_timer_.cancel();
+      return;
+    }
+    // Queued packets leave first, then DISCONNECT; when the socket has room
+    // this writes them all now and on_disconnected runs before it returns.
+    if (mosquitto_disconnect(handle_) != MOSQ_ERR_SUCCESS) {
+      destroy_handle();
+      misc_timer_.cancel();
+      return;
+    }
+    if (fd_ >= 0) {
+      update_write_interest();
+      stop_deadline_.start(timeout);
     }
   }
-  connected_ = false;
-  dependency_.set_up(false);
+  // After the loop has ended nothing else drives the socket.
+  if (!loop_.running() && handle_) finish_stop_now(timeout);
 }
 
-bool Client::publish(const std::string& topic, std::string_view payload, int qos, const ResponseProperties* v5) {
-  if (!connected_) return false;
-  MQTTAsync_message message = MQTTAsync_message_initializer;
-  message.payload = const_cast<char*>(payload.data());
-  message.payloadlen = static_cast<int>(payload.size());
-  message.qos = qos;
-  message.retained = 0;
-  // paho C takes a publish's v5 properties from its response options (a
-  // NULL response drops them); no callbacks are set, so nothing is tracked.
-  MQTTAsync_responseOptions response = MQTTAsync_responseOptions_initializer;
-  MQTTProperties props = MQTTProperties_initializer;
-  if (v5 && settings_.version == 5) {
-    add_binary(props, MQTTPROPERTY_CODE_RESPONSE_TOPIC, v5->response_topic);
-    add_binary(props, MQTTPROPERTY_CODE_CORRELATION_DATA, v5->correlation_data);
-    MQTTProperty expiry{};
-    expiry.identifier = MQTTPROPERTY_CODE_MESSAGE_EXPIRY_INTERVAL;
-    expiry.value.integer4 = v5->expiry_s;
-    MQTTProperties_add(&props, &expiry);
-    message.properties = props;
-    response.properties = props;
+void Client::finish_stop_now(std::chrono::milliseconds timeout) {
+  // Not on a running loop, so waiting here blocks nobody else.
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (fd_ >= 0 && mosquitto_want_write(handle_)) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) break;
+    pollfd wanted{fd_, POLLOUT, 0};
+    int ready = ::poll(&wanted, 1, static_cast<int>(left.count()));
+    if (ready < 0 && errno == EINTR) continue;
+    if (ready <= 0) break;
+    mosquitto_loop_write(handle_, 1);
+    if (handle_ && mosquitto_socket(handle_) != fd_) unregister_socket();
   }
-  int rc = MQTTAsync_sendMessage(handle_, topic.c_str(), &message, &response);  // copies what it keeps
-  MQTTProperties_free(&props);
-  if (rc != MQTTASYNC_SUCCESS) {
-    log::get("mqtt")->warn("publish on {} refused (code {})", topic, rc);
-    return false;
-  }
-  return true;
+  if (fd_ >= 0) log::get("mqtt")->warn("closing the connection to {} before DISCONNECT could leave", settings_.uri);
+  destroy_handle();
+  stop_deadline_.cancel();
+  misc_timer_.cancel();
 }
 
 }  // namespace boxgate::mqtt

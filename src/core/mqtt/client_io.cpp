@@ -1,0 +1,217 @@
+// The socket's events, publishing and the flow-control count. Loop thread
+// only (see client.hpp). What libmosquitto 2.0.11 does underneath, read in its
+// sources, decides the shape here:
+// - a packet queued outside a callback is written at once (one write(2) per
+//   packet, plus a 1-byte write to an internal socket pair meant to wake its
+//   own select loop); a packet queued inside a callback waits for loop_write;
+// - loop_read reads one packet per call unless QoS > 0 messages are pending,
+//   so the read handler calls it until the socket would block;
+// - during a TLS handshake only loop_read advances it, want_write() can stay
+//   true while OpenSSL waits for the broker (upstream issue #3745), and a
+//   refused or closed socket looks like "try again" (SSL_ERROR_SYSCALL); a
+//   failed handshake closes the socket without calling on_disconnect.
+
+#include <event2/event.h>
+#include <mosquitto.h>
+#include <mqtt_protocol.h>
+#include <netdb.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "boxgate/logging.hpp"
+#include "boxgate/mqtt/client.hpp"
+#include "client_callbacks.hpp"
+
+namespace boxgate::mqtt {
+
+namespace {
+// Packets handled per read event at most, so one busy connection cannot
+// starve the HTTP connections sharing the loop.
+constexpr int kReadsPerEvent = 64;
+
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// The result of a non-blocking connect, once the socket is writable.
+int pending_socket_error(int fd) {
+  int error = 0;
+  socklen_t size = sizeof error;
+  if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &size) != 0) return errno;
+  return error;
+}
+
+// True when the peer closed the socket or it failed (nothing consumed).
+bool peer_closed(int fd) {
+  char byte;
+  ssize_t n = recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
+mosquitto_property* v5_properties(const ResponseProperties& p) {
+  mosquitto_property* list = nullptr;
+  if (!p.response_topic.empty()) mosquitto_property_add_string(&list, MQTT_PROP_RESPONSE_TOPIC, p.response_topic.c_str());
+  if (!p.correlation_data.empty()) {
+    auto size = static_cast<std::uint16_t>(std::min<std::size_t>(p.correlation_data.size(), 65535));
+    mosquitto_property_add_binary(&list, MQTT_PROP_CORRELATION_DATA, p.correlation_data.data(), size);
+  }
+  if (p.expiry_s > 0) mosquitto_property_add_int32(&list, MQTT_PROP_MESSAGE_EXPIRY_INTERVAL, p.expiry_s);
+  for (const auto& [name, value] : p.user_properties) {
+    mosquitto_property_add_string_pair(&list, MQTT_PROP_USER_PROPERTY, name.c_str(), value.c_str());
+  }
+  return list;  // libmosquitto copies what it keeps
+}
+}  // namespace
+
+void Client::Callbacks::library_log(mosquitto*, void*, int level, const char* line) {
+  if (level & (MOSQ_LOG_ERR | MOSQ_LOG_WARNING)) {
+    log::get("mqtt")->warn("libmosquitto: {}", line);
+  } else {
+    log::get("mqtt")->debug("libmosquitto: {}", line);
+  }
+}
+
+std::string Client::Callbacks::describe(int rc, int saved_errno) {
+  if (rc == MOSQ_ERR_ERRNO) return std::strerror(saved_errno);
+  if (rc == MOSQ_ERR_EAI) return std::string("cannot resolve the host: ") + gai_strerror(saved_errno);
+  // A DISCONNECT from the broker passes its MQTT v5 reason code instead.
+  if (rc >= 0x80) return std::string("the broker disconnected us: ") + mosquitto_reason_string(rc);
+  return mosquitto_strerror(rc);
+}
+
+void Client::register_socket(int fd) {
+  fd_ = fd;
+  event_assign(read_event_, loop_.base(), fd, EV_READ | EV_PERSIST, &Callbacks::readable, this);
+  event_assign(write_event_, loop_.base(), fd, EV_WRITE, &Callbacks::writable, this);
+  event_add(read_event_, nullptr);
+}
+
+void Client::unregister_socket() {
+  if (fd_ < 0) return;
+  event_del(read_event_);
+  event_del(write_event_);
+  fd_ = -1;
+}
+
+void Client::destroy_handle() {
+  unregister_socket();
+  if (handle_) mosquitto_destroy(handle_);  // closes the socket; calls nothing back
+  handle_ = nullptr;
+  awaiting_connack_ = false;
+}
+
+void Client::update_write_interest() {
+  if (handle_ && fd_ >= 0 && mosquitto_want_write(handle_)) event_add(write_event_, nullptr);
+}
+
+bool Client::socket_gone_quietly() {
+  if (fd_ < 0 || !handle_ || mosquitto_socket(handle_) == fd_) return false;
+  // libmosquitto closed the socket without on_disconnect: a failed TLS
+  // handshake (its reason is in the libmosquitto lines logged just before).
+  drop("TLS handshake failed");
+  return true;
+}
+
+void Client::on_readable() {
+  if (awaiting_connack_ && tls_ && peer_closed(fd_)) return drop("connection closed during the TLS handshake");
+  for (int i = 0; i < kReadsPerEvent; ++i) {
+    errno = 0;
+    int rc = mosquitto_loop_read(handle_, 1);
+    if (socket_gone_quietly() || fd_ < 0 || rc != MOSQ_ERR_SUCCESS) return;  // on_disconnected ran
+    // The last read would block: everything that arrived is handled.
+    if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+    // A handshake step per event; the next step needs the broker's answer.
+    if (awaiting_connack_ && tls_) break;
+  }
+  update_write_interest();
+}
+
+void Client::on_writable() {
+  if (awaiting_connack_) {
+    if (int error = pending_socket_error(fd_)) return drop(std::strerror(error));
+    if (tls_) {
+      mosquitto_loop_read(handle_, 1);  // advances the TLS handshake
+      if (socket_gone_quietly() || fd_ < 0) return;
+    }
+  }
+  mosquitto_loop_write(handle_, 1);
+  if (socket_gone_quietly() || fd_ < 0) return;
+  // During a TLS handshake the read handler re-arms the write event once the
+  // broker has answered; re-arming here would spin while OpenSSL waits.
+  if (!(awaiting_connack_ && tls_)) update_write_interest();
+}
+
+void Client::on_misc() {
+  if (!handle_ || fd_ < 0) return;
+  mosquitto_loop_misc(handle_);  // keep-alive; may give the broker up (on_disconnected)
+  if (socket_gone_quietly() || fd_ < 0) return;
+  update_write_interest();
+}
+
+void Client::on_message(const mosquitto_message& message) {
+  if (!handler_ || !message.topic) return;
+  handler_(std::string_view(message.topic),
+           std::string_view(static_cast<const char*>(message.payload), static_cast<std::size_t>(message.payloadlen)));
+}
+
+bool Client::over_limit(std::size_t bytes) const noexcept {
+  if (unacked_.size() >= static_cast<std::size_t>(settings_.max_unacked)) return true;
+  // A message larger than the byte bound still goes, alone.
+  return unacked_bytes_ > 0 && unacked_bytes_ + bytes > static_cast<std::size_t>(settings_.max_unacked_bytes);
+}
+
+void Client::warn_limited(const std::string& line) {
+  // At most one line a second: a stalled or refusing broker must not flood the log.
+  std::int64_t now = now_ms();
+  if (now - last_warning_ms_ < 1000) return;
+  last_warning_ms_ = now;
+  log::get("mqtt")->warn("{} (more this second not logged)", line);
+}
+
+bool Client::publish(const std::string& topic, std::string_view payload, int qos, const ResponseProperties* v5) {
+  if (!session_up_ || !handle_ || fd_ < 0) return false;
+  std::size_t bytes = topic.size() + payload.size();
+  if (over_limit(bytes)) {
+    warn_limited(fmt::format("{} messages ({} bytes) not yet acknowledged by {}: publish on {} refused",
+                             unacked_.size(), unacked_bytes_, settings_.uri, topic));
+    return false;
+  }
+  mosquitto_property* properties = (v5 && settings_.version == 5) ? v5_properties(*v5) : nullptr;
+  publishing_mid_ = 0;
+  publish_done_ = false;
+  in_publish_ = true;
+  int rc = mosquitto_publish_v5(handle_, &publishing_mid_, topic.c_str(), static_cast<int>(payload.size()),
+                                payload.data(), qos, /*retain=*/false, properties);
+  in_publish_ = false;
+  mosquitto_property_free_all(&properties);
+  if (rc != MOSQ_ERR_SUCCESS) {
+    // A broken socket is noticed by the read event next; until then this
+    // connection refuses like a full one.
+    warn_limited(fmt::format("publish on {} failed: {}", topic, mosquitto_strerror(rc)));
+    return false;
+  }
+  if (!publish_done_ && unacked_.emplace(publishing_mid_, bytes).second) unacked_bytes_ += bytes;
+  update_write_interest();
+  return true;
+}
+
+void Client::on_published(int mid, int reason) {
+  if (in_publish_ && mid == publishing_mid_) {
+    publish_done_ = true;  // QoS 0, written before publish() returned
+    return;
+  }
+  if (auto it = unacked_.find(mid); it != unacked_.end()) {
+    unacked_bytes_ -= it->second;
+    unacked_.erase(it);
+  }
+  if (reason >= 0x80) {
+    warn_limited(fmt::format("{} refused a publish (reason code 0x{:02x}: {})", settings_.uri, reason,
+                             mosquitto_reason_string(reason)));
+  }
+}
+
+}  // namespace boxgate::mqtt
