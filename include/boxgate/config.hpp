@@ -15,6 +15,10 @@ namespace boxgate {
 struct RedisSettings {
   std::string host = "127.0.0.1";
   std::int64_t port = 6379;
+  // AUTH on every connection when a password is set: AUTH <username>
+  // <password> (a Redis 6+ ACL user), or AUTH <password> without a username.
+  std::string username;
+  std::string password;  // secret: never logged, masked in --help and the start-up line
   std::int64_t backoff_max_ms = 400;    // cap of the jittered reconnect backoff (backoff.hpp)
   std::int64_t heartbeat_ms = 250;      // PING period on the command connection
   // No reply and no bytes moving for this long while a PING waits: Redis is

@@ -23,6 +23,8 @@ void declare_http(Options& o, HttpSettings& h) {
 void declare_redis(Options& o, RedisSettings& r) {
   o.add("redis_host", &r.host, "Redis host (IPv4/IPv6 literal or name)");
   o.add("redis_port", &r.port, 1, 65535, "Redis port");
+  o.add("redis_username", &r.username, "Redis ACL user to AUTH as (empty: AUTH with the password alone)");
+  o.add("redis_password", &r.password, "Redis password (empty: no AUTH)", true);
   o.add("redis_backoff_max_ms", &r.backoff_max_ms, 10, 600000, "cap of the jittered reconnect backoff");
   o.add("redis_heartbeat_ms", &r.heartbeat_ms, 50, 60000, "PING period on the command connection");
   o.add("redis_stall_after_ms", &r.stall_after_ms, 50, 600000,
@@ -33,6 +35,9 @@ void declare_redis(Options& o, RedisSettings& r) {
 
 void check_redis(Options& o, RedisSettings& r) {
   o.check([&r] {
+    if (!r.username.empty() && r.password.empty()) {
+      throw ConfigError("redis_password", "must be set when redis_username is");
+    }
     if (r.stall_after_ms > r.dead_after_ms) {
       throw ConfigError("redis_stall_after_ms", "must not exceed redis_dead_after_ms");
     }
