@@ -59,6 +59,9 @@ struct LogSettings {
 struct GatewayConfig {
   std::string prefix = "dev";
   HttpSettings http;
+  // API tokens (src/gateway/auth.hpp): "" (the API is open), a comma list of
+  // name:sha256hex:scope|scope, or the path of a JSON file of them.
+  std::string api_tokens;
   RedisSettings redis;
   MqttSettings mqtt;
   LogSettings log;

@@ -92,6 +92,10 @@ void declare_log(Options& o, LogSettings& l) {
 
 void declare_gateway(Options& o, GatewayConfig& c) {
   declare_common(o, c.prefix, c.http, c.redis, c.mqtt, c.log);
+  // Hashes, not tokens -- but a weak token's hash can be guessed offline, so
+  // the value is kept out of the start-up line (the names and scopes are logged).
+  o.add("api_tokens", &c.api_tokens,
+        "API tokens: name:sha256hex:scope|scope,... or a JSON file of them (empty: API open to all)", true);
   o.add("default_timeout_ms", &c.default_timeout_ms, 1, kMaxInt, "timeout when the caller gives none");
   o.add("max_timeout_ms", &c.max_timeout_ms, 1, kMaxInt, "largest timeout_ms a caller may ask");
   o.add("max_body_bytes", &c.max_body_bytes, 2, 64 << 20, "largest command body");

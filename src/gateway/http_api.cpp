@@ -89,8 +89,8 @@ std::optional<std::chrono::milliseconds> parse_timeout(std::string_view text, st
 
 }  // namespace
 
-HttpApi::HttpApi(http::Server& server, CommandService& service, ApiLimits limits)
-    : service_(service), limits_(limits) {
+HttpApi::HttpApi(http::Server& server, CommandService& service, Authorizer& auth, ApiLimits limits)
+    : service_(service), auth_(auth), limits_(limits) {
   server.route_prefix(std::string(kPrefix), [this](http::Exchange ex) { handle(std::move(ex)); });
 }
 
@@ -127,6 +127,25 @@ void HttpApi::handle(http::Exchange ex) {
                        &rid, nullptr);
   }
   const std::string& bid = box->str();
+
+  // Before the query and the body: a caller without a valid token for this
+  // box learns nothing more, and costs no body scan.
+  Decision access = auth_.authorize(ex.header("Authorization"), *box);
+  if (access.verdict == Verdict::missing_token || access.verdict == Verdict::invalid_token) {
+    bool missing = access.verdict == Verdict::missing_token;
+    log::get("gateway")->debug("box {} request {}: 401, {}", bid, rid, missing ? "no token" : "invalid token");
+    // RFC 6750: no error attribute when no credentials were sent at all.
+    ex.set_header("WWW-Authenticate", missing ? "Bearer" : R"(Bearer error="invalid_token")");
+    return reply_error(ex, 401, "unauthorized",
+                       missing ? "This API needs an Authorization: Bearer <token> header."
+                               : "The bearer token is not valid.",
+                       &rid, &bid);
+  }
+  if (access.verdict == Verdict::forbidden) {
+    log::get("gateway")->debug("box {} request {}: 403, token '{}' is not scoped for this box", bid, rid,
+                               access.token->name);
+    return reply_error(ex, 403, "forbidden", "This token may not command this box.", &rid, &bid);
+  }
 
   auto timeout = limits_.default_timeout;
   std::optional<std::string_view> timeout_text;

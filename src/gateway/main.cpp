@@ -5,6 +5,9 @@
 
 #include <chrono>
 #include <cstdio>
+#include <iostream>
+#include <iterator>
+#include <string_view>
 
 #include "boxgate/config.hpp"
 #include "boxgate/daemon.hpp"
@@ -16,20 +19,62 @@
 #include "boxgate/redis/subscriber.hpp"
 #include "boxgate/topics.hpp"
 #include "boxgate/version.hpp"
+#include "auth.hpp"
 #include "command_service.hpp"
 #include "http_api.hpp"
 
 using namespace boxgate;
 
+namespace {
+
+// `boxgate-gateway hash-token < token.txt`: prints the hash to put in api_tokens.
+int hash_token() {
+  constexpr std::size_t kMaxInput = 64 * 1024;
+  std::string input;
+  std::istreambuf_iterator<char> in(std::cin), end;
+  for (; in != end && input.size() < kMaxInput; ++in) input.push_back(*in);
+  gateway::HashedToken hashed = gateway::hash_token_input(input);
+  if (!hashed.hex) {
+    std::fprintf(stderr, "boxgate-gateway: hash-token: %s\n", hashed.problem.c_str());
+    return 2;
+  }
+  std::printf("%s\n", hashed.hex->c_str());
+  return 0;
+}
+
+// Start-up lines about who may call: the token names and scopes (never the
+// hashes), or a warning that anyone who reaches the port may command any box.
+void log_access(const gateway::Authorizer& auth, const GatewayConfig& config) {
+  auto logger = log::get("gateway");
+  if (auth.open()) {
+    logger->warn("no api_tokens configured: anyone who reaches {}:{} may command every box",
+                 config.http.host, config.http.port);
+    return;
+  }
+  for (const auto& token : auth.tokens()) logger->info("API token '{}' may command {}", token.name, token.scope_text());
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
+  if (argc == 2 && (std::string_view(argv[1]) == "hash-token" || std::string_view(argv[1]) == "--hash-token")) {
+    return hash_token();
+  }
   GatewayConfig config;
   Options options("boxgate-gateway", "HTTP gateway that runs commands on devices over MQTT");
   declare_gateway(options, config);
+  std::vector<gateway::ApiToken> tokens;
+  // Parsed with the other options, so a bad entry exits 2 naming api_tokens.
+  options.check([&] { tokens = gateway::parse_api_tokens(config.api_tokens); });
   if (auto exit_code = load_options_or_exit(options, argc, argv)) return *exit_code;
 
   log::setup(config.log.level, config.log.json);
   auto logger = log::get("gateway");
   logger->info("boxgate-gateway {} starting; config {}", kVersion, options.describe());
+  warn_about_exposed_secrets(options);
+  if (gateway::names_token_file(config.api_tokens)) {
+    warn_if_writable_by_others(config.api_tokens, "the api_tokens file", "anyone who can write it can add a token");
+  }
   raise_fd_limit();
 
   try {
@@ -65,8 +110,10 @@ int main(int argc, char** argv) {
     // callback, where commands held in grace should not be sent yet.
     readiness.on_change([&loop, &service] { loop.post([&service] { service.dependencies_changed(); }); });
 
+    gateway::Authorizer auth(std::move(tokens), metrics);
+    log_access(auth, config);
     http::Server server(loop, config.http, static_cast<std::size_t>(config.max_body_bytes));
-    gateway::HttpApi api(server, service,
+    gateway::HttpApi api(server, service, auth,
                          {std::chrono::milliseconds(config.default_timeout_ms),
                           std::chrono::milliseconds(config.max_timeout_ms),
                           static_cast<std::size_t>(config.max_body_bytes)});
