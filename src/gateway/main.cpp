@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <iostream>
 #include <iterator>
+#include <optional>
 #include <string_view>
 
 #include "boxgate/config.hpp"
@@ -52,6 +53,15 @@ void log_access(const gateway::Authorizer& auth, const GatewayConfig& config) {
     return;
   }
   for (const auto& token : auth.tokens()) logger->info("API token '{}' may command {}", token.name, token.scope_text());
+}
+
+// The ops endpoints' listener: its own when ops_port is set.
+std::optional<HttpSettings> ops_listener(const GatewayConfig& config) {
+  if (config.ops_port == 0) return std::nullopt;
+  HttpSettings ops = config.http;
+  ops.host = config.ops_host.empty() ? config.http.host : config.ops_host;
+  ops.port = config.ops_port;
+  return ops;
 }
 
 }  // namespace
@@ -117,9 +127,15 @@ int main(int argc, char** argv) {
                          {std::chrono::milliseconds(config.default_timeout_ms),
                           std::chrono::milliseconds(config.max_timeout_ms),
                           static_cast<std::size_t>(config.max_body_bytes)});
-    ops::serve_endpoints(server, metrics, readiness);
+    // Ops endpoints stay open (load balancers and Prometheus carry no token):
+    // on their own listener they can be kept off the network the API faces.
+    std::optional<HttpSettings> ops_settings = ops_listener(config);
+    std::optional<http::Server> ops_server;
+    if (ops_settings) ops_server.emplace(loop, *ops_settings, 4096);
+    ops::serve_endpoints(ops_server ? *ops_server : server, metrics, readiness);
     auto port = server.listen();
     logger->info("listening on {}:{}", config.http.host, port);
+    if (ops_server) logger->info("ops endpoints on {}:{}", ops_settings->host, ops_server->listen());
 
     // New commands get 503 shutting_down; waiting ones finish or, at the
     // timeout, get 202 delivered (published) or 503 (never published).

@@ -175,3 +175,21 @@ TEST(Options, ReadableConfigFileWithSecretsIsWarnedAbout) {
       << "empty secrets expose nothing";
   EXPECT_TRUE(warnings_for(R"({"redis_port": 7000})", 0644).empty());
 }
+
+TEST(Options, OpsPortRules) {
+  auto key_of = [](std::vector<const char*> args) {
+    GatewayConfig c;
+    Options o("prog", "test");
+    declare_gateway(o, c);
+    try {
+      load(o, args);
+    } catch (const ConfigError& e) {
+      return e.key();
+    }
+    return std::string("no error");
+  };
+  EXPECT_EQ(key_of({"--ops-host", "127.0.0.1"}), "ops_port");
+  EXPECT_EQ(key_of({"--ops-port", "8080"}), "ops_port");
+  EXPECT_EQ(key_of({"--ops-port", "9100"}), "no error");
+  EXPECT_EQ(key_of({"--ops-port", "8080", "--ops-host", "127.0.0.2"}), "no error");
+}
