@@ -58,7 +58,19 @@ void reply_error(http::Exchange& ex, int status, const char* code, const std::st
   }
   if (box_id) body["box_id"] = *box_id;
   if (status == 429 || status == 503) ex.set_header("Retry-After", "1");
-  ex.reply(status, body.dump());
+  // Never throws on bytes that are not UTF-8 (they are replaced): an error
+  // answer must not turn into a 500.
+  ex.reply(status, body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+}
+
+// A caller's bytes quoted in a message: printable ASCII only (others as '?'),
+// at most 64 of them.
+std::string quoted_name(std::string_view raw) {
+  std::string out(raw.substr(0, 64));
+  for (char& c : out) {
+    if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) >= 0x7f) c = '?';
+  }
+  return out;
 }
 
 // 202: the command was published, but this gateway stops before its reply.
@@ -153,7 +165,7 @@ void HttpApi::handle(http::Exchange ex) {
   for (const http::QueryParam& param : http::split_query(ex.raw_query())) {
     if (param.name != "timeout_ms") {
       return reply_error(ex, 400, "invalid_query",
-                         "Unknown query parameter '" + std::string(param.name.substr(0, 64)) +
+                         "Unknown query parameter '" + quoted_name(param.name) +
                              "'; the only one is timeout_ms.",
                          &rid, &bid);
     }
