@@ -15,6 +15,10 @@ namespace boxgate {
 struct RedisSettings {
   std::string host = "127.0.0.1";
   std::int64_t port = 6379;
+  // AUTH on every connection when a password is set: AUTH <username>
+  // <password> (a Redis 6+ ACL user), or AUTH <password> without a username.
+  std::string username;
+  std::string password;  // secret: never logged, masked in --help and the start-up line
   std::int64_t backoff_max_ms = 400;    // cap of the jittered reconnect backoff (backoff.hpp)
   std::int64_t heartbeat_ms = 250;      // PING period on the command connection
   // No reply and no bytes moving for this long while a PING waits: Redis is
@@ -58,6 +62,13 @@ struct LogSettings {
 struct GatewayConfig {
   std::string prefix = "dev";
   HttpSettings http;
+  // /healthz, /readyz and /metrics on their own listener when ops_port is
+  // set (ops_host empty: http_host); otherwise on the API listener.
+  std::string ops_host;
+  std::int64_t ops_port = 0;
+  // API tokens (src/gateway/auth.hpp): "" (the API is open), a comma list of
+  // name:sha256hex:scope|scope, or the path of a JSON file of them.
+  std::string api_tokens;
   RedisSettings redis;
   MqttSettings mqtt;
   LogSettings log;

@@ -23,6 +23,13 @@ std::optional<int> load_options_or_exit(Options& options, int argc, char** argv)
 // Raises RLIMIT_NOFILE to its hard limit: each waiting caller holds a socket.
 void raise_fd_limit();
 
+// Logs a warning for every secret the configuration leaves readable by others
+// (Options::secret_file_warnings). Call once logging is set up.
+void warn_about_exposed_secrets(const Options& options);
+// Logs a warning when group or others may write `path` (`what` names it in
+// the line, `why` says what that allows).
+void warn_if_writable_by_others(const std::string& path, const std::string& what, const std::string& why);
+
 // Runs `on_signal` on the loop thread for each SIGTERM or SIGINT. SIGPIPE is
 // ignored (a client that leaves must not kill the process). Loop thread only.
 class ShutdownSignals {

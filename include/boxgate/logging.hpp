@@ -2,7 +2,9 @@
 // Logging: one spdlog logger per component ("http", "redis", "mqtt", "gateway",
 // "bridge", "ops", "devsim"), all writing to one stderr sink. spdlog loggers are
 // thread-safe and a log call never throws (spdlog routes its own errors to its
-// error handler), so any thread may log.
+// error handler), so any thread may log. Every byte of a message outside
+// printable ASCII is written escaped (\xNN, or \u00NN in JSON lines): a
+// message may quote what a caller or device sent.
 
 #include <memory>
 #include <string>

@@ -5,6 +5,8 @@
 // declaration), range and help. load() applies, in order: the JSON file named
 // by --config, then BOXGATE_<KEY> environment variables, then --key flags
 // (dashes or underscores). A bad value throws ConfigError naming the key.
+// A secret key (a password) never shows its value: --help gives no default
+// and describe() masks it.
 // Single-threaded: used by main() before any thread starts.
 
 #include <cstdint>
@@ -43,6 +45,9 @@ class Options {
   std::string help_text() const;
   // The effective values as one JSON line, secrets masked (for the start-up log).
   std::string describe() const;
+  // After load(): one sentence per exposed secret, for a start-up warning --
+  // the config file sets a secret key and group or others may read it.
+  std::vector<std::string> secret_file_warnings() const;
 
  private:
   struct Key {
@@ -61,6 +66,8 @@ class Options {
   std::string summary_;
   std::vector<Key> keys_;
   std::vector<std::function<void()>> checks_;
+  std::string config_path_;               // the --config file applied, if any
+  std::vector<std::string> file_secrets_;  // secret keys that file set
 };
 
 }  // namespace boxgate

@@ -27,6 +27,7 @@ int main(int argc, char** argv) {
   log::setup(config.log.level, config.log.json);
   auto logger = log::get("bridge");
   logger->info("boxgate-bridge {} starting; config {}", kVersion, options.describe());
+  warn_about_exposed_secrets(options);
 
   try {
     Topics topics(config.prefix);

@@ -26,6 +26,8 @@ void declare_http(Options& o, HttpSettings& h) {
 void declare_redis(Options& o, RedisSettings& r) {
   o.add("redis_host", &r.host, "Redis host (IPv4/IPv6 literal or name)");
   o.add("redis_port", &r.port, 1, 65535, "Redis port");
+  o.add("redis_username", &r.username, "Redis ACL user to AUTH as (empty: AUTH with the password alone)");
+  o.add("redis_password", &r.password, "Redis password (empty: no AUTH)", true);
   o.add("redis_backoff_max_ms", &r.backoff_max_ms, 10, 600000, "cap of the jittered reconnect backoff");
   o.add("redis_heartbeat_ms", &r.heartbeat_ms, 50, 60000, "PING period on the command connection");
   o.add("redis_stall_after_ms", &r.stall_after_ms, 50, 600000,
@@ -36,6 +38,9 @@ void declare_redis(Options& o, RedisSettings& r) {
 
 void check_redis(Options& o, RedisSettings& r) {
   o.check([&r] {
+    if (!r.username.empty() && r.password.empty()) {
+      throw ConfigError("redis_password", "must be set when redis_username is");
+    }
     if (r.stall_after_ms > r.dead_after_ms) {
       throw ConfigError("redis_stall_after_ms", "must not exceed redis_dead_after_ms");
     }
@@ -99,6 +104,13 @@ void declare_log(Options& o, LogSettings& l) {
 
 void declare_gateway(Options& o, GatewayConfig& c) {
   declare_common(o, c.prefix, c.http, c.redis, c.mqtt, c.log);
+  o.add("ops_host", &c.ops_host, "address of the separate ops listener (empty: http_host)");
+  o.add("ops_port", &c.ops_port, 0, 65535,
+        "port of a separate listener for /healthz, /readyz, /metrics (0: served on http_port)");
+  // Hashes, not tokens -- but a weak token's hash can be guessed offline, so
+  // the value is kept out of the start-up line (the names and scopes are logged).
+  o.add("api_tokens", &c.api_tokens,
+        "API tokens: name:sha256hex:scope|scope,... or a JSON file of them (empty: API open to all)", true);
   o.add("default_timeout_ms", &c.default_timeout_ms, 1, kMaxInt, "timeout when the caller gives none");
   o.add("max_timeout_ms", &c.max_timeout_ms, 1, kMaxInt, "largest timeout_ms a caller may ask");
   o.add("max_body_bytes", &c.max_body_bytes, 2, 64 << 20, "largest command body");
@@ -115,6 +127,10 @@ void declare_gateway(Options& o, GatewayConfig& c) {
     }
     if (c.max_pending_bytes < c.max_body_bytes) {
       throw ConfigError("max_pending_bytes", "must be at least max_body_bytes");
+    }
+    if (!c.ops_host.empty() && c.ops_port == 0) throw ConfigError("ops_port", "must be set when ops_host is");
+    if (c.ops_port != 0 && c.ops_port == c.http.port && (c.ops_host.empty() || c.ops_host == c.http.host)) {
+      throw ConfigError("ops_port", "must differ from http_port (0 serves the ops endpoints on http_port)");
     }
   });
 }

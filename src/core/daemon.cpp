@@ -2,6 +2,7 @@
 
 #include <event2/event.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 
 #include <csignal>
 #include <cstdio>
@@ -31,6 +32,16 @@ void raise_fd_limit() {
     limit.rlim_cur = limit.rlim_max;
     setrlimit(RLIMIT_NOFILE, &limit);
   }
+}
+
+void warn_about_exposed_secrets(const Options& options) {
+  for (const auto& warning : options.secret_file_warnings()) log::get("ops")->warn("{}", warning);
+}
+
+void warn_if_writable_by_others(const std::string& path, const std::string& what, const std::string& why) {
+  struct stat info {};
+  if (::stat(path.c_str(), &info) != 0 || (info.st_mode & (S_IWGRP | S_IWOTH)) == 0) return;
+  log::get("ops")->warn("{} '{}' is writable by group or others: {}; chmod go-w it", what, path, why);
 }
 
 ShutdownSignals::ShutdownSignals(EventLoop& loop, std::function<void()> on_signal)

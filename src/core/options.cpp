@@ -1,6 +1,9 @@
 #include "boxgate/options.hpp"
 
+#include <sys/stat.h>
+
 #include <charconv>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -112,6 +115,9 @@ void Options::apply_file(const std::string& path) {
   for (const auto& [name, value] : doc.items()) {
     Key* key = find(name);
     if (!key) throw ConfigError(name, "unknown key in '" + path + "'");
+    // An empty secret ("mqtt_password": "" in a shipped file) exposes nothing.
+    bool empty = (value.is_string() && value.get<std::string>().empty()) || (value.is_array() && value.empty());
+    if (key->secret && !empty) file_secrets_.push_back(name);
     if (value.is_string()) {
       key->set(value.get<std::string>());
     } else if (value.is_array()) {
@@ -161,7 +167,10 @@ Options::Outcome Options::load(int argc, const char* const* argv) {
       flags.emplace_back(name, value);
     }
   }
-  if (!config_path.empty()) apply_file(config_path);
+  if (!config_path.empty()) {
+    config_path_ = config_path;
+    apply_file(config_path);
+  }
   apply_env();
   for (const auto& [name, value] : flags) find(name)->set(value);
   for (const auto& rule : checks_) rule();
@@ -179,12 +188,30 @@ std::string Options::help_text() const {
     for (char& c : flag) {
       if (c == '_') c = '-';
     }
-    out << "  --" << flag << "  (default: " << (key.default_text.empty() ? "\"\"" : key.default_text)
-        << ")\n      " << key.help << "\n";
+    // A secret's default is never printed: it may have been set in code or
+    // by a packager, and --help output ends up in tickets and chat.
+    std::string shown = key.secret ? "secret, not shown; prefer the config file or " + to_env_name(key.name) +
+                                         " to a flag, which ps shows"
+                                   : "default: " + (key.default_text.empty() ? "\"\"" : key.default_text);
+    out << "  --" << flag << "  (" << shown << ")\n      " << key.help << "\n";
   }
   out << "  --config FILE\n      JSON file with any of the keys above (or BOXGATE_CONFIG).\n"
       << "  --help, --version\n";
   return out.str();
+}
+
+std::vector<std::string> Options::secret_file_warnings() const {
+  std::vector<std::string> warnings;
+  struct stat info {};
+  if (file_secrets_.empty() || ::stat(config_path_.c_str(), &info) != 0) return warnings;
+  if ((info.st_mode & (S_IRGRP | S_IROTH)) == 0) return warnings;
+  std::string keys;
+  for (const auto& name : file_secrets_) keys += (keys.empty() ? "" : ", ") + name;
+  char mode[8];
+  std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(info.st_mode & 07777));
+  warnings.push_back("config file '" + config_path_ + "' holds secrets (" + keys + ") but its mode " + mode +
+                     " lets group or others read it; chmod 600 it");
+  return warnings;
 }
 
 std::string Options::describe() const {

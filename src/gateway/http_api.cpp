@@ -58,7 +58,19 @@ void reply_error(http::Exchange& ex, int status, const char* code, const std::st
   }
   if (box_id) body["box_id"] = *box_id;
   if (status == 429 || status == 503) ex.set_header("Retry-After", "1");
-  ex.reply(status, body.dump());
+  // Never throws on bytes that are not UTF-8 (they are replaced): an error
+  // answer must not turn into a 500.
+  ex.reply(status, body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+}
+
+// A caller's bytes quoted in a message: printable ASCII only (others as '?'),
+// at most 64 of them.
+std::string quoted_name(std::string_view raw) {
+  std::string out(raw.substr(0, 64));
+  for (char& c : out) {
+    if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) >= 0x7f) c = '?';
+  }
+  return out;
 }
 
 // 202: the command was published, but this gateway stops before its reply.
@@ -89,8 +101,8 @@ std::optional<std::chrono::milliseconds> parse_timeout(std::string_view text, st
 
 }  // namespace
 
-HttpApi::HttpApi(http::Server& server, CommandService& service, ApiLimits limits)
-    : service_(service), limits_(limits) {
+HttpApi::HttpApi(http::Server& server, CommandService& service, Authorizer& auth, ApiLimits limits)
+    : service_(service), auth_(auth), limits_(limits) {
   server.route_prefix(std::string(kPrefix), [this](http::Exchange ex) { handle(std::move(ex)); });
 }
 
@@ -128,13 +140,32 @@ void HttpApi::handle(http::Exchange ex) {
   }
   const std::string& bid = box->str();
 
+  // Before the query and the body: a caller without a valid token for this
+  // box learns nothing more, and costs no body scan.
+  Decision access = auth_.authorize(ex.header("Authorization"), *box);
+  if (access.verdict == Verdict::missing_token || access.verdict == Verdict::invalid_token) {
+    bool missing = access.verdict == Verdict::missing_token;
+    log::get("gateway")->debug("box {} request {}: 401, {}", bid, rid, missing ? "no token" : "invalid token");
+    // RFC 6750: no error attribute when no credentials were sent at all.
+    ex.set_header("WWW-Authenticate", missing ? "Bearer" : R"(Bearer error="invalid_token")");
+    return reply_error(ex, 401, "unauthorized",
+                       missing ? "This API needs an Authorization: Bearer <token> header."
+                               : "The bearer token is not valid.",
+                       &rid, &bid);
+  }
+  if (access.verdict == Verdict::forbidden) {
+    log::get("gateway")->debug("box {} request {}: 403, token '{}' is not scoped for this box", bid, rid,
+                               access.token->name);
+    return reply_error(ex, 403, "forbidden", "This token may not command this box.", &rid, &bid);
+  }
+
   auto timeout = limits_.default_timeout;
   std::optional<std::string_view> timeout_text;
   // Strict: a parameter the gateway would not act on is refused, never ignored.
   for (const http::QueryParam& param : http::split_query(ex.raw_query())) {
     if (param.name != "timeout_ms") {
       return reply_error(ex, 400, "invalid_query",
-                         "Unknown query parameter '" + std::string(param.name.substr(0, 64)) +
+                         "Unknown query parameter '" + quoted_name(param.name) +
                              "'; the only one is timeout_ms.",
                          &rid, &bid);
     }

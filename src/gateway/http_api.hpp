@@ -1,12 +1,14 @@
 #pragma once
 // HttpApi: POST /v1/devices/{boxId}/commands on the gateway's HTTP server.
-// Validates the request (ids, timeout, body) so nothing invalid is ever
-// published, hands the command to CommandService, and maps every Outcome to
-// its HTTP status and error body in one table. Loop thread only.
+// Validates the request (ids, then the caller's token and its scope for the
+// box, then timeout and body) so nothing invalid or unauthorized is ever
+// published or subscribed, hands the command to CommandService, and maps every
+// Outcome to its HTTP status and error body in one table. Loop thread only.
 
 #include <chrono>
 #include <cstddef>
 
+#include "auth.hpp"
 #include "boxgate/http/server.hpp"
 #include "command_service.hpp"
 
@@ -20,12 +22,13 @@ struct ApiLimits {
 
 class HttpApi {
  public:
-  HttpApi(http::Server& server, CommandService& service, ApiLimits limits);
+  HttpApi(http::Server& server, CommandService& service, Authorizer& auth, ApiLimits limits);
 
  private:
   void handle(http::Exchange exchange);
 
   CommandService& service_;
+  Authorizer& auth_;
   ApiLimits limits_;
 };
 

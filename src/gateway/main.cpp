@@ -5,6 +5,10 @@
 
 #include <chrono>
 #include <cstdio>
+#include <iostream>
+#include <iterator>
+#include <optional>
+#include <string_view>
 
 #include "boxgate/config.hpp"
 #include "boxgate/daemon.hpp"
@@ -16,20 +20,71 @@
 #include "boxgate/redis/subscriber.hpp"
 #include "boxgate/topics.hpp"
 #include "boxgate/version.hpp"
+#include "auth.hpp"
 #include "command_service.hpp"
 #include "http_api.hpp"
 
 using namespace boxgate;
 
+namespace {
+
+// `boxgate-gateway hash-token < token.txt`: prints the hash to put in api_tokens.
+int hash_token() {
+  constexpr std::size_t kMaxInput = 64 * 1024;
+  std::string input;
+  std::istreambuf_iterator<char> in(std::cin), end;
+  for (; in != end && input.size() < kMaxInput; ++in) input.push_back(*in);
+  gateway::HashedToken hashed = gateway::hash_token_input(input);
+  if (!hashed.hex) {
+    std::fprintf(stderr, "boxgate-gateway: hash-token: %s\n", hashed.problem.c_str());
+    return 2;
+  }
+  std::printf("%s\n", hashed.hex->c_str());
+  return 0;
+}
+
+// Start-up lines about who may call: the token names and scopes (never the
+// hashes), or a warning that anyone who reaches the port may command any box.
+void log_access(const gateway::Authorizer& auth, const GatewayConfig& config) {
+  auto logger = log::get("gateway");
+  if (auth.open()) {
+    logger->warn("no api_tokens configured: anyone who reaches {}:{} may command every box",
+                 config.http.host, config.http.port);
+    return;
+  }
+  for (const auto& token : auth.tokens()) logger->info("API token '{}' may command {}", token.name, token.scope_text());
+}
+
+// The ops endpoints' listener: its own when ops_port is set.
+std::optional<HttpSettings> ops_listener(const GatewayConfig& config) {
+  if (config.ops_port == 0) return std::nullopt;
+  HttpSettings ops = config.http;
+  ops.host = config.ops_host.empty() ? config.http.host : config.ops_host;
+  ops.port = config.ops_port;
+  return ops;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
+  if (argc == 2 && (std::string_view(argv[1]) == "hash-token" || std::string_view(argv[1]) == "--hash-token")) {
+    return hash_token();
+  }
   GatewayConfig config;
   Options options("boxgate-gateway", "HTTP gateway that runs commands on devices over MQTT");
   declare_gateway(options, config);
+  std::vector<gateway::ApiToken> tokens;
+  // Parsed with the other options, so a bad entry exits 2 naming api_tokens.
+  options.check([&] { tokens = gateway::parse_api_tokens(config.api_tokens); });
   if (auto exit_code = load_options_or_exit(options, argc, argv)) return *exit_code;
 
   log::setup(config.log.level, config.log.json);
   auto logger = log::get("gateway");
   logger->info("boxgate-gateway {} starting; config {}", kVersion, options.describe());
+  warn_about_exposed_secrets(options);
+  if (gateway::names_token_file(config.api_tokens)) {
+    warn_if_writable_by_others(config.api_tokens, "the api_tokens file", "anyone who can write it can add a token");
+  }
   raise_fd_limit();
 
   try {
@@ -68,14 +123,22 @@ int main(int argc, char** argv) {
       if (!resume.pending()) resume.start(std::chrono::milliseconds(0));
     });
 
+    gateway::Authorizer auth(std::move(tokens), metrics);
+    log_access(auth, config);
     http::Server server(loop, config.http, static_cast<std::size_t>(config.max_body_bytes));
-    gateway::HttpApi api(server, service,
+    gateway::HttpApi api(server, service, auth,
                          {std::chrono::milliseconds(config.default_timeout_ms),
                           std::chrono::milliseconds(config.max_timeout_ms),
                           static_cast<std::size_t>(config.max_body_bytes)});
-    ops::serve_endpoints(server, metrics, readiness);
+    // Ops endpoints stay open (load balancers and Prometheus carry no token):
+    // on their own listener they can be kept off the network the API faces.
+    std::optional<HttpSettings> ops_settings = ops_listener(config);
+    std::optional<http::Server> ops_server;
+    if (ops_settings) ops_server.emplace(loop, *ops_settings, 4096);
+    ops::serve_endpoints(ops_server ? *ops_server : server, metrics, readiness);
     auto port = server.listen();
     logger->info("listening on {}:{}", config.http.host, port);
+    if (ops_server) logger->info("ops endpoints on {}:{}", ops_settings->host, ops_server->listen());
 
     // New commands get 503 shutting_down; waiting ones finish or, at the
     // timeout, get 202 delivered (published) or 503 (never published).

@@ -29,7 +29,7 @@ bool get_200(int port, const char* path) {
 
 Process start_server(const std::string& name, const std::string& binary, const TempDir& tmp, int http_port,
                      int redis_port, int mqtt_port, std::vector<std::string> extra_flags,
-                     std::vector<std::string> env) {
+                     std::vector<std::string> env, int health_port) {
   std::vector<std::string> argv{binary,
                                 "--http-host", "127.0.0.1",
                                 "--http-port", std::to_string(http_port),
@@ -39,7 +39,7 @@ Process start_server(const std::string& name, const std::string& binary, const T
                                 "--log-level", "debug"};
   argv.insert(argv.end(), extra_flags.begin(), extra_flags.end());
   Process process(name + "-" + std::to_string(http_port), std::move(argv), tmp.path(), std::move(env));
-  bool up = eventually([&] { return !process.running() || get_200(http_port, "/healthz"); }, 15s, 20ms);
+  bool up = eventually([&] { return !process.running() || get_200(health_port, "/healthz"); }, 15s, 20ms);
   if (!up || !process.running()) {
     std::string status = process.running() ? "running" : "exited " + std::to_string(process.exit_status().value_or(-1));
     throw std::runtime_error(name + " on port " + std::to_string(http_port) + " did not answer /healthz (" +
@@ -55,15 +55,15 @@ std::string bridge_binary() { return bin_dir() + "/bridge/boxgate-bridge"; }
 std::string devsim_binary() { return bin_dir() + "/devsim/boxgate-devsim"; }
 
 Process start_gateway(const TempDir& tmp, int http_port, int redis_port, int mqtt_port,
-                      std::vector<std::string> extra_flags, std::vector<std::string> env) {
+                      std::vector<std::string> extra_flags, std::vector<std::string> env, int ops_port) {
   return start_server("gateway", gateway_binary(), tmp, http_port, redis_port, mqtt_port, std::move(extra_flags),
-                      std::move(env));
+                      std::move(env), ops_port ? ops_port : http_port);
 }
 
 Process start_bridge(const TempDir& tmp, int http_port, int redis_port, int mqtt_port,
                      std::vector<std::string> extra_flags, std::vector<std::string> env) {
   return start_server("bridge", bridge_binary(), tmp, http_port, redis_port, mqtt_port, std::move(extra_flags),
-                      std::move(env));
+                      std::move(env), http_port);
 }
 
 Process start_devsim(const TempDir& tmp, int mqtt_port, std::vector<std::string> flags,

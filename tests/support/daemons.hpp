@@ -29,10 +29,12 @@ std::string devsim_binary();
 
 // boxgate-gateway --http-host 127.0.0.1 --http-port P --redis-host 127.0.0.1
 //   --redis-port R --mqtt-uri tcp://127.0.0.1:M --log-level debug <extra_flags>
-// then waits (15 s) until GET /healthz answers 200. Readiness (Redis and MQTT
-// up) is not awaited: call wait_ready() when the test needs it.
+// then waits (15 s) until GET /healthz answers 200 -- on `ops_port` when the
+// flags give the gateway a separate ops listener (0: on http_port). Readiness
+// (Redis and MQTT up) is not awaited: call wait_ready() when the test needs it.
 Process start_gateway(const TempDir& tmp, int http_port, int redis_port, int mqtt_port,
-                      std::vector<std::string> extra_flags = {}, std::vector<std::string> env = {});
+                      std::vector<std::string> extra_flags = {}, std::vector<std::string> env = {},
+                      int ops_port = 0);
 
 // The same for boxgate-bridge; http_port is its ops port.
 Process start_bridge(const TempDir& tmp, int http_port, int redis_port, int mqtt_port,

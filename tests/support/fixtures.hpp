@@ -9,5 +9,6 @@
 #include "support/net.hpp"
 #include "support/process.hpp"
 #include "support/redis.hpp"
+#include "support/secure_mosquitto.hpp"
 #include "support/tempdir.hpp"
 #include "support/throttle_proxy.hpp"

@@ -37,9 +37,24 @@ MqttMessage convert(const mqtt::const_message_ptr& msg) {
 
 }  // namespace
 
+namespace {
+MqttProbeOptions plain(int port, std::string client_id, int mqtt_version, bool wait) {
+  MqttProbeOptions o;
+  o.uri = "tcp://127.0.0.1:" + std::to_string(port);
+  o.client_id = std::move(client_id);
+  o.mqtt_version = mqtt_version;
+  o.wait = wait;
+  return o;
+}
+}  // namespace
+
 MqttProbe::MqttProbe(int port, std::string client_id, int mqtt_version, bool wait)
-    : client_id_(client_id.empty() ? unique_client_id() : std::move(client_id)), version_(mqtt_version),
-      uri_("tcp://127.0.0.1:" + std::to_string(port)) {
+    : MqttProbe(plain(port, std::move(client_id), mqtt_version, wait)) {}
+
+MqttProbe::MqttProbe(MqttProbeOptions options)
+    : client_id_(options.client_id.empty() ? unique_client_id() : std::move(options.client_id)),
+      version_(options.mqtt_version),
+      uri_(std::move(options.uri)) {
   const int version = version_ == 5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1;
   client_ = std::make_unique<mqtt::async_client>(uri_, client_id_, mqtt::create_options(version, 100000));
 
@@ -68,10 +83,21 @@ MqttProbe::MqttProbe(int port, std::string client_id, int mqtt_version, bool wai
     }
   });
 
-  auto builder = mqtt::connect_options_builder()
-                     .mqtt_version(version)
-                     .keep_alive_interval(std::chrono::seconds(10))
-                     .automatic_reconnect(std::chrono::milliseconds(100), std::chrono::seconds(1));
+  auto builder = mqtt::connect_options_builder().mqtt_version(version).keep_alive_interval(std::chrono::seconds(10));
+  if (options.automatic_reconnect) {
+    builder.automatic_reconnect(std::chrono::milliseconds(100), std::chrono::seconds(1));
+  }
+  if (!options.username.empty()) builder.user_name(options.username);
+  if (!options.password.empty()) builder.password(options.password);
+  if (uri_.rfind("ssl://", 0) == 0) {
+    auto ssl = mqtt::ssl_options_builder()
+                   .trust_store(options.ca_file)
+                   .enable_server_cert_auth(true)
+                   .verify(options.verify_host);
+    if (!options.cert_file.empty()) ssl.key_store(options.cert_file);
+    if (!options.key_file.empty()) ssl.private_key(options.key_file);
+    builder.ssl(ssl.finalize());
+  }
   if (version == MQTTVERSION_5) {
     builder.clean_start(true);
   } else {
@@ -82,7 +108,7 @@ MqttProbe::MqttProbe(int port, std::string client_id, int mqtt_version, bool wai
   } catch (const std::exception& e) {
     throw std::runtime_error("MqttProbe " + client_id_ + ": connect to " + uri_ + " failed: " + e.what());
   }
-  if (wait) wait_connected();
+  if (options.wait) wait_connected();
 }
 
 void MqttProbe::wait_connected(std::chrono::milliseconds timeout) {
@@ -137,6 +163,18 @@ void MqttProbe::publish(const std::string& topic, const std::string& payload, in
     if (!client_->publish(msg)->wait_for(std::chrono::seconds(5))) throw std::runtime_error("timed out");
   } catch (const std::exception& e) {
     throw std::runtime_error("MqttProbe " + client_id_ + ": publish " + topic + " failed: " + e.what());
+  }
+}
+
+int MqttProbe::publish_reason(const std::string& topic, const std::string& payload) {
+  try {
+    auto token = client_->publish(mqtt::make_message(topic, payload, 1, false));
+    if (!token->wait_for(std::chrono::seconds(5))) return -1;
+    return 0;
+  } catch (const mqtt::exception& e) {
+    return e.get_reason_code() >= 0x80 ? e.get_reason_code() : -1;
+  } catch (const std::exception&) {
+    return -1;
   }
 }
 

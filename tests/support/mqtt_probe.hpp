@@ -51,11 +51,32 @@ struct MqttPublishOptions {
   std::optional<std::uint32_t> message_expiry_interval;
 };
 
+// How a probe connects: the broker, who it is, and TLS.
+struct MqttProbeOptions {
+  std::string uri;        // "tcp://127.0.0.1:<port>" or "ssl://127.0.0.1:<port>"
+  std::string client_id;  // empty: a unique one
+  int mqtt_version = 5;   // 5 or 3 (3.1.1)
+  bool wait = true;       // wait for CONNACK (5 s) in the constructor
+  std::string username;   // empty: none
+  std::string password;
+  // TLS (ssl:// URIs): the CA to trust, and optionally a client certificate.
+  std::string ca_file;
+  std::string cert_file;
+  std::string key_file;
+  bool verify_host = true;  // the server certificate must name the host of `uri`
+  // Off for a probe that is expected to be refused (bad credentials, wrong
+  // CA): paho would otherwise keep retrying in the background.
+  bool automatic_reconnect = true;
+};
+
 class MqttProbe {
  public:
   // Connects to tcp://127.0.0.1:<port> and, when `wait`, waits for CONNACK (5 s).
   // `mqtt_version` is 5 (default) or 3 (3.1.1). Empty client_id: a unique one.
   explicit MqttProbe(int port, std::string client_id = "", int mqtt_version = 5, bool wait = true);
+  // Any broker, user or TLS setup; throws when the connection is refused
+  // (the message names paho's reason) if options.wait.
+  explicit MqttProbe(MqttProbeOptions options);
   ~MqttProbe();
   MqttProbe(const MqttProbe&) = delete;
   MqttProbe& operator=(const MqttProbe&) = delete;
@@ -68,6 +89,10 @@ class MqttProbe {
   // written (QoS 0), 5 s at most.
   void publish(const std::string& topic, const std::string& payload, int qos = 1,
                const MqttPublishOptions& options = {});
+  // Publishes (QoS 1) and returns the broker's verdict instead of throwing:
+  // 0 when acknowledged, else the MQTT v5 reason code of the PUBACK (0x87
+  // "not authorized" for an ACL refusal), -1 on any other failure.
+  int publish_reason(const std::string& topic, const std::string& payload);
 
   // True once at least `count` messages have arrived in total.
   bool wait_for(std::size_t count, std::chrono::milliseconds timeout);

@@ -22,7 +22,7 @@ std::runtime_error redis_error(const std::string& what) {
 
 // ---------------------------------------------------------------- RedisClient
 
-RedisClient::RedisClient(int port, std::chrono::milliseconds timeout) {
+RedisClient::RedisClient(int port, std::chrono::milliseconds timeout, const RedisCredentials& credentials) {
   fd_ = connect_loopback(port, "redis");
   int one = 1;
   ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -33,6 +33,19 @@ RedisClient::RedisClient(int port, std::chrono::milliseconds timeout) {
     ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     ::setsockopt(fd_, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
   }
+  if (!credentials.empty()) {
+    RespValue v = auth(credentials);
+    if (v.type == RespValue::Type::error) {
+      ::close(fd_);
+      fd_ = -1;
+      throw redis_error("AUTH as " + credentials.user + ": " + v.str);
+    }
+  }
+}
+
+RespValue RedisClient::auth(const RedisCredentials& credentials) {
+  if (credentials.user.empty()) return command({"AUTH", credentials.password});
+  return command({"AUTH", credentials.user, credentials.password});
 }
 
 RedisClient::~RedisClient() {
@@ -197,8 +210,8 @@ long long RedisClient::client_kill_type(const std::string& type) {
 
 // ---------------------------------------------------------------- RedisServer
 
-RedisServer::RedisServer(const TempDir& dir, int port, std::vector<std::string> extra_args)
-    : port_(port > 0 ? port : free_port()) {
+RedisServer::RedisServer(const TempDir& dir, int port, std::vector<std::string> extra_args, RedisCredentials admin)
+    : port_(port > 0 ? port : free_port()), admin_(std::move(admin)) {
   std::vector<std::string> argv{"redis-server", "--port", std::to_string(port_), "--bind", "127.0.0.1",
                                 "--save", "", "--appendonly", "no", "--dir", dir.path()};
   argv.insert(argv.end(), extra_args.begin(), extra_args.end());
@@ -216,7 +229,7 @@ void RedisServer::wait_ping() {
       [this] {
         if (!process_.running()) return true;  // reported below
         try {
-          return RedisClient(port_, 1s).ping();
+          return RedisClient(port_, 1s, admin_).ping();
         } catch (const std::exception&) {
           return false;
         }
@@ -244,6 +257,29 @@ long long RedisServer::pubsub_numsub(const std::string& channel) const {
 
 std::vector<std::string> RedisServer::pubsub_channels(const std::string& pattern) const {
   return client().pubsub_channels(pattern);
+}
+
+std::string redis_acl_file(const TempDir& dir, const BoxgateRedisUsers& users, const RedisCredentials& admin) {
+  const std::string shipped = std::string(BOXGATE_SOURCE_DIR) + "/config/redis-users.acl";
+  std::string text = read_file(shipped);
+  if (text.empty()) throw std::runtime_error("cannot read " + shipped);
+  // The shipped file's users log in with nothing until a hash is set: put a
+  // password in place of each placeholder (">password" is the ACL file's
+  // clear-text form; the grants around it stay exactly as shipped).
+  const std::string placeholder = "#" + std::string(64, '0');
+  auto set_password = [&](const std::string& user, const std::string& password) {
+    std::size_t line = text.find("\nuser " + user + " ");
+    std::size_t at = line == std::string::npos ? line : text.find(placeholder, line);
+    if (at == std::string::npos || at > text.find('\n', line + 1)) {
+      throw std::runtime_error(shipped + ": no placeholder hash on the line of user " + user);
+    }
+    text.replace(at, placeholder.size(), ">" + password);
+  };
+  set_password("boxgate-gateway", users.gateway_password);
+  set_password("boxgate-bridge", users.bridge_password);
+  if (!text.empty() && text.back() != '\n') text += '\n';
+  text += "user " + admin.user + " on >" + admin.password + " ~* &* +@all\n";
+  return dir.write("redis-users.acl", text);
 }
 
 // ----------------------------------------------------------------- Subscriber

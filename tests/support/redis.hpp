@@ -34,10 +34,18 @@ struct RespValue {
   bool is_nil() const { return type == Type::nil; }
 };
 
+// An ACL user and password; empty: Redis's default user, no AUTH.
+struct RedisCredentials {
+  std::string user;
+  std::string password;
+  bool empty() const { return password.empty(); }
+};
+
 // A blocking connection to 127.0.0.1:port: one command, one reply.
 class RedisClient {
  public:
-  explicit RedisClient(int port, std::chrono::milliseconds timeout = 5s);
+  // With credentials, sends AUTH first and throws if Redis refuses it.
+  explicit RedisClient(int port, std::chrono::milliseconds timeout = 5s, const RedisCredentials& credentials = {});
   ~RedisClient();
   RedisClient(const RedisClient&) = delete;
   RedisClient& operator=(const RedisClient&) = delete;
@@ -47,6 +55,8 @@ class RedisClient {
   RespValue command(const std::vector<std::string>& args);
 
   bool ping();
+  // AUTH user password; the error reply (Type::error) when refused.
+  RespValue auth(const RedisCredentials& credentials);
   std::optional<std::string> get(const std::string& key);
   // SET key value [PX px] (px <= 0: no expiry).
   void set(const std::string& key, const std::string& value, long long px = 0);
@@ -75,8 +85,11 @@ class RedisClient {
 class RedisServer {
  public:
   // port 0 picks a free port. Starts and waits until PING answers (10 s),
-  // else throws with the log tail.
-  explicit RedisServer(const TempDir& dir, int port = 0, std::vector<std::string> extra_args = {});
+  // else throws with the log tail. `admin`: the user the fixture's own
+  // clients (client(), the convenience wrappers, the PING wait) log in as,
+  // for a server whose default user is off (an --aclfile).
+  explicit RedisServer(const TempDir& dir, int port = 0, std::vector<std::string> extra_args = {},
+                       RedisCredentials admin = {});
   RedisServer(const RedisServer&) = delete;
   RedisServer& operator=(const RedisServer&) = delete;
 
@@ -88,8 +101,9 @@ class RedisServer {
   void start();
   Process& process() { return process_; }
 
-  // Convenience wrappers: each opens a short-lived RedisClient.
-  RedisClient client() const { return RedisClient(port_); }
+  const RedisCredentials& admin() const { return admin_; }
+  // Convenience wrappers: each opens a short-lived RedisClient (as admin()).
+  RedisClient client() const { return RedisClient(port_, 5s, admin_); }
   std::optional<std::string> get(const std::string& key) const;
   void set(const std::string& key, const std::string& value, long long px = 0) const;
   long long publish(const std::string& channel, const std::string& message) const;
@@ -100,8 +114,23 @@ class RedisServer {
   void wait_ping();
 
   int port_;
+  RedisCredentials admin_;
   Process process_;
 };
+
+// The passwords of the boxgate ACL users, for redis_acl_file().
+struct BoxgateRedisUsers {
+  std::string gateway_password = "gateway-test-password";
+  std::string bridge_password = "bridge-test-password";
+  RedisCredentials gateway() const { return {"boxgate-gateway", gateway_password}; }
+  RedisCredentials bridge() const { return {"boxgate-bridge", bridge_password}; }
+};
+
+// Writes <dir>/redis-users.acl: the shipped config/redis-users.acl with its
+// placeholder hashes replaced by these passwords, plus an `admin` user (all
+// commands, for the test's own clients and MONITOR). Returns the path, for
+// redis-server --aclfile.
+std::string redis_acl_file(const TempDir& dir, const BoxgateRedisUsers& users, const RedisCredentials& admin);
 
 struct RedisMessage {
   std::string channel;

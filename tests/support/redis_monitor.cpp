@@ -14,10 +14,21 @@
 
 namespace boxgate::test {
 
-RedisMonitor::RedisMonitor(int port) {
+namespace {
+// AUTH (when given) and MONITOR as one RESP write; the reader skips the +OK of AUTH.
+std::string monitor_request(const RedisCredentials& credentials) {
+  auto bulk = [](const std::string& s) { return "$" + std::to_string(s.size()) + "\r\n" + s + "\r\n"; };
+  std::string out;
+  if (!credentials.empty()) out += "*3\r\n" + bulk("AUTH") + bulk(credentials.user) + bulk(credentials.password);
+  return out + "*1\r\n" + bulk("MONITOR");
+}
+}  // namespace
+
+RedisMonitor::RedisMonitor(int port, const RedisCredentials& credentials) {
   fd_ = connect_loopback(port, "RedisMonitor");
-  const char cmd[] = "*1\r\n$7\r\nMONITOR\r\n";
-  if (::send(fd_, cmd, sizeof cmd - 1, MSG_NOSIGNAL) != static_cast<ssize_t>(sizeof cmd - 1)) {
+  const std::string cmd = monitor_request(credentials);
+  oks_needed_ = credentials.empty() ? 1 : 2;
+  if (::send(fd_, cmd.data(), cmd.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(cmd.size())) {
     ::close(fd_);
     throw std::runtime_error("RedisMonitor: send MONITOR failed");
   }
@@ -51,7 +62,7 @@ void RedisMonitor::run() {
     for (std::size_t crlf; (crlf = buf.find("\r\n", start)) != std::string::npos; start = crlf + 2) {
       std::string line = buf.substr(start, crlf - start);
       if (!ok_ && line == "+OK") {
-        ok_ = true;
+        ok_ = --oks_needed_ == 0;
       } else if (!line.empty() && line[0] == '+') {
         lines_.push_back(line.substr(1));
       }

@@ -16,13 +16,16 @@
 #include <thread>
 #include <vector>
 
+#include "support/redis.hpp"
+
 namespace boxgate::test {
 
 using namespace std::chrono_literals;
 
 class RedisMonitor {
  public:
-  explicit RedisMonitor(int port);
+  // `credentials`: AUTH first (a server with an ACL needs a user allowed MONITOR).
+  explicit RedisMonitor(int port, const RedisCredentials& credentials = {});
   ~RedisMonitor();
   RedisMonitor(const RedisMonitor&) = delete;
   RedisMonitor& operator=(const RedisMonitor&) = delete;
@@ -44,6 +47,7 @@ class RedisMonitor {
   mutable std::condition_variable cv_;
   std::vector<std::string> lines_;
   bool ok_ = false;
+  int oks_needed_ = 1;  // +OK of AUTH (when sent), then of MONITOR
   bool closed_ = false;
   std::thread reader_;
 };

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <sys/stat.h>
+
 #include <fstream>
 
 #include "boxgate/config.hpp"
@@ -117,4 +119,77 @@ TEST(Config, DefaultDrainOutlastsTheLongestCommand) {
   EXPECT_GE(c.max_pending_bytes, c.max_body_bytes);
   BridgeConfig b;
   EXPECT_GE(b.queue_max_bytes, b.max_reply_bytes);
+}
+
+// Secrets (issue 10, point 6): never in --help (not even a default set in
+// code), masked in the start-up line, and a config file holding one that
+// others may read draws a warning.
+TEST(Options, SecretsNeverShownInHelpOrDescribe) {
+  GatewayConfig c;
+  c.redis.password = "compiled-in-secret";
+  c.mqtt.password = "another-secret";
+  Options o("prog", "test");
+  declare_gateway(o, c);
+  std::string help = o.help_text();
+  EXPECT_EQ(help.find("compiled-in-secret"), std::string::npos);
+  EXPECT_EQ(help.find("another-secret"), std::string::npos);
+  EXPECT_NE(help.find("--redis-password  (secret, not shown"), std::string::npos) << help;
+  EXPECT_NE(help.find("BOXGATE_REDIS_PASSWORD"), std::string::npos);
+  load(o, {"--redis-password", "flag-secret", "--redis-username", "gw"});
+  std::string line = o.describe();
+  EXPECT_EQ(line.find("flag-secret"), std::string::npos) << line;
+  EXPECT_NE(line.find(R"("redis_username":"gw")"), std::string::npos) << line;
+  EXPECT_NE(line.find(R"("redis_password":"***")"), std::string::npos) << line;
+}
+
+TEST(Options, RedisUsernameNeedsAPassword) {
+  BridgeConfig c;
+  Options o("prog", "test");
+  declare_bridge(o, c);
+  try {
+    load(o, {"--redis-username", "bridge"});
+    FAIL() << "accepted a username without a password";
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(e.key(), "redis_password");
+  }
+}
+
+TEST(Options, ReadableConfigFileWithSecretsIsWarnedAbout) {
+  std::string path = ::testing::TempDir() + "/options_secret_test.json";
+  auto warnings_for = [&](const std::string& text, mode_t mode) {
+    std::ofstream(path) << text;
+    EXPECT_EQ(::chmod(path.c_str(), mode), 0);
+    BridgeConfig c;
+    Options o("prog", "test");
+    declare_bridge(o, c);
+    load(o, {"--config", path.c_str()});
+    return o.secret_file_warnings();
+  };
+  auto open = warnings_for(R"({"redis_password": "pw", "redis_username": "bridge"})", 0644);
+  ASSERT_EQ(open.size(), 1u);
+  EXPECT_NE(open[0].find("redis_password"), std::string::npos) << open[0];
+  EXPECT_NE(open[0].find("0644"), std::string::npos) << open[0];
+  EXPECT_EQ(open[0].find("\"pw\""), std::string::npos) << open[0];
+  EXPECT_TRUE(warnings_for(R"({"redis_password": "pw", "redis_username": "bridge"})", 0600).empty());
+  EXPECT_TRUE(warnings_for(R"({"redis_password": "", "mqtt_password": ""})", 0644).empty())
+      << "empty secrets expose nothing";
+  EXPECT_TRUE(warnings_for(R"({"redis_port": 7000})", 0644).empty());
+}
+
+TEST(Options, OpsPortRules) {
+  auto key_of = [](std::vector<const char*> args) {
+    GatewayConfig c;
+    Options o("prog", "test");
+    declare_gateway(o, c);
+    try {
+      load(o, args);
+    } catch (const ConfigError& e) {
+      return e.key();
+    }
+    return std::string("no error");
+  };
+  EXPECT_EQ(key_of({"--ops-host", "127.0.0.1"}), "ops_port");
+  EXPECT_EQ(key_of({"--ops-port", "8080"}), "ops_port");
+  EXPECT_EQ(key_of({"--ops-port", "9100"}), "no error");
+  EXPECT_EQ(key_of({"--ops-port", "8080", "--ops-host", "127.0.0.2"}), "no error");
 }

@@ -10,6 +10,13 @@
 // complete request (slow-header clients are cut off), and a cap on open
 // connections (the listener pauses while the cap is reached; further clients
 // wait in the kernel backlog).
+//
+// Hostile input (docs/contract.md, "Malformed HTTP"): a connection that sends
+// a NUL byte is closed unanswered; a request whose framing or headers a proxy
+// could read differently (repeated Content-Length, Content-Length with
+// Transfer-Encoding, a header name that is not a token, a control character
+// in a value, ...) is answered 400 invalid_request and its connection closed,
+// before any handler runs.
 
 #include <cstdint>
 #include <functional>
@@ -88,6 +95,7 @@ class Server {
   friend class Exchange;
   struct Connection;
   static void on_request(evhttp_request* req, void* self);
+  static const char* framing_problem(evhttp_request* req);
   static bufferevent* new_bufferevent(event_base* base, void* self);
   static void adopt_accepted(int fd, short what, void* self);
   static void on_connection_closed(evhttp_connection* conn, void* arg);

@@ -7,6 +7,8 @@
 // disconnect callback, so context() is only valid while up() and must not be
 // kept across loop iterations. A connection that breaks runs on_down, then is
 // retried after min(backoff_max_ms, 100 ms * 2^attempt) (half of it jittered).
+// Each new connection is up once it has authenticated (AUTH, when
+// RedisSettings has a password) and Redis has answered a PING.
 
 #include <functional>
 #include <string>
@@ -53,10 +55,12 @@ class Connection {
  private:
   static void on_connect(const redisAsyncContext* ctx, int status);
   static void on_disconnect(const redisAsyncContext* ctx, int status);
+  static void on_auth(redisAsyncContext* ctx, void* reply, void* privdata);
   static void on_handshake(redisAsyncContext* ctx, void* reply, void* privdata);
   static void on_flush(int, short, void* self);
   void connect();
   void connected();
+  void send_ping();
   void lost(const char* why);
   void schedule_reconnect();
 

@@ -16,7 +16,10 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <iterator>
 #include <stdexcept>
+
+#include <nlohmann/json.hpp>
 
 #include "boxgate/logging.hpp"
 
@@ -26,11 +29,22 @@ namespace boxgate::http {
 // Its request deadline runs while the client owes us a complete request (after
 // accept, and after each reply): evhttp's own timeout restarts on every byte,
 // so a client trickling headers would otherwise hold its socket forever.
+//
+// Its input is watched for NUL bytes as they arrive, before evhttp parses
+// them: a NUL is never valid in a request to this server -- not in the
+// request line or a header (RFC 9110 5.5; libevent would cut a header value
+// at it, reading "X-Request-Id: abc\0def" as "abc" where a proxy may read
+// otherwise, and a line starting with NUL would end the headers early) and not
+// in a JSON body (control characters must be escaped). Such a connection is
+// closed without an answer.
 struct Server::Connection {
   Server* server;
   evhttp_connection* conn;
   ExchangeState* waiting = nullptr;  // the unanswered request on it, if any
   event* request_deadline = nullptr;
+  evbuffer* input = nullptr;  // the socket's input, as evhttp reads it
+  evbuffer_cb_entry* input_watch = nullptr;
+  const char* close_reason = nullptr;  // set when closing on purpose
 
   ~Connection() { event_free(request_deadline); }
   void arm(std::int64_t ms) {
@@ -38,9 +52,37 @@ struct Server::Connection {
     event_add(request_deadline, &tv);
   }
   void disarm() { event_del(request_deadline); }
+  // Closes from the loop, outside libevent's read path: the deadline event
+  // fires at once.
+  void close_soon(const char* reason) {
+    close_reason = reason;
+    event_active(request_deadline, EV_TIMEOUT, 1);
+  }
+  void watch_input() {
+    bufferevent* bev = evhttp_connection_get_bufferevent(conn);
+    if (!bev) return;
+    input = bufferevent_get_input(bev);
+    input_watch = evbuffer_add_cb(input, &Connection::on_input, this);
+  }
+  void unwatch_input() {
+    if (input && input_watch) evbuffer_remove_cb_entry(input, input_watch);
+    input_watch = nullptr;
+  }
+  static void on_input(evbuffer* buffer, const evbuffer_cb_info* info, void* arg) {
+    auto* self = static_cast<Connection*>(arg);
+    if (info->n_added == 0 || self->close_reason) return;
+    // Only the bytes added since the last call are new (added at the end).
+    std::size_t length = evbuffer_get_length(buffer);
+    evbuffer_ptr from;
+    evbuffer_ptr_set(buffer, &from, info->n_added < length ? length - info->n_added : 0, EVBUFFER_PTR_SET);
+    if (evbuffer_search(buffer, "\0", 1, &from).pos < 0) return;
+    evbuffer_drain(buffer, length);  // evhttp parses none of it
+    self->close_soon("a NUL byte in the request");
+  }
   static void on_deadline(evutil_socket_t, short, void* arg) {
     auto* self = static_cast<Connection*>(arg);
-    log::get("http")->debug("closing a connection that sent no complete request in time");
+    log::get("http")->debug("closing a connection: {}",
+                            self->close_reason ? self->close_reason : "no complete request in time");
     evhttp_connection_free(self->conn);  // runs the close callback, which deletes self
   }
 };
@@ -306,6 +348,7 @@ Server::Connection* Server::track(evhttp_connection* conn) {
   auto* connection = new Connection{this, conn};
   connection->request_deadline = evtimer_new(loop_.base(), &Connection::on_deadline, connection);
   connection->arm(settings_.idle_timeout_ms);
+  connection->watch_input();
   connections_.emplace(conn, connection);
   evhttp_connection_set_closecb(conn, &Server::on_connection_closed, connection);
   if (listener_ && !listener_paused_ && connections_.size() >= static_cast<std::size_t>(settings_.max_connections)) {
@@ -327,6 +370,7 @@ void Server::forget(Connection* connection) {
 
 void Server::on_connection_closed(evhttp_connection*, void* arg) {
   auto* connection = static_cast<Connection*>(arg);
+  connection->unwatch_input();  // the buffer is freed with the connection
   if (ExchangeState* waiting = connection->waiting) {
     // evhttp frees the request with the connection: make the Exchange inert.
     waiting->req = nullptr;
@@ -356,11 +400,89 @@ const Handler* Server::find_handler(std::string_view path) const {
   return best;
 }
 
+namespace {
+
+// RFC 9110 5.6.2: a field name is a token.
+bool is_tchar(unsigned char c) {
+  if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')) return true;
+  return std::strchr("!#$%&'*+-.^_`|~", c) != nullptr && c != '\0';
+}
+
+bool is_token(const char* text) {
+  if (!*text) return false;
+  for (; *text; ++text) {
+    if (!is_tchar(static_cast<unsigned char>(*text))) return false;
+  }
+  return true;
+}
+
+// Control characters other than HTAB (RFC 9110 5.5). evhttp itself refuses
+// a bare CR or LF; this catches the rest (ESC, DEL, ...).
+bool has_control(const char* text) {
+  for (; *text; ++text) {
+    auto c = static_cast<unsigned char>(*text);
+    if ((c < 0x20 && c != '\t') || c == 0x7f) return true;
+  }
+  return false;
+}
+
+bool all_digits(const char* text) {
+  std::size_t n = 0;
+  for (; text[n]; ++n) {
+    if (text[n] < '0' || text[n] > '9') return false;
+  }
+  return n > 0 && n <= 18;
+}
+
+// Headers whose duplicates parsers resolve differently (first wins here, the
+// last in many proxies): sent twice, the request is refused.
+constexpr const char* kSingletons[] = {"Content-Length", "Transfer-Encoding", "Host", "Authorization",
+                                       "X-Request-Id"};
+
+}  // namespace
+
+// Why a request's framing or headers cannot be trusted, or nullptr. The body
+// was framed by evhttp's reading of them (the first Content-Length, chunked
+// over Content-Length, ...); a front proxy may have read them otherwise and
+// sent other requests in the bytes that follow -- request smuggling. So
+// such a request is answered 400 and its connection closed: nothing after it
+// is read.
+const char* Server::framing_problem(evhttp_request* req) {
+  const evkeyvalq* headers = evhttp_request_get_input_headers(req);
+  int counts[std::size(kSingletons)] = {};
+  const char* content_length = nullptr;
+  const char* transfer_encoding = nullptr;
+  for (const evkeyval* h = headers->tqh_first; h; h = h->next.tqe_next) {
+    if (!is_token(h->key)) return "A header name is not a token (RFC 9110).";
+    if (has_control(h->value)) return "A header value holds a control character.";
+    for (std::size_t i = 0; i < std::size(kSingletons); ++i) {
+      if (evutil_ascii_strcasecmp(h->key, kSingletons[i]) == 0 && ++counts[i] > 1) {
+        return "A header that may appear once (Content-Length, Transfer-Encoding, Host, Authorization, "
+               "X-Request-Id) appears twice.";
+      }
+    }
+    if (evutil_ascii_strcasecmp(h->key, "Content-Length") == 0) content_length = h->value;
+    if (evutil_ascii_strcasecmp(h->key, "Transfer-Encoding") == 0) transfer_encoding = h->value;
+  }
+  if (content_length && transfer_encoding) return "Content-Length and Transfer-Encoding are both given.";
+  if (content_length && !all_digits(content_length)) return "Content-Length is not a decimal number.";
+  if (transfer_encoding && evutil_ascii_strcasecmp(transfer_encoding, "chunked") != 0) {
+    return "The only Transfer-Encoding accepted is chunked.";
+  }
+  return nullptr;
+}
+
 void Server::on_request(evhttp_request* req, void* self) {
   auto* server = static_cast<Server*>(self);
   Connection* connection = server->track(evhttp_request_get_connection(req));
   connection->disarm();  // a complete request arrived
   Exchange exchange(std::make_unique<ExchangeState>(ExchangeState{server, req, connection, {}}));
+  if (const char* problem = framing_problem(req)) {
+    nlohmann::json body = {{"error", "invalid_request"}, {"message", problem}};
+    exchange.set_header("Connection", "close");
+    exchange.reply(400, body.dump());
+    return;
+  }
   const Handler* handler = server->find_handler(exchange.path());
   if (!handler) {
     exchange.reply(404, R"({"error":"not_found","message":"no such endpoint"})");
@@ -370,7 +492,9 @@ void Server::on_request(evhttp_request* req, void* self) {
     (*handler)(std::move(exchange));
   } catch (const std::exception& e) {
     // A handler must not throw; if one does, the Exchange it was given answers 500.
-    log::get("http")->error("handler for {} threw: {}", evhttp_request_get_uri(req), e.what());
+    // The log formatter escapes the caller's bytes (logging.hpp); the path is cut short.
+    log::get("http")->error("handler for {} threw: {}", std::string_view(evhttp_request_get_uri(req)).substr(0, 200),
+                            e.what());
   }
 }
 
@@ -407,6 +531,7 @@ const char* reason_phrase(int status) {
     case 202: return "Accepted";
     case 400: return "Bad Request";
     case 401: return "Unauthorized";
+    case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
     case 409: return "Conflict";

@@ -111,16 +111,46 @@ void Connection::on_connect(const redisAsyncContext* ctx, int status) {
   self->connected();
 }
 
+// The handshake: AUTH (when a password is configured), then PING. TCP alone
+// proves little (a frozen Redis still completes the handshake in the kernel):
+// the connection counts as up once Redis answers the PING. The connect
+// deadline keeps running until then, so a refused AUTH or an error to PING
+// drops the connection and the backoff tries again.
+// Runs inside hiredis's connect callback, so a failure here must not free
+// the context: the connect deadline will drop it.
 void Connection::connected() {
   tune_socket(ctx_->c.fd);
-  // TCP alone proves little (a frozen Redis still completes the handshake in
-  // the kernel): the connection counts as up once Redis answers a PING. The
-  // connect deadline keeps running until then.
-  // Runs inside hiredis's connect callback, so a failure here must not free
-  // the context: the connect deadline will drop it.
+  if (settings_.password.empty()) return send_ping();
+  // Before the PING, never after: a PING that went first could succeed as
+  // Redis's default user and count as up with the wrong identity.
+  const std::string& user = settings_.username;
+  const std::string& password = settings_.password;
+  int sent = user.empty() ? redisAsyncCommand(ctx_, &Connection::on_auth, this, "AUTH %b", password.data(),
+                                              password.size())
+                          : redisAsyncCommand(ctx_, &Connection::on_auth, this, "AUTH %b %b", user.data(),
+                                              user.size(), password.data(), password.size());
+  if (sent != REDIS_OK) log::get("redis")->warn("{}: cannot send AUTH", name_);
+}
+
+void Connection::send_ping() {
   if (redisAsyncCommand(ctx_, &Connection::on_handshake, this, "PING") != REDIS_OK) {
     log::get("redis")->warn("{}: cannot send the handshake PING", name_);
   }
+}
+
+void Connection::on_auth(redisAsyncContext* ctx, void* reply, void*) {
+  auto* self = static_cast<Connection*>(ctx->data);
+  if (!self || !reply || self->ctx_ != ctx) return;  // connection already gone
+  auto* answer = static_cast<redisReply*>(reply);
+  if (answer->type == REDIS_REPLY_ERROR) {
+    // Redis's text (e.g. WRONGPASS) never repeats the password.
+    const std::string& user = self->settings_.username;
+    log::get("redis")->warn("{}: Redis refused AUTH as {}: {}", self->name_,
+                            user.empty() ? std::string("the default user") : "'" + user + "'",
+                            std::string(answer->str, answer->len));
+    return;
+  }
+  self->send_ping();
 }
 
 void Connection::on_handshake(redisAsyncContext* ctx, void* reply, void*) {

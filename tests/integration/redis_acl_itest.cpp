@@ -1,0 +1,188 @@
+// Redis credentials (issue 10, point 3) on a real redis-server started with
+// the shipped config/redis-users.acl: the gateway and the bridge AUTH as
+// their own users and run a command end to end with nothing but their grants
+// (Redis's ACL LOG records no denial), each user is refused every command and
+// key outside its grant, and a wrong password leaves a daemon not ready
+// without the password appearing anywhere.
+
+#include <gtest/gtest.h>
+
+#include "itest_env.hpp"
+#include "support/redis_monitor.hpp"
+
+namespace boxgate::itest {
+namespace {
+
+using test::RedisClient;
+using test::RedisCredentials;
+using test::RespValue;
+
+const RedisCredentials kAdmin{"admin", "admin-test-password"};
+
+class RedisAclTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    tmp = std::make_unique<test::TempDir>("redis-acl");
+    redis = std::make_unique<test::RedisServer>(
+        *tmp, 0, std::vector<std::string>{"--aclfile", test::redis_acl_file(*tmp, users, kAdmin)}, kAdmin);
+    mqtt = std::make_unique<test::Mosquitto>(*tmp);
+  }
+  void TearDown() override {
+    for (auto* p : {&bridge, &gateway}) {
+      if (!p->running()) continue;
+      EXPECT_EQ(p->stop(SIGTERM, 10s), 0) << p->name() << " log:\n" << p->log_tail();
+      EXPECT_TRUE(p->sanitizer_report().empty()) << p->sanitizer_report();
+    }
+  }
+
+  std::vector<std::string> credentials_flags(const RedisCredentials& c) {
+    return {"--redis-username", c.user, "--redis-password", c.password};
+  }
+  // Denials Redis recorded since the start (ACL LOG), one line each.
+  std::vector<std::string> acl_denials() {
+    RespValue log = redis->client().command({"ACL", "LOG"});
+    std::vector<std::string> out;
+    for (const auto& entry : log.elements) {
+      // Alternating field names and values; the strings say what was refused.
+      std::string text;
+      for (std::size_t i = 0; i + 1 < entry.elements.size(); i += 2) {
+        const std::string& name = entry.elements[i].str;
+        if (name == "reason" || name == "object" || name == "username") text += name + "=" + entry.elements[i + 1].str + " ";
+      }
+      out.push_back(text);
+    }
+    return out;
+  }
+
+  test::BoxgateRedisUsers users;
+  std::unique_ptr<test::TempDir> tmp;
+  std::unique_ptr<test::RedisServer> redis;
+  std::unique_ptr<test::Mosquitto> mqtt;
+  Process gateway;
+  Process bridge;
+};
+
+std::string denial_list(const std::vector<std::string>& denials) {
+  std::string out;
+  for (const auto& d : denials) out += d + "\n";
+  return out;
+}
+
+TEST_F(RedisAclTest, GatewayAndBridgeWorkEndToEndWithinTheirGrants) {
+  int gw = test::free_port();
+  int br = test::free_port();
+  gateway = test::start_gateway(*tmp, gw, redis->port(), mqtt->port(), credentials_flags(users.gateway()));
+  bridge = test::start_bridge(*tmp, br, redis->port(), mqtt->port(), credentials_flags(users.bridge()));
+  ASSERT_TRUE(test::wait_ready(gw)) << gateway.log_tail();
+  ASSERT_TRUE(test::wait_ready(br)) << bridge.log_tail();
+  ProbeDevice device(mqtt->port(), "dev/box-1/request/+", ProbeDevice::echo());
+
+  auto c = client(gw);
+  HttpResult r = post(*c, command_path("box-1", "timeout_ms=5000"), R"({"method":"ping"})",
+                      {{"X-Request-Id", "acl-1"}});
+  ASSERT_EQ(r.status, 200) << r.body << r.error << "\n" << gateway.log_tail() << bridge.log_tail();
+  EXPECT_EQ(r.json().value("id", ""), "acl-1");
+  // The retry is answered from the result key: the gateway's GET.
+  HttpResult again = post(*c, command_path("box-1"), R"({"method":"ping"})", {{"X-Request-Id", "acl-1"}});
+  EXPECT_EQ(again.status, 200) << again.body;
+  EXPECT_EQ(again.body, r.body);
+  // A timeout reads the result key before answering 504: GET once more.
+  HttpResult timeout = post(*c, command_path("silent-box", "timeout_ms=300"), R"({"method":"ping"})");
+  EXPECT_EQ(timeout.status, 504) << timeout.body;
+
+  // Both daemons did all of it with their grants: Redis refused nothing.
+  std::vector<std::string> denials = acl_denials();
+  EXPECT_TRUE(denials.empty()) << denial_list(denials);
+
+  // Who did what, seen by Redis: each connection is its own user.
+  RespValue clients = redis->client().command({"CLIENT", "LIST"});
+  EXPECT_NE(clients.str.find("user=boxgate-gateway"), std::string::npos) << clients.str;
+  EXPECT_NE(clients.str.find("user=boxgate-bridge"), std::string::npos) << clients.str;
+  EXPECT_EQ(clients.str.find("user=default"), std::string::npos) << clients.str;
+
+  // The passwords were never written anywhere the daemons write.
+  for (const Process* p : {&gateway, &bridge}) {
+    std::string log = p->log();
+    EXPECT_EQ(log.find(users.gateway_password), std::string::npos) << p->name();
+    EXPECT_EQ(log.find(users.bridge_password), std::string::npos) << p->name();
+    EXPECT_NE(log.find(R"("redis_password":"***")"), std::string::npos) << p->name();
+  }
+}
+
+TEST_F(RedisAclTest, EachUserIsRefusedEverythingOutsideItsGrant) {
+  struct Case {
+    RedisCredentials who;
+    std::vector<std::string> command;
+    bool allowed;
+  };
+  const std::vector<Case> cases = {
+      // The gateway: GET under the prefix, SUBSCRIBE/UNSUBSCRIBE, PING.
+      {users.gateway(), {"GET", "dev/box-1/response/r"}, true},
+      {users.gateway(), {"PING"}, true},
+      {users.gateway(), {"GET", "other/box-1/response/r"}, false},
+      {users.gateway(), {"SET", "dev/box-1/response/r", "forged"}, false},
+      {users.gateway(), {"PUBLISH", "dev/box-1/response/r", "forged"}, false},
+      {users.gateway(), {"DEL", "dev/box-1/response/r"}, false},
+      {users.gateway(), {"KEYS", "*"}, false},
+      {users.gateway(), {"CONFIG", "GET", "*"}, false},
+      {users.gateway(), {"FLUSHALL"}, false},
+      {users.gateway(), {"PSUBSCRIBE", "dev/*"}, false},
+      // The bridge: SET and PUBLISH under the prefix, PING.
+      {users.bridge(), {"SET", "dev/box-1/response/r", "{}", "PX", "1000"}, true},
+      {users.bridge(), {"PUBLISH", "dev/box-1/response/r", "{}"}, true},
+      {users.bridge(), {"GET", "dev/box-1/response/r"}, false},
+      {users.bridge(), {"SET", "other/x", "1"}, false},
+      {users.bridge(), {"SET", "dev/box-1/response/r", "{}", "GET"}, false},
+      {users.bridge(), {"PUBLISH", "other/x", "1"}, false},
+      {users.bridge(), {"SUBSCRIBE", "dev/box-1/response/r"}, false},
+      {users.bridge(), {"EVAL", "return 1", "0"}, false},
+      {users.bridge(), {"FLUSHALL"}, false},
+  };
+  for (const auto& tc : cases) {
+    std::string label = tc.who.user;
+    for (const auto& a : tc.command) label += " " + a;
+    SCOPED_TRACE(label);
+    RedisClient conn(redis->port(), 5s, tc.who);
+    RespValue reply = conn.command(tc.command);
+    if (tc.allowed) {
+      EXPECT_NE(reply.type, RespValue::Type::error) << reply.str;
+    } else {
+      ASSERT_EQ(reply.type, RespValue::Type::error);
+      EXPECT_EQ(reply.str.rfind("NOPERM", 0), 0u) << reply.str;
+    }
+  }
+  // A subscription outside the prefix is refused too (its own reply shape).
+  RedisClient gw(redis->port(), 5s, users.gateway());
+  RespValue sub = gw.command({"SUBSCRIBE", "other/box-1/response/r"});
+  EXPECT_EQ(sub.type, RespValue::Type::error) << sub.str;
+  // Without credentials, nothing.
+  RedisClient anonymous(redis->port());
+  RespValue ping = anonymous.command({"PING"});
+  ASSERT_EQ(ping.type, RespValue::Type::error);
+  EXPECT_EQ(ping.str.rfind("NOAUTH", 0), 0u) << ping.str;
+}
+
+TEST_F(RedisAclTest, WrongPasswordIsNotReadyAndNeverLogged) {
+  const std::string wrong = "not-the-gateway-password-5kq";
+  int gw = test::free_port();
+  // The password from the environment, as docs/security.md recommends.
+  gateway = test::start_gateway(*tmp, gw, redis->port(), mqtt->port(), {"--redis-username", "boxgate-gateway"},
+                                {"BOXGATE_REDIS_PASSWORD=" + wrong});
+  ASSERT_TRUE(gateway.wait_for_log("Redis refused AUTH as 'boxgate-gateway': WRONGPASS", 10s)) << gateway.log_tail();
+  HttpResult ready = get(gw, "/readyz");
+  EXPECT_EQ(ready.status, 503) << ready.body;
+  EXPECT_EQ(ready.json().value("redis", ""), "down") << ready.body;
+  auto c = client(gw);
+  EXPECT_EQ(post(*c, command_path("box-1"), R"({"method":"ping"})").error_code(), "redis_unavailable");
+  EXPECT_EQ(gateway.log().find(wrong), std::string::npos) << gateway.log_tail();
+  EXPECT_EQ(ready.body.find(wrong), std::string::npos);
+
+  // --help shows no secret either, whatever the environment holds.
+  Process help("gateway-help", {test::gateway_binary(), "--help"}, tmp->path(), {"BOXGATE_REDIS_PASSWORD=" + wrong});
+  EXPECT_EQ(help.wait_exit(10s), 0);
+  EXPECT_NE(help.log().find("--redis-password  (secret, not shown"), std::string::npos) << help.log();
+  EXPECT_EQ(help.log().find(wrong), std::string::npos);
+}
+
+}  // namespace
+}  // namespace boxgate::itest

@@ -1,0 +1,136 @@
+#include "support/secure_mosquitto.hpp"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <map>
+#include <optional>
+#include <sstream>
+#include <stdexcept>
+
+#include "support/net.hpp"
+
+namespace boxgate::test {
+
+namespace {
+
+std::string shipped(const std::string& name) { return std::string(BOXGATE_SOURCE_DIR) + "/config/" + name; }
+
+// Runs a tool to completion (10 s); throws with its output if it fails.
+void run_tool(const TempDir& dir, const std::string& name, std::vector<std::string> argv) {
+  Process tool(name, std::move(argv), dir.path());
+  std::optional<int> status = tool.wait_exit(10s);
+  if (status != 0) {
+    throw std::runtime_error(name + " failed (status " + std::to_string(status.value_or(-1)) + "):\n" + tool.log());
+  }
+}
+
+// A key and a certificate for `subject`, signed by the CA (or self-signed when
+// ca_cert is empty: then it is a CA). P-256 keys: fast to make.
+void make_cert(const TempDir& dir, const std::string& base, const std::string& subject, const std::string& ca_cert,
+               const std::string& ca_key, const std::string& extensions) {
+  const std::string key = base + ".key", cert = base + ".crt";
+  if (ca_cert.empty()) {
+    run_tool(dir, "openssl-" + base.substr(base.rfind('/') + 1),
+             {"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout",
+              key, "-out", cert, "-days", "2", "-subj", subject});
+    return;
+  }
+  const std::string csr = base + ".csr", ext = base + ".ext";
+  dir.write(ext.substr(dir.path().size() + 1), extensions);
+  run_tool(dir, "openssl-req-" + base.substr(base.rfind('/') + 1),
+           {"openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out",
+            csr, "-subj", subject});
+  run_tool(dir, "openssl-sign-" + base.substr(base.rfind('/') + 1),
+           {"openssl", "x509", "-req", "-in", csr, "-CA", ca_cert, "-CAkey", ca_key, "-CAcreateserial", "-out", cert,
+            "-days", "2", "-extfile", ext});
+}
+
+}  // namespace
+
+TestPki make_test_pki(const TempDir& dir) {
+  const std::string pki = dir.file("pki");
+  ::mkdir(pki.c_str(), 0700);
+  TestPki out;
+  make_cert(dir, pki + "/ca", "/CN=boxgate test CA", "", "", "");
+  make_cert(dir, pki + "/wrong-ca", "/CN=boxgate unrelated CA", "", "", "");
+  make_cert(dir, pki + "/server", "/CN=127.0.0.1", pki + "/ca.crt", pki + "/ca.key",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n");
+  make_cert(dir, pki + "/client", "/CN=boxgate-test-client", pki + "/ca.crt", pki + "/ca.key",
+            "extendedKeyUsage=clientAuth\n");
+  out.ca_cert = pki + "/ca.crt";
+  out.server_cert = pki + "/server.crt";
+  out.server_key = pki + "/server.key";
+  out.client_cert = pki + "/client.crt";
+  out.client_key = pki + "/client.key";
+  out.wrong_ca_cert = pki + "/wrong-ca.crt";
+  return out;
+}
+
+std::string secure_mosquitto_config(int tls_port, int plain_port, const std::string& password_file,
+                                    const std::string& acl_file, const TestPki& pki,
+                                    const std::vector<std::string>& extra_config) {
+  const std::string path = shipped("mosquitto-secure.conf");
+  std::istringstream in(read_file(path));
+  // Every key the test replaces; each must be in the shipped file.
+  std::map<std::string, std::string> replace = {
+      {"password_file", password_file}, {"acl_file", acl_file},          {"cafile", pki.ca_cert},
+      {"certfile", pki.server_cert},    {"keyfile", pki.server_key},     {"listener", std::to_string(tls_port) + " 127.0.0.1"},
+      {"log_dest", "stderr"},
+  };
+  std::map<std::string, bool> seen;
+  std::string conf;
+  for (std::string line; std::getline(in, line);) {
+    std::string key = line.substr(0, line.find(' '));
+    if (!line.empty() && line[0] != '#' && replace.count(key)) {
+      if (seen[key]) throw std::runtime_error(path + ": '" + key + "' twice; the fixture expects it once");
+      seen[key] = true;
+      line = key + " " + replace[key];
+    }
+    conf += line + "\n";
+  }
+  for (const auto& [key, value] : replace) {
+    if (!seen[key]) throw std::runtime_error(path + " has no '" + key + "' line");
+  }
+  conf += "\n# ---- test only\n";
+  // Started as root, mosquitto 2.0 drops to the user `mosquitto`, who cannot
+  // read the test directory.
+  if (::geteuid() == 0) conf += "user root\n";
+  conf += "log_type error\nlog_type warning\nlog_type notice\nlog_type information\n";
+  // Clear text, same users and ACL: credentials tests without a TLS client.
+  conf += "listener " + std::to_string(plain_port) + " 127.0.0.1\n";
+  for (const auto& line : extra_config) conf += line + "\n";
+  return conf;
+}
+
+SecureMosquitto::SecureMosquitto(const TempDir& dir, std::map<std::string, std::string> users,
+                                 std::vector<std::string> extra_config)
+    : users_(std::move(users)), pki_(make_test_pki(dir)), tls_port_(free_port()), plain_port_(free_port()) {
+  // The password file, as docs/security.md says to make it (-b: the test has
+  // no terminal; outside tests prefer the prompt, -b shows the password in ps).
+  const std::string password_file = dir.file("mosquitto.passwd");
+  bool first = true;
+  for (const auto& [user, password] : users_) {
+    std::vector<std::string> argv{"mosquitto_passwd"};
+    if (first) argv.push_back("-c");
+    for (const auto& a : {std::string("-b"), password_file, user, password}) argv.push_back(a);
+    run_tool(dir, "mosquitto_passwd", std::move(argv));
+    first = false;
+  }
+  ::chmod(password_file.c_str(), 0600);
+  const std::string acl = read_file(shipped("mosquitto.acl"));
+  if (acl.empty()) throw std::runtime_error("cannot read " + shipped("mosquitto.acl"));
+  const std::string acl_file = dir.write("mosquitto.acl", acl);
+  const std::string name = "mosquitto-secure-" + std::to_string(tls_port_);
+  config_path_ = dir.write(name + ".conf",
+                           secure_mosquitto_config(tls_port_, plain_port_, password_file, acl_file, pki_, extra_config));
+  process_ = Process(name, {"mosquitto", "-c", config_path_}, dir.path());
+  bool ok = eventually(
+      [this] { return !process_.running() || (wait_for_port(tls_port_, 0ms) && wait_for_port(plain_port_, 0ms)); }, 10s,
+      10ms);
+  if (!ok || !process_.running()) {
+    throw std::runtime_error("secure mosquitto did not start; log:\n" + process_.log_tail());
+  }
+}
+
+}  // namespace boxgate::test
