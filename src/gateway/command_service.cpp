@@ -15,7 +15,8 @@ using Clock = std::chrono::steady_clock;
 // One waiting command. Owned by the registry; it is the subscriber's listener
 // for its channel until finish() unsubscribes.
 struct CommandService::Pending final : redis::Subscriber::Listener {
-  enum class Stage { subscribing, waiting, final_check };
+  // unsent: subscribed, but the publish found MQTT just lost; waits for it.
+  enum class Stage { subscribing, unsent, waiting, final_check };
 
   Pending(CommandService& service, CommandRequest&& req, Completion&& completion, std::string channel_name,
           std::uint64_t seq)
@@ -184,9 +185,7 @@ void CommandService::admit(CommandRequest&& request, Completion&& done, bool res
         pending->service.on_deadline(*pending);
       },
       &p);
-  auto padded = timeout + kTimerSlack;  // never answer 504 before the timeout
-  timeval tv{static_cast<time_t>(padded.count() / 1000), static_cast<suseconds_t>((padded.count() % 1000) * 1000)};
-  evtimer_add(p.deadline, &tv);
+  arm_deadline(p, timeout);
   subscribe(p);
 }
 
@@ -212,6 +211,7 @@ void CommandService::dependencies_changed() {
     return;
   }
   outage_since_.reset();
+  publish_unsent();
   for (GraceQueue::Held& held : grace_.take_all()) resume(std::move(held));
 }
 
@@ -251,8 +251,41 @@ void CommandService::publish(Pending& p) {
   auto expiry_s = static_cast<std::uint32_t>(std::max<std::int64_t>(1, (left.count() + 999) / 1000));
   mqtt::ResponseProperties v5{p.channel, p.request.id.str(), expiry_s, {}};
   std::string payload = std::move(p.request.payload);  // the MQTT client keeps the only copy from here
-  if (!ports_.publisher.publish(topics_.request_topic(p.request.box, p.request.id), payload, settings_.qos, &v5)) {
-    finish(p, Outcome::mqtt_unavailable);
+  if (ports_.publisher.publish(topics_.request_topic(p.request.box, p.request.id), payload, settings_.qos, &v5)) {
+    return;
+  }
+  if (!ports_.publisher.connected() && settings_.dependency_grace.count() > 0) {
+    // The connection broke just now and nothing was sent: like a new command
+    // it waits (subscribed) for the reconnect, up to the grace.
+    p.request.payload = std::move(payload);
+    p.stage = Pending::Stage::unsent;
+    return arm_deadline(p, std::min(settings_.dependency_grace, time_left(p)));
+  }
+  finish(p, Outcome::mqtt_unavailable);  // the outgoing queue is full, or no grace
+}
+
+std::chrono::milliseconds CommandService::time_left(const Pending& p) const {
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(p.started + p.request.timeout - Clock::now());
+  return std::max(std::chrono::milliseconds(1), left);
+}
+
+void CommandService::arm_deadline(Pending& p, std::chrono::milliseconds after) {
+  auto padded = after + kTimerSlack;  // never answer 504 before the timeout
+  timeval tv{static_cast<time_t>(padded.count() / 1000), static_cast<suseconds_t>((padded.count() % 1000) * 1000)};
+  evtimer_add(p.deadline, &tv);
+}
+
+void CommandService::publish_unsent() {
+  std::vector<std::pair<std::string, std::uint64_t>> unsent;
+  registry_.for_each([&unsent](Pending& p) {
+    if (p.stage == Pending::Stage::unsent) unsent.emplace_back(p.request.id.str(), p.sequence);
+  });
+  for (const auto& [id, seq] : unsent) {
+    Pending* p = still_waiting(id, seq);
+    if (!p) continue;
+    p->stage = Pending::Stage::subscribing;
+    arm_deadline(*p, time_left(*p));  // the caller's own deadline again
+    publish(*p);
   }
 }
 
@@ -292,6 +325,7 @@ void CommandService::on_deadline(Pending& p) {
     return read_result_key(p, KeyRead::final_check);
   }
   if (p.stage == Pending::Stage::final_check) return finish(p, Outcome::device_timeout);
+  if (p.stage == Pending::Stage::unsent) return finish(p, Outcome::mqtt_unavailable);  // grace over, never sent
   // Never published: Redis did not confirm the subscription in time, so
   // nothing reached the device. Blame Redis only when it is not up; a timeout
   // too short for the round trip is just a timeout.
@@ -326,7 +360,7 @@ void CommandService::abandon_all() {
     if (!p) continue;
     // A published command reached the broker: telling the caller to retry
     // elsewhere could run it twice.
-    bool published = p->stage != Pending::Stage::subscribing;
+    bool published = p->stage == Pending::Stage::waiting || p->stage == Pending::Stage::final_check;
     if (published) {
       log::get("gateway")->warn("box {} request {}: published, no reply before shutdown", p->request.box.str(), id);
     }

@@ -100,6 +100,9 @@ class CommandService {
   void admit(CommandRequest&& request, Completion&& done, bool resumed);
   bool hold_in_grace(CommandRequest& request, Completion& done, std::size_t bytes);
   void grace_ended(GraceQueue::Held&& held);
+  void publish_unsent();  // MQTT is back: send what a lost connection held up
+  void arm_deadline(Pending& p, std::chrono::milliseconds after);
+  std::chrono::milliseconds time_left(const Pending& p) const;
   void resume(GraceQueue::Held&& held);
   // The refusal a missing dependency means, or nothing when all are up.
   std::optional<Outcome> missing_dependency() const;

@@ -291,3 +291,31 @@ TEST_F(CommandServiceTest, AStalledStoredReplyLookUpIsRefusedSafely) {
 }
 
 }  // namespace
+
+namespace {
+
+// The broker connection breaks between admission and publish: the command was
+// not sent, so it waits in grace for the reconnect instead of a 503.
+TEST_F(CommandServiceTest, APublishThatFindsTheConnectionLostWaitsForTheReconnect) {
+  make_service(100, 100, 1 << 20);
+  CommandSettings settings{100, 100, 1 << 20, 1, 1000ms};
+  service.reset();
+  service = std::make_unique<CommandService>(loop, topics, settings, CommandPorts{channels, results, publisher},
+                                             metrics);
+  submit("lost");
+  publisher.accept = false;
+  publisher.is_connected = false;  // the publish finds the connection gone
+  channels.listener(channel("lost")).on_subscribed();
+  EXPECT_TRUE(done["lost"].empty()) << "held, not refused";
+  EXPECT_TRUE(channels.unsubscribed.empty()) << "stays subscribed while it waits";
+  EXPECT_EQ(service->pending(), 1u);
+  publisher.accept = true;
+  publisher.is_connected = true;
+  service->dependencies_changed();
+  ASSERT_EQ(publisher.sent.size(), 1u);
+  EXPECT_EQ(publisher.sent[0].payload, R"({"id":"x"})") << "the payload survived the detour";
+  channels.listener(channel("lost")).on_message("reply");
+  EXPECT_EQ(outcome("lost"), Outcome::ok);
+}
+
+}  // namespace
