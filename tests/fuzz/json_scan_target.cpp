@@ -1,4 +1,5 @@
-// libFuzzer target: json::scan against nlohmann, and command_payload's splice.
+// json::scan against nlohmann, and command_payload's splice (the first fuzz
+// target, from the json-hardening work).
 //
 // For every input: scan's verdict equals nlohmann::json::accept's, minus the
 // two leniencies scan does not share (a leading BOM, a NUL ending the
@@ -8,30 +9,17 @@
 // nlohmann's DOM (whose comparison recurses) is only built for inputs within
 // the gateway's depth limit.
 
-#include <cstddef>
-#include <cstdint>
-#include <cstdio>
-#include <cstdlib>
 #include <string>
 
 #include <nlohmann/json.hpp>
 
 #include "boxgate/json_scan.hpp"
 #include "command_body.hpp"
+#include "targets.hpp"
 
-namespace {
+namespace boxgate::fuzz {
 
-void check(bool ok, const char* what) {
-  if (!ok) {
-    std::fprintf(stderr, "json_scan_fuzz: %s\n", what);
-    std::abort();
-  }
-}
-
-}  // namespace
-
-extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  using namespace boxgate;
+int json_scan(const std::uint8_t* data, std::size_t size) {
   const std::string doc(reinterpret_cast<const char*>(data), size);
   const json::ScanResult scan = json::scan(doc);
   const bool lenient_only = doc.find('\0') != std::string::npos || doc.rfind("\xEF\xBB\xBF", 0) == 0;
@@ -53,3 +41,5 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
   return 0;
 }
+
+}  // namespace boxgate::fuzz

@@ -1,0 +1,18 @@
+#include "targets.hpp"
+
+namespace boxgate::fuzz {
+
+void check(bool ok, const char* what) {
+  if (!ok) throw PropertyViolation(what);
+}
+
+const std::vector<Target>& all_targets() {
+  static const std::vector<Target> targets = {
+      {"ids", &ids},           {"reply_topic", &reply_topic},   {"reply_payload", &reply_payload},
+      {"config", &config},     {"command_body", &command_body}, {"token_scope", &token_scope},
+      {"json_scan", &json_scan},
+  };
+  return targets;
+}
+
+}  // namespace boxgate::fuzz
