@@ -39,7 +39,7 @@ int main(int argc, char** argv) {
 
     bridge::ReplyForwarder* forwarder_ptr = nullptr;
     redis::Commands redis(loop, config.redis, redis_dep, [&forwarder_ptr] { forwarder_ptr->flush(); }, {});
-    bridge::ReplyForwarder forwarder(loop, topics,
+    bridge::ReplyForwarder forwarder(topics,
                                      {static_cast<std::size_t>(config.max_reply_bytes), config.result_ttl_ms,
                                       static_cast<std::size_t>(config.queue_capacity),
                                       static_cast<std::size_t>(config.queue_max_bytes),

@@ -30,10 +30,9 @@ std::optional<RequestId> id_from_payload(std::string_view payload) {
 }
 }  // namespace
 
-ReplyForwarder::ReplyForwarder(EventLoop& loop, const Topics& topics, ForwarderSettings settings,
+ReplyForwarder::ReplyForwarder(const Topics& topics, ForwarderSettings settings,
                                redis::Commands& redis, ops::Metrics& metrics)
-    : loop_(loop),
-      topics_(topics),
+    : topics_(topics),
       settings_(settings),
       redis_(redis),
       received_(metrics.counter("boxgate_replies_received_total", "device replies received from MQTT")),

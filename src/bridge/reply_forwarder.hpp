@@ -24,7 +24,6 @@
 #include <string>
 #include <string_view>
 
-#include "boxgate/loop/event_loop.hpp"
 #include "boxgate/ops/metrics.hpp"
 #include "boxgate/redis/commands.hpp"
 #include "boxgate/topics.hpp"
@@ -41,7 +40,7 @@ struct ForwarderSettings {
 
 class ReplyForwarder {
  public:
-  ReplyForwarder(EventLoop& loop, const Topics& topics, ForwarderSettings settings, redis::Commands& redis,
+  ReplyForwarder(const Topics& topics, ForwarderSettings settings, redis::Commands& redis,
                  ops::Metrics& metrics);
 
   // Validate and enqueue, then forward; never blocks on the network.
@@ -67,7 +66,6 @@ class ReplyForwarder {
   void landed(const Reply& reply);   // no longer in flight
   void release(const Reply& reply);  // no longer held at all
 
-  EventLoop& loop_;
   const Topics& topics_;
   ForwarderSettings settings_;
   redis::Commands& redis_;

@@ -115,31 +115,34 @@ void CommandService::look_up_stored_reply(CommandRequest&& request, Completion&&
   auto lookup = std::make_shared<Lookup>();
   lookup->request = std::move(request);
   lookup->done = std::move(done);
-  auto end = [this, lookup](Outcome outcome) {
+  // Whichever comes first -- Redis's answer or the bound -- ends the look-up;
+  // close() says whether this caller was the first.
+  auto close = [this, lookup] {
+    if (lookup->over) return false;
     lookup->over = true;
     lookup->bound.reset();
     --lookups_;
-    complete_immediately(lookup->done, outcome);
+    return true;
   };
   std::string key = topics_.response_channel(lookup->request->box, lookup->request->id);
   ++lookups_;
-  bool sent = ports_.results.get(key, [this, lookup, end, resumed](bool ok, std::optional<std::string> value) {
-    if (lookup->over) return;  // answered by the bound already
-    if (!ok) return end(Outcome::redis_unavailable);
-    lookup->over = true;
-    lookup->bound.reset();
-    --lookups_;
+  bool sent = ports_.results.get(key, [this, lookup, close, resumed](bool ok, std::optional<std::string> value) {
+    if (!close()) return;  // answered by the bound already
+    if (!ok) return complete_immediately(lookup->done, Outcome::redis_unavailable);
     if (value) {
       outcome_counters_[static_cast<std::size_t>(Outcome::replayed)]->inc();
       return lookup->done(CommandResult{Outcome::replayed, std::move(*value)});
     }
     admit(std::move(*lookup->request), std::move(lookup->done), resumed);
   });
-  if (!sent) return end(Outcome::redis_unavailable);
+  if (!sent) {
+    close();
+    return complete_immediately(lookup->done, Outcome::redis_unavailable);
+  }
   if (lookup->over) return;  // answered from inside get()
   // Nothing was published yet, so a 503 is safe to retry.
-  lookup->bound.emplace(loop_, [lookup, end] {
-    if (!lookup->over) end(Outcome::redis_unavailable);
+  lookup->bound.emplace(loop_, [this, lookup, close] {
+    if (close()) complete_immediately(lookup->done, Outcome::redis_unavailable);
   });
   lookup->bound->start(lookup->request->timeout);
 }

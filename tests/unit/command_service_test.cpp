@@ -319,3 +319,25 @@ TEST_F(CommandServiceTest, APublishThatFindsTheConnectionLostWaitsForTheReconnec
 }
 
 }  // namespace
+
+namespace {
+
+// ... and when the broker does not come back within the grace, the unsent
+// command is refused as mqtt_unavailable (never published, safe to retry).
+TEST_F(CommandServiceTest, AnUnsentCommandIsRefusedWhenTheGraceEnds) {
+  service.reset();
+  service = std::make_unique<CommandService>(loop, topics, CommandSettings{100, 100, 1 << 20, 1, 20ms},
+                                             CommandPorts{channels, results, publisher}, metrics);
+  submit("gone");
+  publisher.accept = false;
+  publisher.is_connected = false;
+  channels.listener(channel("gone")).on_subscribed();
+  EXPECT_TRUE(done["gone"].empty());
+  for (int i = 0; i < 2000 && done["gone"].empty(); ++i) event_base_loop(loop.base(), EVLOOP_ONCE);
+  EXPECT_EQ(outcome("gone"), Outcome::mqtt_unavailable);
+  EXPECT_TRUE(publisher.sent.empty());
+  EXPECT_EQ(channels.unsubscribed, std::vector<std::string>{channel("gone")});
+  EXPECT_EQ(service->pending(), 0u);
+}
+
+}  // namespace

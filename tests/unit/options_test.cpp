@@ -42,18 +42,22 @@ TEST(Options, FlagsOverrideEnvironmentOverrideFile) {
   EXPECT_TRUE(c.log.json);
 }
 
+namespace {
+// The key a gateway configuration error names, or "no error".
+std::string key_of(std::vector<const char*> args) {
+  GatewayConfig c;
+  Options o("prog", "test");
+  declare_gateway(o, c);
+  try {
+    load(o, args);
+  } catch (const ConfigError& e) {
+    return e.key();
+  }
+  return "no error";
+}
+}  // namespace
+
 TEST(Options, BadValuesNameTheirKey) {
-  auto key_of = [](std::vector<const char*> args) {
-    GatewayConfig c;
-    Options o("prog", "test");
-    declare_gateway(o, c);
-    try {
-      load(o, args);
-    } catch (const ConfigError& e) {
-      return e.key();
-    }
-    return std::string("no error");
-  };
   EXPECT_EQ(key_of({"--http-port", "70000"}), "http_port");
   EXPECT_EQ(key_of({"--http_port=abc"}), "http_port");
   EXPECT_EQ(key_of({"--log-level", "loud"}), "log_level");
@@ -177,17 +181,6 @@ TEST(Options, ReadableConfigFileWithSecretsIsWarnedAbout) {
 }
 
 TEST(Options, OpsPortRules) {
-  auto key_of = [](std::vector<const char*> args) {
-    GatewayConfig c;
-    Options o("prog", "test");
-    declare_gateway(o, c);
-    try {
-      load(o, args);
-    } catch (const ConfigError& e) {
-      return e.key();
-    }
-    return std::string("no error");
-  };
   EXPECT_EQ(key_of({"--ops-host", "127.0.0.1"}), "ops_port");
   EXPECT_EQ(key_of({"--ops-port", "8080"}), "ops_port");
   EXPECT_EQ(key_of({"--ops-port", "9100"}), "no error");
