@@ -23,9 +23,12 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "boxgate/redis/connection.hpp"
 #include "boxgate/redis/socket_progress.hpp"
+
+struct redisReply;
 
 namespace boxgate::redis {
 
@@ -38,6 +41,9 @@ class Commands {
   enum class Status { ok, error, lost };
   // receivers: for PUBLISH, how many subscribers got the message.
   using DoneCallback = std::function<void(Status status, long long receivers)>;
+  // Any command's reply: nullptr when the connection broke before Redis
+  // answered. The reply is valid during the call only.
+  using ReplyCallback = std::function<void(const redisReply* reply)>;
 
   Commands(EventLoop& loop, const RedisSettings& settings, ops::Dependency& dependency,
            std::function<void()> on_up, std::function<void()> on_dead);
@@ -52,6 +58,9 @@ class Commands {
   // SET key payload PX ttl, then PUBLISH key message, pipelined (message is
   // the payload itself or a stored-reply notice). `done` gets the PUBLISH's
   // status.
+  // Any command, its arguments binary-safe; `done` may be empty (the reply is
+  // then ignored). false when not connected (callback not called).
+  bool run(const std::vector<std::string_view>& argv, ReplyCallback done);
   bool set_and_publish(const std::string& key, std::string_view payload, std::string_view message,
                        std::int64_t ttl_ms, DoneCallback done);
 

@@ -24,6 +24,11 @@ void on_get(redisAsyncContext*, void* r, void* privdata) {
   }
 }
 
+void on_reply(redisAsyncContext*, void* r, void* privdata) {
+  std::unique_ptr<Commands::ReplyCallback> done(static_cast<Commands::ReplyCallback*>(privdata));
+  (*done)(static_cast<const redisReply*>(r));
+}
+
 void on_done(redisAsyncContext*, void* r, void* privdata) {
   std::unique_ptr<Commands::DoneCallback> done(static_cast<Commands::DoneCallback*>(privdata));
   auto* reply = static_cast<redisReply*>(r);
@@ -52,6 +57,27 @@ bool Commands::get(const std::string& key, GetCallback done) {
   if (!ctx) return false;
   auto* owned = new GetCallback(std::move(done));
   if (redisAsyncCommand(ctx, on_get, owned, "GET %b", key.data(), key.size()) != REDIS_OK) {
+    delete owned;
+    return false;
+  }
+  connection_.flush_soon();
+  return true;
+}
+
+bool Commands::run(const std::vector<std::string_view>& argv, ReplyCallback done) {
+  redisAsyncContext* ctx = connection_.context();
+  if (!ctx) return false;
+  std::vector<const char*> args;
+  std::vector<std::size_t> lengths;
+  args.reserve(argv.size());
+  lengths.reserve(argv.size());
+  for (std::string_view arg : argv) {
+    args.push_back(arg.data());
+    lengths.push_back(arg.size());
+  }
+  auto* owned = done ? new ReplyCallback(std::move(done)) : nullptr;
+  if (redisAsyncCommandArgv(ctx, owned ? on_reply : nullptr, owned, static_cast<int>(args.size()), args.data(),
+                            lengths.data()) != REDIS_OK) {
     delete owned;
     return false;
   }
