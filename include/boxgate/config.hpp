@@ -74,6 +74,17 @@ struct GatewayConfig {
   LogSettings log;
   std::int64_t default_timeout_ms = 10000;
   std::int64_t max_timeout_ms = 60000;
+  // Async commands (Prefer: respond-async) hold no HTTP call, so they may
+  // wait longer: a firmware step takes minutes.
+  std::int64_t max_async_timeout_ms = 3600000;
+  // How long the bridge keeps a reply (its result_ttl_ms): a command record
+  // lives its timeout plus this, so a late reply stays retrievable.
+  std::int64_t result_ttl_ms = 60000;
+  // This gateway's name in the command records it writes (empty: host-pid).
+  std::string instance;
+  // A one-way message is answered 503 when the broker has not acknowledged
+  // it within this.
+  std::int64_t message_ack_timeout_ms = 5000;
   std::int64_t max_body_bytes = 256 * 1024;
   std::int64_t max_pending = 20000;
   std::int64_t max_pending_per_device = 1000;

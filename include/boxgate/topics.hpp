@@ -32,6 +32,11 @@ class Topics {
   // MQTT reply topic, Redis channel and Redis result key all share this name:
   // {prefix}/{box}/response/{req}.
   std::string response_channel(const BoxId& box, const RequestId& req) const;
+  // Redis key of a command's record (state, body hash, deadline):
+  // {prefix}/{box}/command/{req}.
+  std::string command_key(const BoxId& box, const RequestId& req) const;
+  // MQTT topic of a one-way message: {prefix}/{box}/message/{req}.
+  std::string message_topic(const BoxId& box, const RequestId& req) const;
   // MQTT reply topic without the request id: {prefix}/{box}/response.
   std::string response_topic_without_id(const BoxId& box) const;
   // The bridge's two subscriptions, optionally through $share/{group}/.

@@ -113,6 +113,13 @@ void declare_gateway(Options& o, GatewayConfig& c) {
         "API tokens: name:sha256hex:scope|scope,... or a JSON file of them (empty: API open to all)", true);
   o.add("default_timeout_ms", &c.default_timeout_ms, 1, kMaxInt, "timeout when the caller gives none");
   o.add("max_timeout_ms", &c.max_timeout_ms, 1, kMaxInt, "largest timeout_ms a caller may ask");
+  o.add("max_async_timeout_ms", &c.max_async_timeout_ms, 1, kMaxInt,
+        "largest timeout_ms of an async command (Prefer: respond-async)");
+  o.add("result_ttl_ms", &c.result_ttl_ms, 1, kMaxInt,
+        "the bridge's result_ttl_ms: a command record lives its timeout plus this");
+  o.add("instance", &c.instance, "this gateway's name in command records (empty: hostname-pid)");
+  o.add("message_ack_timeout_ms", &c.message_ack_timeout_ms, 1, kMaxInt,
+        "a one-way message not acknowledged by the broker within this is answered 503");
   o.add("max_body_bytes", &c.max_body_bytes, 2, 64 << 20, "largest command body");
   o.add("max_pending", &c.max_pending, 1, 10000000, "commands waiting at once, gateway-wide");
   o.add("max_pending_per_device", &c.max_pending_per_device, 1, 10000000, "commands waiting at once per box");
@@ -127,6 +134,12 @@ void declare_gateway(Options& o, GatewayConfig& c) {
     }
     if (c.max_pending_bytes < c.max_body_bytes) {
       throw ConfigError("max_pending_bytes", "must be at least max_body_bytes");
+    }
+    if (c.max_async_timeout_ms < c.max_timeout_ms) {
+      throw ConfigError("max_async_timeout_ms", "must be at least max_timeout_ms");
+    }
+    if (!c.instance.empty() && !is_valid_id(c.instance)) {
+      throw ConfigError("instance", "'" + c.instance + "' must match the id pattern");
     }
     if (!c.ops_host.empty() && c.ops_port == 0) throw ConfigError("ops_port", "must be set when ops_host is");
     if (c.ops_port != 0 && c.ops_port == c.http.port && (c.ops_host.empty() || c.ops_host == c.http.host)) {

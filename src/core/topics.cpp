@@ -30,6 +30,14 @@ std::string Topics::response_channel(const BoxId& box, const RequestId& req) con
   return prefix_ + '/' + box.str() + "/response/" + req.str();
 }
 
+std::string Topics::command_key(const BoxId& box, const RequestId& req) const {
+  return prefix_ + '/' + box.str() + "/command/" + req.str();
+}
+
+std::string Topics::message_topic(const BoxId& box, const RequestId& req) const {
+  return prefix_ + '/' + box.str() + "/message/" + req.str();
+}
+
 std::string Topics::response_topic_without_id(const BoxId& box) const {
   return prefix_ + '/' + box.str() + "/response";
 }

@@ -6,7 +6,10 @@
 #include <functional>
 #include <string>
 
+#include <optional>
+
 #include "boxgate/ids.hpp"
+#include "command_record.hpp"
 #include "outcome.hpp"
 
 namespace boxgate::gateway {
@@ -17,11 +20,16 @@ struct CommandRequest {
   bool caller_supplied_id = false;
   std::string payload;  // the command JSON, "id" already set
   std::chrono::milliseconds timeout;
+  std::string body_sha256;  // of the body as sent, for "same id, other body"
+  CommandMode mode = CommandMode::sync;
 };
 
 struct CommandResult {
   Outcome outcome;
-  std::string reply;  // the device's payload for ok/replayed
+  std::string reply;  // the device's payload for ok/replayed; the record (JSON) for accepted
+  // device_timeout/timed_out_before: whether the broker acknowledged the
+  // publish (unknown when the record does not say).
+  std::optional<bool> delivered = std::nullopt;
 };
 
 using Completion = std::function<void(CommandResult&&)>;

@@ -7,6 +7,7 @@
 
 #include "boxgate/logging.hpp"
 #include "boxgate/stored_reply.hpp"
+#include "command_record.hpp"
 
 namespace boxgate::gateway {
 
@@ -30,7 +31,10 @@ struct CommandService::Pending final : redis::Subscriber::Listener {
     if (deadline) event_free(deadline);
   }
 
-  void on_subscribed() override { service.publish(*this); }
+  void on_subscribed() override {
+    confirmed = true;
+    service.maybe_publish(*this);
+  }
   void on_message(std::string_view payload) override {
     // A large reply travels as a notice; the reply itself is in the result key.
     if (is_stored_reply_notice(payload)) {
@@ -52,8 +56,24 @@ struct CommandService::Pending final : redis::Subscriber::Listener {
   std::uint64_t sequence;  // tells this command from a later one reusing its id
   Clock::time_point started;
   Stage stage = Stage::subscribing;
-  bool subscribed = false;
+  bool subscribed = false;  // subscribe() sent (unsubscribe owed)
+  bool confirmed = false;   // Redis confirmed the subscription
+  enum class Record { unsent, sent, written } record = Record::unsent;
+  CommandRecord written;    // what the record says, once written
+  bool published = false;
+  bool acked = false;       // the broker acknowledged the publish
   event* deadline = nullptr;
+};
+
+// A look-up of an id's record and result key.
+struct CommandService::Known {
+  std::optional<CommandRequest> request;  // optional: ids have no empty value
+  Completion done;
+  bool resumed = false;
+  std::optional<std::string> record;
+  std::optional<std::string> result;
+  std::optional<Timer> bound;  // a stalled Redis must not hold the caller
+  bool over = false;
 };
 
 CommandService::CommandService(EventLoop& loop, const Topics& topics, CommandSettings settings, CommandPorts ports,
@@ -70,7 +90,11 @@ CommandService::CommandService(EventLoop& loop, const Topics& topics, CommandSet
       held_in_grace_(metrics.counter("boxgate_commands_held_in_grace_total",
                                      "new commands that waited for a reconnecting dependency")),
       late_messages_(metrics.counter("boxgate_replies_ignored_total",
-                                     "replies that arrived for a command already answered (late or duplicate)")) {
+                                     "replies that arrived for a command already answered (late or duplicate)")),
+      by_mode_{&metrics.counter("boxgate_commands_admitted_total", "commands admitted, by mode", "mode=\"sync\""),
+               &metrics.counter("boxgate_commands_admitted_total", "commands admitted, by mode", "mode=\"async\"")},
+      orphans_discarded_(metrics.counter("boxgate_orphan_results_discarded_total",
+                                         "stored replies no command record claims, deleted before their id ran")) {
   for (std::size_t i = 0; i < std::size(kAllOutcomes); ++i) {
     outcome_counters_[i] = &metrics.counter("boxgate_commands_total", "commands by outcome",
                                             std::string("outcome=\"") + outcome_name(kAllOutcomes[i]) + "\"");
@@ -96,59 +120,94 @@ CommandService::Pending* CommandService::still_waiting(const std::string& id, st
 }
 
 void CommandService::submit(CommandRequest request, Completion done) {
-  // Step 1 comes first: a retry of a command already answered gets the stored
-  // reply even while draining, with MQTT down or at the limits.
-  if (request.caller_supplied_id && ports_.results.up()) {
-    return look_up_stored_reply(std::move(request), std::move(done), false);
+  // Step 1 comes first: a retry of a known id is answered from its record
+  // and result key even while draining, with MQTT down or at the limits.
+  if (request.caller_supplied_id && ports_.state.up()) {
+    return look_up_known(std::move(request), std::move(done), false);
   }
   admit(std::move(request), std::move(done), false);
 }
 
-void CommandService::look_up_stored_reply(CommandRequest&& request, Completion&& done, bool resumed) {
+void CommandService::look_up_known(CommandRequest&& request, Completion&& done, bool resumed) {
   // Shared: std::function needs a copyable callable; nothing is copied.
-  struct Lookup {
-    std::optional<CommandRequest> request;  // optional: ids have no empty value
-    Completion done;
-    std::optional<Timer> bound;  // a stalled Redis must not hold the caller
-    bool over = false;
-  };
-  auto lookup = std::make_shared<Lookup>();
-  lookup->request = std::move(request);
-  lookup->done = std::move(done);
-  // Whichever comes first -- Redis's answer or the bound -- ends the look-up;
+  auto known = std::make_shared<Known>();
+  known->request = std::move(request);
+  known->done = std::move(done);
+  known->resumed = resumed;
+  ++lookups_;
+  // Whichever comes first -- the answers or the bound -- ends the look-up;
   // close() says whether this caller was the first.
-  auto close = [this, lookup] {
-    if (lookup->over) return false;
-    lookup->over = true;
-    lookup->bound.reset();
+  auto close = [this, known] {
+    if (known->over) return false;
+    known->over = true;
+    known->bound.reset();
     --lookups_;
     return true;
   };
-  std::string key = topics_.response_channel(lookup->request->box, lookup->request->id);
-  ++lookups_;
-  bool sent = ports_.results.get(key, [this, lookup, close, resumed](bool ok, std::optional<std::string> value) {
-    if (!close()) return;  // answered by the bound already
-    if (!ok) return complete_immediately(lookup->done, Outcome::redis_unavailable);
-    if (value) {
-      outcome_counters_[static_cast<std::size_t>(Outcome::replayed)]->inc();
-      return lookup->done(CommandResult{Outcome::replayed, std::move(*value)});
-    }
-    admit(std::move(*lookup->request), std::move(lookup->done), resumed);
-  });
+  const CommandRequest& r = *known->request;
+  bool sent = get_pair(ports_.state, topics_.command_key(r.box, r.id), topics_.response_channel(r.box, r.id),
+                       [this, known, close](bool ok, std::optional<std::string> record,
+                                            std::optional<std::string> result) {
+                         if (!close()) return;  // answered by the bound already
+                         if (!ok) return complete_immediately(known->done, Outcome::redis_unavailable);
+                         known->record = std::move(record);
+                         known->result = std::move(result);
+                         answer_known(*known);
+                       });
   if (!sent) {
     close();
-    return complete_immediately(lookup->done, Outcome::redis_unavailable);
+    return complete_immediately(known->done, Outcome::redis_unavailable);
   }
-  if (lookup->over) return;  // answered from inside get()
+  if (known->over) return;  // answered from inside get()
   // Nothing was published yet, so a 503 is safe to retry.
-  lookup->bound.emplace(loop_, [this, lookup, close] {
-    if (close()) complete_immediately(lookup->done, Outcome::redis_unavailable);
+  known->bound.emplace(loop_, [this, known, close] {
+    if (close()) complete_immediately(known->done, Outcome::redis_unavailable);
   });
-  lookup->bound->start(lookup->request->timeout);
+  known->bound->start(known->request->timeout);
+}
+
+void CommandService::answer_known(Known& known) {
+  CommandRequest& request = *known.request;
+  std::optional<CommandRecord> record = known.record ? parse_record(*known.record) : std::nullopt;
+  if (!record) {
+    if (known.result) {
+      // A reply no record claims (planted, or outliving its record): never
+      // handed to whoever picks this id next. Deleted before the new
+      // record is written, on the same connection, so it cannot hit a reply
+      // to the command about to be sent.
+      log::get("gateway")->warn("box {} request {}: deleting a stored reply that no command record claims",
+                                request.box.str(), request.id.str());
+      ports_.state.remove(topics_.response_channel(request.box, request.id));
+      orphans_discarded_.inc();
+    }
+    return admit(std::move(request), std::move(known.done), known.resumed);
+  }
+  if (record->body_sha256 != request.body_sha256) {
+    return complete_immediately(known.done, Outcome::request_id_reused);
+  }
+  if (known.result) {
+    outcome_counters_[static_cast<std::size_t>(Outcome::replayed)]->inc();
+    return known.done(CommandResult{Outcome::replayed, std::move(*known.result)});
+  }
+  CommandStatus status = status_of(*record, false, now_ms());
+  if (status.state == "pending") {
+    // An async retry is accepted again (the same command, already on its way).
+    if (request.mode == CommandMode::async && record->mode == CommandMode::async) {
+      outcome_counters_[static_cast<std::size_t>(Outcome::accepted)]->inc();
+      return known.done(CommandResult{Outcome::accepted, *known.record});
+    }
+    return complete_immediately(known.done, Outcome::duplicate_request_id);
+  }
+  if (status.state == "succeeded") {
+    // Succeeded, but its reply expired: the command must not run again.
+    return complete_immediately(known.done, Outcome::duplicate_request_id);
+  }
+  outcome_counters_[static_cast<std::size_t>(Outcome::timed_out_before)]->inc();
+  known.done(CommandResult{Outcome::timed_out_before, {}, record->delivered});
 }
 
 std::optional<Outcome> CommandService::missing_dependency() const {
-  if (!ports_.results.up() || !ports_.channels.up()) return Outcome::redis_unavailable;
+  if (!ports_.state.up() || !ports_.channels.up()) return Outcome::redis_unavailable;
   if (!ports_.publisher.connected()) return Outcome::mqtt_unavailable;
   return std::nullopt;
 }
@@ -189,7 +248,55 @@ void CommandService::admit(CommandRequest&& request, Completion&& done, bool res
       },
       &p);
   arm_deadline(p, timeout);
-  subscribe(p);
+  by_mode_[p.request.mode == CommandMode::async ? 1 : 0]->inc();
+  // Both leave in this loop iteration, on the two connections: the record
+  // costs no round trip before the publish.
+  std::uint64_t seq = p.sequence;
+  write_record(p);
+  if (still_waiting(id, seq)) subscribe(p);
+}
+
+void CommandService::write_record(Pending& p) {
+  CommandRecord& r = p.written;
+  r.box_id = p.request.box.str();
+  r.request_id = p.request.id.str();
+  r.body_sha256 = p.request.body_sha256;
+  r.mode = p.request.mode;
+  r.accepted_ms = now_ms();
+  r.deadline_ms = r.accepted_ms + p.request.timeout.count();
+  r.gateway = settings_.instance;
+  std::string key = topics_.command_key(p.request.box, p.request.id);
+  std::int64_t ttl = p.request.timeout.count() + settings_.result_ttl_ms;
+  p.record = Pending::Record::sent;
+  bool sent = ports_.state.create(key, r.to_json(), ttl,
+                                  [this, id = r.request_id, seq = p.sequence, key](StateStore::Created created) {
+                                    Pending* again = still_waiting(id, seq);
+                                    if (!again) {
+                                      // Ended before Redis answered, so never published: a
+                                      // record it wrote after all must not block a retry.
+                                      if (created == StateStore::Created::created) ports_.state.remove(key);
+                                      return;
+                                    }
+                                    if (created == StateStore::Created::failed) {
+                                      again->record = Pending::Record::unsent;
+                                      return finish(*again, Outcome::redis_unavailable);
+                                    }
+                                    if (created == StateStore::Created::exists) {
+                                      // Another replica took this id a moment ago.
+                                      again->record = Pending::Record::unsent;
+                                      return finish(*again, Outcome::duplicate_request_id);
+                                    }
+                                    again->record = Pending::Record::written;
+                                    maybe_publish(*again);
+                                  });
+  if (!sent) {
+    p.record = Pending::Record::unsent;
+    finish(p, Outcome::redis_unavailable);
+  }
+}
+
+void CommandService::maybe_publish(Pending& p) {
+  if (p.confirmed && p.record == Pending::Record::written) publish(p);
 }
 
 bool CommandService::hold_in_grace(CommandRequest& request, Completion& done, std::size_t bytes) {
@@ -228,7 +335,7 @@ void CommandService::resume(GraceQueue::Held&& held) {
   auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - held.since);
   held.request.timeout = std::max(std::chrono::milliseconds(1), held.request.timeout - waited);
   if (held.request.caller_supplied_id) {
-    return look_up_stored_reply(std::move(held.request), std::move(held.done), true);
+    return look_up_known(std::move(held.request), std::move(held.done), true);
   }
   admit(std::move(held.request), std::move(held.done), true);
 }
@@ -254,7 +361,20 @@ void CommandService::publish(Pending& p) {
   auto expiry_s = static_cast<std::uint32_t>(std::max<std::int64_t>(1, (left.count() + 999) / 1000));
   mqtt::ResponseProperties v5{p.channel, p.request.id.str(), expiry_s, {}};
   std::string payload = std::move(p.request.payload);  // the MQTT client keeps the only copy from here
-  if (ports_.publisher.publish(topics_.request_topic(p.request.box, p.request.id), payload, settings_.qos, &v5)) {
+  auto on_ack = [this, id = p.request.id.str(), seq = p.sequence](bool acked) {
+    if (Pending* again = still_waiting(id, seq)) again->acked = acked;
+  };
+  if (ports_.publisher.publish(topics_.request_topic(p.request.box, p.request.id), payload, settings_.qos, &v5,
+                               std::move(on_ack))) {
+    p.published = true;
+    if (p.request.mode == CommandMode::async) {
+      // The caller has its answer; the command goes on without it.
+      outcome_counters_[static_cast<std::size_t>(Outcome::accepted)]->inc();
+      ++accepted_async_;
+      Completion done = std::move(p.done);
+      p.done = nullptr;
+      done(CommandResult{Outcome::accepted, p.written.to_json()});
+    }
     return;
   }
   if (!ports_.publisher.connected() && settings_.dependency_grace.count() > 0) {
@@ -294,7 +414,7 @@ void CommandService::publish_unsent() {
 
 void CommandService::read_result_key(Pending& p, KeyRead why) {
   std::string id = p.request.id.str();
-  bool sent = ports_.results.get(p.channel, [this, id, seq = p.sequence, why](bool, std::optional<std::string> value) {
+  bool sent = ports_.state.get(p.channel, [this, id, seq = p.sequence, why](bool, std::optional<std::string> value) {
     Pending* again = still_waiting(id, seq);
     if (!again) return;
     if (value) return finish(*again, Outcome::ok, std::move(*value));
@@ -335,9 +455,25 @@ void CommandService::on_deadline(Pending& p) {
   finish(p, missing_dependency() == Outcome::redis_unavailable ? Outcome::redis_unavailable : Outcome::device_timeout);
 }
 
+void CommandService::note_end_in_record(Pending& p, Outcome outcome) {
+  if (p.record != Pending::Record::written) return;  // a record still on its way is handled by its callback
+  std::string key = topics_.command_key(p.request.box, p.request.id);
+  if (!p.published) {
+    ports_.state.remove(key);  // never sent: a retry may send it
+    return;
+  }
+  if (outcome != Outcome::ok && outcome != Outcome::device_timeout) return;  // it goes on: the record stays pending
+  p.written.state = outcome == Outcome::ok ? "succeeded" : "timed_out";
+  p.written.finished_ms = now_ms();
+  if (outcome == Outcome::device_timeout) p.written.delivered = p.acked;
+  ports_.state.update(key, p.written.to_json());
+}
+
 void CommandService::finish(Pending& p, Outcome outcome, std::string reply) {
   std::unique_ptr<Pending> owned = registry_.remove(p.request.id.str());
-  if (p.subscribed) ports_.channels.unsubscribe(p.channel);
+  if (p.subscribed) ports_.channels.unsubscribe(p.channel, &p);
+  note_end_in_record(p, outcome);
+  if (p.published && p.request.mode == CommandMode::async) --accepted_async_;
   record(outcome, p.started);
   pending_gauge_.set(static_cast<std::int64_t>(registry_.size()));
   if (outcome == Outcome::device_timeout) {
@@ -345,13 +481,17 @@ void CommandService::finish(Pending& p, Outcome outcome, std::string reply) {
                               p.request.timeout.count());
   }
   Completion done = std::move(p.done);
+  std::optional<bool> delivered;
+  if (outcome == Outcome::device_timeout) delivered = p.acked;
   owned.reset();
-  done(CommandResult{outcome, std::move(reply)});
+  if (done) done(CommandResult{outcome, std::move(reply), delivered});  // none once an async command was accepted
 }
 
 void CommandService::cancel(const RequestId& id) {
   if (auto held = grace_.take(id.str())) return complete_immediately(held->done, Outcome::client_gone);
-  if (Pending* p = registry_.find(id.str())) finish(*p, Outcome::client_gone);
+  // Only a command whose caller still waits: an accepted async command
+  // outlives the connection that sent it.
+  if (Pending* p = registry_.find(id.str()); p && p->done) finish(*p, Outcome::client_gone);
 }
 
 void CommandService::abandon_all() {

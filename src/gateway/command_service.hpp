@@ -2,12 +2,21 @@
 // CommandService: send one command to a device and await its reply.
 //
 // Steps (wire contract, "What the gateway does"): for a caller-supplied id,
-// answer from the result key if present -- before any refusal for draining,
-// a dependency or a limit; then admit (limits in count and bytes), subscribe
-// to the reply channel and wait for Redis to confirm; publish the command on
-// MQTT; wait for one message or the deadline; before a timeout, after every
-// resubscription and on a stored-reply notice, read the result key; unsubscribe
-// and complete.
+// read its command record and result key and answer from them if the id is
+// known -- before any refusal for draining, a dependency or a limit; then
+// admit (limits in count and bytes), write the command record (SET NX) and
+// subscribe to the reply channel in the same loop iteration, and wait for
+// both; publish the command on MQTT; wait for one message or the deadline;
+// before a timeout, after every resubscription and on a stored-reply notice,
+// read the result key; unsubscribe, note the end in the record and complete.
+//
+// The record makes an id mean one command cluster-wide: a replica that finds
+// it refuses to publish again (command_record.hpp). It is deleted when the
+// command was never published (a retry may then send it), and left pending
+// when the caller leaves or the gateway stops: the command goes on.
+//
+// Async commands (CommandMode::async) complete as `accepted` once published;
+// the service then keeps waiting for the reply only to note it in the record.
 //
 // Thread ownership: loop thread only. Every submit() completes exactly once,
 // on the loop thread, through its Completion (also when cancelled), possibly
@@ -55,12 +64,15 @@ struct CommandSettings {
   // most its timeout) -- but only while the outage is younger than this:
   // a blip is ridden through, a dependency that is really gone is refused fast.
   std::chrono::milliseconds dependency_grace{0};
+  // The record lives timeout + this (the bridge keeps replies this long).
+  std::int64_t result_ttl_ms = 60000;
+  std::string instance = "gateway";  // this gateway's name in the records it writes
 };
 
 // The Redis and MQTT faces the service talks to (command_ports.hpp).
 struct CommandPorts {
   ReplyChannels& channels;
-  ResultStore& results;
+  StateStore& state;
   CommandPublisher& publisher;
 };
 
@@ -80,6 +92,9 @@ class CommandService {
   void abandon_all();
   // Commands waiting (also in grace), plus stored-reply look-ups not yet answered.
   std::size_t pending() const noexcept { return registry_.size() + grace_.size() + lookups_; }
+  // What a drain waits for: pending() less the accepted async commands, whose
+  // callers have their answer (their records outlive this gateway).
+  std::size_t callers_waiting() const noexcept { return pending() - accepted_async_; }
   std::size_t pending_bytes() const noexcept { return registry_.bytes() + grace_.bytes(); }
   // A dependency changed state: commands held in grace go on once all are up.
   void dependencies_changed();
@@ -94,8 +109,14 @@ class CommandService {
 
  private:
   struct Pending;
+  struct Known;
   enum class KeyRead { recheck, notice, final_check };
-  void look_up_stored_reply(CommandRequest&& request, Completion&& done, bool resumed);
+  // Reads the id's record and result key; answers from them or admits.
+  void look_up_known(CommandRequest&& request, Completion&& done, bool resumed);
+  void answer_known(Known& known);
+  void write_record(Pending& p);
+  void maybe_publish(Pending& p);
+  void note_end_in_record(Pending& p, Outcome outcome);
   // resumed: held in grace before a drain began, so not refused for it.
   void admit(CommandRequest&& request, Completion&& done, bool resumed);
   bool hold_in_grace(CommandRequest& request, Completion& done, std::size_t bytes);
@@ -124,7 +145,8 @@ class CommandService {
   GraceQueue grace_;
   std::optional<std::chrono::steady_clock::time_point> outage_since_;
   bool draining_ = false;
-  std::size_t lookups_ = 0;  // stored-reply look-ups in flight
+  std::size_t lookups_ = 0;  // record/stored-reply look-ups in flight
+  std::size_t accepted_async_ = 0;  // async commands answered 202 and still waiting
   std::uint64_t next_sequence_ = 1;
 
   ops::Counter* outcome_counters_[std::size(kAllOutcomes)];
@@ -132,6 +154,8 @@ class CommandService {
   ops::Gauge& pending_gauge_;
   ops::Counter& held_in_grace_;
   ops::Counter& late_messages_;
+  ops::Counter* by_mode_[2];
+  ops::Counter& orphans_discarded_;
 };
 
 }  // namespace boxgate::gateway

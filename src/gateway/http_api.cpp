@@ -1,5 +1,7 @@
 #include "http_api.hpp"
 
+#include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <memory>
 
@@ -13,7 +15,53 @@ namespace boxgate::gateway {
 namespace {
 
 constexpr std::string_view kPrefix = "/v1/devices/";
-constexpr std::string_view kSuffix = "/commands";
+constexpr const char* kIdPattern = "^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$";
+
+// What a path under /v1/devices/ names.
+struct Route {
+  enum class Kind { none, device, command, status, message } kind = Kind::none;
+  std::string_view box;  // still percent-encoded
+  std::string_view id;   // status: the command's id, still percent-encoded
+};
+
+Route route_of(std::string_view path) {
+  std::string_view rest = path.substr(kPrefix.size());
+  auto slash = rest.find('/');
+  std::string_view box = rest.substr(0, slash);
+  if (box.empty()) return {};
+  if (slash == std::string_view::npos) return {Route::Kind::device, box, {}};
+  std::string_view tail = rest.substr(slash);
+  if (tail == "/commands") return {Route::Kind::command, box, {}};
+  if (tail == "/messages") return {Route::Kind::message, box, {}};
+  constexpr std::string_view kCommands = "/commands/";
+  if (tail.substr(0, kCommands.size()) == kCommands) {
+    std::string_view id = tail.substr(kCommands.size());
+    if (!id.empty() && id.find('/') == std::string_view::npos) return {Route::Kind::status, box, id};
+  }
+  return {};
+}
+
+// RFC 7240: a comma list of preferences, each a token with optional
+// "=value" and ";params". Only respond-async is acted on.
+bool prefers_async(const char* header) {
+  if (!header) return false;
+  std::string_view rest(header);
+  while (!rest.empty()) {
+    auto comma = rest.find(',');
+    std::string_view item = rest.substr(0, comma);
+    item = item.substr(0, item.find_first_of("=;"));
+    while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
+    while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
+    constexpr std::string_view kAsync = "respond-async";
+    if (item.size() == kAsync.size() &&
+        std::equal(item.begin(), item.end(), kAsync.begin(), [](char a, char b) { return std::tolower(a) == b; })) {
+      return true;
+    }
+    if (comma == std::string_view::npos) break;
+    rest.remove_prefix(comma + 1);
+  }
+  return false;
+}
 
 struct ErrorInfo {
   int status;
@@ -26,6 +74,12 @@ ErrorInfo error_for(Outcome outcome) {
   switch (outcome) {
     case Outcome::duplicate_request_id:
       return {409, "duplicate_request_id", "A command with this X-Request-Id is already in flight."};
+    case Outcome::request_id_reused:
+      return {422, "request_id_reused", "This X-Request-Id was used for a command with another body."};
+    case Outcome::timed_out_before:
+      return {504, "device_timeout",
+              "This X-Request-Id's command timed out earlier and is not sent again; use a new X-Request-Id to "
+              "send it again."};
     case Outcome::too_many_pending:
       return {429, "too_many_pending", "The gateway has too many commands waiting; retry later."};
     case Outcome::too_many_bytes:
@@ -41,6 +95,7 @@ ErrorInfo error_for(Outcome outcome) {
     case Outcome::device_timeout:
       return {504, "device_timeout", "The device did not reply within the timeout."};
     case Outcome::delivered:  // answered by reply_delivered(), not as an error
+    case Outcome::accepted:   // answered by reply_accepted()
     case Outcome::ok:
     case Outcome::replayed:
     case Outcome::client_gone:
@@ -50,13 +105,17 @@ ErrorInfo error_for(Outcome outcome) {
 }
 
 void reply_error(http::Exchange& ex, int status, const char* code, const std::string& message,
-                 const std::string* request_id, const std::string* box_id) {
+                 const std::string* request_id, const std::string* box_id,
+                 std::optional<bool> delivered = std::nullopt) {
   nlohmann::ordered_json body = {{"error", code}, {"message", message}};
   if (request_id) {
     body["request_id"] = *request_id;
     ex.set_header("X-Request-Id", *request_id);
   }
   if (box_id) body["box_id"] = *box_id;
+  // A timeout says whether the broker took the command: false means it
+  // never left, true that the device may still run it.
+  if (delivered) body["delivered"] = *delivered;
   if (status == 429 || status == 503) ex.set_header("Retry-After", "1");
   // Never throws on bytes that are not UTF-8 (they are replaced): an error
   // answer must not turn into a 500.
@@ -87,45 +146,111 @@ void reply_delivered(http::Exchange& ex, const std::string& request_id, const st
   ex.reply(202, body.dump());
 }
 
-// timeout_ms: decimal digits only, 1..max.
-std::optional<std::chrono::milliseconds> parse_timeout(std::string_view text, std::chrono::milliseconds max) {
+// 202 for an async command: where to poll, and its record.
+void reply_accepted(http::Exchange& ex, const std::string& request_id, const std::string& box_id,
+                    std::string record) {
+  ex.set_header("X-Request-Id", request_id);
+  ex.set_header("Location", std::string(kPrefix) + box_id + "/commands/" + request_id);
+  ex.set_header("Preference-Applied", "respond-async");
+  ex.reply(202, std::move(record));
+}
+
+// timeout_ms, wait_ms: decimal digits only, min..max.
+std::optional<std::chrono::milliseconds> parse_ms(std::string_view text, std::int64_t min,
+                                                   std::chrono::milliseconds max) {
   if (text.empty() || text.size() > 10) return std::nullopt;
   std::int64_t value = 0;
   for (char c : text) {
     if (c < '0' || c > '9') return std::nullopt;
     value = value * 10 + (c - '0');
   }
-  if (value < 1 || value > max.count()) return std::nullopt;
+  if (value < min || value > max.count()) return std::nullopt;
   return std::chrono::milliseconds(value);
+}
+
+// The one query parameter `name` an endpoint takes (strict: any other is
+// refused, never ignored). Answers and returns false on a bad query.
+bool one_param(http::Exchange& ex, std::string_view name, std::optional<std::string_view>& value,
+               const std::string& rid, const std::string& bid, const char* twice_code) {
+  for (const http::QueryParam& param : http::split_query(ex.raw_query())) {
+    if (param.name != name) {
+      reply_error(ex, 400, "invalid_query",
+                  "Unknown query parameter '" + quoted_name(param.name) + "'; the only one is " +
+                      std::string(name) + ".",
+                  &rid, &bid);
+      return false;
+    }
+    if (value) {
+      reply_error(ex, 400, twice_code, std::string(name) + " is given more than once.", &rid, &bid);
+      return false;
+    }
+    value = param.value;
+  }
+  return true;
+}
+
+// Answers and returns false when the query is not empty.
+bool no_params(http::Exchange& ex, const std::string& rid, const std::string& bid) {
+  if (http::split_query(ex.raw_query()).empty()) return true;
+  reply_error(ex, 400, "invalid_query", "This endpoint takes no query parameters.", &rid, &bid);
+  return false;
 }
 
 }  // namespace
 
-HttpApi::HttpApi(http::Server& server, CommandService& service, Authorizer& auth, ApiLimits limits)
-    : service_(service), auth_(auth), limits_(limits) {
+struct HttpApi::Caller {
+  RequestId id;
+  bool caller_supplied_id;
+  BoxId box;
+};
+
+HttpApi::HttpApi(http::Server& server, ApiServices services, Authorizer& auth, ApiLimits limits)
+    : services_(services), auth_(auth), limits_(limits) {
   server.route_prefix(std::string(kPrefix), [this](http::Exchange ex) { handle(std::move(ex)); });
 }
 
 void HttpApi::handle(http::Exchange ex) {
-  std::string_view path = ex.path();
-  std::string_view segment = path.substr(kPrefix.size());
-  auto slash = segment.find('/');
-  if (slash == std::string_view::npos || segment.substr(slash) != kSuffix) {
+  Route route = route_of(ex.path());
+  if (route.kind == Route::Kind::none) {
     return ex.reply(404, R"({"error":"not_found","message":"no such endpoint"})");
   }
-  if (!ex.is_post()) {
-    ex.set_header("Allow", "POST");
-    return ex.reply(405, R"({"error":"method_not_allowed","message":"use POST"})");
+  bool get = route.kind == Route::Kind::device || route.kind == Route::Kind::status;
+  if (get ? !ex.is_get() : !ex.is_post()) {
+    ex.set_header("Allow", get ? "GET" : "POST");
+    return ex.reply(405, get ? R"({"error":"method_not_allowed","message":"use GET"})"
+                             : R"({"error":"method_not_allowed","message":"use POST"})");
   }
+  std::optional<Caller> caller = identify(ex, route.box);
+  if (!caller) return;
+  switch (route.kind) {
+    case Route::Kind::command: return post_command(std::move(ex), std::move(*caller));
+    case Route::Kind::status: return get_status(std::move(ex), std::move(*caller), route.id);
+    case Route::Kind::message: return post_message(std::move(ex), std::move(*caller));
+    case Route::Kind::device:
+    case Route::Kind::none: break;
+  }
+  ex.reply(404, R"({"error":"not_found","message":"no such endpoint"})");
+}
 
+std::optional<HttpApi::Caller> HttpApi::identify(http::Exchange& ex, std::string_view box_segment) {
   // The request id first, so every later error can carry it.
   std::optional<RequestId> request_id;
   bool caller_id = false;
-  if (const char* given = ex.header("X-Request-Id")) {
+  const char* given = ex.header("X-Request-Id");
+  // The IETF httpapi draft's name for the same thing.
+  const char* key = ex.header("Idempotency-Key");
+  if (given && key && std::string_view(given) != key) {
+    reply_error(ex, 400, "invalid_request_id", "X-Request-Id and Idempotency-Key differ; send one of them.", nullptr,
+                nullptr);
+    return std::nullopt;
+  }
+  if (!given) given = key;
+  if (given) {
     request_id = RequestId::parse(given);
     if (!request_id) {
-      return reply_error(ex, 400, "invalid_request_id",
-                         "X-Request-Id must match ^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$.", nullptr, nullptr);
+      reply_error(ex, 400, "invalid_request_id",
+                  std::string("X-Request-Id (or Idempotency-Key) must match ") + kIdPattern + ".", nullptr, nullptr);
+      return std::nullopt;
     }
     caller_id = true;
   } else {
@@ -133,10 +258,10 @@ void HttpApi::handle(http::Exchange ex) {
   }
   const std::string& rid = request_id->str();
 
-  auto box = BoxId::parse(http::percent_decode(segment.substr(0, slash)));
+  auto box = BoxId::parse(http::percent_decode(box_segment));
   if (!box) {
-    return reply_error(ex, 400, "invalid_box_id", "The box id must match ^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$.",
-                       &rid, nullptr);
+    reply_error(ex, 400, "invalid_box_id", std::string("The box id must match ") + kIdPattern + ".", &rid, nullptr);
+    return std::nullopt;
   }
   const std::string& bid = box->str();
 
@@ -148,57 +273,67 @@ void HttpApi::handle(http::Exchange ex) {
     log::get("gateway")->debug("box {} request {}: 401, {}", bid, rid, missing ? "no token" : "invalid token");
     // RFC 6750: no error attribute when no credentials were sent at all.
     ex.set_header("WWW-Authenticate", missing ? "Bearer" : R"(Bearer error="invalid_token")");
-    return reply_error(ex, 401, "unauthorized",
-                       missing ? "This API needs an Authorization: Bearer <token> header."
-                               : "The bearer token is not valid.",
-                       &rid, &bid);
+    reply_error(ex, 401, "unauthorized",
+                missing ? "This API needs an Authorization: Bearer <token> header." : "The bearer token is not valid.",
+                &rid, &bid);
+    return std::nullopt;
   }
   if (access.verdict == Verdict::forbidden) {
     log::get("gateway")->debug("box {} request {}: 403, token '{}' is not scoped for this box", bid, rid,
                                access.token->name);
-    return reply_error(ex, 403, "forbidden", "This token may not command this box.", &rid, &bid);
+    reply_error(ex, 403, "forbidden", "This token may not command this box.", &rid, &bid);
+    return std::nullopt;
   }
+  return Caller{std::move(*request_id), caller_id, std::move(*box)};
+}
 
-  auto timeout = limits_.default_timeout;
-  std::optional<std::string_view> timeout_text;
-  // Strict: a parameter the gateway would not act on is refused, never ignored.
-  for (const http::QueryParam& param : http::split_query(ex.raw_query())) {
-    if (param.name != "timeout_ms") {
-      return reply_error(ex, 400, "invalid_query",
-                         "Unknown query parameter '" + quoted_name(param.name) +
-                             "'; the only one is timeout_ms.",
-                         &rid, &bid);
-    }
-    if (timeout_text) {
-      return reply_error(ex, 400, "invalid_timeout", "timeout_ms is given more than once.", &rid, &bid);
-    }
-    timeout_text = param.value;
+std::optional<std::string> HttpApi::payload_of(http::Exchange& ex, const Caller& caller) {
+  const std::string& rid = caller.id.str();
+  const std::string& bid = caller.box.str();
+  std::string_view body = ex.body();
+  if (body.size() > limits_.max_body_bytes) {
+    reply_error(ex, 413, "body_too_large",
+                "The body exceeds " + std::to_string(limits_.max_body_bytes) + " bytes.", &rid, &bid);
+    return std::nullopt;
   }
+  auto command = command_payload(body, caller.id);
+  if (!command.payload) {
+    reply_error(ex, 400, "invalid_body", command.problem, &rid, &bid);
+    return std::nullopt;
+  }
+  return std::move(command.payload);
+}
+
+void HttpApi::post_command(http::Exchange ex, Caller caller) {
+  const std::string rid = caller.id.str();
+  const std::string bid = caller.box.str();
+  CommandMode mode = prefers_async(ex.header("Prefer")) ? CommandMode::async : CommandMode::sync;
+  auto max_timeout = mode == CommandMode::async ? limits_.max_async_timeout : limits_.max_timeout;
+
+  std::optional<std::string_view> timeout_text;
+  if (!one_param(ex, "timeout_ms", timeout_text, rid, bid, "invalid_timeout")) return;
+  auto timeout = limits_.default_timeout;
   if (timeout_text) {
-    auto parsed = parse_timeout(*timeout_text, limits_.max_timeout);
+    auto parsed = parse_ms(*timeout_text, 1, max_timeout);
     if (!parsed) {
       return reply_error(ex, 400, "invalid_timeout",
-                         "timeout_ms must be an integer from 1 to " + std::to_string(limits_.max_timeout.count()) +
+                         "timeout_ms must be an integer from 1 to " + std::to_string(max_timeout.count()) +
                              ", in plain decimal digits.",
                          &rid, &bid);
     }
     timeout = *parsed;
   }
-
-  std::string_view body = ex.body();
-  if (body.size() > limits_.max_body_bytes) {
-    return reply_error(ex, 413, "body_too_large",
-                       "The command body exceeds " + std::to_string(limits_.max_body_bytes) + " bytes.", &rid, &bid);
-  }
-  auto command = command_payload(body, *request_id);
-  if (!command.payload) return reply_error(ex, 400, "invalid_body", command.problem, &rid, &bid);
+  std::optional<std::string> payload = payload_of(ex, caller);
+  if (!payload) return;
+  std::string hash = body_sha256(ex.body());
   ex.discard_body();  // the payload is the one copy from here on
 
   // The exchange waits in the completion; a caller that leaves cancels the command.
   auto shared = std::make_shared<http::Exchange>(std::move(ex));
-  shared->on_disconnect([this, id = *request_id] { service_.cancel(id); });
-  CommandRequest request{*box, *request_id, caller_id, std::move(*command.payload), timeout};
-  service_.submit(std::move(request), [shared, rid, bid](CommandResult&& result) {
+  shared->on_disconnect([this, id = caller.id] { services_.commands.cancel(id); });
+  CommandRequest request{caller.box, caller.id, caller.caller_supplied_id, std::move(*payload), timeout,
+                         std::move(hash), mode};
+  services_.commands.submit(std::move(request), [shared, rid, bid](CommandResult&& result) {
     http::Exchange& exchange = *shared;
     if (result.outcome == Outcome::ok || result.outcome == Outcome::replayed) {
       exchange.set_header("X-Request-Id", rid);
@@ -206,8 +341,83 @@ void HttpApi::handle(http::Exchange ex) {
     }
     if (result.outcome == Outcome::client_gone) return;
     if (result.outcome == Outcome::delivered) return reply_delivered(exchange, rid, bid);
+    if (result.outcome == Outcome::accepted) return reply_accepted(exchange, rid, bid, std::move(result.reply));
     ErrorInfo info = error_for(result.outcome);
-    reply_error(exchange, info.status, info.code, info.message, &rid, &bid);
+    reply_error(exchange, info.status, info.code, info.message, &rid, &bid, result.delivered);
+  });
+}
+
+void HttpApi::get_status(http::Exchange ex, Caller caller, std::string_view id_segment) {
+  const std::string& rid = caller.id.str();
+  const std::string& bid = caller.box.str();
+  auto command = RequestId::parse(http::percent_decode(id_segment));
+  if (!command) {
+    return reply_error(ex, 400, "invalid_request_id",
+                       std::string("The command id must match ") + kIdPattern + ".", &rid, &bid);
+  }
+  std::optional<std::string_view> wait_text;
+  if (!one_param(ex, "wait_ms", wait_text, rid, bid, "invalid_wait")) return;
+  std::chrono::milliseconds wait{0};
+  if (wait_text) {
+    auto parsed = parse_ms(*wait_text, 0, limits_.max_timeout);
+    if (!parsed) {
+      return reply_error(ex, 400, "invalid_wait",
+                         "wait_ms must be an integer from 0 to " + std::to_string(limits_.max_timeout.count()) +
+                             ", in plain decimal digits.",
+                         &rid, &bid);
+    }
+    wait = *parsed;
+  }
+  auto shared = std::make_shared<http::Exchange>(std::move(ex));
+  auto handle = std::make_shared<std::uint64_t>(0);
+  *handle = services_.status.read(caller.box, *command, wait, [shared, rid, bid](StatusAnswer&& answer) {
+    http::Exchange& exchange = *shared;
+    switch (answer.kind) {
+      case StatusAnswer::Kind::found:
+        exchange.set_header("X-Request-Id", rid);
+        return exchange.reply(200, std::move(answer.body));
+      case StatusAnswer::Kind::unknown:
+        return reply_error(exchange, 404, "unknown_command",
+                           "No command with this id is recorded for this box (never sent, or expired).", &rid, &bid);
+      case StatusAnswer::Kind::unavailable:
+        return reply_error(exchange, 503, "redis_unavailable", "Redis is unavailable; the status cannot be read.",
+                           &rid, &bid);
+    }
+  });
+  if (shared->open()) shared->on_disconnect([this, handle] { services_.status.cancel(*handle); });
+}
+
+void HttpApi::post_message(http::Exchange ex, Caller caller) {
+  const std::string rid = caller.id.str();
+  const std::string bid = caller.box.str();
+  if (!no_params(ex, rid, bid)) return;
+  std::optional<std::string> payload = payload_of(ex, caller);
+  if (!payload) return;
+  ex.discard_body();
+  auto shared = std::make_shared<http::Exchange>(std::move(ex));
+  services_.messages.send(caller.box, caller.id, std::move(*payload), [shared, rid, bid](MessageService::Result r) {
+    http::Exchange& exchange = *shared;
+    if (!exchange.open()) return;  // the caller left; the message went its way
+    switch (r) {
+      case MessageService::Result::acknowledged: {
+        nlohmann::ordered_json body = {{"status", "accepted"}, {"request_id", rid}, {"box_id", bid}};
+        exchange.set_header("X-Request-Id", rid);
+        return exchange.reply(202, body.dump());
+      }
+      case MessageService::Result::not_acknowledged:
+        return reply_error(exchange, 503, "mqtt_unavailable",
+                           "The broker did not acknowledge the message in time; it may or may not reach the device.",
+                           &rid, &bid);
+      case MessageService::Result::mqtt_unavailable:
+        return reply_error(exchange, 503, "mqtt_unavailable", "The MQTT broker is unavailable; the message was not sent.",
+                           &rid, &bid);
+      case MessageService::Result::too_many:
+        return reply_error(exchange, 429, "too_many_pending", "Too many messages await the broker; retry later.", &rid,
+                           &bid);
+      case MessageService::Result::shutting_down:
+        return reply_error(exchange, 503, "shutting_down", "This gateway is shutting down; retry on another replica.",
+                           &rid, &bid);
+    }
   });
 }
 

@@ -1,16 +1,22 @@
 #pragma once
-// HttpApi: POST /v1/devices/{boxId}/commands on the gateway's HTTP server.
-// Validates the request (ids, then the caller's token and its scope for the
-// box, then timeout and body) so nothing invalid or unauthorized is ever
-// published or subscribed, hands the command to CommandService, and maps every
-// Outcome to its HTTP status and error body in one table. Loop thread only.
+// HttpApi: the gateway's device API on its HTTP server --
+//   POST /v1/devices/{boxId}/commands            send a command (sync, or async with Prefer: respond-async)
+//   GET  /v1/devices/{boxId}/commands/{id}       a command's status, optionally long-polled (?wait_ms=)
+//   POST /v1/devices/{boxId}/messages            a one-way message, answered after the broker's PUBACK
+// Validates each request (ids, then the caller's token and its scope for the
+// box, then query and body) so nothing invalid or unauthorized is ever
+// published, subscribed or read, hands it to its service, and maps every
+// outcome to its HTTP status and error body in one table. Loop thread only.
 
 #include <chrono>
 #include <cstddef>
+#include <optional>
 
 #include "auth.hpp"
 #include "boxgate/http/server.hpp"
 #include "command_service.hpp"
+#include "command_status.hpp"
+#include "message_service.hpp"
 
 namespace boxgate::gateway {
 
@@ -18,16 +24,31 @@ struct ApiLimits {
   std::chrono::milliseconds default_timeout;
   std::chrono::milliseconds max_timeout;
   std::size_t max_body_bytes;
+  std::chrono::milliseconds max_async_timeout;
+};
+
+struct ApiServices {
+  CommandService& commands;
+  CommandStatusReader& status;
+  MessageService& messages;
 };
 
 class HttpApi {
  public:
-  HttpApi(http::Server& server, CommandService& service, Authorizer& auth, ApiLimits limits);
+  HttpApi(http::Server& server, ApiServices services, Authorizer& auth, ApiLimits limits);
 
  private:
+  struct Caller;
   void handle(http::Exchange exchange);
+  // The id header, the box and the token, in that order; nullopt once answered.
+  std::optional<Caller> identify(http::Exchange& ex, std::string_view box_segment);
+  void post_command(http::Exchange ex, Caller caller);
+  void get_status(http::Exchange ex, Caller caller, std::string_view id_segment);
+  void post_message(http::Exchange ex, Caller caller);
+  // The body as a payload with "id" set; nullopt once answered.
+  std::optional<std::string> payload_of(http::Exchange& ex, const Caller& caller);
 
-  CommandService& service_;
+  ApiServices services_;
   Authorizer& auth_;
   ApiLimits limits_;
 };

@@ -3,6 +3,9 @@
 // set-up) owns HTTP, both Redis connections, the MQTT connection, the pending
 // commands and their timers.
 
+#include <unistd.h>
+
+#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <iostream>
@@ -53,6 +56,20 @@ void log_access(const gateway::Authorizer& auth, const GatewayConfig& config) {
     return;
   }
   for (const auto& token : auth.tokens()) logger->info("API token '{}' may command {}", token.name, token.scope_text());
+}
+
+// hostname-pid, kept to the id pattern: unique enough to tell replicas apart
+// in the records they write.
+std::string default_instance_name() {
+  char host[256] = {};
+  if (gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
+  std::string name;
+  for (const char* c = host; *c && name.size() < 100; ++c) {
+    bool ok = std::isalnum(static_cast<unsigned char>(*c)) || *c == '.' || *c == '-' || *c == '_';
+    name.push_back(ok ? *c : '_');
+  }
+  if (name.empty() || !std::isalnum(static_cast<unsigned char>(name[0]))) name = "gw" + name;
+  return name + "-" + std::to_string(getpid());
 }
 
 // The ops endpoints' listener: its own when ops_port is set.
@@ -106,14 +123,24 @@ int main(int argc, char** argv) {
     boxgate::mqtt::Client broker(loop, config.mqtt, "boxgate-gateway", mqtt_dep);
 
     gateway::SubscriberChannels channels(subscriber);
-    gateway::RedisResults results(commands);
+    gateway::RedisState state(commands);
     gateway::MqttPublisher publisher(broker);
-    gateway::CommandService service(
+    std::string instance = config.instance.empty() ? default_instance_name() : config.instance;
+    logger->info("instance name in command records: {}", instance);
+    gateway::CommandSettings settings{static_cast<std::size_t>(config.max_pending),
+                                      static_cast<std::size_t>(config.max_pending_per_device),
+                                      static_cast<std::size_t>(config.max_pending_bytes),
+                                      static_cast<int>(config.mqtt.qos),
+                                      std::chrono::milliseconds(config.dependency_grace_ms),
+                                      config.result_ttl_ms,
+                                      instance};
+    gateway::CommandService service(loop, topics, settings, {channels, state, publisher}, metrics);
+    gateway::CommandStatusReader status(loop, topics, channels, state, metrics);
+    gateway::MessageService messages(
         loop, topics,
-        {static_cast<std::size_t>(config.max_pending), static_cast<std::size_t>(config.max_pending_per_device),
-         static_cast<std::size_t>(config.max_pending_bytes), static_cast<int>(config.mqtt.qos),
-         std::chrono::milliseconds(config.dependency_grace_ms)},
-        {channels, results, publisher}, metrics);
+        {static_cast<int>(config.mqtt.qos), std::chrono::milliseconds(config.message_ack_timeout_ms),
+         static_cast<std::size_t>(config.max_pending)},
+        publisher, metrics);
     service_ptr = &service;
     subscriber.count_orphan_messages_in(service.late_replies());
     // Deferred to its own loop event: a state change is reported from inside
@@ -126,10 +153,11 @@ int main(int argc, char** argv) {
     gateway::Authorizer auth(std::move(tokens), metrics);
     log_access(auth, config);
     http::Server server(loop, config.http, static_cast<std::size_t>(config.max_body_bytes));
-    gateway::HttpApi api(server, service, auth,
+    gateway::HttpApi api(server, {service, status, messages}, auth,
                          {std::chrono::milliseconds(config.default_timeout_ms),
                           std::chrono::milliseconds(config.max_timeout_ms),
-                          static_cast<std::size_t>(config.max_body_bytes)});
+                          static_cast<std::size_t>(config.max_body_bytes),
+                          std::chrono::milliseconds(config.max_async_timeout_ms)});
     // Ops endpoints stay open (load balancers and Prometheus carry no token):
     // on their own listener they can be kept off the network the API faces.
     std::optional<HttpSettings> ops_settings = ops_listener(config);
@@ -143,8 +171,12 @@ int main(int argc, char** argv) {
     // New commands get 503 shutting_down; waiting ones finish or, at the
     // timeout, get 202 delivered (published) or 503 (never published).
     Drain drain(loop, readiness, std::chrono::milliseconds(config.drain_timeout_ms),
-                {"commands in flight", [&service] { service.start_draining(); },
-                 [&service] { return service.pending(); },
+                {"commands in flight",
+                 [&service, &messages] {
+                   service.start_draining();
+                   messages.start_draining();
+                 },
+                 [&service, &messages] { return service.callers_waiting() + messages.in_flight(); },
                  [&service](std::size_t) { service.abandon_all(); }});
     ShutdownSignals signals(loop, [&drain] { drain.begin(); });
 

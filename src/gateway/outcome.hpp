@@ -7,7 +7,10 @@ namespace boxgate::gateway {
 enum class Outcome {
   ok,                    // the device replied
   replayed,              // the stored reply of a caller-supplied id, nothing published
-  duplicate_request_id,  // that id is in flight on this gateway
+  accepted,              // async: recorded and published; the caller polls its status
+  duplicate_request_id,  // that id is in flight (on any replica: its record says pending)
+  request_id_reused,     // that id names a command with another body
+  timed_out_before,      // that id's command timed out already; nothing published again
   too_many_pending,      // gateway-wide limit in count
   too_many_bytes,        // gateway-wide limit in bytes (max_pending_bytes)
   device_busy,           // per-device limit
@@ -23,7 +26,10 @@ inline const char* outcome_name(Outcome o) {
   switch (o) {
     case Outcome::ok: return "ok";
     case Outcome::replayed: return "replayed";
+    case Outcome::accepted: return "accepted";
     case Outcome::duplicate_request_id: return "duplicate_request_id";
+    case Outcome::request_id_reused: return "request_id_reused";
+    case Outcome::timed_out_before: return "timed_out_before";
     case Outcome::too_many_pending: return "too_many_pending";
     case Outcome::too_many_bytes: return "too_many_bytes";
     case Outcome::device_busy: return "device_busy";
@@ -37,9 +43,11 @@ inline const char* outcome_name(Outcome o) {
   return "unknown";
 }
 
+// In enum order: indexes of per-outcome tables.
 inline constexpr Outcome kAllOutcomes[] = {
-    Outcome::ok,           Outcome::replayed,         Outcome::duplicate_request_id, Outcome::too_many_pending,
-    Outcome::too_many_bytes, Outcome::device_busy,    Outcome::mqtt_unavailable,     Outcome::redis_unavailable,
-    Outcome::shutting_down, Outcome::device_timeout,  Outcome::delivered,            Outcome::client_gone};
+    Outcome::ok,               Outcome::replayed,          Outcome::accepted,         Outcome::duplicate_request_id,
+    Outcome::request_id_reused, Outcome::timed_out_before, Outcome::too_many_pending, Outcome::too_many_bytes,
+    Outcome::device_busy,      Outcome::mqtt_unavailable,  Outcome::redis_unavailable, Outcome::shutting_down,
+    Outcome::device_timeout,   Outcome::delivered,         Outcome::client_gone};
 
 }  // namespace boxgate::gateway

@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "faults_support.hpp"
+#include "support/records.hpp"
 
 namespace boxgate::itest {
 namespace {
@@ -57,7 +58,7 @@ TEST_F(HardeningTest, StoredReplyIsAnsweredBeforeEveryRefusal) {
   int gw = stack->add_gateway({"--max-pending", "1"});
   auto device = silent_device(stack->mqtt_port());
   const std::string stored = R"({"id":"kept","result":42})";
-  stack->redis().set("dev/box-1/response/kept", stored, 60000);
+  test::plant_stored_reply(stack->redis(), "box-1", "kept", kBody, stored);
   auto retry = [&] {
     auto c = client(gw);
     return post(*c, command_path("box-1"), kBody, {{"X-Request-Id", "kept"}});
@@ -265,7 +266,7 @@ TEST_F(HardeningTest, LargeGetOnASlowLinkIsNotDeclaredDead) {
   int gw = stack->add_gateway({"--redis-port", std::to_string(link.port()), "--redis-dead-after-ms", "500",
                                "--redis-heartbeat-ms", "100"});
   const std::string stored = reply_of_size("big-get", 4 << 20);
-  stack->redis().set("dev/box-1/response/big-get", stored, 60000);
+  test::plant_stored_reply(stack->redis(), "box-1", "big-get", kBody, stored);
   auto c = client(gw);
   c->set_read_timeout(std::chrono::seconds(20));
   HttpResult r = post(*c, command_path("box-1"), kBody, {{"X-Request-Id", "big-get"}});
@@ -308,7 +309,7 @@ TEST_F(HardeningTest, EightConcurrentSixteenMiBRepliesArriveWhole) {
 TEST_F(HardeningTest, SlowReaderGetsALargeReplyWhole) {
   int gw = stack->add_gateway({"--http-idle-timeout-ms", "500"});
   const std::string stored = reply_of_size("slow-read", 16 << 20);
-  stack->redis().set("dev/box-1/response/slow-read", stored, 60000);
+  test::plant_stored_reply(stack->redis(), "box-1", "slow-read", kBody, stored);
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   int small = 64 * 1024;
   ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);

@@ -116,13 +116,19 @@ TEST_F(RedisAclTest, EachUserIsRefusedEverythingOutsideItsGrant) {
     bool allowed;
   };
   const std::vector<Case> cases = {
-      // The gateway: GET under the prefix, SUBSCRIBE/UNSUBSCRIBE, PING.
+      // The gateway: GET under the prefix, SET/DEL of command records, DEL of
+      // a stored reply no record claims, SUBSCRIBE/UNSUBSCRIBE, PING.
       {users.gateway(), {"GET", "dev/box-1/response/r"}, true},
       {users.gateway(), {"PING"}, true},
+      {users.gateway(), {"SET", "dev/box-1/command/r", "{}", "NX", "PX", "1000"}, true},
+      {users.gateway(), {"SET", "dev/box-1/command/r", "{}", "XX", "KEEPTTL"}, true},
+      {users.gateway(), {"DEL", "dev/box-1/command/r"}, true},
+      {users.gateway(), {"DEL", "dev/box-1/response/r"}, true},
       {users.gateway(), {"GET", "other/box-1/response/r"}, false},
       {users.gateway(), {"SET", "dev/box-1/response/r", "forged"}, false},
       {users.gateway(), {"PUBLISH", "dev/box-1/response/r", "forged"}, false},
-      {users.gateway(), {"DEL", "dev/box-1/response/r"}, false},
+      {users.gateway(), {"DEL", "other/box-1/command/r"}, false},
+      {users.gateway(), {"SET", "other/x", "1"}, false},
       {users.gateway(), {"KEYS", "*"}, false},
       {users.gateway(), {"CONFIG", "GET", "*"}, false},
       {users.gateway(), {"FLUSHALL"}, false},

@@ -34,17 +34,18 @@ struct FakeChannels final : ReplyChannels {
     if (confirm_at_once) l->on_subscribed();
     return redis::Subscriber::Result::ok;
   }
-  void unsubscribe(const std::string& channel) override {
+  void unsubscribe(const std::string& channel, redis::Subscriber::Listener*) override {
     listeners.erase(channel);
     unsubscribed.push_back(channel);
   }
   redis::Subscriber::Listener& listener(const std::string& channel) { return *listeners.at(channel); }
 };
 
-struct FakeResults final : ResultStore {
+struct FakeState final : StateStore {
   bool is_up = true;
-  bool answer_at_once = true;
+  bool answer_at_once = true;  // GETs; SET NX is always answered at once
   std::map<std::string, std::string> keys;
+  std::vector<std::string> removed;
   std::vector<std::pair<std::string, redis::Commands::GetCallback>> queued;  // when !answer_at_once
   int gets = 0;
 
@@ -68,6 +69,21 @@ struct FakeResults final : ResultStore {
     queued.clear();
     for (auto& [key, done] : pending) answer(key, done);
   }
+  bool create(const std::string& key, std::string_view value, std::int64_t, CreateCallback done) override {
+    if (!is_up) return false;
+    bool fresh = keys.emplace(key, std::string(value)).second;
+    done(fresh ? Created::created : Created::exists);
+    return true;
+  }
+  bool update(const std::string& key, std::string_view value) override {
+    if (auto it = keys.find(key); it != keys.end()) it->second = value;
+    return is_up;
+  }
+  bool remove(const std::string& key) override {
+    keys.erase(key);
+    removed.push_back(key);
+    return is_up;
+  }
 };
 
 struct Published {
@@ -82,9 +98,13 @@ struct FakePublisher final : CommandPublisher {
   std::vector<Published> sent;
 
   bool connected() const override { return is_connected; }
-  bool publish(const std::string& topic, std::string_view payload, int, const mqtt::ResponseProperties* v5) override {
+  std::vector<mqtt::Client::AckHandler> acks;  // one per accepted publish, in order
+
+  bool publish(const std::string& topic, std::string_view payload, int, const mqtt::ResponseProperties* v5,
+               mqtt::Client::AckHandler on_ack) override {
     if (!accept) return false;
     sent.push_back({topic, std::string(payload), v5 ? v5->expiry_s : 0});
+    acks.push_back(std::move(on_ack));
     if (inside_publish) inside_publish();
     return true;
   }
@@ -102,11 +122,28 @@ class CommandServiceTest : public ::testing::Test {
 
   // Submits a command; its result lands in results_by_id[id].
   void submit(const std::string& id, bool caller_id = false, std::chrono::milliseconds timeout = 10s,
-              const std::string& box = "box-1", std::string payload = R"({"id":"x"})") {
-    CommandRequest request{*BoxId::parse(box), *RequestId::parse(id), caller_id, std::move(payload), timeout};
+              const std::string& box = "box-1", std::string payload = R"({"id":"x"})",
+              CommandMode mode = CommandMode::sync, std::string body_hash = "") {
+    CommandRequest request{*BoxId::parse(box), *RequestId::parse(id), caller_id, std::move(payload), timeout,
+                           std::move(body_hash), mode};
     service->submit(std::move(request), [this, id](CommandResult&& r) { done[id].push_back(std::move(r)); });
   }
   std::string channel(const std::string& id, const std::string& box = "box-1") { return "dev/" + box + "/response/" + id; }
+  std::string record_key(const std::string& id, const std::string& box = "box-1") {
+    return "dev/" + box + "/command/" + id;
+  }
+  // A reply stored for a command some gateway sent (its record says so).
+  void plant(const std::string& id, const std::string& reply, const std::string& body_hash = "") {
+    CommandRecord r;
+    r.box_id = "box-1";
+    r.request_id = id;
+    r.body_sha256 = body_hash;
+    r.accepted_ms = now_ms();
+    r.deadline_ms = r.accepted_ms + 10000;
+    r.gateway = "other";
+    results.keys[record_key(id)] = r.to_json();
+    results.keys[channel(id)] = reply;
+  }
   Outcome outcome(const std::string& id) {
     EXPECT_EQ(done[id].size(), 1u) << id << " must complete exactly once";
     return done[id].empty() ? Outcome::client_gone : done[id].back().outcome;
@@ -116,7 +153,7 @@ class CommandServiceTest : public ::testing::Test {
   Topics topics;
   ops::Metrics metrics;
   FakeChannels channels;
-  FakeResults results;
+  FakeState results;
   FakePublisher publisher;
   std::map<std::string, std::vector<CommandResult>> done;
   std::unique_ptr<CommandService> service;  // last: its destructor completes what still waits
@@ -139,7 +176,7 @@ TEST_F(CommandServiceTest, PublishesOnlyAfterTheSubscriptionIsConfirmed) {
 }
 
 TEST_F(CommandServiceTest, AStoredReplyComesBeforeEveryRefusal) {
-  results.keys[channel("kept")] = "stored";
+  plant("kept", "stored");
   service->start_draining();
   publisher.is_connected = false;
   submit("kept", true);
@@ -208,6 +245,7 @@ TEST_F(CommandServiceTest, AStaleReadNeverCompletesALaterCommandWithTheSameId) {
   channels.listener(channel("same")).on_message("first reply");
   EXPECT_EQ(outcome("same"), Outcome::ok);
 
+  results.keys.erase(record_key("same"));  // as if its record had expired
   submit("same");  // the id is reused by a new command
   channels.listener(channel("same")).on_subscribed();
   results.keys[channel("same")] = "first reply";
@@ -338,6 +376,138 @@ TEST_F(CommandServiceTest, AnUnsentCommandIsRefusedWhenTheGraceEnds) {
   EXPECT_TRUE(publisher.sent.empty());
   EXPECT_EQ(channels.unsubscribed, std::vector<std::string>{channel("gone")});
   EXPECT_EQ(service->pending(), 0u);
+}
+
+}  // namespace
+
+namespace {
+
+// ---- the command record (issue: command lifecycle) ----------------------
+
+TEST_F(CommandServiceTest, TheRecordIsWrittenBeforeThePublishAndNotesTheEnd) {
+  submit("rec", false, 10s, "box-1", R"({"id":"x"})", CommandMode::sync, "hash-1");
+  auto record = parse_record(results.keys.at(record_key("rec")));
+  ASSERT_TRUE(record);
+  EXPECT_EQ(record->state, "pending");
+  EXPECT_EQ(record->body_sha256, "hash-1");
+  EXPECT_EQ(record->deadline_ms - record->accepted_ms, 10000);
+  EXPECT_TRUE(publisher.sent.empty());
+  channels.listener(channel("rec")).on_subscribed();
+  ASSERT_EQ(publisher.sent.size(), 1u);
+  channels.listener(channel("rec")).on_message("reply");
+  EXPECT_EQ(outcome("rec"), Outcome::ok);
+  EXPECT_EQ(parse_record(results.keys.at(record_key("rec")))->state, "succeeded");
+}
+
+TEST_F(CommandServiceTest, AnIdAnotherReplicaHoldsIsRefusedAndNeverPublished) {
+  plant("held", "ignored");
+  results.keys.erase(channel("held"));  // recorded, no reply yet: still waiting there
+  submit("held", true);
+  EXPECT_EQ(outcome("held"), Outcome::duplicate_request_id);
+  EXPECT_TRUE(channels.listeners.empty());
+  EXPECT_TRUE(publisher.sent.empty());
+  EXPECT_TRUE(results.keys.count(record_key("held"))) << "another's record is never deleted";
+}
+
+TEST_F(CommandServiceTest, TheSameIdWithAnotherBodyIsRefused) {
+  plant("reuse", "stored", "hash-a");
+  submit("reuse", true, 10s, "box-1", R"({"id":"x"})", CommandMode::sync, "hash-b");
+  EXPECT_EQ(outcome("reuse"), Outcome::request_id_reused);
+  EXPECT_TRUE(publisher.sent.empty());
+}
+
+TEST_F(CommandServiceTest, AReplyNoRecordClaimsIsDeletedNotReplayed) {
+  results.keys[channel("planted")] = "forged";
+  submit("planted", true);
+  EXPECT_TRUE(done["planted"].empty()) << "runs as a new command";
+  EXPECT_EQ(results.removed, std::vector<std::string>{channel("planted")});
+  channels.listener(channel("planted")).on_subscribed();
+  EXPECT_EQ(publisher.sent.size(), 1u);
+  service->recheck_result_keys();
+  EXPECT_TRUE(done["planted"].empty()) << "the forged reply is gone";
+}
+
+TEST_F(CommandServiceTest, ARaceLostAtTheRecordIsRefusedWithoutTouchingIt) {
+  // Another replica's SET NX came first (no look-up stands between: the id
+  // is not the caller's, or both looked before either wrote).
+  results.keys[record_key("race")] = "theirs";
+  submit("race");
+  EXPECT_EQ(outcome("race"), Outcome::duplicate_request_id);
+  EXPECT_EQ(results.keys.at(record_key("race")), "theirs");
+  EXPECT_TRUE(publisher.sent.empty());
+  EXPECT_TRUE(channels.listeners.empty());
+}
+
+TEST_F(CommandServiceTest, ACommandNeverPublishedDeletesItsRecord) {
+  publisher.accept = false;  // the outgoing queue is full
+  submit("full");
+  channels.listener(channel("full")).on_subscribed();
+  EXPECT_EQ(outcome("full"), Outcome::mqtt_unavailable);
+  EXPECT_FALSE(results.keys.count(record_key("full"))) << "a retry must be able to send it";
+}
+
+TEST_F(CommandServiceTest, ATimeoutNotesWhetherTheBrokerTookTheCommand) {
+  submit("late", false, 1ms);
+  channels.listener(channel("late")).on_subscribed();
+  ASSERT_EQ(publisher.acks.size(), 1u);
+  publisher.acks[0](true);  // PUBACK
+  for (int i = 0; i < 200 && done["late"].empty(); ++i) event_base_loop(loop.base(), EVLOOP_ONCE);
+  EXPECT_EQ(outcome("late"), Outcome::device_timeout);
+  EXPECT_EQ(done["late"][0].delivered, std::optional<bool>(true));
+  auto record = parse_record(results.keys.at(record_key("late")));
+  ASSERT_TRUE(record);
+  EXPECT_EQ(record->state, "timed_out");
+  EXPECT_EQ(record->delivered, std::optional<bool>(true));
+
+  // A retry of that id is told so, and nothing is sent again.
+  submit("late", true);
+  EXPECT_EQ(done["late"].back().outcome, Outcome::timed_out_before);
+  EXPECT_EQ(done["late"].back().delivered, std::optional<bool>(true));
+  EXPECT_EQ(publisher.sent.size(), 1u);
+}
+
+TEST_F(CommandServiceTest, AnAsyncCommandIsAcceptedOncePublishedAndOutlivesItsCaller) {
+  submit("job", false, 60s, "box-1", R"({"id":"x"})", CommandMode::async);
+  EXPECT_TRUE(done["job"].empty());
+  channels.listener(channel("job")).on_subscribed();
+  ASSERT_EQ(outcome("job"), Outcome::accepted);
+  EXPECT_EQ(parse_record(done["job"][0].reply)->mode, CommandMode::async);
+  EXPECT_EQ(service->pending(), 1u);
+  EXPECT_EQ(service->callers_waiting(), 0u) << "a drain does not wait for it";
+  service->cancel(*RequestId::parse("job"));  // the caller's connection closes
+  EXPECT_EQ(service->pending(), 1u);
+  // An async retry is accepted again; a sync one is a duplicate.
+  submit("job", true, 60s, "box-1", R"({"id":"x"})", CommandMode::async);
+  EXPECT_EQ(done["job"].back().outcome, Outcome::accepted);
+  submit("job", true, 60s);
+  EXPECT_EQ(done["job"].back().outcome, Outcome::duplicate_request_id);
+  std::size_t answers = done["job"].size();
+  channels.listener(channel("job")).on_message("done");
+  EXPECT_EQ(done["job"].size(), answers) << "nobody to answer";
+  EXPECT_EQ(parse_record(results.keys.at(record_key("job")))->state, "succeeded");
+  EXPECT_EQ(service->pending(), 0u);
+}
+
+TEST(CommandRecord, StatusFollowsRecordReplyAndClock) {
+  CommandRecord r;
+  r.box_id = "b";
+  r.request_id = "r";
+  r.body_sha256 = "h";
+  r.gateway = "g";
+  r.accepted_ms = 1000;
+  r.deadline_ms = 2000;
+  EXPECT_EQ(status_of(r, false, 1500).state, "pending");
+  EXPECT_EQ(status_of(r, false, 2500).state, "timed_out") << "its gateway is gone";
+  EXPECT_EQ(status_of(r, true, 1500).state, "succeeded");
+  EXPECT_FALSE(status_of(r, true, 1500).late);
+  r.state = "timed_out";
+  EXPECT_TRUE(status_of(r, true, 2500).late);
+  auto back = parse_record(r.to_json());
+  ASSERT_TRUE(back);
+  EXPECT_EQ(back->to_json(), r.to_json());
+  EXPECT_FALSE(parse_record("[]"));
+  EXPECT_FALSE(parse_record(std::string(5000, ' ')));
+  EXPECT_FALSE(parse_record(R"({"box_id":"b"})"));
 }
 
 }  // namespace

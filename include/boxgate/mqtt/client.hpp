@@ -72,6 +72,11 @@ class Client {
   // Runs on the loop thread, inside libmosquitto's read call: hand the work
   // on and return; never block. The views are valid during the call only.
   using MessageHandler = std::function<void(std::string_view topic, std::string_view payload)>;
+  // What became of one publish: true once the broker acknowledged it (PUBACK
+  // or PUBCOMP with a success reason; for QoS 0, once written -- then from
+  // inside publish()), false when it refused it or the connection ended
+  // first. Called once, on the loop thread.
+  using AckHandler = std::function<void(bool acknowledged)>;
 
   // Throws std::runtime_error naming mqtt_uri when the URI cannot be parsed.
   Client(EventLoop& loop, const MqttSettings& settings, const std::string& program, ops::Dependency& dependency);
@@ -97,7 +102,7 @@ class Client {
   // not connected, when the flow-control bound is reached, or when
   // libmosquitto refused it; false means nothing will be sent.
   bool publish(const std::string& topic, std::string_view payload, int qos,
-               const ResponseProperties* v5 = nullptr);
+               const ResponseProperties* v5 = nullptr, AckHandler on_ack = {});
 
  private:
   struct Callbacks;  // libmosquitto's C callbacks and the libevent handlers
@@ -122,6 +127,7 @@ class Client {
   void schedule_reconnect();
   void finish_stop_now(std::chrono::milliseconds timeout);
   bool over_limit(std::size_t bytes) const noexcept;
+  void fail_unacked();  // the connection is gone: every waiting AckHandler hears false
   void warn_limited(const std::string& line);
 
   EventLoop& loop_;
@@ -146,8 +152,13 @@ class Client {
   std::unordered_map<int, std::string> pending_subacks_;  // mid -> filter
   bool subscription_refused_ = false;
 
-  // Flow control: mid -> bytes, for every message the library still holds.
-  std::unordered_map<int, std::size_t> unacked_;
+  // Flow control: mid -> bytes (and who waits for the PUBACK), for every
+  // message the library still holds.
+  struct Unacked {
+    std::size_t bytes;
+    AckHandler on_ack;
+  };
+  std::unordered_map<int, Unacked> unacked_;
   std::size_t unacked_bytes_ = 0;
   bool in_publish_ = false;
   int publishing_mid_ = 0;     // mid of the publish() in progress

@@ -1,12 +1,16 @@
 #pragma once
 // Subscriber: the pub/sub connection to Redis, one channel per waiting command.
+// A channel may have several listeners (the command waiting on it, and
+// callers long-polling its status); it is subscribed once and unsubscribed
+// when its last listener leaves.
 //
 // Thread ownership: loop thread only. A Listener is called on the loop thread:
 // on_subscribed() once Redis confirmed the SUBSCRIBE (only then may the command
 // be published, or a fast reply is lost), on_message() for each message, and
 // on_resubscribed() after the channel was subscribed again on a new
 // connection (messages sent during the gap are gone: read the result key).
-// After unsubscribe() the listener is never called again.
+// A listener that joins a channel already confirmed gets on_subscribed() from
+// inside subscribe(). After unsubscribe() the listener is never called again.
 //
 // hiredis 0.14 keeps one callback per channel name and calls it for the
 // confirmation, the messages and the final unsubscribe; the Channel record
@@ -48,7 +52,7 @@ class Subscriber {
 
   // unavailable: not connected; busy: the channel is still being released.
   Result subscribe(const std::string& channel, Listener* listener);
-  void unsubscribe(const std::string& channel);
+  void unsubscribe(const std::string& channel, Listener* listener);
   std::size_t channels() const noexcept { return channels_.size(); }
   // Messages that arrive on a channel already unsubscribed (a late or
   // duplicate reply) are counted here.
@@ -61,6 +65,7 @@ class Subscriber {
   bool send_subscribe(Channel* channel);
   void resubscribe_all();
   void release(Channel* channel);
+  void confirmed(Channel* channel);
 
   Connection connection_;
   std::unordered_map<std::string, Channel*> channels_;

@@ -437,7 +437,7 @@ bool all_digits(const char* text) {
 // Headers whose duplicates parsers resolve differently (first wins here, the
 // last in many proxies): sent twice, the request is refused.
 constexpr const char* kSingletons[] = {"Content-Length", "Transfer-Encoding", "Host", "Authorization",
-                                       "X-Request-Id"};
+                                       "X-Request-Id", "Idempotency-Key"};
 
 }  // namespace
 

@@ -193,8 +193,7 @@ void Client::on_disconnected(int rc, int saved_errno) {
   std::string why = Callbacks::describe(rc, saved_errno);
   if (stopping_) {
     session_up_ = false;
-    unacked_.clear();
-    unacked_bytes_ = 0;
+    fail_unacked();
     stop_deadline_.cancel();
     misc_timer_.cancel();
     log::get("mqtt")->info("disconnected from {}", settings_.uri);
@@ -216,8 +215,7 @@ void Client::connection_down(const std::string& why) {
   connect_deadline_.cancel();
   dependency_.set_up(false);
   pending_subacks_.clear();
-  unacked_.clear();  // the handle that held them is not used again
-  unacked_bytes_ = 0;
+  fail_unacked();  // the handle that held them is not used again
   if (was_up) {
     log::get("mqtt")->warn("connection to {} lost: {}", settings_.uri, why);
   } else if (attempt_ == 0) {

@@ -172,7 +172,8 @@ void Client::warn_limited(const std::string& line) {
   log::get("mqtt")->warn("{} (more this second not logged)", line);
 }
 
-bool Client::publish(const std::string& topic, std::string_view payload, int qos, const ResponseProperties* v5) {
+bool Client::publish(const std::string& topic, std::string_view payload, int qos, const ResponseProperties* v5,
+                     AckHandler on_ack) {
   if (!session_up_ || !handle_ || fd_ < 0) return false;
   std::size_t bytes = topic.size() + payload.size();
   if (over_limit(bytes)) {
@@ -194,9 +195,23 @@ bool Client::publish(const std::string& topic, std::string_view payload, int qos
     warn_limited(fmt::format("publish on {} failed: {}", topic, mosquitto_strerror(rc)));
     return false;
   }
-  if (!publish_done_ && unacked_.emplace(publishing_mid_, bytes).second) unacked_bytes_ += bytes;
+  if (publish_done_) {
+    if (on_ack) on_ack(true);  // QoS 0: written already
+  } else if (unacked_.emplace(publishing_mid_, Unacked{bytes, std::move(on_ack)}).second) {
+    unacked_bytes_ += bytes;
+  }
   update_write_interest();
   return true;
+}
+
+void Client::fail_unacked() {
+  // Moved out first: a handler may publish again (on a later connection).
+  auto failed = std::move(unacked_);
+  unacked_.clear();
+  unacked_bytes_ = 0;
+  for (auto& [mid, entry] : failed) {
+    if (entry.on_ack) entry.on_ack(false);
+  }
 }
 
 void Client::on_published(int mid, int reason) {
@@ -204,14 +219,17 @@ void Client::on_published(int mid, int reason) {
     publish_done_ = true;  // QoS 0, written before publish() returned
     return;
   }
+  AckHandler on_ack;
   if (auto it = unacked_.find(mid); it != unacked_.end()) {
-    unacked_bytes_ -= it->second;
+    unacked_bytes_ -= it->second.bytes;
+    on_ack = std::move(it->second.on_ack);
     unacked_.erase(it);
   }
   if (reason >= 0x80) {
     warn_limited(fmt::format("{} refused a publish (reason code 0x{:02x}: {})", settings_.uri, reason,
                              mosquitto_reason_string(reason)));
   }
+  if (on_ack) on_ack(reason < 0x80);
 }
 
 }  // namespace boxgate::mqtt

@@ -3,18 +3,32 @@
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 
+#include <algorithm>
 #include <cstring>
+#include <vector>
 
 #include "boxgate/logging.hpp"
 
 namespace boxgate::redis {
 
 struct Subscriber::Channel {
+  struct Member {
+    Listener* listener;
+    bool confirmed = false;  // had its on_subscribed()
+  };
   Subscriber* owner;
   std::string name;
-  Listener* listener;       // null once unsubscribe() was called
-  bool in_hiredis = false;  // hiredis holds this record as a callback privdata
-  bool confirmed_once = false;
+  std::vector<Member> members;  // empty once the last one left: being released
+  bool in_hiredis = false;      // hiredis holds this record as a callback privdata
+  bool live = false;            // Redis confirmed it on the current connection
+
+  bool has(Listener* l) const {
+    return std::any_of(members.begin(), members.end(), [l](const Member& m) { return m.listener == l; });
+  }
+  Member* find(Listener* l) {
+    auto it = std::find_if(members.begin(), members.end(), [l](const Member& m) { return m.listener == l; });
+    return it == members.end() ? nullptr : &*it;
+  }
 };
 
 Subscriber::Subscriber(EventLoop& loop, const RedisSettings& settings, ops::Dependency& dependency)
@@ -30,8 +44,14 @@ void Subscriber::stop() {
 
 Subscriber::Result Subscriber::subscribe(const std::string& channel_name, Listener* listener) {
   if (!connection_.up()) return Result::unavailable;
-  if (channels_.count(channel_name)) return Result::busy;
-  auto* channel = new Channel{this, channel_name, listener};
+  if (auto it = channels_.find(channel_name); it != channels_.end()) {
+    Channel* channel = it->second;
+    if (channel->members.empty() || channel->has(listener)) return Result::busy;
+    channel->members.push_back({listener, channel->live});
+    if (channel->live) listener->on_subscribed();  // nothing to wait for
+    return Result::ok;
+  }
+  auto* channel = new Channel{this, channel_name, {{listener}}};
   channels_.emplace(channel_name, channel);
   if (!send_subscribe(channel)) {
     channels_.erase(channel_name);
@@ -53,11 +73,15 @@ bool Subscriber::send_subscribe(Channel* channel) {
   return true;
 }
 
-void Subscriber::unsubscribe(const std::string& channel_name) {
+void Subscriber::unsubscribe(const std::string& channel_name, Listener* listener) {
   auto it = channels_.find(channel_name);
   if (it == channels_.end()) return;
   Channel* channel = it->second;
-  channel->listener = nullptr;
+  auto& members = channel->members;
+  members.erase(std::remove_if(members.begin(), members.end(),
+                               [listener](const Channel::Member& m) { return m.listener == listener; }),
+                members.end());
+  if (!members.empty()) return;  // others still listen
   redisAsyncContext* ctx = connection_.context();
   if (!channel->in_hiredis || !ctx) {
     release(channel);
@@ -90,7 +114,8 @@ void Subscriber::handle(Channel* channel, redisReply* reply) {
     // The connection ended: hiredis drops its callbacks. Keep live channels
     // for resubscription; release the ones nobody waits on.
     channel->in_hiredis = false;
-    if (!channel->listener) release(channel);
+    channel->live = false;
+    if (channel->members.empty()) release(channel);
     return;
   }
   if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 3 || reply->element[0]->type != REDIS_REPLY_STRING) {
@@ -98,20 +123,24 @@ void Subscriber::handle(Channel* channel, redisReply* reply) {
   }
   const char* kind = reply->element[0]->str;
   if (std::strcmp(kind, "message") == 0) {
-    if (channel->listener) {
-      const redisReply* payload = reply->element[2];
-      channel->listener->on_message(std::string_view(payload->str, payload->len));
-    } else if (orphans_) {
-      orphans_->inc();
+    if (channel->members.empty()) {
+      if (orphans_) orphans_->inc();
+      return;
+    }
+    const redisReply* payload = reply->element[2];
+    std::string_view message(payload->str, payload->len);
+    // A listener may leave (or the channel be released) from inside its
+    // call: walk a copy, and call only those still there.
+    std::vector<Channel::Member> members = channel->members;
+    std::string name = channel->name;
+    for (const Channel::Member& m : members) {
+      auto it = channels_.find(name);
+      if (it == channels_.end() || it->second != channel || !channel->has(m.listener)) continue;
+      m.listener->on_message(message);
     }
   } else if (std::strcmp(kind, "subscribe") == 0) {
-    if (!channel->listener) return;
-    if (channel->confirmed_once) {
-      channel->listener->on_resubscribed();
-    } else {
-      channel->confirmed_once = true;
-      channel->listener->on_subscribed();
-    }
+    channel->live = true;
+    confirmed(channel);
   } else if (std::strcmp(kind, "unsubscribe") == 0) {
     // hiredis removed its callback: the record is ours to free.
     channel->in_hiredis = false;
@@ -119,10 +148,27 @@ void Subscriber::handle(Channel* channel, redisReply* reply) {
   }
 }
 
+void Subscriber::confirmed(Channel* channel) {
+  std::vector<Channel::Member> members = channel->members;
+  std::string name = channel->name;
+  for (const Channel::Member& m : members) {
+    auto it = channels_.find(name);
+    if (it == channels_.end() || it->second != channel) return;
+    Channel::Member* now = channel->find(m.listener);
+    if (!now) continue;
+    if (now->confirmed) {
+      m.listener->on_resubscribed();
+    } else {
+      now->confirmed = true;
+      m.listener->on_subscribed();
+    }
+  }
+}
+
 void Subscriber::resubscribe_all() {
   std::size_t count = 0;
   for (auto& [name, channel] : channels_) {
-    if (channel->listener && !channel->in_hiredis && send_subscribe(channel)) ++count;
+    if (!channel->members.empty() && !channel->in_hiredis && send_subscribe(channel)) ++count;
   }
   if (count) log::get("redis")->info("resubscribed {} live channels", count);
 }
