@@ -230,5 +230,22 @@ TEST_F(LifecycleTest, AReplyNoRecordClaimsIsNeverHandedToTheNextCaller) {
   EXPECT_EQ(post(*c, command_path("box-1"), kBody, {{"X-Request-Id", "theirs"}}).status, 422);
 }
 
+TEST_F(LifecycleTest, IdempotencyKeyNamesTheCommandLikeXRequestId) {
+  int gw = stack->add_gateway();
+  stack->add_bridge();
+  ProbeDevice device(stack->mqtt_port(), "dev/+/request/+", ProbeDevice::echo());
+  auto c = client(gw);
+  HttpResult first = post(*c, command_path("box-1"), kBody, {{"Idempotency-Key", "idem-1"}});
+  ASSERT_EQ(first.status, 200) << first.body;
+  EXPECT_EQ(first.header("X-Request-Id"), "idem-1");
+  HttpResult again = post(*c, command_path("box-1"), kBody, {{"X-Request-Id", "idem-1"}});
+  EXPECT_EQ(again.status, 200);
+  EXPECT_EQ(again.body, first.body);
+  EXPECT_EQ(device.commands().size(), 1u) << "a replay, not a second run";
+  HttpResult both = post(*c, command_path("box-1"), kBody, {{"X-Request-Id", "a"}, {"Idempotency-Key", "b"}});
+  EXPECT_EQ(both.status, 400);
+  EXPECT_EQ(both.error_code(), "invalid_request_id");
+}
+
 }  // namespace
 }  // namespace boxgate::itest
