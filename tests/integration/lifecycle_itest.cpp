@@ -116,9 +116,14 @@ TEST_F(LifecycleTest, AsyncCommandIsPolledAndLongPolledFromAnotherReplica) {
   ASSERT_EQ(pending.status, 200) << pending.body;
   EXPECT_EQ(pending.json().value("state", ""), "pending");
 
-  // A long poll on B; the device answers 300 ms later.
+  // A long poll on B, and one on A, whose waiting command shares the reply
+  // channel with it; the device answers 300 ms later.
   auto poll = std::async(std::launch::async, [&] {
     auto pc = client(b);
+    return test::get(*pc, status_path("box-1", "job-1", "wait_ms=10000"));
+  });
+  auto poll_holder = std::async(std::launch::async, [&] {
+    auto pc = client(a);
     return test::get(*pc, status_path("box-1", "job-1", "wait_ms=10000"));
   });
   std::this_thread::sleep_for(300ms);
@@ -133,6 +138,9 @@ TEST_F(LifecycleTest, AsyncCommandIsPolledAndLongPolledFromAnotherReplica) {
   EXPECT_EQ(doc["reply"]["result"]["flashed"], true) << done.body;
   EXPECT_FALSE(doc.contains("late"));
   EXPECT_LT(after_reply, 1000) << "the long poll ends with the reply, not at wait_ms";
+  HttpResult on_holder = poll_holder.get();
+  EXPECT_EQ(on_holder.json().value("state", ""), "succeeded") << on_holder.body;
+  EXPECT_LT(on_holder.elapsed.count(), 5000);
   report("long_poll_answered_after_reply_ms", after_reply);
 
   // The record notes the end (written by A, which held the command).
