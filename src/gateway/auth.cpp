@@ -4,6 +4,7 @@
 #include <openssl/evp.h>
 
 #include <fstream>
+#include <memory>
 #include <set>
 #include <sstream>
 #include <stdexcept>
@@ -100,10 +101,18 @@ bool is_b64token(std::string_view token) noexcept {
 // libcrypto (OpenSSL, from libssl-dev, already a build dependency of the
 // project for paho's TLS) rather than a SHA-256 of our own: a primitive that
 // must be exactly right is taken from a vetted library.
+// The algorithm is fetched once: OpenSSL 3 looks EVP_sha256() up in its
+// provider tables on every EVP_Digest() call (thousands of instructions,
+// several times the digest of a small command body), and a fetched EVP_MD
+// is used as is. The context is reused per thread for the same reason.
 TokenHash sha256(std::string_view bytes) {
+  static EVP_MD* const md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  thread_local std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), &EVP_MD_CTX_free);
   TokenHash out{};
   unsigned int size = 0;
-  if (EVP_Digest(bytes.data(), bytes.size(), out.data(), &size, EVP_sha256(), nullptr) != 1 || size != out.size()) {
+  if (!md || !ctx || EVP_DigestInit_ex(ctx.get(), md, nullptr) != 1 ||
+      EVP_DigestUpdate(ctx.get(), bytes.data(), bytes.size()) != 1 ||
+      EVP_DigestFinal_ex(ctx.get(), out.data(), &size) != 1 || size != out.size()) {
     throw std::runtime_error("SHA-256 failed (libcrypto)");
   }
   return out;
@@ -160,7 +169,10 @@ bool ApiToken::allows(std::string_view box) const noexcept {
 
 std::string ApiToken::scope_text() const {
   std::string out;
-  for (const auto& scope : scopes) out += (out.empty() ? "" : "|") + scope.text();
+  for (const auto& scope : scopes) {
+    if (!out.empty()) out += '|';
+    out += scope.text();
+  }
   return out;
 }
 

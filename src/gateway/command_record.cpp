@@ -1,8 +1,8 @@
 #include "command_record.hpp"
 
+#include <charconv>
 #include <chrono>
 
-#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "auth.hpp"
@@ -13,14 +13,31 @@ namespace boxgate::gateway {
 const char* mode_name(CommandMode mode) { return mode == CommandMode::async ? "async" : "sync"; }
 
 std::string CommandRecord::to_json() const {
-  // Built by hand: every string is a validated id, a hex digest or a state
-  // name (nothing to escape), and this runs once or twice per command.
-  std::string out = fmt::format(
-      R"({{"box_id":"{}","request_id":"{}","body_sha256":"{}","state":"{}","mode":"{}","accepted_ms":{},)"
-      R"("deadline_ms":{},"gateway":"{}")",
-      box_id, request_id, body_sha256, state, mode_name(mode), accepted_ms, deadline_ms, gateway);
-  if (delivered) out += fmt::format(R"(,"delivered":{})", *delivered);
-  if (finished_ms) out += fmt::format(R"(,"finished_ms":{})", *finished_ms);
+  // Appended by hand (no formatter): every string is a validated id, a hex
+  // digest or a state name, so nothing needs escaping, and this runs twice
+  // per command.
+  std::string out;
+  out.reserve(256 + box_id.size() + request_id.size() + gateway.size());
+  auto text = [&out](const char* key, std::string_view value) {
+    out += key;
+    out += value;
+    out += '"';
+  };
+  auto number = [&out](const char* key, std::int64_t value) {
+    char digits[24];
+    out += key;
+    out.append(digits, std::to_chars(digits, digits + sizeof digits, value).ptr);
+  };
+  text(R"({"box_id":")", box_id);
+  text(R"(,"request_id":")", request_id);
+  text(R"(,"body_sha256":")", body_sha256);
+  text(R"(,"state":")", state);
+  text(R"(,"mode":")", mode_name(mode));
+  number(R"(,"accepted_ms":)", accepted_ms);
+  number(R"(,"deadline_ms":)", deadline_ms);
+  text(R"(,"gateway":")", gateway);
+  if (delivered) out += *delivered ? R"(,"delivered":true)" : R"(,"delivered":false)";
+  if (finished_ms) number(R"(,"finished_ms":)", *finished_ms);
   out += '}';
   return out;
 }

@@ -32,6 +32,9 @@ struct redisReply;
 
 namespace boxgate::redis {
 
+// One command in RESP, its arguments binary-safe (what redis-cli sends).
+std::string resp_command(const std::vector<std::string_view>& argv);
+
 class Commands {
  public:
   // ok=false: connection failed before a reply; value empty = key absent.

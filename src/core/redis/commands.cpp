@@ -4,6 +4,7 @@
 #include <hiredis/hiredis.h>
 
 #include <algorithm>
+#include <charconv>
 #include <memory>
 
 #include "boxgate/logging.hpp"
@@ -56,7 +57,8 @@ bool Commands::get(const std::string& key, GetCallback done) {
   redisAsyncContext* ctx = connection_.context();
   if (!ctx) return false;
   auto* owned = new GetCallback(std::move(done));
-  if (redisAsyncCommand(ctx, on_get, owned, "GET %b", key.data(), key.size()) != REDIS_OK) {
+  std::string command = resp_command({"GET", key});
+  if (redisAsyncFormattedCommand(ctx, on_get, owned, command.data(), command.size()) != REDIS_OK) {
     delete owned;
     return false;
   }
@@ -64,20 +66,36 @@ bool Commands::get(const std::string& key, GetCallback done) {
   return true;
 }
 
+// RESP written here rather than by redisAsyncCommandArgv: hiredis formats
+// each argument with sdscatfmt, which costs more than the rest of the
+// command's handling; a plain append does the same job.
+std::string resp_command(const std::vector<std::string_view>& argv) {
+  std::size_t size = 16;
+  for (std::string_view arg : argv) size += arg.size() + 16;
+  std::string out;
+  out.reserve(size);
+  auto number = [&out](char kind, std::size_t n) {
+    char digits[24];
+    auto end = std::to_chars(digits, digits + sizeof digits, n).ptr;
+    out.push_back(kind);
+    out.append(digits, end);
+    out.append("\r\n");
+  };
+  number('*', argv.size());
+  for (std::string_view arg : argv) {
+    number('$', arg.size());
+    out.append(arg);
+    out.append("\r\n");
+  }
+  return out;
+}
+
 bool Commands::run(const std::vector<std::string_view>& argv, ReplyCallback done) {
   redisAsyncContext* ctx = connection_.context();
   if (!ctx) return false;
-  std::vector<const char*> args;
-  std::vector<std::size_t> lengths;
-  args.reserve(argv.size());
-  lengths.reserve(argv.size());
-  for (std::string_view arg : argv) {
-    args.push_back(arg.data());
-    lengths.push_back(arg.size());
-  }
+  std::string command = resp_command(argv);
   auto* owned = done ? new ReplyCallback(std::move(done)) : nullptr;
-  if (redisAsyncCommandArgv(ctx, owned ? on_reply : nullptr, owned, static_cast<int>(args.size()), args.data(),
-                            lengths.data()) != REDIS_OK) {
+  if (redisAsyncFormattedCommand(ctx, owned ? on_reply : nullptr, owned, command.data(), command.size()) != REDIS_OK) {
     delete owned;
     return false;
   }
@@ -92,13 +110,11 @@ bool Commands::set_and_publish(const std::string& key, std::string_view payload,
   std::string ttl = std::to_string(ttl_ms);
   // The SET's reply needs no callback: if it failed, Redis still runs the
   // PUBLISH, and the key only matters to a gateway that missed the message.
-  if (redisAsyncCommand(ctx, nullptr, nullptr, "SET %b %b PX %b", key.data(), key.size(), payload.data(),
-                        payload.size(), ttl.data(), ttl.size()) != REDIS_OK) {
-    return false;
-  }
+  std::string set = resp_command({"SET", key, payload, "PX", ttl});
+  if (redisAsyncFormattedCommand(ctx, nullptr, nullptr, set.data(), set.size()) != REDIS_OK) return false;
+  std::string publish = resp_command({"PUBLISH", key, message});
   auto* owned = new DoneCallback(std::move(done));
-  if (redisAsyncCommand(ctx, on_done, owned, "PUBLISH %b %b", key.data(), key.size(), message.data(),
-                        message.size()) != REDIS_OK) {
+  if (redisAsyncFormattedCommand(ctx, on_done, owned, publish.data(), publish.size()) != REDIS_OK) {
     delete owned;
     return false;
   }

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "boxgate/logging.hpp"
+#include "boxgate/redis/commands.hpp"
 
 namespace boxgate::redis {
 
@@ -64,8 +65,10 @@ Subscriber::Result Subscriber::subscribe(const std::string& channel_name, Listen
 bool Subscriber::send_subscribe(Channel* channel) {
   redisAsyncContext* ctx = connection_.context();
   if (!ctx) return false;
-  if (redisAsyncCommand(ctx, &Subscriber::on_reply, channel, "SUBSCRIBE %b", channel->name.data(),
-                        channel->name.size()) != REDIS_OK) {
+  // Preformatted (commands.hpp): hiredis still reads the command's name to
+  // route the confirmation and messages to this callback.
+  std::string command = resp_command({"SUBSCRIBE", channel->name});
+  if (redisAsyncFormattedCommand(ctx, &Subscriber::on_reply, channel, command.data(), command.size()) != REDIS_OK) {
     return false;
   }
   channel->in_hiredis = true;
@@ -89,8 +92,8 @@ void Subscriber::unsubscribe(const std::string& channel_name, Listener* listener
   }
   // No callback of its own: hiredis hands the "unsubscribe" reply to the
   // channel's SUBSCRIBE callback, which releases the record.
-  if (redisAsyncCommand(ctx, nullptr, nullptr, "UNSUBSCRIBE %b", channel->name.data(), channel->name.size()) !=
-      REDIS_OK) {
+  std::string command = resp_command({"UNSUBSCRIBE", channel->name});
+  if (redisAsyncFormattedCommand(ctx, nullptr, nullptr, command.data(), command.size()) != REDIS_OK) {
     // The connection is going away; its null callback will release the record.
     log::get("redis")->debug("UNSUBSCRIBE {} not sent: connection closing", channel->name);
     return;
