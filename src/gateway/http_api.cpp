@@ -110,6 +110,7 @@ void HttpApi::handle(http::Exchange ex) {
   std::string_view path = ex.path();
   std::string_view segment = path.substr(kPrefix.size());
   auto slash = segment.find('/');
+  if (slash == std::string_view::npos && devices_) return devices_(std::move(ex));  // GET /v1/devices/{id}
   if (slash == std::string_view::npos || segment.substr(slash) != kSuffix) {
     return ex.reply(404, R"({"error":"not_found","message":"no such endpoint"})");
   }

@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <functional>
 
 #include "auth.hpp"
 #include "boxgate/http/server.hpp"
@@ -23,6 +24,9 @@ struct ApiLimits {
 class HttpApi {
  public:
   HttpApi(http::Server& server, CommandService& service, Authorizer& auth, ApiLimits limits);
+  // Paths /v1/devices/{id} with no further segment go to `handler`
+  // (DeviceApi, device_api.hpp); without one they are 404.
+  void serve_devices(http::Handler handler) { devices_ = std::move(handler); }
 
  private:
   void handle(http::Exchange exchange);
@@ -30,6 +34,7 @@ class HttpApi {
   CommandService& service_;
   Authorizer& auth_;
   ApiLimits limits_;
+  http::Handler devices_;
 };
 
 }  // namespace boxgate::gateway

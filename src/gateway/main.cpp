@@ -22,6 +22,7 @@
 #include "boxgate/version.hpp"
 #include "auth.hpp"
 #include "command_service.hpp"
+#include "device_api.hpp"
 #include "http_api.hpp"
 
 using namespace boxgate;
@@ -130,6 +131,9 @@ int main(int argc, char** argv) {
                          {std::chrono::milliseconds(config.default_timeout_ms),
                           std::chrono::milliseconds(config.max_timeout_ms),
                           static_cast<std::size_t>(config.max_body_bytes)});
+    gateway::PresenceReader presence(topics, commands);
+    gateway::DeviceApi devices(presence, auth, metrics);
+    api.serve_devices([&devices](http::Exchange ex) { devices.handle(std::move(ex)); });
     // Ops endpoints stay open (load balancers and Prometheus carry no token):
     // on their own listener they can be kept off the network the API faces.
     std::optional<HttpSettings> ops_settings = ops_listener(config);

@@ -1,6 +1,7 @@
 // Presence without a network: the status topic and key names, the bridge's
 // status payload parser and its latest-wins queue (on a Redis connection
-// that is never started, so everything stays queued).
+// that is never started, so everything stays queued), and the gateway's
+// reading of the stored fields.
 
 #include <gtest/gtest.h>
 
@@ -12,6 +13,7 @@
 #include "boxgate/ops/readiness.hpp"
 #include "boxgate/redis/commands.hpp"
 #include "boxgate/topics.hpp"
+#include "presence.hpp"
 #include "presence_tracker.hpp"
 
 using namespace boxgate;
@@ -145,6 +147,26 @@ TEST_F(PresenceQueue, KeepsOnlyTheLatestPerBoxAndBoundsTheBoxes) {
   EXPECT_EQ(tracker.backlog(), 0u);
   EXPECT_EQ(series(R"(boxgate_presence_dropped_total{reason="shutdown"})"), 2);
   EXPECT_EQ(series(R"(boxgate_presence_updates_total{state="online"})"), 0);
+}
+
+TEST(PresenceFields, OnlyWellFormedFieldsMakeAPresence) {
+  using gateway::Presence;
+  using gateway::presence_from_fields;
+  EXPECT_EQ(presence_from_fields("1", "1714566896789"), (Presence{true, 1714566896789}));
+  EXPECT_EQ(presence_from_fields("0", "0"), (Presence{false, 0}));
+  EXPECT_EQ(presence_from_fields(std::nullopt, std::nullopt), std::nullopt);
+  EXPECT_EQ(presence_from_fields("1", std::nullopt), std::nullopt);
+  EXPECT_EQ(presence_from_fields(std::nullopt, "5"), std::nullopt);
+  for (const char* online : {"", "2", "true", "01", " 1"}) EXPECT_EQ(presence_from_fields(online, "5"), std::nullopt);
+  for (const char* since : {"", "-1", "+5", "5 ", "1e3", "0x10", "1234567890123456789"}) {
+    EXPECT_EQ(presence_from_fields("1", since), std::nullopt) << since;
+  }
+}
+
+TEST(PresenceFields, Rfc3339UtcWithMilliseconds) {
+  EXPECT_EQ(gateway::rfc3339_utc_ms(0), "1970-01-01T00:00:00.000Z");
+  EXPECT_EQ(gateway::rfc3339_utc_ms(1714566896789), "2024-05-01T12:34:56.789Z");
+  EXPECT_EQ(gateway::rfc3339_utc_ms(951782400005), "2000-02-29T00:00:00.005Z");
 }
 
 }  // namespace
