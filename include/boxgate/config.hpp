@@ -110,6 +110,9 @@ struct BridgeConfig {
   std::int64_t result_ttl_ms = 60000;
   std::int64_t queue_capacity = 10000;   // replies held while Redis is away
   std::int64_t queue_max_bytes = 256LL << 20;  // payload bytes queued or in flight to Redis
+  // Boxes whose latest status update may wait while Redis is away (one
+  // update per box is kept: presence is latest-wins); ~200 bytes each.
+  std::int64_t presence_queue_capacity = 100000;
   // Larger replies are PUBLISHed as a small notice and read from the result
   // key by the gateway, so big payloads never sit in Redis's pub/sub output
   // buffer (32 MB hard limit per subscriber connection).

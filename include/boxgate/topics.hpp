@@ -43,6 +43,24 @@ class Topics {
   std::string reply_filter_with_id(std::string_view share_group) const;
   std::string reply_filter_without_id(std::string_view share_group) const;
 
+  // Presence (docs/contract.md, "Presence"). The retained status topic a
+  // device publishes `online`/`offline` on (and its MQTT will):
+  // {prefix}/{box}/status.
+  std::string status_topic(const BoxId& box) const;
+  // The bridge's subscription to every box's status: {prefix}/+/status. Never
+  // shared: a shared subscription gets no retained messages, and every
+  // bridge must see each box's retained state when it connects.
+  std::string status_filter() const;
+  // The Redis hash holding a box's presence: {prefix}/{box}/presence.
+  std::string presence_key(const BoxId& box) const;
+  // True when `topic` has the shape {prefix}/<one level>/status, whether or
+  // not that level is a valid id: how the bridge tells status messages from
+  // replies before validating them.
+  bool is_status_topic(std::string_view topic) const noexcept;
+  // The box of a status topic; nullopt when it is not {prefix}/{box}/status
+  // with a valid box id.
+  std::optional<BoxId> parse_status_topic(std::string_view topic) const;
+
   // Parses a device reply topic; nullopt when it is not one of the two forms
   // or an id in it is invalid.
   std::optional<ReplyAddress> parse_reply_topic(std::string_view topic) const;

@@ -1,7 +1,8 @@
 // boxgate-bridge: forwards device replies from MQTT to Redis (result key +
-// PUBLISH) so whichever gateway replica holds the call completes it.
+// PUBLISH) so whichever gateway replica holds the call completes it, and
+// keeps each box's presence (its status topic) in a Redis hash.
 // One thread: the loop (this one, after set-up) owns the MQTT connection,
-// the Redis connection, the reply queue and the ops HTTP server.
+// the Redis connection, the reply and presence queues and the ops HTTP server.
 
 #include <chrono>
 
@@ -14,6 +15,7 @@
 #include "boxgate/redis/commands.hpp"
 #include "boxgate/topics.hpp"
 #include "boxgate/version.hpp"
+#include "presence_tracker.hpp"
 #include "reply_forwarder.hpp"
 
 using namespace boxgate;
@@ -38,7 +40,14 @@ int main(int argc, char** argv) {
     auto& mqtt_dep = readiness.dependency("mqtt");
 
     bridge::ReplyForwarder* forwarder_ptr = nullptr;
-    redis::Commands redis(loop, config.redis, redis_dep, [&forwarder_ptr] { forwarder_ptr->flush(); }, {});
+    bridge::PresenceTracker* presence_ptr = nullptr;
+    redis::Commands redis(
+        loop, config.redis, redis_dep,
+        [&forwarder_ptr, &presence_ptr] {
+          forwarder_ptr->flush();
+          presence_ptr->flush();
+        },
+        {});
     bridge::ReplyForwarder forwarder(topics,
                                      {static_cast<std::size_t>(config.max_reply_bytes), config.result_ttl_ms,
                                       static_cast<std::size_t>(config.queue_capacity),
@@ -46,11 +55,20 @@ int main(int argc, char** argv) {
                                       static_cast<std::size_t>(config.reply_inline_max_bytes)},
                                      redis, metrics);
     forwarder_ptr = &forwarder;
+    bridge::PresenceTracker presence(topics, {static_cast<std::size_t>(config.presence_queue_capacity)}, redis,
+                                     metrics);
+    presence_ptr = &presence;
 
     boxgate::mqtt::Client broker(loop, config.mqtt, "boxgate-bridge", mqtt_dep);
+    // The status filter is never shared (topics.hpp): every bridge gets each
+    // box's retained status on connect; the presence script is idempotent.
     broker.subscribe_on_connect(
-        {topics.reply_filter_with_id(config.share_group), topics.reply_filter_without_id(config.share_group)},
-        [&forwarder](std::string_view topic, std::string_view payload) { forwarder.accept(topic, payload); });
+        {topics.reply_filter_with_id(config.share_group), topics.reply_filter_without_id(config.share_group),
+         topics.status_filter()},
+        [&forwarder, &presence, &topics](std::string_view topic, std::string_view payload) {
+          if (topics.is_status_topic(topic)) return presence.accept(topic, payload);
+          forwarder.accept(topic, payload);
+        });
 
     http::Server ops_server(loop, config.http, 4096);
     ops::serve_endpoints(ops_server, metrics, readiness);
@@ -61,12 +79,16 @@ int main(int argc, char** argv) {
     // of replies to the other members of the group; the queue is then flushed.
     // stop() returns at once here (the loop sends the DISCONNECT).
     Drain drain(loop, readiness, std::chrono::milliseconds(config.drain_timeout_ms),
-                {"replies to forward", [&broker] { broker.stop(); },
-                 [&forwarder] {
+                {"replies and status updates to write", [&broker] { broker.stop(); },
+                 [&forwarder, &presence] {
                    forwarder.flush();
-                   return forwarder.backlog();
+                   presence.flush();
+                   return forwarder.backlog() + presence.backlog();
                  },
-                 [&forwarder](std::size_t) { forwarder.abandon(); }});
+                 [&forwarder, &presence](std::size_t) {
+                   forwarder.abandon();
+                   presence.abandon();
+                 }});
     ShutdownSignals signals(loop, [&drain] { drain.begin(); });
 
     redis.start();
@@ -74,8 +96,9 @@ int main(int argc, char** argv) {
     loop.run();
 
     broker.stop();  // finishes a DISCONNECT the drain could not send in time
-    redis.stop();   // pairs still in flight come back to the queue
+    redis.stop();   // pairs and updates still in flight come back to their queues
     forwarder.abandon();
+    presence.abandon();
   } catch (const std::exception& e) {
     logger->critical("fatal: {}", e.what());
     return 1;

@@ -157,6 +157,8 @@ void declare_bridge(Options& o, BridgeConfig& c) {
   o.add("queue_capacity", &c.queue_capacity, 1, 10000000, "replies held while Redis is unavailable");
   o.add("queue_max_bytes", &c.queue_max_bytes, 1 << 20, 1LL << 40,
         "payload bytes of replies queued or in flight to Redis, at most");
+  o.add("presence_queue_capacity", &c.presence_queue_capacity, 1, 10000000,
+        "boxes whose latest status update is held while Redis is unavailable");
   o.add("reply_inline_max_bytes", &c.reply_inline_max_bytes, 0, 256 << 20,
         "larger replies are published as a notice; the gateway reads the result key");
   o.add("drain_timeout_ms", &c.drain_timeout_ms, 0, kMaxInt, "on SIGTERM, time allowed to flush the queue");

@@ -78,6 +78,29 @@ std::optional<ReplyAddress> Topics::parse(std::string_view topic, std::string_vi
   return ReplyAddress{std::move(*box), std::move(*req)};
 }
 
+std::string Topics::status_topic(const BoxId& box) const { return prefix_ + '/' + box.str() + "/status"; }
+
+std::string Topics::status_filter() const { return prefix_ + "/+/status"; }
+
+std::string Topics::presence_key(const BoxId& box) const { return prefix_ + '/' + box.str() + "/presence"; }
+
+bool Topics::is_status_topic(std::string_view topic) const noexcept {
+  constexpr std::string_view kStatus = "/status";
+  if (topic.size() < prefix_.size() + 1 + kStatus.size() || topic.substr(0, prefix_.size()) != prefix_ ||
+      topic[prefix_.size()] != '/' || topic.substr(topic.size() - kStatus.size()) != kStatus) {
+    return false;
+  }
+  std::string_view level = topic.substr(prefix_.size() + 1, topic.size() - prefix_.size() - 1 - kStatus.size());
+  return level.find('/') == std::string_view::npos;
+}
+
+std::optional<BoxId> Topics::parse_status_topic(std::string_view topic) const {
+  if (!is_status_topic(topic)) return std::nullopt;
+  auto address = parse(topic, "status");
+  if (!address || address->request) return std::nullopt;
+  return std::move(address->box);
+}
+
 std::optional<ReplyAddress> Topics::parse_reply_topic(std::string_view topic) const {
   return parse(topic, "response");
 }

@@ -46,8 +46,14 @@ mqtt::create_options make_create_options(const MqttSettings& mqtt) {
   return options;
 }
 
-mqtt::connect_options make_connect_options(const MqttSettings& mqtt) {
+// The will is set only for a one-box connection: it names one topic, and an
+// `offline` for one of several boxes would say nothing about the others.
+mqtt::connect_options make_connect_options(const MqttSettings& mqtt, const Fleet& fleet,
+                                           const std::vector<BoxId>& boxes) {
   mqtt::connect_options_builder builder;
+  if (fleet.presence() && boxes.size() == 1) {
+    builder.will(mqtt::will_options(fleet.topics().status_topic(boxes.front()), std::string("offline"), 1, true));
+  }
   if (mqtt.version == 5) {
     builder.mqtt_version(MQTTVERSION_5).clean_start(true);
   } else {
@@ -78,7 +84,7 @@ DeviceClient::DeviceClient(Shared shared, std::size_t index, std::string client_
       index_(index),
       client_id_(std::move(client_id)),
       boxes_(std::move(boxes)),
-      connect_options_(make_connect_options(shared_.mqtt)),
+      connect_options_(make_connect_options(shared_.mqtt, shared_.fleet, boxes_)),
       rng_(std::random_device{}() ^ (static_cast<std::uint64_t>(index) << 32)),
       client_(shared_.mqtt.uri, client_id_, make_create_options(shared_.mqtt)) {
   // All three run on the paho callback thread.
@@ -111,6 +117,28 @@ void DeviceClient::connect() {
     // e.g. a connect already in progress; the listener's retry covers the rest.
     log::get("mqtt")->warn("{}: connect to {} refused: {}", client_id_, shared_.mqtt.uri, e.what());
   }
+}
+
+std::vector<mqtt::delivery_token_ptr> DeviceClient::announce_offline() {
+  if (!shared_.fleet.presence() || !client_.is_connected()) return {};
+  return publish_status(false);
+}
+
+std::vector<mqtt::delivery_token_ptr> DeviceClient::publish_status(bool online) {
+  std::vector<mqtt::delivery_token_ptr> tokens;
+  tokens.reserve(boxes_.size());
+  const std::string payload = online ? "online" : "offline";
+  for (const BoxId& box : boxes_) {
+    try {
+      tokens.push_back(client_.publish(shared_.fleet.topics().status_topic(box), payload.data(), payload.size(), 1,
+                                       true));
+    } catch (const mqtt::exception& e) {
+      // Disconnected meanwhile: the next connect announces online again, and
+      // a one-box connection's will says offline.
+      warn_rate_limited("status of " + box.str() + " not sent: " + e.what());
+    }
+  }
+  return tokens;
 }
 
 mqtt::token_ptr DeviceClient::disconnect() {
@@ -188,6 +216,8 @@ void DeviceClient::on_batch_acked(std::uint64_t round, std::size_t boxes) {
   if (acked_ < boxes_.size()) return;
   bool first = !subscribed_once_;
   subscribed_once_ = true;
+  // Online only now that commands can reach every box of this connection.
+  if (shared_.fleet.presence()) publish_status(true);
   if (shared_.on_subscribed) shared_.on_subscribed(index_, first);
 }
 

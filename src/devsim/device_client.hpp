@@ -6,6 +6,15 @@
 // resubscribes after every reconnect (the session is clean, so the broker
 // forgets the subscriptions).
 //
+// Presence (when the fleet has it on): once every box is subscribed after a
+// (re)connect, `online` is published retained (QoS 1) on each box's
+// {prefix}/{box}/status, so it is announced only when commands can reach the
+// box. An MQTT will covers one topic per connection, so only a connection
+// serving exactly one box leaves `offline` (retained, QoS 1) as its will: an
+// abrupt loss of that connection shows as offline. A connection serving more
+// boxes goes offline only through a clean stop (announce_offline() before
+// disconnect(), on SIGTERM/SIGINT); killed, its boxes stay `online`.
+//
 // Threads:
 // - paho runs every callback (connected, connection lost, message, subscribe
 //   and connect results) on its one callback thread; they never block: a
@@ -60,6 +69,11 @@ class DeviceClient {
 
   // Starts connecting; returns at once. Throws mqtt::exception on a bad URI.
   void start();
+  // Before disconnect() at a clean stop: publishes `offline` retained on
+  // each box's status topic (presence on and connected; else nothing). Wait
+  // on the tokens before disconnecting: a DISCONNECT discards the will, so
+  // this is the only offline a multi-box connection ever sends.
+  std::vector<mqtt::delivery_token_ptr> announce_offline();
   // Stops retrying and starts a disconnect; wait on the token (may be null
   // when the client never connected).
   mqtt::token_ptr disconnect();
@@ -101,6 +115,8 @@ class DeviceClient {
   void on_message(mqtt::const_message_ptr msg);    // paho thread
   void on_batch_acked(std::uint64_t round, std::size_t boxes);  // paho thread
   void publish(const Reply& reply);                // paho or scheduler thread
+  // Retained QoS 1 status of every box; the tokens of those paho took.
+  std::vector<mqtt::delivery_token_ptr> publish_status(bool online);  // paho or main thread
   void warn_rate_limited(const std::string& what); // any thread
 
   Shared shared_;

@@ -68,6 +68,7 @@ Fleet::Fleet(const FleetSettings& settings, Topics topics)
       jitter_ms_(settings.jitter_ms),
       silent_percent_(settings.silent_percent),
       slow_delay_ms_(settings.slow_delay_ms),
+      presence_(settings.presence),
       slow_boxes_(settings.slow_boxes.begin(), settings.slow_boxes.end()) {}
 
 bool Fleet::draw_silent(Rng& rng) const {

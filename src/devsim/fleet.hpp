@@ -61,6 +61,7 @@ class Fleet {
                   std::optional<std::string_view> response_topic, Rng& rng) const;
 
   ReplyMode mode() const noexcept { return mode_; }
+  bool presence() const noexcept { return presence_; }
   const Topics& topics() const noexcept { return topics_; }
 
  private:
@@ -70,6 +71,7 @@ class Fleet {
   std::int64_t jitter_ms_;
   std::int64_t silent_percent_;
   std::int64_t slow_delay_ms_;
+  bool presence_;
   std::unordered_set<std::string> slow_boxes_;
 };
 

@@ -8,7 +8,8 @@
 // Threads: main() blocks SIGINT/SIGTERM before any other thread exists (they
 // inherit the mask) and then only waits for them with sigtimedwait(), printing
 // the counters every 10 s. paho's callback thread and the Scheduler's thread do
-// the device work (see device_client.hpp).
+// the device work (see device_client.hpp). On SIGINT/SIGTERM every box is
+// announced `offline` (presence) before the connections disconnect.
 
 #include <pthread.h>
 #include <unistd.h>
@@ -154,6 +155,21 @@ int main(int argc, char** argv) {
   auto deadline = Clock::now() + kDisconnectBudget;
   // Replies not yet due are dropped: a device that is switched off answers nothing.
   scheduler.stop();
+  // Offline first (a clean DISCONNECT discards the will), acknowledged or
+  // out of budget, then the DISCONNECTs.
+  std::vector<mqtt::delivery_token_ptr> offline;
+  for (auto& client : clients) {
+    for (auto& token : client->announce_offline()) offline.push_back(std::move(token));
+  }
+  for (auto& token : offline) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    if (left.count() <= 0) break;
+    try {
+      token->wait_for(left);
+    } catch (const mqtt::exception& e) {
+      log::get("mqtt")->warn("offline status: {}", e.what());
+    }
+  }
   std::vector<mqtt::token_ptr> tokens;
   for (auto& client : clients) tokens.push_back(client->disconnect());
   for (auto& token : tokens) {

@@ -26,7 +26,10 @@ void declare_devsim(Options& o, DevsimConfig& c) {
   o.add("slow_delay_ms", &f.slow_delay_ms, 0, kMaxDelayMs, "reply delay of the slow boxes");
   o.add("reply_mode", &f.reply_mode,
         "topic: reply on {prefix}/{box}/response/{req}; payload: on {prefix}/{box}/response");
-  o.add("clients", &f.clients, 1, kMaxClients, "MQTT connections the boxes are spread over");
+  o.add("clients", &f.clients, 1, kMaxClients,
+        "MQTT connections the boxes are spread over (as many as boxes: one connection, and one will, per box)");
+  o.add("presence", &f.presence,
+        "publish retained online/offline on {prefix}/{box}/status; offline is the will of one-box connections");
 
   o.check([&f] {
     parse_reply_mode(f.reply_mode);

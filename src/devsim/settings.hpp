@@ -33,6 +33,11 @@ struct FleetSettings {
   std::int64_t slow_delay_ms = 5000;
   std::string reply_mode = "topic";       // "topic" or "payload"
   std::int64_t clients = 1;               // MQTT connections the boxes are spread over
+  // Presence (docs/contract.md): publish `online` retained on
+  // {prefix}/{box}/status at every (re)connect and `offline` at a clean stop;
+  // a connection that serves exactly one box (clients = number of boxes)
+  // also leaves `offline` as its MQTT will, so an abrupt loss shows too.
+  bool presence = true;
 };
 
 struct DevsimConfig {

@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <optional>
 
 #include "auth.hpp"
@@ -36,6 +37,9 @@ struct ApiServices {
 class HttpApi {
  public:
   HttpApi(http::Server& server, ApiServices services, Authorizer& auth, ApiLimits limits);
+  // Paths /v1/devices/{id} with no further segment go to `handler`
+  // (DeviceApi, device_api.hpp); without one they are 404.
+  void serve_devices(http::Handler handler) { devices_ = std::move(handler); }
 
  private:
   struct Caller;
@@ -51,6 +55,7 @@ class HttpApi {
   ApiServices services_;
   Authorizer& auth_;
   ApiLimits limits_;
+  http::Handler devices_;
 };
 
 }  // namespace boxgate::gateway

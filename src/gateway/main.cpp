@@ -25,6 +25,7 @@
 #include "boxgate/version.hpp"
 #include "auth.hpp"
 #include "command_service.hpp"
+#include "device_api.hpp"
 #include "http_api.hpp"
 
 using namespace boxgate;
@@ -158,6 +159,9 @@ int main(int argc, char** argv) {
                           std::chrono::milliseconds(config.max_timeout_ms),
                           static_cast<std::size_t>(config.max_body_bytes),
                           std::chrono::milliseconds(config.max_async_timeout_ms)});
+    gateway::PresenceReader presence(topics, commands);
+    gateway::DeviceApi devices(presence, auth, metrics);
+    api.serve_devices([&devices](http::Exchange ex) { devices.handle(std::move(ex)); });
     // Ops endpoints stay open (load balancers and Prometheus carry no token):
     // on their own listener they can be kept off the network the API faces.
     std::optional<HttpSettings> ops_settings = ops_listener(config);

@@ -13,7 +13,10 @@ class FactsSax : public nlohmann::json_sax<nlohmann::json> {
   explicit FactsSax(JsonFacts& facts) : facts_(facts) {}
 
   bool null() override { return value(std::nullopt); }
-  bool boolean(bool) override { return value(std::nullopt); }
+  bool boolean(bool b) override {
+    if (pending_online_ && facts_.online_count == 1) facts_.online = b;
+    return value(std::nullopt);
+  }
   bool number_integer(number_integer_t) override { return value(std::nullopt); }
   bool number_unsigned(number_unsigned_t) override { return value(std::nullopt); }
   bool number_float(number_float_t, const string_t&) override { return value(std::nullopt); }
@@ -26,6 +29,8 @@ class FactsSax : public nlohmann::json_sax<nlohmann::json> {
   bool key(string_t& k) override {
     pending_id_ = depth_ == 1 && k == "id";
     if (pending_id_) ++facts_.id_count;
+    pending_online_ = depth_ == 1 && k == "online";
+    if (pending_online_) ++facts_.online_count;
     return true;
   }
   bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) override { return false; }
@@ -47,11 +52,15 @@ class FactsSax : public nlohmann::json_sax<nlohmann::json> {
     taken();
     return true;
   }
-  void taken() { pending_id_ = false; }
+  void taken() {
+    pending_id_ = false;
+    pending_online_ = false;
+  }
 
   JsonFacts& facts_;
   std::size_t depth_ = 0;
   bool pending_id_ = false;
+  bool pending_online_ = false;
 };
 
 }  // namespace

@@ -17,6 +17,8 @@ struct JsonFacts {
   std::size_t depth = 0;          // deepest nesting of objects and arrays
   std::size_t id_count = 0;       // top-level members named "id"
   std::optional<std::string> id;  // the first one's value, when it is a string
+  std::size_t online_count = 0;   // top-level members named "online"
+  std::optional<bool> online;     // the first one's value, when it is a boolean
 };
 
 JsonFacts json_facts(std::string_view document);

@@ -43,6 +43,8 @@ int command_body(const std::uint8_t* data, std::size_t size);
 int token_scope(const std::uint8_t* data, std::size_t size);
 // json::scan against nlohmann (and the splice), the first target.
 int json_scan(const std::uint8_t* data, std::size_t size);
+// The bridge's device status payload (bridge::parse_status_payload).
+int status_payload(const std::uint8_t* data, std::size_t size);
 
 struct Target {
   const char* name;  // also the corpus directory and the executable <name>_fuzz

@@ -362,7 +362,8 @@ TEST_F(HostileHttpTest, PercentEncodedSeparatorsInTheBoxId) {
     EXPECT_FALSE(nlohmann::json::parse(r.body(), nullptr, false).contains("box_id")) << box << ": " << r.body();
     EXPECT_EQ(r.head().find("Injected"), std::string::npos) << r.head();
   }
-  // A raw '#' starts the fragment: the path is /v1/devices/box, a GET endpoint.
+  // A raw '#' starts the fragment: the path no longer routes to commands
+  // (it is /v1/devices/box, the GET-only presence endpoint: 405).
   RawReply fragment = exchange(gw, post_with_length("box#1"), false);
   EXPECT_TRUE(fragment.status() == 400 || fragment.status() == 404 || fragment.status() == 405)
       << fragment.bytes.substr(0, 200);

@@ -91,6 +91,7 @@ class StackTest : public ::testing::Test {
 // The HTTP call helpers live in tests/support/http.hpp (the chaos run uses them too).
 using test::client;
 using test::command_path;
+using test::device_path;
 using test::get;
 using test::HttpResult;
 using test::post;

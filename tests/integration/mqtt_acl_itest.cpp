@@ -142,6 +142,27 @@ TEST_F(MqttAclTest, ServiceUsersHoldOnlyTheirOwnRights) {
   EXPECT_FALSE(gateway->wait_for(1, 500ms)) << topics(*gateway).front();
 }
 
+TEST_F(MqttAclTest, ADevicePublishesOnlyItsOwnStatusAndTheBridgeReadsThem) {
+  auto box1 = probe("box-1");
+  auto box2 = probe("box-2");
+  auto bridge = probe(SecureMosquitto::kBridgeUser);
+  auto gateway = probe(SecureMosquitto::kGatewayUser);
+  connect_all({box1.get(), box2.get(), bridge.get(), gateway.get()});
+  bridge->subscribe("dev/+/status");  // never shared: it needs the retained ones
+  gateway->subscribe("#");
+
+  EXPECT_EQ(box1->publish_reason("dev/box-2/status", "offline"), kNotAuthorized);
+  EXPECT_EQ(box1->publish_reason("dev/box-1/status/x", "online"), kNotAuthorized);
+  EXPECT_EQ(gateway->publish_reason("dev/box-1/status", "offline"), kNotAuthorized);
+  EXPECT_EQ(bridge->publish_reason("dev/box-1/status", "offline"), kNotAuthorized);
+  EXPECT_EQ(box1->publish_reason("dev/box-1/status", "online"), 0);
+  EXPECT_EQ(box2->publish_reason("dev/box-2/status", "online"), 0);
+
+  ASSERT_TRUE(bridge->wait_for(2, 5s));
+  EXPECT_EQ(topics(*bridge), (std::vector<std::string>{"dev/box-1/status", "dev/box-2/status"}));
+  EXPECT_FALSE(gateway->wait_for(1, 300ms)) << topics(*gateway).front();
+}
+
 TEST_F(MqttAclTest, AnonymousClientsAndWrongPasswordsAreRefused) {
   for (const auto& [user, password] : std::vector<std::pair<std::string, std::string>>{
            {"", ""}, {"box-1", "wrong"}, {"box-1", ""}, {"nobody", "pw-box-1"}, {SecureMosquitto::kGatewayUser, "pw-bridge"}}) {

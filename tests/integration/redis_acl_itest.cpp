@@ -90,6 +90,18 @@ TEST_F(RedisAclTest, GatewayAndBridgeWorkEndToEndWithinTheirGrants) {
   HttpResult timeout = post(*c, command_path("silent-box", "timeout_ms=300"), R"({"method":"ping"})");
   EXPECT_EQ(timeout.status, 504) << timeout.body;
 
+  // Presence: the bridge's script (EVALSHA, then EVAL after NOSCRIPT on a
+  // fresh Redis) and the gateway's HMGET.
+  MqttProbe status(mqtt->port());
+  test::MqttPublishOptions retained;
+  retained.retained = true;
+  status.publish("dev/box-1/status", "online", 1, retained);
+  auto box_online = [&] { return get(gw, "/v1/devices/box-1").json().value("online", false); };
+  EXPECT_TRUE(test::eventually(box_online, 5s)) << bridge.log_tail();
+  // Once more, the script now cached: EVALSHA alone.
+  status.publish("dev/box-1/status", "offline", 1, retained);
+  EXPECT_TRUE(test::eventually([&] { return !box_online(); }, 5s)) << bridge.log_tail();
+
   // Both daemons did all of it with their grants: Redis refused nothing.
   std::vector<std::string> denials = acl_denials();
   EXPECT_TRUE(denials.empty()) << denial_list(denials);
@@ -141,7 +153,21 @@ TEST_F(RedisAclTest, EachUserIsRefusedEverythingOutsideItsGrant) {
       {users.bridge(), {"SET", "dev/box-1/response/r", "{}", "GET"}, false},
       {users.bridge(), {"PUBLISH", "other/x", "1"}, false},
       {users.bridge(), {"SUBSCRIBE", "dev/box-1/response/r"}, false},
-      {users.bridge(), {"EVAL", "return 1", "0"}, false},
+      // Presence: the bridge's script on presence hashes only; inside it,
+      // each command is checked against the same grants.
+      {users.bridge(), {"EVAL", "return redis.call('HSET', KEYS[1], 'online', '1')", "1", "dev/box-1/presence"}, true},
+      {users.bridge(), {"HGET", "dev/box-1/presence", "online"}, true},
+      {users.bridge(), {"EVAL", "return 1", "1", "dev/box-1/response/r"}, false},
+      {users.bridge(), {"EVAL", "return redis.call('GET', KEYS[1])", "1", "dev/box-1/presence"}, false},
+      {users.bridge(), {"EVAL", "return redis.call('DEL', 'dev/box-1/presence')", "0"}, false},
+      {users.bridge(), {"HSET", "dev/box-1/response/r", "a", "1"}, false},
+      {users.bridge(), {"HSET", "other/box-1/presence", "online", "1"}, false},
+      {users.bridge(), {"SCRIPT", "FLUSH"}, false},
+      {users.bridge(), {"HGETALL", "dev/box-1/presence"}, false},
+      {users.gateway(), {"HMGET", "dev/box-1/presence", "online", "since"}, true},
+      {users.gateway(), {"HMGET", "dev/box-1/response/r", "online"}, false},
+      {users.gateway(), {"HSET", "dev/box-1/presence", "online", "0"}, false},
+      {users.gateway(), {"EVAL", "return 1", "1", "dev/box-1/presence"}, false},
       {users.bridge(), {"FLUSHALL"}, false},
   };
   for (const auto& tc : cases) {
@@ -154,7 +180,10 @@ TEST_F(RedisAclTest, EachUserIsRefusedEverythingOutsideItsGrant) {
       EXPECT_NE(reply.type, RespValue::Type::error) << reply.str;
     } else {
       ASSERT_EQ(reply.type, RespValue::Type::error);
-      EXPECT_EQ(reply.str.rfind("NOPERM", 0), 0u) << reply.str;
+      // A command refused inside a script fails the script with its own error.
+      bool refused = reply.str.rfind("NOPERM", 0) == 0 ||
+                     reply.str.find("The user executing the script can't run this command") != std::string::npos;
+      EXPECT_TRUE(refused) << reply.str;
     }
   }
   // A subscription outside the prefix is refused too (its own reply shape).

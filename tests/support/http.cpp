@@ -30,6 +30,8 @@ std::string command_path(const std::string& box, const std::string& query) {
   return "/v1/devices/" + box + "/commands" + (query.empty() ? "" : "?" + query);
 }
 
+std::string device_path(const std::string& box) { return "/v1/devices/" + box; }
+
 namespace {
 HttpResult convert(httplib::Result res, std::chrono::steady_clock::time_point started) {
   HttpResult out;
@@ -54,6 +56,11 @@ HttpResult post(httplib::Client& c, const std::string& path, const std::string& 
 HttpResult get(httplib::Client& c, const std::string& path) {
   auto started = std::chrono::steady_clock::now();
   return convert(c.Get(path.c_str()), started);
+}
+
+HttpResult get(httplib::Client& c, const std::string& path, const httplib::Headers& headers) {
+  auto started = std::chrono::steady_clock::now();
+  return convert(c.Get(path.c_str(), headers), started);
 }
 
 HttpResult get(int port, const std::string& path) {

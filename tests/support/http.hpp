@@ -39,12 +39,15 @@ std::unique_ptr<httplib::Client> client(int port);
 // "/v1/devices/<box>/commands" + ("?" + query when not empty). `box` is put in
 // as given (already percent-encoded where the test wants it).
 std::string command_path(const std::string& box, const std::string& query = "");
+// "/v1/devices/<box>" (a box's presence), `box` as given.
+std::string device_path(const std::string& box);
 
 // One call; `elapsed` runs from just before the request is written to the
 // answer (or the transport error).
 HttpResult post(httplib::Client& c, const std::string& path, const std::string& body,
                 const httplib::Headers& headers = {});
 HttpResult get(httplib::Client& c, const std::string& path);
+HttpResult get(httplib::Client& c, const std::string& path, const httplib::Headers& headers);
 // GET on a fresh connection with a 5 s read timeout.
 HttpResult get(int port, const std::string& path);
 
