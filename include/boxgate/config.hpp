@@ -40,7 +40,13 @@ struct MqttSettings {
   std::int64_t qos = 1;
   std::int64_t backoff_max_ms = 400;     // backoff.hpp
   std::int64_t keepalive_s = 10;         // libmosquitto accepts 5..65535
-  std::string ca_file;                   // ssl://: CAs of the broker's certificate (empty: the system store)
+  // TLS (ssl:// or mqtts://). The broker's certificate is always verified:
+  // its chain against ca_file (empty: the system's CA store) and its name
+  // against the host of the URI.
+  std::string ca_file;                   // PEM: the CAs of the broker's certificate
+  std::string cert_file;                 // PEM: this client's certificate (with key_file, or neither)
+  std::string key_file;                  // PEM: its private key
+  std::string key_password;              // secret: the key's passphrase, when it is encrypted
   std::int64_t max_unacked = 20000;      // publishes the broker has not acknowledged yet, at most
   std::int64_t max_unacked_bytes = 64LL << 20;  // and their bytes (topic + payload)
 };
