@@ -40,7 +40,13 @@ struct MqttSettings {
   std::int64_t qos = 1;
   std::int64_t backoff_max_ms = 400;     // backoff.hpp
   std::int64_t keepalive_s = 10;         // libmosquitto accepts 5..65535
-  std::string ca_file;                   // ssl://: CAs of the broker's certificate (empty: the system store)
+  // TLS (ssl:// or mqtts://). The broker's certificate is always verified:
+  // its chain against ca_file (empty: the system's CA store) and its name
+  // against the host of the URI.
+  std::string ca_file;                   // PEM: the CAs of the broker's certificate
+  std::string cert_file;                 // PEM: this client's certificate (with key_file, or neither)
+  std::string key_file;                  // PEM: its private key
+  std::string key_password;              // secret: the key's passphrase, when it is encrypted
   std::int64_t max_unacked = 20000;      // publishes the broker has not acknowledged yet, at most
   std::int64_t max_unacked_bytes = 64LL << 20;  // and their bytes (topic + payload)
 };
@@ -85,6 +91,9 @@ struct GatewayConfig {
   // A one-way message is answered 503 when the broker has not acknowledged
   // it within this.
   std::int64_t message_ack_timeout_ms = 5000;
+  // A command for a box whose presence says offline: "wait" (published; it
+  // waits its timeout) or "fail" (404 device_offline at once, not published).
+  std::string offline_policy = "wait";
   std::int64_t max_body_bytes = 256 * 1024;
   std::int64_t max_pending = 20000;
   std::int64_t max_pending_per_device = 1000;

@@ -66,7 +66,7 @@ void declare_prefix(Options& o, std::string& prefix) {
 }
 
 void declare_mqtt(Options& o, MqttSettings& m) {
-  o.add("mqtt_uri", &m.uri, "MQTT broker, tcp://host:port (or ssl://)");
+  o.add("mqtt_uri", &m.uri, "MQTT broker, tcp://host:port, or ssl://host:port (mqtts://) for TLS");
   o.add("mqtt_client_id", &m.client_id, "MQTT client id (empty: program-host-pid)");
   o.add("mqtt_username", &m.username, "MQTT user name");
   o.add("mqtt_password", &m.password, "MQTT password", true);
@@ -77,6 +77,12 @@ void declare_mqtt(Options& o, MqttSettings& m) {
         "MQTT keep-alive interval (a silent broker is given up after about twice this)");
   o.add("mqtt_ca_file", &m.ca_file, "ssl:// only: PEM file of the CAs that sign the broker's certificate "
                                     "(empty: the system's CA store); the peer is always verified");
+  o.add("mqtt_cert_file", &m.cert_file,
+        "ssl:// only: PEM file of this client's certificate, for a broker with require_certificate "
+        "(needs mqtt_key_file; empty: none)");
+  o.add("mqtt_key_file", &m.key_file, "ssl:// only: PEM file of the private key of mqtt_cert_file");
+  o.add("mqtt_key_password", &m.key_password, "passphrase of an encrypted mqtt_key_file (empty: not encrypted)",
+        true);
   o.add("mqtt_max_unacked", &m.max_unacked, 1, 60000,
         "publishes not yet acknowledged by the broker, at most; more are refused (503 mqtt_unavailable)");
   o.add("mqtt_max_unacked_bytes", &m.max_unacked_bytes, 1024, 1LL << 40,
@@ -85,8 +91,19 @@ void declare_mqtt(Options& o, MqttSettings& m) {
     if (m.version == 4) throw ConfigError("mqtt_version", "must be 3 or 5");
     std::string why;
     if (!mqtt::parse_broker_uri(m.uri, &why)) throw ConfigError("mqtt_uri", "'" + m.uri + "' " + why);
-    if (!m.ca_file.empty() && ::access(m.ca_file.c_str(), R_OK) != 0) {
-      throw ConfigError("mqtt_ca_file", "cannot read '" + m.ca_file + "'");
+    // Checked here, not at the first connection: a path that cannot work is a
+    // start-up error, not an endless retry.
+    for (const auto& [key, path] : {std::pair<const char*, const std::string&>{"mqtt_ca_file", m.ca_file},
+                                    {"mqtt_cert_file", m.cert_file},
+                                    {"mqtt_key_file", m.key_file}}) {
+      if (!path.empty() && ::access(path.c_str(), R_OK) != 0) throw ConfigError(key, "cannot read '" + path + "'");
+    }
+    if (m.cert_file.empty() != m.key_file.empty()) {
+      throw ConfigError(m.cert_file.empty() ? "mqtt_cert_file" : "mqtt_key_file",
+                        "mqtt_cert_file and mqtt_key_file go together");
+    }
+    if (!m.key_password.empty() && m.key_file.empty()) {
+      throw ConfigError("mqtt_key_password", "is set but mqtt_key_file is not");
     }
   });
 }
@@ -120,6 +137,8 @@ void declare_gateway(Options& o, GatewayConfig& c) {
   o.add("instance", &c.instance, "this gateway's name in command records (empty: hostname-pid)");
   o.add("message_ack_timeout_ms", &c.message_ack_timeout_ms, 1, kMaxInt,
         "a one-way message not acknowledged by the broker within this is answered 503");
+  o.add("offline_policy", &c.offline_policy,
+        "a command for a box whose presence says offline: wait (sent; waits its timeout) or fail (404 at once)");
   o.add("max_body_bytes", &c.max_body_bytes, 2, 64 << 20, "largest command body");
   o.add("max_pending", &c.max_pending, 1, 10000000, "commands waiting at once, gateway-wide");
   o.add("max_pending_per_device", &c.max_pending_per_device, 1, 10000000, "commands waiting at once per box");
@@ -134,6 +153,9 @@ void declare_gateway(Options& o, GatewayConfig& c) {
     }
     if (c.max_pending_bytes < c.max_body_bytes) {
       throw ConfigError("max_pending_bytes", "must be at least max_body_bytes");
+    }
+    if (c.offline_policy != "wait" && c.offline_policy != "fail") {
+      throw ConfigError("offline_policy", "must be wait or fail, not '" + c.offline_policy + "'");
     }
     if (c.max_async_timeout_ms < c.max_timeout_ms) {
       throw ConfigError("max_async_timeout_ms", "must be at least max_timeout_ms");

@@ -46,6 +46,22 @@ mqtt::create_options make_create_options(const MqttSettings& mqtt) {
   return options;
 }
 
+// The TLS schemes of mqtt_uri (boxgate/mqtt/uri.hpp; config.cpp checked the rest).
+bool is_tls_uri(const std::string& uri) { return uri.rfind("ssl://", 0) == 0 || uri.rfind("mqtts://", 0) == 0; }
+
+// TLS as the daemons do it: the broker's chain checked against mqtt_ca_file
+// (empty: OpenSSL's default store) and its name against the URI's host;
+// optionally a client certificate, its key and the key's passphrase.
+mqtt::ssl_options make_ssl_options(const MqttSettings& settings) {
+  mqtt::ssl_options_builder ssl;
+  ssl.enable_server_cert_auth(true).verify(true);
+  if (!settings.ca_file.empty()) ssl.trust_store(settings.ca_file);
+  if (!settings.cert_file.empty()) ssl.key_store(settings.cert_file);
+  if (!settings.key_file.empty()) ssl.private_key(settings.key_file);
+  if (!settings.key_password.empty()) ssl.private_keypassword(settings.key_password);
+  return ssl.finalize();
+}
+
 // The will is set only for a one-box connection: it names one topic, and an
 // `offline` for one of several boxes would say nothing about the others.
 mqtt::connect_options make_connect_options(const MqttSettings& mqtt, const Fleet& fleet,
@@ -66,6 +82,7 @@ mqtt::connect_options make_connect_options(const MqttSettings& mqtt, const Fleet
   // ourselves with the daemons' backoff (first attempt at once).
   if (!mqtt.username.empty()) builder.user_name(mqtt.username);
   if (!mqtt.password.empty()) builder.password(mqtt.password);
+  if (is_tls_uri(mqtt.uri)) builder.ssl(make_ssl_options(mqtt));
   return builder.finalize();
 }
 

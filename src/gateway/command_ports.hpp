@@ -16,6 +16,7 @@
 #include <string>
 #include <string_view>
 
+#include "boxgate/ids.hpp"
 #include "boxgate/mqtt/client.hpp"
 #include "boxgate/redis/commands.hpp"
 #include "boxgate/redis/subscriber.hpp"
@@ -90,6 +91,15 @@ class CommandPublisher {
   // mqtt::Client::AckHandler (never called when publish() returns false).
   virtual bool publish(const std::string& topic, std::string_view payload, int qos,
                        const mqtt::ResponseProperties* v5, mqtt::Client::AckHandler on_ack) = 0;
+};
+
+// A box's presence (offline_policy=fail). online: nullopt when nothing is
+// stored; ok=false when Redis failed. false when not sent.
+class DevicePresence {
+ public:
+  using Callback = std::function<void(bool ok, std::optional<bool> online)>;
+  virtual ~DevicePresence() = default;
+  virtual bool online(const BoxId& box, Callback done) = 0;
 };
 
 // ---- the real clients behind the faces ----------------------------------

@@ -62,6 +62,7 @@ struct CommandService::Pending final : redis::Subscriber::Listener {
   CommandRecord written;    // what the record says, once written
   bool published = false;
   bool acked = false;       // the broker acknowledged the publish
+  bool presence_known = true;  // offline_policy=fail: the presence read answered
   event* deadline = nullptr;
 };
 
@@ -252,8 +253,26 @@ void CommandService::admit(CommandRequest&& request, Completion&& done, bool res
   // Both leave in this loop iteration, on the two connections: the record
   // costs no round trip before the publish.
   std::uint64_t seq = p.sequence;
-  write_record(p);
+  if (ports_.presence) check_presence(p);
+  if (still_waiting(id, seq)) write_record(p);
   if (still_waiting(id, seq)) subscribe(p);
+}
+
+void CommandService::check_presence(Pending& p) {
+  // In the same loop iteration as the record and the SUBSCRIBE: an online
+  // box's command waits no extra round trip.
+  p.presence_known = false;
+  bool sent = ports_.presence->online(p.request.box, [this, id = p.request.id.str(), seq = p.sequence](
+                                                         bool ok, std::optional<bool> online) {
+    Pending* again = still_waiting(id, seq);
+    if (!again) return;
+    // Only a stored "offline" refuses: an unknown box or a failed read goes
+    // on as offline_policy=wait would (presence is advice, not a gate).
+    if (ok && online == false) return finish(*again, Outcome::device_offline);
+    again->presence_known = true;
+    maybe_publish(*again);
+  });
+  if (!sent) p.presence_known = true;
 }
 
 void CommandService::write_record(Pending& p) {
@@ -296,7 +315,7 @@ void CommandService::write_record(Pending& p) {
 }
 
 void CommandService::maybe_publish(Pending& p) {
-  if (p.confirmed && p.record == Pending::Record::written) publish(p);
+  if (p.confirmed && p.record == Pending::Record::written && p.presence_known) publish(p);
 }
 
 bool CommandService::hold_in_grace(CommandRequest& request, Completion& done, std::size_t bytes) {

@@ -74,6 +74,9 @@ struct CommandPorts {
   ReplyChannels& channels;
   StateStore& state;
   CommandPublisher& publisher;
+  // offline_policy=fail: a box whose presence says offline is answered
+  // device_offline, never published. Null: offline_policy=wait.
+  DevicePresence* presence = nullptr;
 };
 
 class CommandService {
@@ -116,6 +119,7 @@ class CommandService {
   void answer_known(Known& known);
   void write_record(Pending& p);
   void maybe_publish(Pending& p);
+  void check_presence(Pending& p);
   void note_end_in_record(Pending& p, Outcome outcome);
   // resumed: held in grace before a drain began, so not refused for it.
   void admit(CommandRequest&& request, Completion&& done, bool resumed);

@@ -86,6 +86,8 @@ ErrorInfo error_for(Outcome outcome) {
       return {429, "too_many_pending", "The gateway holds too many command bytes waiting; retry later."};
     case Outcome::device_busy:
       return {429, "device_busy", "This device has too many commands waiting; retry later."};
+    case Outcome::device_offline:
+      return {404, "device_offline", "The device is offline (its presence says so); the command was not sent."};
     case Outcome::mqtt_unavailable:
       return {503, "mqtt_unavailable", "The MQTT broker is unavailable; the command was not sent."};
     case Outcome::redis_unavailable:

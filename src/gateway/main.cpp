@@ -135,7 +135,11 @@ int main(int argc, char** argv) {
                                       std::chrono::milliseconds(config.dependency_grace_ms),
                                       config.result_ttl_ms,
                                       instance};
-    gateway::CommandService service(loop, topics, settings, {channels, state, publisher}, metrics);
+    gateway::PresenceReader presence(topics, commands);
+    gateway::PresenceOfDevices presence_of_devices(presence);
+    gateway::CommandService service(
+        loop, topics, settings,
+        {channels, state, publisher, config.offline_policy == "fail" ? &presence_of_devices : nullptr}, metrics);
     gateway::CommandStatusReader status(loop, topics, channels, state, metrics);
     gateway::MessageService messages(
         loop, topics,
@@ -159,7 +163,6 @@ int main(int argc, char** argv) {
                           std::chrono::milliseconds(config.max_timeout_ms),
                           static_cast<std::size_t>(config.max_body_bytes),
                           std::chrono::milliseconds(config.max_async_timeout_ms)});
-    gateway::PresenceReader presence(topics, commands);
     gateway::DeviceApi devices(presence, auth, metrics);
     api.serve_devices([&devices](http::Exchange ex) { devices.handle(std::move(ex)); });
     // Ops endpoints stay open (load balancers and Prometheus carry no token):

@@ -17,6 +17,7 @@
 #include "boxgate/ids.hpp"
 #include "boxgate/redis/commands.hpp"
 #include "boxgate/topics.hpp"
+#include "command_ports.hpp"
 
 namespace boxgate::gateway {
 
@@ -50,6 +51,20 @@ class PresenceReader {
  private:
   const Topics& topics_;
   redis::Commands& redis_;
+};
+
+// The command path's face of it (offline_policy=fail).
+class PresenceOfDevices final : public DevicePresence {
+ public:
+  explicit PresenceOfDevices(PresenceReader& reader) : reader_(reader) {}
+  bool online(const BoxId& box, Callback done) override {
+    return reader_.read(box, [done = std::move(done)](bool ok, std::optional<Presence> presence) {
+      done(ok, presence ? std::optional<bool>(presence->online) : std::nullopt);
+    });
+  }
+
+ private:
+  PresenceReader& reader_;
 };
 
 }  // namespace boxgate::gateway

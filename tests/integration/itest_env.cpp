@@ -119,6 +119,12 @@ ProbeDevice::ProbeDevice(int mqtt_port, const std::string& filter, ReplyFn reply
   thread_ = std::thread([this] { run(); });
 }
 
+ProbeDevice::ProbeDevice(test::MqttProbeOptions options, const std::string& filter, ReplyFn reply, int qos)
+    : probe_(std::make_unique<MqttProbe>(std::move(options))), reply_(std::move(reply)) {
+  probe_->subscribe(filter, qos);
+  thread_ = std::thread([this] { run(); });
+}
+
 ProbeDevice::~ProbeDevice() {
   stop_ = true;
   if (thread_.joinable()) thread_.join();

@@ -113,6 +113,8 @@ class ProbeDevice {
  public:
   using ReplyFn = std::function<std::optional<std::pair<std::string, std::string>>(const MqttMessage&)>;
   ProbeDevice(int mqtt_port, const std::string& filter, ReplyFn reply, int qos = 1);
+  // Any broker, user or TLS setup (a device logged in as its box id).
+  ProbeDevice(test::MqttProbeOptions options, const std::string& filter, ReplyFn reply, int qos = 1);
   ~ProbeDevice();
   ProbeDevice(const ProbeDevice&) = delete;
   ProbeDevice& operator=(const ProbeDevice&) = delete;

@@ -255,5 +255,36 @@ TEST_F(LifecycleTest, IdempotencyKeyNamesTheCommandLikeXRequestId) {
   EXPECT_EQ(both.error_code(), "invalid_request_id");
 }
 
+TEST_F(LifecycleTest, OfflinePolicyFailAnswersAnOfflineBoxAtOnceAndSendsNothing) {
+  int gw = stack->add_gateway({"--offline-policy", "fail"});
+  int wait_gw = stack->add_gateway();  // offline_policy=wait, the default
+  int br = stack->add_bridge();
+  ProbeDevice device(stack->mqtt_port(), "dev/+/request/+", ProbeDevice::echo());
+  device.probe().publish("dev/box-1/status", "offline", 1, test::MqttPublishOptions{true, {}, {}, {}});
+  ASSERT_TRUE(test::eventually([&] { return get(gw, "/v1/devices/box-1").json().value("online", true) == false; }, 3s));
+
+  auto c = client(gw);
+  HttpResult offline = post(*c, command_path("box-1"), kBody);
+  EXPECT_EQ(offline.status, 404) << offline.body;
+  EXPECT_EQ(offline.error_code(), "device_offline");
+  EXPECT_LT(offline.elapsed.count(), 50) << "answered at once, not at the timeout";
+  report("device_offline_answered_ms", offline.elapsed.count());
+  const std::string id = offline.header("X-Request-Id");
+  EXPECT_FALSE(stack->redis().get("dev/box-1/command/" + id)) << "never sent: no record left";
+
+  // A box with no presence stored is not refused (presence is advice).
+  EXPECT_EQ(post(*c, command_path("box-unknown"), kBody).status, 200);
+  // The default policy sends it anyway (and the device, being a probe, answers).
+  auto w = client(wait_gw);
+  EXPECT_EQ(post(*w, command_path("box-1"), kBody).status, 200);
+  EXPECT_EQ(device.commands().size(), 2u) << "only the two that were not refused were published";
+
+  device.probe().publish("dev/box-1/status", "online", 1, test::MqttPublishOptions{true, {}, {}, {}});
+  ASSERT_TRUE(test::eventually([&] { return get(gw, "/v1/devices/box-1").json().value("online", false); }, 3s));
+  EXPECT_EQ(post(*c, command_path("box-1"), kBody).status, 200);
+  EXPECT_EQ(metric(gw, R"(boxgate_commands_total{outcome="device_offline"})"), 1.0);
+  (void)br;
+}
+
 }  // namespace
 }  // namespace boxgate::itest

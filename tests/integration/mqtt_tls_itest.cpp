@@ -144,6 +144,7 @@ TEST_F(MqttTls, UntrustedBrokerCertificateIsRefusedAndNeverReady) {
   report("gateway_cpu_ms_during_2s_of_refused_handshakes", used);
   HttpResult ready = get(gw, "/readyz");
   EXPECT_EQ(ready.json().value("mqtt", ""), "down") << ready.body;
+  EXPECT_EQ(ready.json().value("mqtt_error", ""), "tls: certificate verify failed") << ready.body;
 }
 
 }  // namespace

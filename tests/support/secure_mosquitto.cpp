@@ -58,18 +58,22 @@ TestPki make_test_pki(const TempDir& dir) {
             "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n");
   make_cert(dir, pki + "/client", "/CN=boxgate-test-client", pki + "/ca.crt", pki + "/ca.key",
             "extendedKeyUsage=clientAuth\n");
+  run_tool(dir, "openssl-encrypt-client-key",
+           {"openssl", "pkey", "-in", pki + "/client.key", "-aes256", "-passout",
+            std::string("pass:") + TestPki::kClientKeyPassphrase, "-out", pki + "/client-encrypted.key"});
   out.ca_cert = pki + "/ca.crt";
   out.server_cert = pki + "/server.crt";
   out.server_key = pki + "/server.key";
   out.client_cert = pki + "/client.crt";
   out.client_key = pki + "/client.key";
+  out.client_key_encrypted = pki + "/client-encrypted.key";
   out.wrong_ca_cert = pki + "/wrong-ca.crt";
   return out;
 }
 
 std::string secure_mosquitto_config(int tls_port, int plain_port, const std::string& password_file,
                                     const std::string& acl_file, const TestPki& pki,
-                                    const std::vector<std::string>& extra_config) {
+                                    const std::vector<std::string>& extra_config, int cert_port) {
   const std::string path = shipped("mosquitto-secure.conf");
   std::istringstream in(read_file(path));
   // Every key the test replaces; each must be in the shipped file.
@@ -100,12 +104,23 @@ std::string secure_mosquitto_config(int tls_port, int plain_port, const std::str
   // Clear text, same users and ACL: credentials tests without a TLS client.
   conf += "listener " + std::to_string(plain_port) + " 127.0.0.1\n";
   for (const auto& line : extra_config) conf += line + "\n";
+  // Last, so extra_config lines still follow the clear-text listener.
+  if (cert_port != 0) {
+    conf += "# TLS with client certificates (the password is still required)\n";
+    conf += "listener " + std::to_string(cert_port) + " 127.0.0.1\n";
+    conf += "cafile " + pki.ca_cert + "\ncertfile " + pki.server_cert + "\nkeyfile " + pki.server_key + "\n";
+    conf += "tls_version tlsv1.2\nrequire_certificate true\n";
+  }
   return conf;
 }
 
 SecureMosquitto::SecureMosquitto(const TempDir& dir, std::map<std::string, std::string> users,
                                  std::vector<std::string> extra_config)
-    : users_(std::move(users)), pki_(make_test_pki(dir)), tls_port_(free_port()), plain_port_(free_port()) {
+    : users_(std::move(users)),
+      pki_(make_test_pki(dir)),
+      tls_port_(free_port()),
+      plain_port_(free_port()),
+      cert_port_(free_port()) {
   // The password file, as docs/security.md says to make it (-b: the test has
   // no terminal; outside tests prefer the prompt, -b shows the password in ps).
   const std::string password_file = dir.file("mosquitto.passwd");
@@ -123,11 +138,15 @@ SecureMosquitto::SecureMosquitto(const TempDir& dir, std::map<std::string, std::
   const std::string acl_file = dir.write("mosquitto.acl", acl);
   const std::string name = "mosquitto-secure-" + std::to_string(tls_port_);
   config_path_ = dir.write(name + ".conf",
-                           secure_mosquitto_config(tls_port_, plain_port_, password_file, acl_file, pki_, extra_config));
+                           secure_mosquitto_config(tls_port_, plain_port_, password_file, acl_file, pki_, extra_config,
+                                                   cert_port_));
   process_ = Process(name, {"mosquitto", "-c", config_path_}, dir.path());
   bool ok = eventually(
-      [this] { return !process_.running() || (wait_for_port(tls_port_, 0ms) && wait_for_port(plain_port_, 0ms)); }, 10s,
-      10ms);
+      [this] {
+        return !process_.running() ||
+               (wait_for_port(tls_port_, 0ms) && wait_for_port(plain_port_, 0ms) && wait_for_port(cert_port_, 0ms));
+      },
+      10s, 10ms);
   if (!ok || !process_.running()) {
     throw std::runtime_error("secure mosquitto did not start; log:\n" + process_.log_tail());
   }

@@ -11,9 +11,11 @@
 //
 // Besides the TLS listener of the shipped config, the test copy adds a
 // clear-text listener on 127.0.0.1 with the same users and ACL (per_listener_
-// settings false), so tests of credentials and ACLs need no TLS client. For
+// settings false), so tests of credentials and ACLs need no TLS client, and a
+// second TLS listener with require_certificate true (same users, ACL and
+// server certificate; the client's certificate must be signed by the CA). For
 // tests of TLS failures it also makes a second, unrelated CA ("wrong CA") and
-// a client certificate signed by the right one.
+// a client certificate signed by the right one, its key also encrypted.
 
 #include <map>
 #include <string>
@@ -31,7 +33,9 @@ struct TestPki {
   std::string server_key;
   std::string client_cert;    // CN "boxgate-test-client", signed by ca_cert
   std::string client_key;
+  std::string client_key_encrypted;  // the same key, AES-256 under kClientKeyPassphrase
   std::string wrong_ca_cert;  // a CA that signed nothing here
+  static constexpr const char* kClientKeyPassphrase = "pki-test-passphrase";
 };
 
 // Makes the certificates with openssl in <dir>/pki. Throws on failure.
@@ -52,8 +56,10 @@ class SecureMosquitto {
 
   int tls_port() const { return tls_port_; }
   int plain_port() const { return plain_port_; }
+  int cert_port() const { return cert_port_; }  // the require_certificate listener
   std::string tls_uri() const { return "ssl://127.0.0.1:" + std::to_string(tls_port_); }
   std::string plain_uri() const { return "tcp://127.0.0.1:" + std::to_string(plain_port_); }
+  std::string cert_uri() const { return "ssl://127.0.0.1:" + std::to_string(cert_port_); }
   const TestPki& pki() const { return pki_; }
   const std::string& password_of(const std::string& user) const { return users_.at(user); }
   const std::string& config_path() const { return config_path_; }
@@ -65,6 +71,7 @@ class SecureMosquitto {
   TestPki pki_;
   int tls_port_;
   int plain_port_;
+  int cert_port_;
   std::string config_path_;
   Process process_;
 };
@@ -74,6 +81,6 @@ class SecureMosquitto {
 // apart), plus the test-only lines. Used by SecureMosquitto.
 std::string secure_mosquitto_config(int tls_port, int plain_port, const std::string& password_file,
                                     const std::string& acl_file, const TestPki& pki,
-                                    const std::vector<std::string>& extra_config = {});
+                                    const std::vector<std::string>& extra_config = {}, int cert_port = 0);
 
 }  // namespace boxgate::test

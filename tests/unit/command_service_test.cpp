@@ -511,3 +511,39 @@ TEST(CommandRecord, StatusFollowsRecordReplyAndClock) {
 }
 
 }  // namespace
+
+namespace {
+
+struct FakePresence final : DevicePresence {
+  std::optional<bool> answer;  // what the hash says
+  bool ok = true;
+  int reads = 0;
+  bool online(const BoxId&, Callback done) override {
+    ++reads;
+    done(ok, answer);
+    return true;
+  }
+};
+
+TEST_F(CommandServiceTest, OfflinePolicyFailRefusesAnOfflineBoxBeforeAnyPublish) {
+  FakePresence presence;
+  presence.answer = false;
+  service.reset();
+  service = std::make_unique<CommandService>(loop, topics, CommandSettings{100, 100, 1 << 20, 1},
+                                             CommandPorts{channels, results, publisher, &presence}, metrics);
+  submit("off");
+  EXPECT_EQ(outcome("off"), Outcome::device_offline);
+  EXPECT_TRUE(publisher.sent.empty());
+  EXPECT_FALSE(results.keys.count(record_key("off")));
+  presence.answer = std::nullopt;  // nothing stored: sent as usual
+  submit("unknown");
+  channels.listener(channel("unknown")).on_subscribed();
+  EXPECT_EQ(publisher.sent.size(), 1u);
+  presence.ok = false;  // Redis failed the read: sent as usual
+  presence.answer = false;
+  submit("unread");
+  channels.listener(channel("unread")).on_subscribed();
+  EXPECT_EQ(publisher.sent.size(), 2u);
+}
+
+}  // namespace

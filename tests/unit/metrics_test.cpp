@@ -47,3 +47,30 @@ TEST(Readiness, ReportsEachDependencyAndDraining) {
   EXPECT_EQ(r.report().first, 503);
   EXPECT_NE(r.report().second.find("\"draining\""), std::string::npos);
 }
+
+// /readyz says why a dependency is down (docs/contract.md, "Operations
+// endpoints"): "<name>_error", only while it is not up, additive to the states.
+TEST(Readiness, ReportsTheReasonOfADependencyThatIsDown) {
+  Metrics m;
+  Readiness r(m);
+  auto& redis = r.dependency("redis");
+  auto& sub = r.dependency("redis_subscriber");
+  auto& mqtt = r.dependency("mqtt");
+  redis.set_up(true);
+  sub.set_up(true);
+  EXPECT_EQ(r.report().second, R"({"mqtt":"down","redis":"up","status":"not_ready"})") << "no reason known yet";
+  mqtt.set_down("tls: certificate verify failed");
+  EXPECT_EQ(r.report(), std::make_pair(503, std::string(R"({"mqtt":"down","mqtt_error":"tls: certificate verify failed",)"
+                                                        R"("redis":"up","status":"not_ready"})")));
+  mqtt.set_up(false);  // down again, no new reason: the last one stands
+  EXPECT_EQ(mqtt.reason(), "tls: certificate verify failed");
+  mqtt.set_up(true);
+  EXPECT_EQ(r.report().second, R"({"mqtt":"up","redis":"up","status":"ready"})");
+  EXPECT_EQ(mqtt.reason(), "");
+  // Split dependencies: the worst one's reason; a stalled one shows none.
+  sub.set_down("AUTH refused");
+  redis.set_stalled(true);
+  EXPECT_EQ(r.report().second, R"({"mqtt":"up","redis":"down","redis_error":"AUTH refused","status":"not_ready"})");
+  sub.set_up(true);
+  EXPECT_EQ(r.report().second, R"({"mqtt":"up","redis":"stalled","status":"not_ready"})");
+}

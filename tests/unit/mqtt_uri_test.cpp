@@ -23,6 +23,12 @@ TEST(MqttUri, PlainAndTlsWithTheirDefaultPorts) {
   EXPECT_EQ(tls->host, "localhost");
   EXPECT_EQ(tls->port, 8883);
   EXPECT_TRUE(tls->tls);
+
+  auto mqtts = parse_broker_uri("mqtts://127.0.0.1:9883");
+  ASSERT_TRUE(mqtts);
+  EXPECT_EQ(mqtts->host, "127.0.0.1");
+  EXPECT_EQ(mqtts->port, 9883);
+  EXPECT_TRUE(mqtts->tls);
 }
 
 TEST(MqttUri, Ipv6LiteralInBrackets) {

@@ -186,3 +186,31 @@ TEST(Options, OpsPortRules) {
   EXPECT_EQ(key_of({"--ops-port", "9100"}), "no error");
   EXPECT_EQ(key_of({"--ops-port", "8080", "--ops-host", "127.0.0.2"}), "no error");
 }
+
+// TLS client certificate (issue 10, point 2): the files must be readable at
+// start-up, cert and key go together, and the key's passphrase is a secret.
+TEST(Options, MqttClientCertificateKeys) {
+  std::string cert = write_temp("not checked here");  // readable is all config.cpp asks
+  EXPECT_EQ(key_of({"--mqtt-cert-file", cert.c_str(), "--mqtt-key-file", cert.c_str()}), "no error");
+  EXPECT_EQ(key_of({"--mqtt-cert-file", cert.c_str()}), "mqtt_key_file");
+  EXPECT_EQ(key_of({"--mqtt-key-file", cert.c_str()}), "mqtt_cert_file");
+  EXPECT_EQ(key_of({"--mqtt-cert-file", "/no/such/cert.pem", "--mqtt-key-file", cert.c_str()}), "mqtt_cert_file");
+  EXPECT_EQ(key_of({"--mqtt-cert-file", cert.c_str(), "--mqtt-key-file", "/no/such/key.pem"}), "mqtt_key_file");
+  EXPECT_EQ(key_of({"--mqtt-ca-file", "/no/such/ca.pem"}), "mqtt_ca_file");
+  EXPECT_EQ(key_of({"--mqtt-key-password", "pw"}), "mqtt_key_password");
+  EXPECT_EQ(key_of({"--mqtt-uri", "mqtts://127.0.0.1:8883"}), "no error");
+
+  GatewayConfig c;
+  c.mqtt.key_password = "compiled-in-passphrase";
+  Options o("prog", "test");
+  declare_gateway(o, c);
+  std::string help = o.help_text();
+  EXPECT_EQ(help.find("compiled-in-passphrase"), std::string::npos);
+  EXPECT_NE(help.find("--mqtt-key-password  (secret, not shown"), std::string::npos) << help;
+  EXPECT_NE(help.find("--mqtt-cert-file  (default: \"\")"), std::string::npos) << help;
+  load(o, {"--mqtt-cert-file", cert.c_str(), "--mqtt-key-file", cert.c_str(), "--mqtt-key-password", "flag-pass"});
+  std::string line = o.describe();
+  EXPECT_EQ(line.find("flag-pass"), std::string::npos) << line;
+  EXPECT_NE(line.find(R"("mqtt_key_password":"***")"), std::string::npos) << line;
+  EXPECT_NE(line.find(R"("mqtt_cert_file":")" + cert), std::string::npos) << "paths are not secret: " << line;
+}

@@ -31,6 +31,26 @@
 // >= 0x80 in v5, 0x80 in 3.1.1) is logged and keeps it down until the next
 // connection.
 //
+// Why it is down: every failed attempt gives the dependency a reason, the
+// "mqtt_error" of /readyz: "tls: <OpenSSL's reason>" (e.g. "tls: certificate
+// verify failed"), "refused: <CONNACK reason>" (e.g. "refused: not
+// authorized"), "subscribe: ..." or the socket's error. It is logged as a
+// warning when it changes (first failure, another reason, a lost connection),
+// and at debug level on the retries that repeat it. No reason holds a secret.
+// One TLS case is a race: a broker that wants a client certificate checks it
+// after the client's side of a TLS 1.3 handshake is done, so its alert
+// ("tls: tlsv13 alert certificate required") is read on some attempts and
+// lost to the connection's reset on others. Such a vague failure (the broker
+// closed the connection during the handshake or before CONNACK) is reported
+// as kClosedDuringHandshake, and does not replace a specific TLS reason seen
+// since the last connection.
+//
+// TLS (ssl://, mqtts://): the broker's chain is verified against
+// mqtt_ca_file (or the system's CA store) and its name against the URI's
+// host, always. mqtt_cert_file / mqtt_key_file present a client certificate;
+// the key's passphrase (mqtt_key_password) is handed to OpenSSL through a
+// callback, so OpenSSL never prompts on a terminal.
+//
 // Flow control (outgoing): libmosquitto queues QoS > 0 messages without limit.
 // A publish counts from publish() until the library is done with it (PUBACK
 // for QoS 1, PUBCOMP for QoS 2, written to the socket for QoS 0). publish()
@@ -69,6 +89,11 @@ struct ResponseProperties {
 
 class Client {
  public:
+  // The reason of a TLS connection the broker closed before CONNACK, when
+  // nothing more specific is known.
+  static constexpr const char* kClosedDuringHandshake =
+      "tls: the broker closed the connection during the handshake or before CONNACK";
+
   // Runs on the loop thread, inside libmosquitto's read call: hand the work
   // on and return; never block. The views are valid during the call only.
   using MessageHandler = std::function<void(std::string_view topic, std::string_view payload)>;
@@ -108,7 +133,10 @@ class Client {
   struct Callbacks;  // libmosquitto's C callbacks and the libevent handlers
 
   void connect();
-  bool configure(mosquitto* handle);
+  // "" when done, else why not (a reason for the dependency).
+  std::string configure(mosquitto* handle);
+  std::string failure_reason(const std::string& why) const;
+  void on_library_error(const char* line);
   void register_socket(int fd);
   void unregister_socket();
   void destroy_handle();
@@ -151,6 +179,11 @@ class Client {
   int attempt_ = 0;
   std::unordered_map<int, std::string> pending_subacks_;  // mid -> filter
   bool subscription_refused_ = false;
+  // This attempt's failure details: the CONNACK refusal and libmosquitto's
+  // first error line (TLS errors surface only there). Cleared per attempt.
+  std::string refusal_;
+  std::string library_error_;
+  std::string last_failure_;  // the last attempt's reason (warned when it changed); "" once connected
 
   // Flow control: mid -> bytes (and who waits for the PUBACK), for every
   // message the library still holds.

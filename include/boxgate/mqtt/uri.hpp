@@ -2,7 +2,7 @@
 // The broker address in mqtt_uri: scheme://host[:port].
 //
 //   tcp://host:port, mqtt://host:port   plain TCP, default port 1883
-//   ssl://host:port                     TLS, default port 8883
+//   ssl://host:port, mqtts://host:port  TLS, default port 8883 (the two names paho also takes)
 //   host may be an IPv6 literal in brackets: tcp://[::1]:1883
 //
 // Pure function, any thread.

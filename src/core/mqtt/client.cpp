@@ -7,11 +7,14 @@
 #include <event2/event.h>
 #include <mosquitto.h>
 #include <mqtt_protocol.h>
+#include <openssl/x509.h>
 #include <poll.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
+#include <cstring>
 #include <stdexcept>
 
 #include "boxgate/backoff.hpp"
@@ -24,6 +27,7 @@ namespace boxgate::mqtt {
 namespace {
 constexpr auto kConnectTimeout = std::chrono::milliseconds(5000);
 constexpr auto kMiscPeriod = std::chrono::milliseconds(500);
+const std::string kNoConnack = "no CONNACK within 5 s";
 
 // mosquitto_lib_init() once per process (it is not thread-safe, but the
 // daemons create their clients on one thread); cleanup at exit.
@@ -33,6 +37,34 @@ void init_library_once() {
     ~Library() { mosquitto_lib_cleanup(); }
   };
   static Library library;
+}
+
+// A CONNACK refusal in words, the same for both protocol versions: 3.1.1's
+// return codes 1..5 mean what v5's 0x84..0x87 and 0x88 mean.
+std::string refusal_text(int version, int reason) {
+  if (version != 5) {
+    static const int v5_of[] = {0, MQTT_RC_UNSUPPORTED_PROTOCOL_VERSION, MQTT_RC_CLIENTID_NOT_VALID,
+                                MQTT_RC_SERVER_UNAVAILABLE, MQTT_RC_BAD_USERNAME_OR_PASSWORD, MQTT_RC_NOT_AUTHORIZED};
+    if (reason < 1 || reason > 5) return "refused: " + std::string(mosquitto_connack_string(reason));
+    reason = v5_of[reason];
+  }
+  std::string text = mosquitto_reason_string(reason);
+  if (!text.empty()) text[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(text[0])));
+  return "refused: " + text;
+}
+
+// How libmosquitto words a connection the peer ended (or an OpenSSL failure
+// with an empty error queue, SSL_ERROR_SYSCALL, which it turns into EPROTO),
+// as opposed to a TCP connect that failed (ECONNREFUSED, EHOSTUNREACH, ...)
+// or a CONNACK that never came.
+bool closed_by_peer(const std::string& why) {
+  for (const std::string& vague : {std::string(std::strerror(EPROTO)), std::string(std::strerror(ECONNRESET)),
+                                   std::string(std::strerror(EPIPE)), std::string(mosquitto_strerror(MOSQ_ERR_CONN_LOST)),
+                                   std::string(mosquitto_strerror(MOSQ_ERR_TLS)), std::string("tls: handshake failed"),
+                                   std::string(Client::kClosedDuringHandshake)}) {
+    if (why == vague) return true;
+  }
+  return false;
 }
 
 std::string default_client_id(const std::string& program) {
@@ -49,7 +81,7 @@ Client::Client(EventLoop& loop, const MqttSettings& settings, const std::string&
       dependency_(dependency),
       misc_timer_(loop, [this] { on_misc(); }),
       retry_timer_(loop, [this] { connect(); }),
-      connect_deadline_(loop, [this] { drop("no CONNACK within 5 s"); }),
+      connect_deadline_(loop, [this] { drop(kNoConnack); }),
       stop_deadline_(loop, [this] {
         log::get("mqtt")->warn("DISCONNECT to {} did not leave in time; closing", settings_.uri);
         destroy_handle();
@@ -85,7 +117,7 @@ void Client::start() {
   connect();
 }
 
-bool Client::configure(mosquitto* handle) {
+std::string Client::configure(mosquitto* handle) {
   mosquitto_threaded_set(handle, false);  // no thread of its own: this loop drives it
   mosquitto_int_option(handle, MOSQ_OPT_PROTOCOL_VERSION, settings_.version == 5 ? MQTT_PROTOCOL_V5 : MQTT_PROTOCOL_V311);
   mosquitto_int_option(handle, MOSQ_OPT_TCP_NODELAY, 1);
@@ -100,13 +132,24 @@ bool Client::configure(mosquitto* handle) {
                               settings_.password.empty() ? nullptr : settings_.password.c_str());
   }
   if (tls_) {
-    // Peer verification (chain and host name) is libmosquitto's default.
-    int rc = settings_.ca_file.empty()
-                 ? mosquitto_int_option(handle, MOSQ_OPT_TLS_USE_OS_CERTS, 1)
-                 : mosquitto_tls_set(handle, settings_.ca_file.c_str(), nullptr, nullptr, nullptr, nullptr);
+    // Peer verification (chain and host name) is libmosquitto's default;
+    // nothing here turns it off (no tls_insecure, no SSL_VERIFY_NONE).
+    const bool own_ca = !settings_.ca_file.empty();
+    const bool client_cert = !settings_.cert_file.empty();
+    int rc = MOSQ_ERR_SUCCESS;
+    if (!own_ca) rc = mosquitto_int_option(handle, MOSQ_OPT_TLS_USE_OS_CERTS, 1);
+    if (rc == MOSQ_ERR_SUCCESS && (own_ca || client_cert)) {
+      // mosquitto_tls_set wants a CA file or directory even when only a client
+      // certificate is added: then the system's directory (besides its store).
+      rc = mosquitto_tls_set(handle, own_ca ? settings_.ca_file.c_str() : nullptr,
+                             own_ca ? nullptr : X509_get_default_cert_dir(),
+                             client_cert ? settings_.cert_file.c_str() : nullptr,
+                             client_cert ? settings_.key_file.c_str() : nullptr,
+                             client_cert ? &Callbacks::key_password : nullptr);
+    }
     if (rc != MOSQ_ERR_SUCCESS) {
-      log::get("mqtt")->error("TLS set-up for {} failed: {}", settings_.uri, mosquitto_strerror(rc));
-      return false;
+      // The files were readable at start-up (config.cpp); not now.
+      return std::string("tls: cannot use the CA, certificate or key file: ") + mosquitto_strerror(rc);
     }
   }
   mosquitto_connect_v5_callback_set(handle, &Callbacks::connack);
@@ -117,15 +160,17 @@ bool Client::configure(mosquitto* handle) {
   // Only while connecting: its lines explain TLS and connect failures, but
   // with a log callback set libmosquitto formats a line for every packet.
   mosquitto_log_callback_set(handle, &Callbacks::library_log);
-  return true;
+  return {};
 }
 
 void Client::connect() {
   if (stopping_) return;
   destroy_handle();  // the last connection's, with whatever it still held
+  refusal_.clear();
+  library_error_.clear();
   handle_ = mosquitto_new(settings_.client_id.c_str(), /*clean_session=*/true, this);
   if (!handle_) return drop("cannot create a libmosquitto client");
-  if (!configure(handle_)) return drop("cannot configure the libmosquitto client");
+  if (std::string failed = configure(handle_); !failed.empty()) return drop(failed);
   // Non-blocking connect; a host name is resolved here (blocking getaddrinfo).
   int rc = mosquitto_connect_async(handle_, host_.c_str(), port_, static_cast<int>(settings_.keepalive_s));
   int saved_errno = errno;
@@ -141,9 +186,9 @@ void Client::connect() {
 
 void Client::on_connack(int reason) {
   if (reason != 0) {
-    // libmosquitto closes the connection next; on_disconnected retries.
-    log::get("mqtt")->error("{} refused the connection: {}", settings_.uri,
-                            settings_.version == 5 ? mosquitto_reason_string(reason) : mosquitto_connack_string(reason));
+    // libmosquitto closes the connection next; on_disconnected logs it (once
+    // per new reason) and retries.
+    refusal_ = refusal_text(static_cast<int>(settings_.version), reason);
     return;
   }
   awaiting_connack_ = false;
@@ -151,6 +196,8 @@ void Client::on_connack(int reason) {
   mosquitto_log_callback_set(handle_, nullptr);
   session_up_ = true;
   attempt_ = 0;
+  last_failure_.clear();
+  library_error_.clear();
   if (ever_connected_) dependency_.count_reconnect();
   ever_connected_ = true;
   log::get("mqtt")->info("connected to {} (MQTT {})", settings_.uri, settings_.version == 5 ? "5" : "3.1.1");
@@ -165,6 +212,7 @@ void Client::on_connack(int reason) {
     } else {
       subscription_refused_ = true;
       log::get("mqtt")->error("cannot subscribe to {}: {}", filter, mosquitto_strerror(rc));
+      dependency_.set_down("subscribe: " + filter + ": " + mosquitto_strerror(rc));
     }
   }
   if (pending_subacks_.empty() && !subscription_refused_) dependency_.set_up(true);
@@ -177,9 +225,10 @@ void Client::on_suback(int mid, int count, const int* granted) {
     // v5: a reason code >= 0x80 is a refusal; 3.1.1 has only 0x80.
     if (granted[i] >= 0x80) {
       subscription_refused_ = true;
+      const char* text = settings_.version == 5 ? mosquitto_reason_string(granted[i]) : "Failure";
       log::get("mqtt")->error("{} refused the subscription to {} (reason code 0x{:02x}: {}); not ready", settings_.uri,
-                              it->second, granted[i],
-                              settings_.version == 5 ? mosquitto_reason_string(granted[i]) : "Failure");
+                              it->second, granted[i], text);
+      dependency_.set_down(fmt::format("subscribe: {} refused (0x{:02x} {})", it->second, granted[i], text));
     }
   }
   pending_subacks_.erase(it);
@@ -208,21 +257,42 @@ void Client::drop(const std::string& why) {
   connection_down(why);
 }
 
+std::string Client::failure_reason(const std::string& why) const {
+  // A refused CONNACK is followed by a plain "connection refused" close, and a
+  // failed handshake by a vague one: the specific cause wins.
+  if (!refusal_.empty()) return refusal_;
+  if (!library_error_.empty()) return (tls_ ? "tls: " : "") + library_error_;
+  if (tls_ && !session_up_ && closed_by_peer(why)) {
+    // Closed by the broker before CONNACK with no word from OpenSSL: keep the
+    // specific TLS reason of an earlier attempt (see client.hpp).
+    bool specific = last_failure_.rfind("tls: ", 0) == 0 && last_failure_ != kClosedDuringHandshake;
+    return specific ? last_failure_ : kClosedDuringHandshake;
+  }
+  return why;
+}
+
 void Client::connection_down(const std::string& why) {
   bool was_up = session_up_;
+  std::string reason = failure_reason(why);
+  refusal_.clear();
+  library_error_.clear();
   session_up_ = false;
   awaiting_connack_ = false;
   connect_deadline_.cancel();
-  dependency_.set_up(false);
+  dependency_.set_down(reason);
   pending_subacks_.clear();
   fail_unacked();  // the handle that held them is not used again
+  // A warning per change of state or reason, not per retry: a broker that
+  // refuses us for hours logs one line, and another when the reason changes.
   if (was_up) {
-    log::get("mqtt")->warn("connection to {} lost: {}", settings_.uri, why);
-  } else if (attempt_ == 0) {
-    log::get("mqtt")->warn("cannot connect to {}: {} (retrying)", settings_.uri, why);
+    log::get("mqtt")->warn("connection to {} lost: {}", settings_.uri, reason);
+  } else if (reason != last_failure_) {
+    log::get("mqtt")->warn("cannot connect to {}: {} (retrying; logged again when the reason changes)",
+                           settings_.uri, reason);
   } else {
-    log::get("mqtt")->debug("cannot connect to {}: {}", settings_.uri, why);
+    log::get("mqtt")->debug("cannot connect to {}: {}", settings_.uri, reason);
   }
+  last_failure_ = reason;
   schedule_reconnect();
 }
 

@@ -33,6 +33,9 @@ struct Client::Callbacks {
     self(client).on_disconnected(rc, saved_errno);
   }
   static void library_log(mosquitto*, void* client, int level, const char* line);
+  // OpenSSL's PEM passphrase callback (through mosquitto_tls_set): `handle`
+  // is the libmosquitto handle, whose userdata is the Client.
+  static int key_password(char* buf, int size, int rwflag, void* handle);
 
   static void readable(evutil_socket_t, short, void* client) { self(client).on_readable(); }
   static void writable(evutil_socket_t, short, void* client) { self(client).on_writable(); }

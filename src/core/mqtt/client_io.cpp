@@ -18,6 +18,7 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 
@@ -45,11 +46,14 @@ int pending_socket_error(int fd) {
   return error;
 }
 
-// True when the peer closed the socket or it failed (nothing consumed).
-bool peer_closed(int fd) {
+// -1 while the socket is open; 0 when the peer closed it; else the socket's
+// error (a refused TCP connect: ECONNREFUSED). Nothing is consumed.
+int peer_closed(int fd) {
   char byte;
   ssize_t n = recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-  return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+  if (n == 0) return 0;
+  if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) return errno;
+  return -1;
 }
 
 mosquitto_property* v5_properties(const ResponseProperties& p) {
@@ -67,12 +71,38 @@ mosquitto_property* v5_properties(const ResponseProperties& p) {
 }
 }  // namespace
 
-void Client::Callbacks::library_log(mosquitto*, void*, int level, const char* line) {
-  if (level & (MOSQ_LOG_ERR | MOSQ_LOG_WARNING)) {
-    log::get("mqtt")->warn("libmosquitto: {}", line);
-  } else {
-    log::get("mqtt")->debug("libmosquitto: {}", line);
+void Client::Callbacks::library_log(mosquitto*, void* client, int level, const char* line) {
+  // At debug level: the attempt's failure is logged once, with its reason,
+  // by connection_down; these lines would repeat on every retry.
+  log::get("mqtt")->debug("libmosquitto: {}", line);
+  if ((level & MOSQ_LOG_ERR) && line) self(client).on_library_error(line);
+}
+
+int Client::Callbacks::key_password(char* buf, int size, int, void* handle) {
+  auto* client = static_cast<Client*>(mosquitto_userdata(static_cast<mosquitto*>(handle)));
+  if (!client || !buf || size <= 0) return 0;
+  const std::string& password = client->settings_.key_password;
+  if (password.size() > static_cast<std::size_t>(size)) return 0;  // cannot be it; OpenSSL fails the key
+  std::memcpy(buf, password.data(), password.size());
+  return static_cast<int>(password.size());
+}
+
+void Client::on_library_error(const char* line) {
+  // The first error of an attempt is its cause; later ones follow from it.
+  if (!library_error_.empty()) return;
+  std::string text(line);
+  // "OpenSSL Error[0]: error:0A000086:SSL routines::certificate verify failed"
+  // -> "certificate verify failed"; "Error: Unable to load ..." -> "unable to load ...".
+  if (text.rfind("OpenSSL Error", 0) == 0) {
+    text = text.substr(text.rfind(':') + 1);
+  } else if (text.rfind("Error: ", 0) == 0) {
+    text = text.substr(7);
   }
+  auto first = text.find_first_not_of(' ');
+  auto last = text.find_last_not_of(" .");
+  text = first == std::string::npos ? std::string() : text.substr(first, last - first + 1);
+  if (!text.empty()) text[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(text[0])));
+  library_error_ = text.empty() ? std::string(line) : text;
 }
 
 std::string Client::Callbacks::describe(int rc, int saved_errno) {
@@ -111,13 +141,17 @@ void Client::update_write_interest() {
 bool Client::socket_gone_quietly() {
   if (fd_ < 0 || !handle_ || mosquitto_socket(handle_) == fd_) return false;
   // libmosquitto closed the socket without on_disconnect: a failed TLS
-  // handshake (its reason is in the libmosquitto lines logged just before).
-  drop("TLS handshake failed");
+  // handshake (its reason is in the libmosquitto error line, if any).
+  drop("tls: handshake failed");
   return true;
 }
 
 void Client::on_readable() {
-  if (awaiting_connack_ && tls_ && peer_closed(fd_)) return drop("connection closed during the TLS handshake");
+  if (awaiting_connack_ && tls_) {
+    int closed = peer_closed(fd_);
+    if (closed > 0) return drop(std::strerror(closed));  // e.g. a refused TCP connect
+    if (closed == 0) return drop(kClosedDuringHandshake);
+  }
   for (int i = 0; i < kReadsPerEvent; ++i) {
     errno = 0;
     int rc = mosquitto_loop_read(handle_, 1);

@@ -28,12 +28,12 @@ std::optional<BrokerAddress> parse_broker_uri(const std::string& uri, std::strin
   std::string_view rest(uri);
   if (rest.rfind("tcp://", 0) == 0 || rest.rfind("mqtt://", 0) == 0) {
     rest.remove_prefix(rest.find("://") + 3);
-  } else if (rest.rfind("ssl://", 0) == 0) {
-    rest.remove_prefix(6);
+  } else if (rest.rfind("ssl://", 0) == 0 || rest.rfind("mqtts://", 0) == 0) {
+    rest.remove_prefix(rest.find("://") + 3);
     address.tls = true;
     address.port = 8883;
   } else {
-    return fail(why, "must start with tcp://, ssl:// or mqtt://");
+    return fail(why, "must start with tcp://, mqtt://, ssl:// or mqtts://");
   }
   if (auto slash = rest.find('/'); slash != std::string_view::npos) rest = rest.substr(0, slash);
 
