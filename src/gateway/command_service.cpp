@@ -63,6 +63,7 @@ struct CommandService::Pending final : redis::Subscriber::Listener {
   bool published = false;
   bool acked = false;       // the broker acknowledged the publish
   bool presence_known = true;  // offline_policy=fail: the presence read answered
+  bool accepted = false;       // async: answered 202; nobody waits on `done`
   event* deadline = nullptr;
 };
 
@@ -383,19 +384,26 @@ void CommandService::publish(Pending& p) {
   auto on_ack = [this, id = p.request.id.str(), seq = p.sequence](bool acked) {
     if (Pending* again = still_waiting(id, seq)) again->acked = acked;
   };
+  std::string id = p.request.id.str();
+  std::uint64_t seq = p.sequence;
+  // Set first: a reply may end the command from inside publish(), and its
+  // end must be noted as that of a published command (the record stays).
+  p.published = true;
   if (ports_.publisher.publish(topics_.request_topic(p.request.box, p.request.id), payload, settings_.qos, &v5,
                                std::move(on_ack))) {
-    p.published = true;
+    if (!still_waiting(id, seq)) return;  // ended inside publish(): `p` is gone
     if (p.request.mode == CommandMode::async) {
       // The caller has its answer; the command goes on without it.
       outcome_counters_[static_cast<std::size_t>(Outcome::accepted)]->inc();
       ++accepted_async_;
+      p.accepted = true;
       Completion done = std::move(p.done);
       p.done = nullptr;
       done(CommandResult{Outcome::accepted, p.written.to_json()});
     }
     return;
   }
+  p.published = false;
   if (!ports_.publisher.connected() && settings_.dependency_grace.count() > 0) {
     // The connection broke just now and nothing was sent: like a new command
     // it waits (subscribed) for the reconnect, up to the grace.
@@ -492,7 +500,7 @@ void CommandService::finish(Pending& p, Outcome outcome, std::string reply) {
   std::unique_ptr<Pending> owned = registry_.remove(p.request.id.str());
   if (p.subscribed) ports_.channels.unsubscribe(p.channel, &p);
   note_end_in_record(p, outcome);
-  if (p.published && p.request.mode == CommandMode::async) --accepted_async_;
+  if (p.accepted) --accepted_async_;
   record(outcome, p.started);
   pending_gauge_.set(static_cast<std::int64_t>(registry_.size()));
   if (outcome == Outcome::device_timeout) {

@@ -75,14 +75,19 @@ void run_client(int thread, const Settings& settings, const std::vector<int>& ga
 
 std::vector<Call> probe_recovery(const Settings& settings, const std::vector<int>& gateway_ports, Clock::time_point t0,
                                  const std::atomic<bool>& stop) {
+  static std::atomic<int> rounds{0};  // probe_recovery runs once per fault, on the main thread
+  const int round = rounds++;
   std::vector<std::future<Call>> probes;
   std::atomic<bool> answered{false};  // set by a probe's thread; every probe is joined below
   const auto give_up = Clock::now() + 10s;
   for (int n = 0; !stop && Clock::now() < give_up; ++n) {
     const int port = gateway_ports[static_cast<std::size_t>(n) % gateway_ports.size()];
-    probes.push_back(std::async(std::launch::async, [&settings, &answered, t0, port, n] {
+    probes.push_back(std::async(std::launch::async, [&settings, &answered, t0, port, n, round] {
       auto client = make_client(port, settings);
-      Call c = call_once(*client, "chaos-probe-" + std::to_string(n), n % ChaosStack::kDevices + 1, settings, t0);
+      // Unique across rounds: an id names one command cluster-wide, so a
+      // probe reusing an earlier round's id would be answered from its record.
+      const std::string id = "chaos-probe-" + std::to_string(round) + "-" + std::to_string(n);
+      Call c = call_once(*client, id, n % ChaosStack::kDevices + 1, settings, t0);
       if (c.status == 200 && !c.foreign) answered = true;
       return c;
     }));
