@@ -35,7 +35,9 @@ class ReplyChannels {
 // The result keys and the command records (Redis, on the command connection).
 class StateStore {
  public:
-  enum class Created { created, exists, failed };
+  // lost: the connection broke before Redis answered (it may come back);
+  // failed: Redis answered with an error.
+  enum class Created { created, exists, failed, lost };
   using CreateCallback = std::function<void(Created)>;
 
   virtual ~StateStore() = default;
@@ -129,7 +131,8 @@ class RedisState final : public StateStore {
   bool create(const std::string& key, std::string_view value, std::int64_t ttl_ms, CreateCallback done) override {
     std::string ttl = std::to_string(ttl_ms);
     return commands_.run({"SET", key, value, "NX", "PX", ttl}, [done = std::move(done)](const redisReply* r) {
-      if (!r || r->type == REDIS_REPLY_ERROR) return done(Created::failed);
+      if (!r) return done(Created::lost);
+      if (r->type == REDIS_REPLY_ERROR) return done(Created::failed);
       done(r->type == REDIS_REPLY_NIL ? Created::exists : Created::created);
     });
   }

@@ -282,8 +282,10 @@ void CommandService::write_record(Pending& p) {
   r.request_id = p.request.id.str();
   r.body_sha256 = p.request.body_sha256;
   r.mode = p.request.mode;
-  r.accepted_ms = now_ms();
-  r.deadline_ms = r.accepted_ms + p.request.timeout.count();
+  if (r.accepted_ms == 0) {  // kept when written again after a reconnect
+    r.accepted_ms = now_ms();
+    r.deadline_ms = r.accepted_ms + p.request.timeout.count();
+  }
   r.gateway = settings_.instance;
   std::string key = topics_.command_key(p.request.box, p.request.id);
   std::int64_t ttl = p.request.timeout.count() + settings_.result_ttl_ms;
@@ -295,6 +297,14 @@ void CommandService::write_record(Pending& p) {
                                       // Ended before Redis answered, so never published: a
                                       // record it wrote after all must not block a retry.
                                       if (created == StateStore::Created::created) ports_.state.remove(key);
+                                      return;
+                                    }
+                                    if (created == StateStore::Created::lost) {
+                                      // Redis went away with the SET: nothing was published, so
+                                      // the command waits for the reconnect (recheck_result_keys
+                                      // writes it again) or its deadline, like its SUBSCRIBE. (If
+                                      // the lost SET did land, the second finds it: 409, unsent.)
+                                      again->record = Pending::Record::unsent;
                                       return;
                                     }
                                     if (created == StateStore::Created::failed) {
@@ -456,9 +466,17 @@ void CommandService::read_result_key(Pending& p, KeyRead why) {
 
 void CommandService::recheck_result_keys() {
   std::vector<std::pair<std::string, std::uint64_t>> waiting;
-  registry_.for_each([&waiting](Pending& p) {
+  std::vector<std::pair<std::string, std::uint64_t>> unrecorded;
+  registry_.for_each([&waiting, &unrecorded](Pending& p) {
     if (p.stage == Pending::Stage::waiting) waiting.emplace_back(p.request.id.str(), p.sequence);
+    if (p.stage == Pending::Stage::subscribing && p.record == Pending::Record::unsent) {
+      unrecorded.emplace_back(p.request.id.str(), p.sequence);
+    }
   });
+  // Records whose SET the lost connection took: written again now.
+  for (const auto& [id, seq] : unrecorded) {
+    if (Pending* p = still_waiting(id, seq)) write_record(*p);
+  }
   // Looked up again each time: a read may complete its command at once.
   for (const auto& [id, seq] : waiting) {
     if (Pending* p = still_waiting(id, seq)) read_result_key(*p, KeyRead::recheck);
