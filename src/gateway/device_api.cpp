@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "api_errors.hpp"
 #include "boxgate/logging.hpp"
 
 namespace boxgate::gateway {
@@ -15,29 +16,6 @@ constexpr std::string_view kPrefix = "/v1/devices/";
 const char* outcome_label(int outcome) {
   static const char* names[] = {"online", "offline", "unknown", "redis_unavailable", "refused"};
   return names[outcome];
-}
-
-// The error body of every gateway error (docs/contract.md): the same shape
-// as http_api.cpp's, kept here so the command endpoint's file stays apart.
-void reply_error(http::Exchange& ex, int status, const char* code, const std::string& message,
-                 const std::string* request_id, const std::string* box_id) {
-  nlohmann::ordered_json body = {{"error", code}, {"message", message}};
-  if (request_id) {
-    body["request_id"] = *request_id;
-    ex.set_header("X-Request-Id", *request_id);
-  }
-  if (box_id) body["box_id"] = *box_id;
-  if (status == 503) ex.set_header("Retry-After", "1");
-  ex.reply(status, body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
-}
-
-// A caller's bytes quoted in a message: printable ASCII only, at most 64.
-std::string quoted_name(std::string_view raw) {
-  std::string out(raw.substr(0, 64));
-  for (char& c : out) {
-    if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) >= 0x7f) c = '?';
-  }
-  return out;
 }
 
 }  // namespace

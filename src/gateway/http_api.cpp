@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "api_errors.hpp"
 #include "boxgate/logging.hpp"
 #include "command_body.hpp"
 
@@ -104,34 +105,6 @@ ErrorInfo error_for(Outcome outcome) {
       break;
   }
   return {500, "internal", "Unexpected outcome."};
-}
-
-void reply_error(http::Exchange& ex, int status, const char* code, const std::string& message,
-                 const std::string* request_id, const std::string* box_id,
-                 std::optional<bool> delivered = std::nullopt) {
-  nlohmann::ordered_json body = {{"error", code}, {"message", message}};
-  if (request_id) {
-    body["request_id"] = *request_id;
-    ex.set_header("X-Request-Id", *request_id);
-  }
-  if (box_id) body["box_id"] = *box_id;
-  // A timeout says whether the broker took the command: false means it
-  // never left, true that the device may still run it.
-  if (delivered) body["delivered"] = *delivered;
-  if (status == 429 || status == 503) ex.set_header("Retry-After", "1");
-  // Never throws on bytes that are not UTF-8 (they are replaced): an error
-  // answer must not turn into a 500.
-  ex.reply(status, body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
-}
-
-// A caller's bytes quoted in a message: printable ASCII only (others as '?'),
-// at most 64 of them.
-std::string quoted_name(std::string_view raw) {
-  std::string out(raw.substr(0, 64));
-  for (char& c : out) {
-    if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) >= 0x7f) c = '?';
-  }
-  return out;
 }
 
 // 202: the command was published, but this gateway stops before its reply.
