@@ -4,6 +4,8 @@
 // and ASan checks that nothing touches a finished command).
 
 #include "command_service.hpp"
+#include "command_status.hpp"
+#include "message_service.hpp"
 
 #include <event2/event.h>
 #include <gtest/gtest.h>
@@ -69,8 +71,13 @@ struct FakeState final : StateStore {
     queued.clear();
     for (auto& [key, done] : pending) answer(key, done);
   }
+  bool lose_creates = false;  // the connection breaks before Redis answers the SET NX
   bool create(const std::string& key, std::string_view value, std::int64_t, CreateCallback done) override {
     if (!is_up) return false;
+    if (lose_creates) {
+      done(Created::lost);
+      return true;
+    }
     bool fresh = keys.emplace(key, std::string(value)).second;
     done(fresh ? Created::created : Created::exists);
     return true;
@@ -544,6 +551,116 @@ TEST_F(CommandServiceTest, OfflinePolicyFailRefusesAnOfflineBoxBeforeAnyPublish)
   submit("unread");
   channels.listener(channel("unread")).on_subscribed();
   EXPECT_EQ(publisher.sent.size(), 2u);
+}
+
+}  // namespace
+
+namespace {
+
+// ---- failure paths of the record, the status reads and one-way messages ----
+
+TEST_F(CommandServiceTest, ARecordLostWithTheConnectionIsWrittenAgainOnTheReconnect) {
+  results.lose_creates = true;
+  submit("blip");
+  channels.listener(channel("blip")).on_subscribed();
+  EXPECT_TRUE(publisher.sent.empty()) << "not published without its record";
+  EXPECT_TRUE(done["blip"].empty()) << "a blip is not a 503";
+  results.lose_creates = false;
+  service->recheck_result_keys();  // the command connection is back
+  ASSERT_EQ(publisher.sent.size(), 1u);
+  EXPECT_TRUE(results.keys.count(record_key("blip")));
+}
+
+class StatusReaderTest : public CommandServiceTest {
+ protected:
+  StatusReaderTest() : reader(loop, topics, channels, results, metrics) {}
+  void read(const std::string& id, std::chrono::milliseconds wait) {
+    reader.read(*BoxId::parse("box-1"), *RequestId::parse(id), wait,
+                [this](StatusAnswer&& a) { answers.push_back(std::move(a)); });
+  }
+  CommandStatusReader reader;
+  std::vector<StatusAnswer> answers;
+};
+
+TEST_F(StatusReaderTest, UnknownIdsAndADeadRedisAreAnsweredAtOnce) {
+  results.keys[channel("nobody")] = "a reply no record claims";
+  read("nobody", 0ms);
+  ASSERT_EQ(answers.size(), 1u);
+  EXPECT_EQ(answers[0].kind, StatusAnswer::Kind::unknown) << "a reply without a record is never shown";
+  results.is_up = false;
+  read("nobody", 1000ms);
+  ASSERT_EQ(answers.size(), 2u);
+  EXPECT_EQ(answers[1].kind, StatusAnswer::Kind::unavailable);
+}
+
+TEST_F(StatusReaderTest, ALongPollEndsWithTheReplyAndLeavesTheChannel) {
+  plant("job", "ignored");
+  results.keys.erase(channel("job"));  // pending
+  read("job", 10000ms);
+  EXPECT_TRUE(answers.empty()) << "pending: it waits";
+  channels.listener(channel("job")).on_subscribed();
+  EXPECT_TRUE(answers.empty());
+  results.keys[channel("job")] = R"({"result":1})";
+  channels.listener(channel("job")).on_message(R"({"result":1})");
+  ASSERT_EQ(answers.size(), 1u);
+  EXPECT_NE(answers[0].body.find(R"("state":"succeeded")"), std::string::npos) << answers[0].body;
+  EXPECT_NE(answers[0].body.find(R"("reply":{"result":1})"), std::string::npos) << answers[0].body;
+  EXPECT_EQ(channels.unsubscribed, std::vector<std::string>{channel("job")});
+  EXPECT_EQ(reader.watching(), 0u);
+}
+
+TEST_F(StatusReaderTest, ALongPollWhoseWaitEndsAnswersPending) {
+  plant("slow", "ignored");
+  results.keys.erase(channel("slow"));
+  read("slow", 1ms);
+  for (int i = 0; i < 200 && answers.empty(); ++i) event_base_loop(loop.base(), EVLOOP_ONCE);
+  ASSERT_EQ(answers.size(), 1u);
+  EXPECT_NE(answers[0].body.find(R"("state":"pending")"), std::string::npos) << answers[0].body;
+}
+
+class MessageServiceTest : public CommandServiceTest {
+ protected:
+  void make(std::size_t max_in_flight = 10) {
+    messages = std::make_unique<MessageService>(loop, topics, MessageService::Settings{1, 5ms, max_in_flight},
+                                                publisher, metrics);
+  }
+  void send(const std::string& id) {
+    messages->send(*BoxId::parse("box-1"), *RequestId::parse(id), "{}",
+                   [this, id](MessageService::Result r) { results_of[id].push_back(r); });
+  }
+  std::unique_ptr<MessageService> messages;
+  std::map<std::string, std::vector<MessageService::Result>> results_of;
+};
+
+TEST_F(MessageServiceTest, EachWayAMessageCanEndIsAnsweredOnce) {
+  make(2);
+  send("acked");
+  ASSERT_EQ(publisher.acks.size(), 1u);
+  publisher.acks[0](true);
+  publisher.acks[0] = nullptr;
+  send("refused");
+  publisher.acks[1](false);  // PUBACK with a failure reason, or the connection lost
+  EXPECT_EQ(results_of["acked"], std::vector{MessageService::Result::acknowledged});
+  EXPECT_EQ(results_of["refused"], std::vector{MessageService::Result::not_acknowledged});
+  EXPECT_EQ(publisher.sent[0].topic, "dev/box-1/message/acked");
+
+  publisher.accept = false;  // not connected, or the outgoing queue is full
+  send("unsent");
+  EXPECT_EQ(results_of["unsent"], std::vector{MessageService::Result::mqtt_unavailable});
+  publisher.accept = true;
+
+  send("silent-1");  // the broker never answers these two
+  send("silent-2");
+  send("third");  // two already wait for their PUBACK
+  EXPECT_EQ(results_of["third"], std::vector{MessageService::Result::too_many});
+  for (int i = 0; i < 200 && messages->in_flight() > 0; ++i) event_base_loop(loop.base(), EVLOOP_ONCE);
+  EXPECT_EQ(results_of["silent-1"], std::vector{MessageService::Result::not_acknowledged});
+  publisher.acks[2](true);  // a PUBACK after the bound changes nothing
+  EXPECT_EQ(results_of["silent-1"].size(), 1u);
+
+  messages->start_draining();
+  send("late");
+  EXPECT_EQ(results_of["late"], std::vector{MessageService::Result::shutting_down});
 }
 
 }  // namespace
