@@ -186,9 +186,7 @@ HttpApi::HttpApi(http::Server& server, ApiServices services, Authorizer& auth, A
 
 void HttpApi::handle(http::Exchange ex) {
   Route route = route_of(ex.path());
-  // DeviceApi validates on its own (and makes up no request id).
-  if (route.kind == Route::Kind::device && devices_) return devices_(std::move(ex));
-  if (route.kind == Route::Kind::none) {
+  if (route.kind == Route::Kind::none || (route.kind == Route::Kind::device && !devices_)) {
     return ex.reply(404, R"({"error":"not_found","message":"no such endpoint"})");
   }
   bool get = route.kind == Route::Kind::device || route.kind == Route::Kind::status;
@@ -204,6 +202,8 @@ void HttpApi::handle(http::Exchange ex) {
     case Route::Kind::status: return get_status(std::move(ex), std::move(*caller), route.id);
     case Route::Kind::message: return post_message(std::move(ex), std::move(*caller));
     case Route::Kind::device:
+      if (!no_params(ex, caller->id.str(), caller->box.str())) return;
+      return devices_(std::move(ex), caller->box, caller->id);
     case Route::Kind::none: break;
   }
   ex.reply(404, R"({"error":"not_found","message":"no such endpoint"})");
@@ -258,7 +258,7 @@ std::optional<HttpApi::Caller> HttpApi::identify(http::Exchange& ex, std::string
   if (access.verdict == Verdict::forbidden) {
     log::get("gateway")->debug("box {} request {}: 403, token '{}' is not scoped for this box", bid, rid,
                                access.token->name);
-    reply_error(ex, 403, "forbidden", "This token may not command this box.", &rid, &bid);
+    reply_error(ex, 403, "forbidden", "This token is not scoped for this box.", &rid, &bid);
     return std::nullopt;
   }
   return Caller{std::move(*request_id), caller_id, std::move(*box)};

@@ -37,9 +37,10 @@ struct ApiServices {
 class HttpApi {
  public:
   HttpApi(http::Server& server, ApiServices services, Authorizer& auth, ApiLimits limits);
-  // Paths /v1/devices/{id} with no further segment go to `handler`
-  // (DeviceApi, device_api.hpp); without one they are 404.
-  void serve_devices(http::Handler handler) { devices_ = std::move(handler); }
+  // Validated GETs of /v1/devices/{id} go to `read` (DeviceApi::read,
+  // device_api.hpp); without one they are 404.
+  using DeviceRead = std::function<void(http::Exchange, const BoxId&, const RequestId&)>;
+  void serve_devices(DeviceRead read) { devices_ = std::move(read); }
 
  private:
   struct Caller;
@@ -55,7 +56,7 @@ class HttpApi {
   ApiServices services_;
   Authorizer& auth_;
   ApiLimits limits_;
-  http::Handler devices_;
+  DeviceRead devices_;
 };
 
 }  // namespace boxgate::gateway

@@ -163,8 +163,10 @@ int main(int argc, char** argv) {
                           std::chrono::milliseconds(config.max_timeout_ms),
                           static_cast<std::size_t>(config.max_body_bytes),
                           std::chrono::milliseconds(config.max_async_timeout_ms)});
-    gateway::DeviceApi devices(presence, auth, metrics);
-    api.serve_devices([&devices](http::Exchange ex) { devices.handle(std::move(ex)); });
+    gateway::DeviceApi devices(presence, metrics);
+    api.serve_devices([&devices](http::Exchange ex, const BoxId& box, const RequestId& id) {
+      devices.read(std::move(ex), box, id);
+    });
     // Ops endpoints stay open (load balancers and Prometheus carry no token):
     // on their own listener they can be kept off the network the API faces.
     std::optional<HttpSettings> ops_settings = ops_listener(config);
