@@ -17,6 +17,7 @@
 // given to it as privdata lives until that unsubscribe (or the connection's
 // end), so it is never freed under hiredis.
 
+#include <functional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -66,6 +67,9 @@ class Subscriber {
   void resubscribe_all();
   void release(Channel* channel);
   void confirmed(Channel* channel);
+  // Calls `call` for each listener of `channel` (and its confirmed flag),
+  // safe against listeners leaving from inside their call.
+  void each_member(Channel* channel, const std::function<void(Listener*, bool& confirmed)>& call);
 
   Connection connection_;
   std::unordered_map<std::string, Channel*> channels_;

@@ -132,15 +132,7 @@ void Subscriber::handle(Channel* channel, redisReply* reply) {
     }
     const redisReply* payload = reply->element[2];
     std::string_view message(payload->str, payload->len);
-    // A listener may leave (or the channel be released) from inside its
-    // call: walk a copy, and call only those still there.
-    std::vector<Channel::Member> members = channel->members;
-    std::string name = channel->name;
-    for (const Channel::Member& m : members) {
-      auto it = channels_.find(name);
-      if (it == channels_.end() || it->second != channel || !channel->has(m.listener)) continue;
-      m.listener->on_message(message);
-    }
+    each_member(channel, [message](Listener* listener, bool&) { listener->on_message(message); });
   } else if (std::strcmp(kind, "subscribe") == 0) {
     channel->live = true;
     confirmed(channel);
@@ -152,19 +144,22 @@ void Subscriber::handle(Channel* channel, redisReply* reply) {
 }
 
 void Subscriber::confirmed(Channel* channel) {
+  each_member(channel, [](Listener* listener, bool& confirmed) {
+    if (confirmed) return listener->on_resubscribed();
+    confirmed = true;
+    listener->on_subscribed();
+  });
+}
+
+void Subscriber::each_member(Channel* channel, const std::function<void(Listener*, bool& confirmed)>& call) {
+  // A listener may leave (or the channel be released) from inside its call:
+  // walk a copy, and call only those still there.
   std::vector<Channel::Member> members = channel->members;
   std::string name = channel->name;
   for (const Channel::Member& m : members) {
     auto it = channels_.find(name);
     if (it == channels_.end() || it->second != channel) return;
-    Channel::Member* now = channel->find(m.listener);
-    if (!now) continue;
-    if (now->confirmed) {
-      m.listener->on_resubscribed();
-    } else {
-      now->confirmed = true;
-      m.listener->on_subscribed();
-    }
+    if (Channel::Member* now = channel->find(m.listener)) call(now->listener, now->confirmed);
   }
 }
 
