@@ -435,18 +435,26 @@ void CommandService::arm_deadline(Pending& p, std::chrono::milliseconds after) {
   evtimer_add(p.deadline, &tv);
 }
 
-void CommandService::publish_unsent() {
-  std::vector<std::pair<std::string, std::uint64_t>> unsent;
-  registry_.for_each([&unsent](Pending& p) {
-    if (p.stage == Pending::Stage::unsent) unsent.emplace_back(p.request.id.str(), p.sequence);
+void CommandService::each_waiting(const std::function<bool(const Pending&)>& which,
+                                  const std::function<void(Pending&)>& act) {
+  // A snapshot first, each looked up again before `act`: acting on one may
+  // complete (and free) others, or admit a new command with a reused id.
+  std::vector<std::pair<std::string, std::uint64_t>> chosen;
+  registry_.for_each([&](const Pending& p) {
+    if (which(p)) chosen.emplace_back(p.request.id.str(), p.sequence);
   });
-  for (const auto& [id, seq] : unsent) {
-    Pending* p = still_waiting(id, seq);
-    if (!p) continue;
-    p->stage = Pending::Stage::subscribing;
-    arm_deadline(*p, time_left(*p));  // the caller's own deadline again
-    publish(*p);
+  for (const auto& [id, seq] : chosen) {
+    if (Pending* p = still_waiting(id, seq)) act(*p);
   }
+}
+
+void CommandService::publish_unsent() {
+  each_waiting([](const Pending& p) { return p.stage == Pending::Stage::unsent; },
+               [this](Pending& p) {
+                 p.stage = Pending::Stage::subscribing;
+                 arm_deadline(p, time_left(p));  // the caller's own deadline again
+                 publish(p);
+               });
 }
 
 void CommandService::read_result_key(Pending& p, KeyRead why) {
@@ -465,22 +473,12 @@ void CommandService::read_result_key(Pending& p, KeyRead why) {
 }
 
 void CommandService::recheck_result_keys() {
-  std::vector<std::pair<std::string, std::uint64_t>> waiting;
-  std::vector<std::pair<std::string, std::uint64_t>> unrecorded;
-  registry_.for_each([&waiting, &unrecorded](Pending& p) {
-    if (p.stage == Pending::Stage::waiting) waiting.emplace_back(p.request.id.str(), p.sequence);
-    if (p.stage == Pending::Stage::subscribing && p.record == Pending::Record::unsent) {
-      unrecorded.emplace_back(p.request.id.str(), p.sequence);
-    }
-  });
   // Records whose SET the lost connection took: written again now.
-  for (const auto& [id, seq] : unrecorded) {
-    if (Pending* p = still_waiting(id, seq)) write_record(*p);
-  }
-  // Looked up again each time: a read may complete its command at once.
-  for (const auto& [id, seq] : waiting) {
-    if (Pending* p = still_waiting(id, seq)) read_result_key(*p, KeyRead::recheck);
-  }
+  each_waiting(
+      [](const Pending& p) { return p.stage == Pending::Stage::subscribing && p.record == Pending::Record::unsent; },
+      [this](Pending& p) { write_record(p); });
+  each_waiting([](const Pending& p) { return p.stage == Pending::Stage::waiting; },
+               [this](Pending& p) { read_result_key(p, KeyRead::recheck); });
 }
 
 void CommandService::on_deadline(Pending& p) {
@@ -541,19 +539,15 @@ void CommandService::cancel(const RequestId& id) {
 
 void CommandService::abandon_all() {
   for (GraceQueue::Held& held : grace_.take_all()) complete_immediately(held.done, Outcome::shutting_down);
-  std::vector<std::pair<std::string, std::uint64_t>> ids;
-  registry_.for_each([&ids](const Pending& p) { ids.emplace_back(p.request.id.str(), p.sequence); });
-  for (const auto& [id, seq] : ids) {
-    Pending* p = still_waiting(id, seq);
-    if (!p) continue;
+  each_waiting([](const Pending&) { return true; }, [this](Pending& p) {
     // A published command reached the broker: telling the caller to retry
     // elsewhere could run it twice.
-    bool published = p->stage == Pending::Stage::waiting || p->stage == Pending::Stage::final_check;
-    if (published) {
-      log::get("gateway")->warn("box {} request {}: published, no reply before shutdown", p->request.box.str(), id);
+    if (p.published) {
+      log::get("gateway")->warn("box {} request {}: published, no reply before shutdown", p.request.box.str(),
+                                p.request.id.str());
     }
-    finish(*p, published ? Outcome::delivered : Outcome::shutting_down);
-  }
+    finish(p, p.published ? Outcome::delivered : Outcome::shutting_down);
+  });
 }
 
 }  // namespace boxgate::gateway

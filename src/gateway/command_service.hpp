@@ -138,6 +138,9 @@ class CommandService {
   void on_deadline(Pending& p);
   void complete_immediately(Completion& done, Outcome outcome);
   void record(Outcome outcome, std::chrono::steady_clock::time_point started);
+  // `act` on every waiting command `which` selects, safe against commands
+  // that end (or ids reused) while it runs.
+  void each_waiting(const std::function<bool(const Pending&)>& which, const std::function<void(Pending&)>& act);
   // The waiting command `id` if it is still the one numbered `sequence`.
   Pending* still_waiting(const std::string& id, std::uint64_t sequence) const;
 
