@@ -117,7 +117,9 @@ TEST(GraceMqttFaults, BrokerRestartedAtOnceIsRiddenThrough) {
   report("answers", counts.summary());
   // Commands the broker held when it died are lost with it (504 at their
   // timeout); nothing is refused.
-  EXPECT_EQ(counts.count(503), 0) << counts.summary();
+  EXPECT_EQ(counts.count(503), 0) << counts.summary() << "\n"
+                                 << (counts.examples.empty() ? "" : counts.examples[0]) << "\n"
+                                 << stack.logs(20);
   stack.stop_daemons_and_check();
 }
 
