@@ -1,5 +1,6 @@
 // boxgate-bridge: forwards device replies from MQTT to Redis (result key +
-// PUBLISH) so whichever gateway replica holds the call completes it.
+// PUBLISH) so whichever gateway replica holds the call completes it, and
+// device events and state (streams, state key, PUBLISH; event_forwarder.hpp).
 // One thread: the loop (this one, after set-up) owns the MQTT connection,
 // the Redis connection, the reply queue and the ops HTTP server.
 
@@ -14,6 +15,7 @@
 #include "boxgate/redis/commands.hpp"
 #include "boxgate/topics.hpp"
 #include "boxgate/version.hpp"
+#include "event_forwarder.hpp"
 #include "reply_forwarder.hpp"
 
 using namespace boxgate;
@@ -38,7 +40,11 @@ int main(int argc, char** argv) {
     auto& mqtt_dep = readiness.dependency("mqtt");
 
     bridge::ReplyForwarder* forwarder_ptr = nullptr;
-    redis::Commands redis(loop, config.redis, redis_dep, [&forwarder_ptr] { forwarder_ptr->flush(); }, {});
+    bridge::EventForwarder* events_ptr = nullptr;
+    redis::Commands redis(loop, config.redis, redis_dep, [&forwarder_ptr, &events_ptr] {
+      forwarder_ptr->flush();
+      events_ptr->flush();
+    }, {});
     bridge::ReplyForwarder forwarder(topics,
                                      {static_cast<std::size_t>(config.max_reply_bytes), config.result_ttl_ms,
                                       static_cast<std::size_t>(config.queue_capacity),
@@ -46,11 +52,20 @@ int main(int argc, char** argv) {
                                       static_cast<std::size_t>(config.reply_inline_max_bytes)},
                                      redis, metrics);
     forwarder_ptr = &forwarder;
+    bridge::EventForwarder events(topics,
+                                  {static_cast<std::size_t>(config.max_event_bytes), config.events_box_maxlen,
+                                   config.events_fleet_maxlen, static_cast<std::size_t>(config.events_queue_max_bytes)},
+                                  redis, metrics);
+    events_ptr = &events;
 
     boxgate::mqtt::Client broker(loop, config.mqtt, "boxgate-bridge", mqtt_dep);
     broker.subscribe_on_connect(
-        {topics.reply_filter_with_id(config.share_group), topics.reply_filter_without_id(config.share_group)},
-        [&forwarder](std::string_view topic, std::string_view payload) { forwarder.accept(topic, payload); });
+        {topics.reply_filter_with_id(config.share_group), topics.reply_filter_without_id(config.share_group),
+         topics.event_filter(config.share_group), topics.state_filter(config.share_group)},
+        [&forwarder, &events](std::string_view topic, std::string_view payload) {
+          if (events.accept(topic, payload)) return;  // an event or state topic
+          forwarder.accept(topic, payload);
+        });
 
     http::Server ops_server(loop, config.http, 4096);
     ops::serve_endpoints(ops_server, metrics, readiness);
@@ -61,12 +76,16 @@ int main(int argc, char** argv) {
     // of replies to the other members of the group; the queue is then flushed.
     // stop() returns at once here (the loop sends the DISCONNECT).
     Drain drain(loop, readiness, std::chrono::milliseconds(config.drain_timeout_ms),
-                {"replies to forward", [&broker] { broker.stop(); },
-                 [&forwarder] {
+                {"replies and events to forward", [&broker] { broker.stop(); },
+                 [&forwarder, &events] {
                    forwarder.flush();
-                   return forwarder.backlog();
+                   events.flush();
+                   return forwarder.backlog() + events.backlog();
                  },
-                 [&forwarder](std::size_t) { forwarder.abandon(); }});
+                 [&forwarder, &events](std::size_t) {
+                   forwarder.abandon();
+                   events.abandon();
+                 }});
     ShutdownSignals signals(loop, [&drain] { drain.begin(); });
 
     redis.start();
@@ -76,6 +95,7 @@ int main(int argc, char** argv) {
     broker.stop();  // finishes a DISCONNECT the drain could not send in time
     redis.stop();   // pairs still in flight come back to the queue
     forwarder.abandon();
+    events.abandon();
   } catch (const std::exception& e) {
     logger->critical("fatal: {}", e.what());
     return 1;

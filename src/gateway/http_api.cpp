@@ -19,7 +19,7 @@ constexpr const char* kIdPattern = "^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$";
 
 // What a path under /v1/devices/ names.
 struct Route {
-  enum class Kind { none, device, command, status, message } kind = Kind::none;
+  enum class Kind { none, device, command, status, message, state, events } kind = Kind::none;
   std::string_view box;  // still percent-encoded
   std::string_view id;   // status: the command's id, still percent-encoded
 };
@@ -33,6 +33,8 @@ Route route_of(std::string_view path) {
   std::string_view tail = rest.substr(slash);
   if (tail == "/commands") return {Route::Kind::command, box, {}};
   if (tail == "/messages") return {Route::Kind::message, box, {}};
+  if (tail == "/state") return {Route::Kind::state, box, {}};
+  if (tail == "/events") return {Route::Kind::events, box, {}};
   constexpr std::string_view kCommands = "/commands/";
   if (tail.substr(0, kCommands.size()) == kCommands) {
     std::string_view id = tail.substr(kCommands.size());
@@ -214,7 +216,8 @@ void HttpApi::handle(http::Exchange ex) {
   if (route.kind == Route::Kind::none) {
     return ex.reply(404, R"({"error":"not_found","message":"no such endpoint"})");
   }
-  bool get = route.kind == Route::Kind::device || route.kind == Route::Kind::status;
+  bool get = route.kind == Route::Kind::device || route.kind == Route::Kind::status ||
+             route.kind == Route::Kind::state || route.kind == Route::Kind::events;
   if (get ? !ex.is_get() : !ex.is_post()) {
     ex.set_header("Allow", get ? "GET" : "POST");
     return ex.reply(405, get ? R"({"error":"method_not_allowed","message":"use GET"})"
@@ -226,6 +229,12 @@ void HttpApi::handle(http::Exchange ex) {
     case Route::Kind::command: return post_command(std::move(ex), std::move(*caller));
     case Route::Kind::status: return get_status(std::move(ex), std::move(*caller), route.id);
     case Route::Kind::message: return post_message(std::move(ex), std::move(*caller));
+    case Route::Kind::state:
+      if (services_.events) return services_.events->get_state(std::move(ex), caller->box, caller->id.str());
+      break;
+    case Route::Kind::events:
+      if (services_.events) return services_.events->get_events(std::move(ex), caller->box, caller->id.str());
+      break;
     case Route::Kind::device:
     case Route::Kind::none: break;
   }
