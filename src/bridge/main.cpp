@@ -14,6 +14,7 @@
 #include "boxgate/ops/endpoints.hpp"
 #include "boxgate/redis/commands.hpp"
 #include "boxgate/topics.hpp"
+#include "boxgate/traceparent.hpp"
 #include "boxgate/version.hpp"
 #include "event_forwarder.hpp"
 #include "reply_forwarder.hpp"
@@ -62,8 +63,12 @@ int main(int argc, char** argv) {
     broker.subscribe_on_connect(
         {topics.reply_filter_with_id(config.share_group), topics.reply_filter_without_id(config.share_group),
          topics.event_filter(config.share_group), topics.state_filter(config.share_group)},
-        [&forwarder, &events](std::string_view topic, std::string_view payload) {
+        [&forwarder, &events, &broker](std::string_view topic, std::string_view payload) {
           if (events.accept(topic, payload)) return;  // an event or state topic
+          // W3C trace context a device sent with its reply: logged when well-formed.
+          if (auto trace = broker.user_property("traceparent"); trace && is_valid_traceparent(*trace)) {
+            log::get("bridge")->info("reply on {} carries traceparent {}", topic.substr(0, 300), *trace);
+          }
           forwarder.accept(topic, payload);
         });
 

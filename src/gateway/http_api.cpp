@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "boxgate/logging.hpp"
+#include "boxgate/traceparent.hpp"
 #include "command_body.hpp"
 
 namespace boxgate::gateway {
@@ -336,12 +337,22 @@ void HttpApi::post_command(http::Exchange ex, Caller caller) {
   if (!payload) return;
   std::string hash = body_sha256(ex.body());
   ex.discard_body();  // the payload is the one copy from here on
+  // W3C trace context: passed on to the device when well-formed, else
+  // dropped (a tracing header never fails a command).
+  std::string traceparent;
+  if (const char* trace = ex.header("traceparent")) {
+    if (is_valid_traceparent(trace)) {
+      traceparent = trace;
+    } else {
+      log::get("gateway")->debug("box {} request {}: invalid traceparent dropped", bid, rid);
+    }
+  }
 
   // The exchange waits in the completion; a caller that leaves cancels the command.
   auto shared = std::make_shared<http::Exchange>(std::move(ex));
   shared->on_disconnect([this, id = caller.id] { services_.commands.cancel(id); });
   CommandRequest request{caller.box, caller.id, caller.caller_supplied_id, std::move(*payload), timeout,
-                         std::move(hash), mode};
+                         std::move(hash), mode, std::move(traceparent)};
   services_.commands.submit(std::move(request), [shared, rid, bid](CommandResult&& result) {
     http::Exchange& exchange = *shared;
     if (result.outcome == Outcome::ok || result.outcome == Outcome::replayed) {
