@@ -27,6 +27,9 @@ void declare_devsim(Options& o, DevsimConfig& c) {
   o.add("reply_mode", &f.reply_mode,
         "topic: reply on {prefix}/{box}/response/{req}; payload: on {prefix}/{box}/response");
   o.add("clients", &f.clients, 1, kMaxClients, "MQTT connections the boxes are spread over");
+  o.add("event_rate", &f.event_rate, 0, 1000000, "events per second over the fleet, round robin (0: none)");
+  o.add("event_bytes", &f.event_bytes, 1, 16 << 20, "size of each event payload (JSON, padded)");
+  o.add("state_every_ms", &f.state_every_ms, 0, 86400000, "each box publishes its state this often (0: never)");
 
   o.check([&f] {
     parse_reply_mode(f.reply_mode);

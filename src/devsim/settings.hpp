@@ -33,6 +33,12 @@ struct FleetSettings {
   std::int64_t slow_delay_ms = 5000;
   std::string reply_mode = "topic";       // "topic" or "payload"
   std::int64_t clients = 1;               // MQTT connections the boxes are spread over
+  // Telemetry (telemetry.hpp): events on {prefix}/{box}/event/telemetry at
+  // this many per second over the whole fleet (0: none), each event_bytes
+  // long, and every box's state every state_every_ms (0: none).
+  std::int64_t event_rate = 0;
+  std::int64_t event_bytes = 64;
+  std::int64_t state_every_ms = 0;
 };
 
 struct DevsimConfig {

@@ -162,3 +162,31 @@ TEST_F(EventsTest, EventsWaitOutARedisOutageInABoundedQueue) {
 
 }  // namespace
 }  // namespace boxgate::itest
+
+namespace boxgate::itest {
+namespace {
+
+// devsim drives the data plane: events at a rate, state on a schedule.
+TEST_F(EventsTest, DevsimPublishesEventsAndStateOnASchedule) {
+  int br = stack->add_bridge();
+  stack->add_devsim({"--boxes", "3", "--event-rate", "100", "--event-bytes", "200", "--state-every-ms", "200"});
+  ASSERT_TRUE(test::eventually([&] { return metric(br, "boxgate_events_forwarded_total").value_or(0) >= 50; }, 5s))
+      << stack->logs();
+  ASSERT_TRUE(test::eventually([&] { return metric(br, "boxgate_states_forwarded_total").value_or(0) >= 6; }, 5s));
+  auto fleet = xrange(stack->redis(), "dev/events");
+  ASSERT_FALSE(fleet.empty());
+  EXPECT_EQ(fleet[0].fields.at("name"), "telemetry");
+  EXPECT_EQ(fleet[0].fields.at("payload").size(), 200u);
+  EXPECT_TRUE(nlohmann::json::parse(fleet[0].fields.at("payload")).contains("sent_us"));
+  std::set<std::string> boxes;
+  for (const auto& e : fleet) boxes.insert(e.fields.at("box"));
+  EXPECT_EQ(boxes, (std::set<std::string>{"box-1", "box-2", "box-3"}));
+  for (const char* box : {"box-1", "box-2", "box-3"}) {
+    auto state = stack->redis().get(std::string("dev/") + box + "/state");
+    ASSERT_TRUE(state) << box;
+    EXPECT_TRUE(nlohmann::json::parse(*state)["state"].contains("seq"));
+  }
+}
+
+}  // namespace
+}  // namespace boxgate::itest
