@@ -25,6 +25,7 @@
 #include "boxgate/version.hpp"
 #include "auth.hpp"
 #include "command_service.hpp"
+#include "console.hpp"
 #include "event_api.hpp"
 #include "event_stream.hpp"
 #include "event_tail.hpp"
@@ -164,6 +165,7 @@ int main(int argc, char** argv) {
                                    std::chrono::milliseconds(config.sse_heartbeat_ms)},
                                   metrics);
     gateway::EventApi event_api(server, topics, commands, streams, auth);
+    gateway::serve_console(server);  // GET /console
     gateway::HttpApi api(server, {service, status, messages, &event_api}, auth,
                          {std::chrono::milliseconds(config.default_timeout_ms),
                           std::chrono::milliseconds(config.max_timeout_ms),
