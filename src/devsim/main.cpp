@@ -22,6 +22,7 @@
 #include <ctime>
 #include <iostream>
 #include <memory>
+#include <thread>
 #include <vector>
 
 #include "boxgate/options.hpp"
@@ -147,6 +148,11 @@ int main(int argc, char** argv) {
   std::vector<DeviceClient*> by_index;
   for (auto& client : clients) by_index.push_back(client.get());
   Telemetry telemetry(config.fleet, Topics(config.prefix), boxes, by_index);
+  // Telemetry once every connection is up (10 s at most), so the first
+  // events are not refused by a client still connecting.
+  for (int i = 0; i < 1000 && clients_ready.load() < client_count; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
   telemetry.start();
 
   Snapshot last;
