@@ -200,14 +200,21 @@ TEST_F(EventApiTest, SlowReaderIsCutOffAndOthersKeepTheirEvents) {
 
 TEST_F(EventApiTest, StreamsAreCappedWith429) {
   int gw = stack->add_gateway({"--max-streams", "2"});
-  SseClient a(gw, "/v1/devices/box-1/events");
-  SseClient b(gw, "/v1/events");
-  ASSERT_EQ(a.status(), 200);
-  ASSERT_EQ(b.status(), 200);
-  SseClient c(gw, "/v1/devices/box-2/events");
-  EXPECT_EQ(c.status(), 429);
-  EXPECT_NE(c.body().find("too_many_streams"), std::string::npos) << c.body();
-  EXPECT_EQ(metric(gw, "boxgate_streams_refused_total"), 1.0);
+  {
+    SseClient a(gw, "/v1/devices/box-1/events");
+    SseClient b(gw, "/v1/events");
+    ASSERT_EQ(a.status(), 200);
+    ASSERT_EQ(b.status(), 200);
+    SseClient c(gw, "/v1/devices/box-2/events");
+    EXPECT_EQ(c.status(), 429);
+    EXPECT_NE(c.body().find("too_many_streams"), std::string::npos) << c.body();
+    EXPECT_EQ(metric(gw, "boxgate_streams_refused_total"), 1.0);
+  }
+  // Clients that leave free their slots.
+  EXPECT_TRUE(test::eventually([&] { return metric(gw, "boxgate_streams_open") == 0.0; }, 5s));
+  EXPECT_EQ(metric(gw, R"(boxgate_streams_closed_total{reason="client_gone"})"), 2.0);
+  SseClient d(gw, "/v1/devices/box-2/events");
+  EXPECT_EQ(d.status(), 200);
 }
 
 TEST_F(EventApiTest, TokensAndScopesApplyToEveryRead) {
