@@ -369,8 +369,13 @@ void CommandService::publish(Pending& p) {
   auto on_ack = [this, id = p.request.id.str(), seq = p.sequence](bool acked) {
     if (Pending* again = still_waiting(id, seq)) again->acked = acked;
   };
+  std::string id = p.request.id.str();
+  std::uint64_t seq = p.sequence;
   if (ports_.publisher.publish(topics_.request_topic(p.request.box, p.request.id), payload, settings_.qos, &v5,
                                std::move(on_ack))) {
+    // The command may have ended inside publish() (a reply delivered from
+    // within it, as the unit test's publisher does): then `p` is gone.
+    if (!still_waiting(id, seq)) return;
     p.published = true;
     if (p.request.mode == CommandMode::async) {
       // The caller has its answer; the command goes on without it.
