@@ -106,6 +106,10 @@ struct GatewayConfig {
   // At least max_timeout_ms, so a command accepted just before SIGTERM can
   // still get its reply (plus the final result-key read).
   std::int64_t drain_timeout_ms = 65000;
+  // Event streams (GET .../events with Accept: text/event-stream, /v1/events).
+  std::int64_t max_streams = 1000;                // open at once; more are 429 too_many_streams
+  std::int64_t sse_max_buffer_bytes = 1 << 20;    // unsent bytes a slow reader may hold, then cut off
+  std::int64_t sse_heartbeat_ms = 15000;          // ": hb" comment this often on a quiet stream
 };
 
 struct BridgeConfig {
@@ -127,6 +131,12 @@ struct BridgeConfig {
   // buffer (32 MB hard limit per subscriber connection).
   std::int64_t reply_inline_max_bytes = 64 * 1024;
   std::int64_t drain_timeout_ms = 10000;
+  // Device data plane (docs/events.md): events and state.
+  std::int64_t max_event_bytes = 1 << 20;       // larger event/state payloads are dropped
+  // Stream caps (XADD MAXLEN ~): Redis holds about entries x (payload + ~100 B).
+  std::int64_t events_box_maxlen = 1000;        // per box: {prefix}/{box}/events
+  std::int64_t events_fleet_maxlen = 100000;    // fleet: {prefix}/events
+  std::int64_t events_queue_max_bytes = 64LL << 20;  // held while Redis is away (payload + 128 B each)
 };
 
 void declare_gateway(Options& options, GatewayConfig& config);

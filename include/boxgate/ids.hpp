@@ -33,10 +33,14 @@ class Id {
 };
 struct BoxTag {};
 struct RequestTag {};
+struct EventNameTag {};
 }  // namespace detail
 
 using BoxId = detail::Id<detail::BoxTag>;
 using RequestId = detail::Id<detail::RequestTag>;
+// The {name} of an event topic {prefix}/{box}/event/{name}: the same pattern,
+// since it becomes part of a Redis channel name.
+using EventName = detail::Id<detail::EventNameTag>;
 
 // A fresh request id: UUIDv4 (lowercase, dashed) from the kernel's CSPRNG. Thread-safe.
 RequestId new_request_id();

@@ -19,6 +19,12 @@ struct ReplyAddress {
   std::optional<RequestId> request;  // empty for "{prefix}/{box}/response"
 };
 
+// What a device event topic {prefix}/{box}/event/{name} says.
+struct EventAddress {
+  BoxId box;
+  EventName name;
+};
+
 class Topics {
  public:
   explicit Topics(std::string prefix);
@@ -60,6 +66,29 @@ class Topics {
   // The box of a status topic; nullopt when it is not {prefix}/{box}/status
   // with a valid box id.
   std::optional<BoxId> parse_status_topic(std::string_view topic) const;
+
+  // Device data plane (docs/events.md). The MQTT topic of an event and the
+  // Redis channel it is PUBLISHed on: {prefix}/{box}/event/{name}.
+  std::string event_channel(const BoxId& box, const EventName& name) const;
+  // The PSUBSCRIBE pattern of one box's event channels: {prefix}/{box}/event/*.
+  std::string event_channel_pattern(const BoxId& box) const;
+  // Redis streams: one box's events {prefix}/{box}/events, the fleet's {prefix}/events.
+  std::string box_events_stream(const BoxId& box) const;
+  std::string fleet_events_stream() const;
+  // The MQTT topic of a box's state, the Redis key of its latest state and
+  // the channel it is PUBLISHed on: {prefix}/{box}/state.
+  std::string state_key(const BoxId& box) const;
+  // The bridge's event and state subscriptions, optionally through $share/{group}/.
+  std::string event_filter(std::string_view share_group) const;
+  std::string state_filter(std::string_view share_group) const;
+  // Which data-plane kind a topic's shape names ({prefix}/{x}/event/{y} or
+  // {prefix}/{x}/state), before any id is validated: a topic of that shape
+  // with a bad id is an invalid event, not some other kind of message.
+  enum class DataKind { none, event, state };
+  DataKind data_kind(std::string_view topic) const;
+  // nullopt when a topic of that shape has an invalid box id or event name.
+  std::optional<EventAddress> parse_event_topic(std::string_view topic) const;
+  std::optional<BoxId> parse_state_topic(std::string_view topic) const;
 
   // Parses a device reply topic; nullopt when it is not one of the two forms
   // or an id in it is invalid.

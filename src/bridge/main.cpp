@@ -1,6 +1,7 @@
 // boxgate-bridge: forwards device replies from MQTT to Redis (result key +
 // PUBLISH) so whichever gateway replica holds the call completes it, and
-// keeps each box's presence (its status topic) in a Redis hash.
+// keeps each box's presence (its status topic) in a Redis hash, and forwards
+// device events and state (streams, state key, PUBLISH; event_forwarder.hpp).
 // One thread: the loop (this one, after set-up) owns the MQTT connection,
 // the Redis connection, the reply and presence queues and the ops HTTP server.
 
@@ -14,7 +15,9 @@
 #include "boxgate/ops/endpoints.hpp"
 #include "boxgate/redis/commands.hpp"
 #include "boxgate/topics.hpp"
+#include "boxgate/traceparent.hpp"
 #include "boxgate/version.hpp"
+#include "event_forwarder.hpp"
 #include "presence_tracker.hpp"
 #include "reply_forwarder.hpp"
 
@@ -41,11 +44,13 @@ int main(int argc, char** argv) {
 
     bridge::ReplyForwarder* forwarder_ptr = nullptr;
     bridge::PresenceTracker* presence_ptr = nullptr;
+    bridge::EventForwarder* events_ptr = nullptr;
     redis::Commands redis(
         loop, config.redis, redis_dep,
-        [&forwarder_ptr, &presence_ptr] {
+        [&forwarder_ptr, &presence_ptr, &events_ptr] {
           forwarder_ptr->flush();
           presence_ptr->flush();
+          events_ptr->flush();
         },
         {});
     bridge::ReplyForwarder forwarder(topics,
@@ -58,15 +63,25 @@ int main(int argc, char** argv) {
     bridge::PresenceTracker presence(topics, {static_cast<std::size_t>(config.presence_queue_capacity)}, redis,
                                      metrics);
     presence_ptr = &presence;
+    bridge::EventForwarder events(topics,
+                                  {static_cast<std::size_t>(config.max_event_bytes), config.events_box_maxlen,
+                                   config.events_fleet_maxlen, static_cast<std::size_t>(config.events_queue_max_bytes)},
+                                  redis, metrics);
+    events_ptr = &events;
 
     boxgate::mqtt::Client broker(loop, config.mqtt, "boxgate-bridge", mqtt_dep);
     // The status filter is never shared (topics.hpp): every bridge gets each
     // box's retained status on connect; the presence script is idempotent.
     broker.subscribe_on_connect(
         {topics.reply_filter_with_id(config.share_group), topics.reply_filter_without_id(config.share_group),
-         topics.status_filter()},
-        [&forwarder, &presence, &topics](std::string_view topic, std::string_view payload) {
+         topics.event_filter(config.share_group), topics.state_filter(config.share_group), topics.status_filter()},
+        [&forwarder, &presence, &events, &topics, &broker](std::string_view topic, std::string_view payload) {
           if (topics.is_status_topic(topic)) return presence.accept(topic, payload);
+          if (events.accept(topic, payload)) return;  // an event or state topic
+          // W3C trace context a device sent with its reply: logged when well-formed.
+          if (auto trace = broker.user_property("traceparent"); trace && is_valid_traceparent(*trace)) {
+            log::get("bridge")->info("reply on {} carries traceparent {}", topic.substr(0, 300), *trace);
+          }
           forwarder.accept(topic, payload);
         });
 
@@ -79,15 +94,17 @@ int main(int argc, char** argv) {
     // of replies to the other members of the group; the queue is then flushed.
     // stop() returns at once here (the loop sends the DISCONNECT).
     Drain drain(loop, readiness, std::chrono::milliseconds(config.drain_timeout_ms),
-                {"replies and status updates to write", [&broker] { broker.stop(); },
-                 [&forwarder, &presence] {
+                {"replies, events and status updates to write", [&broker] { broker.stop(); },
+                 [&forwarder, &presence, &events] {
                    forwarder.flush();
                    presence.flush();
-                   return forwarder.backlog() + presence.backlog();
+                   events.flush();
+                   return forwarder.backlog() + presence.backlog() + events.backlog();
                  },
-                 [&forwarder, &presence](std::size_t) {
+                 [&forwarder, &presence, &events](std::size_t) {
                    forwarder.abandon();
                    presence.abandon();
+                   events.abandon();
                  }});
     ShutdownSignals signals(loop, [&drain] { drain.begin(); });
 
@@ -99,6 +116,7 @@ int main(int argc, char** argv) {
     redis.stop();   // pairs and updates still in flight come back to their queues
     forwarder.abandon();
     presence.abandon();
+    events.abandon();
   } catch (const std::exception& e) {
     logger->critical("fatal: {}", e.what());
     return 1;

@@ -147,6 +147,10 @@ void declare_gateway(Options& o, GatewayConfig& c) {
   o.add("dependency_grace_ms", &c.dependency_grace_ms, 0, 60000,
         "a new command waits this long for a reconnecting Redis/MQTT (0: refuse at once)");
   o.add("drain_timeout_ms", &c.drain_timeout_ms, 0, kMaxInt, "on SIGTERM, wait this long for in-flight commands");
+  o.add("max_streams", &c.max_streams, 0, 1000000, "event streams (SSE) open at once; more are 429");
+  o.add("sse_max_buffer_bytes", &c.sse_max_buffer_bytes, 4096, 1LL << 32,
+        "bytes an event stream's reader has not taken yet, at most; then it is disconnected");
+  o.add("sse_heartbeat_ms", &c.sse_heartbeat_ms, 10, 3600000, "a ': hb' comment on a quiet event stream this often");
   o.check([&c] {
     if (c.default_timeout_ms > c.max_timeout_ms) {
       throw ConfigError("default_timeout_ms", "must not exceed max_timeout_ms");
@@ -184,7 +188,17 @@ void declare_bridge(Options& o, BridgeConfig& c) {
   o.add("reply_inline_max_bytes", &c.reply_inline_max_bytes, 0, 256 << 20,
         "larger replies are published as a notice; the gateway reads the result key");
   o.add("drain_timeout_ms", &c.drain_timeout_ms, 0, kMaxInt, "on SIGTERM, time allowed to flush the queue");
+  o.add("max_event_bytes", &c.max_event_bytes, 1, 256 << 20, "largest event or state payload forwarded");
+  o.add("events_box_maxlen", &c.events_box_maxlen, 1, 1LL << 32,
+        "entries kept (about: MAXLEN ~) in each box's event stream");
+  o.add("events_fleet_maxlen", &c.events_fleet_maxlen, 1, 1LL << 32,
+        "entries kept (about: MAXLEN ~) in the fleet event stream");
+  o.add("events_queue_max_bytes", &c.events_queue_max_bytes, 1 << 20, 1LL << 40,
+        "bytes of events and states queued or in flight to Redis (payload + 128 each), at most");
   o.check([&c] {
+    if (c.events_queue_max_bytes < c.max_event_bytes) {
+      throw ConfigError("events_queue_max_bytes", "must be at least max_event_bytes");
+    }
     if (c.queue_max_bytes < c.max_reply_bytes) {
       throw ConfigError("queue_max_bytes", "must be at least max_reply_bytes");
     }

@@ -1,6 +1,7 @@
 #include "boxgate/topics.hpp"
 
 #include <stdexcept>
+#include <vector>
 
 namespace boxgate {
 
@@ -55,6 +56,65 @@ std::string Topics::reply_filter_with_id(std::string_view share_group) const {
 
 std::string Topics::reply_filter_without_id(std::string_view share_group) const {
   return shared(share_group, prefix_ + "/+/response");
+}
+
+std::string Topics::event_channel(const BoxId& box, const EventName& name) const {
+  return prefix_ + '/' + box.str() + "/event/" + name.str();
+}
+
+std::string Topics::event_channel_pattern(const BoxId& box) const { return prefix_ + '/' + box.str() + "/event/*"; }
+
+std::string Topics::box_events_stream(const BoxId& box) const { return prefix_ + '/' + box.str() + "/events"; }
+
+std::string Topics::fleet_events_stream() const { return prefix_ + "/events"; }
+
+std::string Topics::state_key(const BoxId& box) const { return prefix_ + '/' + box.str() + "/state"; }
+
+std::string Topics::event_filter(std::string_view share_group) const {
+  return shared(share_group, prefix_ + "/+/event/+");
+}
+
+std::string Topics::state_filter(std::string_view share_group) const { return shared(share_group, prefix_ + "/+/state"); }
+
+namespace {
+// The levels of `topic` after "{prefix}/", split on '/'; empty when the
+// prefix does not match.
+std::vector<std::string_view> levels_after(std::string_view topic, std::string_view prefix) {
+  std::vector<std::string_view> out;
+  if (topic.size() <= prefix.size() + 1 || topic.substr(0, prefix.size()) != prefix || topic[prefix.size()] != '/') {
+    return out;
+  }
+  topic.remove_prefix(prefix.size() + 1);
+  while (out.size() < 4) {  // more levels than any data topic has: stop splitting
+    auto slash = topic.find('/');
+    out.push_back(topic.substr(0, slash));
+    if (slash == std::string_view::npos) break;
+    topic.remove_prefix(slash + 1);
+  }
+  return out;
+}
+}  // namespace
+
+Topics::DataKind Topics::data_kind(std::string_view topic) const {
+  auto levels = levels_after(topic, prefix_);
+  if (levels.size() == 3 && levels[1] == "event") return DataKind::event;
+  if (levels.size() == 2 && levels[1] == "state") return DataKind::state;
+  return DataKind::none;
+}
+
+std::optional<EventAddress> Topics::parse_event_topic(std::string_view topic) const {
+  auto levels = levels_after(topic, prefix_);
+  if (levels.size() != 3 || levels[1] != "event") return std::nullopt;
+  auto box = BoxId::parse(levels[0]);
+  auto name = EventName::parse(levels[2]);
+  if (!box || !name) return std::nullopt;
+  return EventAddress{std::move(*box), std::move(*name)};
+}
+
+std::optional<BoxId> Topics::parse_state_topic(std::string_view topic) const {
+  auto levels = levels_after(topic, prefix_);
+  if (levels.size() != 2 || levels[1] != "state") return std::nullopt;
+  return BoxId::parse(levels[0]);
 }
 
 std::optional<ReplyAddress> Topics::parse(std::string_view topic, std::string_view kind) const {

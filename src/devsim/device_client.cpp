@@ -308,6 +308,16 @@ void DeviceClient::publish(const Reply& reply) {
   }
 }
 
+bool DeviceClient::publish_telemetry(const std::string& topic, std::string payload) {
+  try {
+    client_.publish(topic, payload.data(), payload.size(), static_cast<int>(shared_.mqtt.qos), false);
+    return true;
+  } catch (const mqtt::exception& e) {
+    warn_rate_limited("telemetry on " + topic + " not sent: " + e.what());
+    return false;
+  }
+}
+
 void DeviceClient::warn_rate_limited(const std::string& what) {
   // One line a second at most: a broker outage fails every reply at once.
   std::int64_t now = now_ms();

@@ -79,6 +79,9 @@ class DeviceClient {
   mqtt::token_ptr disconnect();
 
   std::size_t box_count() const noexcept { return boxes_.size(); }
+  // An event or state of one of its boxes (telemetry.hpp); any thread.
+  // False when paho refused it (not connected, queue full).
+  bool publish_telemetry(const std::string& topic, std::string payload);
   const std::string& client_id() const noexcept { return client_id_; }
 
  private:

@@ -3,6 +3,8 @@
 // Each simulated box subscribes to {prefix}/{box}/request/+ and answers every
 // command (after a configurable delay, or never for a share of them) on
 // {prefix}/{box}/response/{req} or, in payload mode, {prefix}/{box}/response.
+// With --event-rate / --state-every-ms the boxes also publish events and
+// state (telemetry.hpp).
 // It is a tool, not a daemon: it is never linked into the gateway or bridge.
 //
 // Threads: main() blocks SIGINT/SIGTERM before any other thread exists (they
@@ -21,6 +23,7 @@
 #include <ctime>
 #include <iostream>
 #include <memory>
+#include <thread>
 #include <vector>
 
 #include "boxgate/options.hpp"
@@ -31,6 +34,7 @@
 #include "boxgate/logging.hpp"
 #include "devsim/scheduler.hpp"
 #include "devsim/settings.hpp"
+#include "devsim/telemetry.hpp"
 
 using namespace boxgate;
 using namespace boxgate::devsim;
@@ -141,6 +145,16 @@ int main(int argc, char** argv) {
     return 2;
   }
   for (auto& client : clients) client->start();
+  // Box i is served by connection i mod clients (as the shares above).
+  std::vector<DeviceClient*> by_index;
+  for (auto& client : clients) by_index.push_back(client.get());
+  Telemetry telemetry(config.fleet, Topics(config.prefix), boxes, by_index);
+  // Telemetry once every connection is up (10 s at most), so the first
+  // events are not refused by a client still connecting.
+  for (int i = 0; i < 1000 && clients_ready.load() < client_count; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  telemetry.start();
 
   Snapshot last;
   int sig = 0;
@@ -149,7 +163,11 @@ int main(int argc, char** argv) {
     Snapshot now = snapshot(counters);
     if (sig == 0 && !(now == last)) log_stats("totals", now, "delayed", counters.delayed.load());
     last = now;
+    if (sig == 0 && (config.fleet.event_rate > 0 || config.fleet.state_every_ms > 0)) {
+      logger->info("telemetry: events sent={} states sent={}", telemetry.events_sent(), telemetry.states_sent());
+    }
   }
+  telemetry.stop();
 
   logger->info("stopping on {}", sig == SIGINT ? "SIGINT" : "SIGTERM");
   auto deadline = Clock::now() + kDisconnectBudget;

@@ -30,6 +30,9 @@ void declare_devsim(Options& o, DevsimConfig& c) {
         "MQTT connections the boxes are spread over (as many as boxes: one connection, and one will, per box)");
   o.add("presence", &f.presence,
         "publish retained online/offline on {prefix}/{box}/status; offline is the will of one-box connections");
+  o.add("event_rate", &f.event_rate, 0, 1000000, "events per second over the fleet, round robin (0: none)");
+  o.add("event_bytes", &f.event_bytes, 1, 16 << 20, "size of each event payload (JSON, padded)");
+  o.add("state_every_ms", &f.state_every_ms, 0, 86400000, "each box publishes its state this often (0: never)");
 
   o.check([&f] {
     parse_reply_mode(f.reply_mode);

@@ -38,6 +38,12 @@ struct FleetSettings {
   // a connection that serves exactly one box (clients = number of boxes)
   // also leaves `offline` as its MQTT will, so an abrupt loss shows too.
   bool presence = true;
+  // Telemetry (telemetry.hpp): events on {prefix}/{box}/event/telemetry at
+  // this many per second over the whole fleet (0: none), each event_bytes
+  // long, and every box's state every state_every_ms (0: none).
+  std::int64_t event_rate = 0;
+  std::int64_t event_bytes = 64;
+  std::int64_t state_every_ms = 0;
 };
 
 struct DevsimConfig {

@@ -327,4 +327,20 @@ Decision Authorizer::authorize(const char* authorization, const BoxId& box) {
   return {Verdict::allowed, found};
 }
 
+Decision Authorizer::authenticate(const char* authorization) {
+  if (open()) return {Verdict::allowed, nullptr};
+  if (!authorization) {
+    missing_->inc();
+    return {Verdict::missing_token, nullptr};
+  }
+  std::optional<std::string_view> token = bearer_token(authorization);
+  const ApiToken* found = token ? find(*token) : nullptr;
+  if (!found) {
+    invalid_->inc();
+    return {Verdict::invalid_token, nullptr};
+  }
+  allowed_[static_cast<std::size_t>(found - tokens_.data())]->inc();
+  return {Verdict::allowed, found};
+}
+
 }  // namespace boxgate::gateway

@@ -111,6 +111,9 @@ class Authorizer {
   // The one question the HTTP layer asks: may the caller with this
   // Authorization header (nullptr when absent) command `box`? Counts the answer.
   Decision authorize(const char* authorization, const BoxId& box);
+  // For a request about no single box (the fleet event stream): is the
+  // token valid? The caller then filters by the token's scope. Counts the answer.
+  Decision authenticate(const char* authorization);
 
  private:
   const ApiToken* find(std::string_view token) const;

@@ -22,6 +22,9 @@ struct CommandRequest {
   std::chrono::milliseconds timeout;
   std::string body_sha256;  // of the body as sent, for "same id, other body"
   CommandMode mode = CommandMode::sync;
+  // A valid W3C traceparent the caller sent ("" if none): an MQTT v5 user
+  // property of the published command.
+  std::string traceparent = {};
 };
 
 struct CommandResult {

@@ -390,6 +390,11 @@ void CommandService::publish(Pending& p) {
   auto left = std::chrono::duration_cast<std::chrono::milliseconds>(p.started + p.request.timeout - Clock::now());
   auto expiry_s = static_cast<std::uint32_t>(std::max<std::int64_t>(1, (left.count() + 999) / 1000));
   mqtt::ResponseProperties v5{p.channel, p.request.id.str(), expiry_s, {}};
+  if (!p.request.traceparent.empty()) {
+    v5.user_properties.emplace_back("traceparent", p.request.traceparent);
+    log::get("gateway")->debug("box {} request {}: traceparent {}", p.request.box.str(), p.request.id.str(),
+                               p.request.traceparent);
+  }
   std::string payload = std::move(p.request.payload);  // the MQTT client keeps the only copy from here
   auto on_ack = [this, id = p.request.id.str(), seq = p.sequence](bool acked) {
     if (Pending* again = still_waiting(id, seq)) again->acked = acked;

@@ -9,6 +9,7 @@
 
 #include "api_errors.hpp"
 #include "boxgate/logging.hpp"
+#include "boxgate/traceparent.hpp"
 #include "command_body.hpp"
 
 namespace boxgate::gateway {
@@ -20,7 +21,7 @@ constexpr const char* kIdPattern = "^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$";
 
 // What a path under /v1/devices/ names.
 struct Route {
-  enum class Kind { none, device, command, status, message } kind = Kind::none;
+  enum class Kind { none, device, command, status, message, state, events } kind = Kind::none;
   std::string_view box;  // still percent-encoded
   std::string_view id;   // status: the command's id, still percent-encoded
 };
@@ -34,6 +35,8 @@ Route route_of(std::string_view path) {
   std::string_view tail = rest.substr(slash);
   if (tail == "/commands") return {Route::Kind::command, box, {}};
   if (tail == "/messages") return {Route::Kind::message, box, {}};
+  if (tail == "/state") return {Route::Kind::state, box, {}};
+  if (tail == "/events") return {Route::Kind::events, box, {}};
   constexpr std::string_view kCommands = "/commands/";
   if (tail.substr(0, kCommands.size()) == kCommands) {
     std::string_view id = tail.substr(kCommands.size());
@@ -189,7 +192,8 @@ void HttpApi::handle(http::Exchange ex) {
   if (route.kind == Route::Kind::none || (route.kind == Route::Kind::device && !devices_)) {
     return ex.reply(404, R"({"error":"not_found","message":"no such endpoint"})");
   }
-  bool get = route.kind == Route::Kind::device || route.kind == Route::Kind::status;
+  bool get = route.kind == Route::Kind::device || route.kind == Route::Kind::status ||
+             route.kind == Route::Kind::state || route.kind == Route::Kind::events;
   if (get ? !ex.is_get() : !ex.is_post()) {
     ex.set_header("Allow", get ? "GET" : "POST");
     return ex.reply(405, get ? R"({"error":"method_not_allowed","message":"use GET"})"
@@ -201,6 +205,12 @@ void HttpApi::handle(http::Exchange ex) {
     case Route::Kind::command: return post_command(std::move(ex), std::move(*caller));
     case Route::Kind::status: return get_status(std::move(ex), std::move(*caller), route.id);
     case Route::Kind::message: return post_message(std::move(ex), std::move(*caller));
+    case Route::Kind::state:
+      if (services_.events) return services_.events->get_state(std::move(ex), caller->box, caller->id.str());
+      break;
+    case Route::Kind::events:
+      if (services_.events) return services_.events->get_events(std::move(ex), caller->box, caller->id.str());
+      break;
     case Route::Kind::device:
       if (!no_params(ex, caller->id.str(), caller->box.str())) return;
       return devices_(std::move(ex), caller->box, caller->id);
@@ -304,12 +314,22 @@ void HttpApi::post_command(http::Exchange ex, Caller caller) {
   if (!payload) return;
   std::string hash = body_sha256(ex.body());
   ex.discard_body();  // the payload is the one copy from here on
+  // W3C trace context: passed on to the device when well-formed, else
+  // dropped (a tracing header never fails a command).
+  std::string traceparent;
+  if (const char* trace = ex.header("traceparent")) {
+    if (is_valid_traceparent(trace)) {
+      traceparent = trace;
+    } else {
+      log::get("gateway")->debug("box {} request {}: invalid traceparent dropped", bid, rid);
+    }
+  }
 
   // The exchange waits in the completion; a caller that leaves cancels the command.
   auto shared = std::make_shared<http::Exchange>(std::move(ex));
   shared->on_disconnect([this, id = caller.id] { services_.commands.cancel(id); });
   CommandRequest request{caller.box, caller.id, caller.caller_supplied_id, std::move(*payload), timeout,
-                         std::move(hash), mode};
+                         std::move(hash), mode, std::move(traceparent)};
   services_.commands.submit(std::move(request), [shared, rid, bid](CommandResult&& result) {
     http::Exchange& exchange = *shared;
     if (result.outcome == Outcome::ok || result.outcome == Outcome::replayed) {

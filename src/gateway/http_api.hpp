@@ -3,6 +3,7 @@
 //   POST /v1/devices/{boxId}/commands            send a command (sync, or async with Prefer: respond-async)
 //   GET  /v1/devices/{boxId}/commands/{id}       a command's status, optionally long-polled (?wait_ms=)
 //   POST /v1/devices/{boxId}/messages            a one-way message, answered after the broker's PUBACK
+//   GET  /v1/devices/{boxId}/state|events        the data plane's reads, handed to EventApi
 // Validates each request (ids, then the caller's token and its scope for the
 // box, then query and body) so nothing invalid or unauthorized is ever
 // published, subscribed or read, hands it to its service, and maps every
@@ -17,6 +18,7 @@
 #include "boxgate/http/server.hpp"
 #include "command_service.hpp"
 #include "command_status.hpp"
+#include "event_api.hpp"
 #include "message_service.hpp"
 
 namespace boxgate::gateway {
@@ -32,6 +34,7 @@ struct ApiServices {
   CommandService& commands;
   CommandStatusReader& status;
   MessageService& messages;
+  EventApi* events = nullptr;  // GET .../state and .../events (event_api.hpp)
 };
 
 class HttpApi {

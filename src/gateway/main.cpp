@@ -26,6 +26,10 @@
 #include "auth.hpp"
 #include "command_service.hpp"
 #include "device_api.hpp"
+#include "console.hpp"
+#include "event_api.hpp"
+#include "event_stream.hpp"
+#include "event_tail.hpp"
 #include "http_api.hpp"
 
 using namespace boxgate;
@@ -158,7 +162,16 @@ int main(int argc, char** argv) {
     gateway::Authorizer auth(std::move(tokens), metrics);
     log_access(auth, config);
     http::Server server(loop, config.http, static_cast<std::size_t>(config.max_body_bytes));
-    gateway::HttpApi api(server, {service, status, messages}, auth,
+    // Device data plane: state, history and event streams (docs/events.md).
+    gateway::EventTail event_tail(loop, config.redis, topics, readiness, metrics);
+    gateway::EventStreams streams(loop, event_tail, commands,
+                                  {static_cast<std::size_t>(config.max_streams),
+                                   static_cast<std::size_t>(config.sse_max_buffer_bytes),
+                                   std::chrono::milliseconds(config.sse_heartbeat_ms)},
+                                  metrics);
+    gateway::EventApi event_api(server, topics, commands, streams, auth);
+    gateway::serve_console(server);  // GET /console
+    gateway::HttpApi api(server, {service, status, messages, &event_api}, auth,
                          {std::chrono::milliseconds(config.default_timeout_ms),
                           std::chrono::milliseconds(config.max_timeout_ms),
                           static_cast<std::size_t>(config.max_body_bytes),
@@ -181,9 +194,10 @@ int main(int argc, char** argv) {
     // timeout, get 202 delivered (published) or 503 (never published).
     Drain drain(loop, readiness, std::chrono::milliseconds(config.drain_timeout_ms),
                 {"commands in flight",
-                 [&service, &messages] {
+                 [&service, &messages, &streams] {
                    service.start_draining();
                    messages.start_draining();
+                   streams.close_all();  // their clients reconnect to another replica
                  },
                  [&service, &messages] { return service.callers_waiting() + messages.in_flight(); },
                  [&service](std::size_t) { service.abandon_all(); }});
@@ -197,6 +211,7 @@ int main(int argc, char** argv) {
     logger->info("drained; stopping");
     readiness.on_change({});  // `resume` and the service go before the clients
     broker.stop();  // the loop has ended: sends what is queued and DISCONNECT, 2 s at most
+    event_tail.stop();
     commands.stop();
     subscriber.stop();
   } catch (const std::exception& e) {

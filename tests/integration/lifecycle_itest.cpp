@@ -266,7 +266,9 @@ TEST_F(LifecycleTest, OfflinePolicyFailAnswersAnOfflineBoxAtOnceAndSendsNothing)
   int wait_gw = stack->add_gateway();  // offline_policy=wait, the default
   int br = stack->add_bridge();
   ProbeDevice device(stack->mqtt_port(), "dev/+/request/+", ProbeDevice::echo());
-  device.probe().publish("dev/box-1/status", "offline", 1, test::MqttPublishOptions{true, {}, {}, {}});
+  test::MqttPublishOptions retained;
+  retained.retained = true;
+  device.probe().publish("dev/box-1/status", "offline", 1, retained);
   ASSERT_TRUE(test::eventually([&] { return get(gw, "/v1/devices/box-1").json().value("online", true) == false; }, 3s));
 
   auto c = client(gw);
@@ -285,7 +287,7 @@ TEST_F(LifecycleTest, OfflinePolicyFailAnswersAnOfflineBoxAtOnceAndSendsNothing)
   EXPECT_EQ(post(*w, command_path("box-1"), kBody).status, 200);
   EXPECT_EQ(device.commands().size(), 2u) << "only the two that were not refused were published";
 
-  device.probe().publish("dev/box-1/status", "online", 1, test::MqttPublishOptions{true, {}, {}, {}});
+  device.probe().publish("dev/box-1/status", "online", 1, retained);
   ASSERT_TRUE(test::eventually([&] { return get(gw, "/v1/devices/box-1").json().value("online", false); }, 3s));
   EXPECT_EQ(post(*c, command_path("box-1"), kBody).status, 200);
   EXPECT_EQ(metric(gw, R"(boxgate_commands_total{outcome="device_offline"})"), 1.0);

@@ -92,6 +92,8 @@ TEST_F(MqttAclTest, ADeviceCannotAnswerOrCommandForAnotherBox) {
   // As the bridge subscribes with share_group "bridges".
   bridge->subscribe("$share/bridges/dev/+/response/+");
   bridge->subscribe("$share/bridges/dev/+/response");
+  bridge->subscribe("$share/bridges/dev/+/event/+");
+  bridge->subscribe("$share/bridges/dev/+/state");
   box2->subscribe("dev/box-2/request/+");
 
   // Forged: a reply for box-2's command, and commands to itself and to box-2.
@@ -104,8 +106,15 @@ TEST_F(MqttAclTest, ADeviceCannotAnswerOrCommandForAnotherBox) {
   EXPECT_EQ(box1->publish_reason("dev/box-1/response/r-for-1", R"({"id":"r-for-1"})"), 0);
   EXPECT_EQ(box1->publish_reason("dev/box-1/response", R"({"id":"r-for-1b"})"), 0);
 
-  ASSERT_TRUE(bridge->wait_for(2, 5s));
-  EXPECT_EQ(topics(*bridge), (std::vector<std::string>{"dev/box-1/response/r-for-1", "dev/box-1/response"}));
+  // Its own events and state, not another box's (data plane, docs/events.md).
+  EXPECT_EQ(box1->publish_reason("dev/box-2/event/alarm", "forged"), kNotAuthorized);
+  EXPECT_EQ(box1->publish_reason("dev/box-2/state", "forged"), kNotAuthorized);
+  EXPECT_EQ(box1->publish_reason("dev/box-1/event/alarm", "{}"), 0);
+  EXPECT_EQ(box1->publish_reason("dev/box-1/state", "{}"), 0);
+
+  ASSERT_TRUE(bridge->wait_for(4, 5s));
+  EXPECT_EQ(topics(*bridge), (std::vector<std::string>{"dev/box-1/response/r-for-1", "dev/box-1/response",
+                                                       "dev/box-1/event/alarm", "dev/box-1/state"}));
   // box-2 got no command from box-1 (a later one from the gateway arrives alone).
   auto gateway = probe(SecureMosquitto::kGatewayUser, true);
   ASSERT_EQ(gateway->publish_reason("dev/box-2/request/real", "{}"), 0);

@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include "itest_env.hpp"
+#include "sse_client.hpp"
 #include "support/redis_monitor.hpp"
 
 namespace boxgate::itest {
@@ -102,6 +103,21 @@ TEST_F(RedisAclTest, GatewayAndBridgeWorkEndToEndWithinTheirGrants) {
   status.publish("dev/box-1/status", "offline", 1, retained);
   EXPECT_TRUE(test::eventually([&] { return !box_online(); }, 5s)) << bridge.log_tail();
 
+  // The data plane: the bridge's EVAL (XADD to both streams), SET and
+  // PUBLISH; the gateway's GET, XRANGE, and its event tail's XREVRANGE and XREAD.
+  {
+    SseClient live(gw, "/v1/devices/box-1/events?after=0");
+    ASSERT_EQ(live.status(), 200) << gateway.log_tail();
+    MqttProbe sender(mqtt->port());
+    sender.publish("dev/box-1/event/boot", R"({"v":1})");
+    sender.publish("dev/box-1/state", R"({"on":true})");
+    ASSERT_TRUE(live.wait_events(1, 5s)) << bridge.log_tail() << gateway.log_tail();
+    EXPECT_TRUE(test::eventually([&] { return get(gw, "/v1/devices/box-1/state").status == 200; }, 5s));
+    EXPECT_EQ(get(gw, "/v1/devices/box-1/events").status, 200);
+    sender.publish("dev/box-1/event/second", "2");  // now through the tail's XREAD
+    EXPECT_TRUE(live.wait_events(2, 5s)) << gateway.log_tail();
+  }
+
   // Both daemons did all of it with their grants: Redis refused nothing.
   std::vector<std::string> denials = acl_denials();
   EXPECT_TRUE(denials.empty()) << denial_list(denials);
@@ -145,6 +161,14 @@ TEST_F(RedisAclTest, EachUserIsRefusedEverythingOutsideItsGrant) {
       {users.gateway(), {"CONFIG", "GET", "*"}, false},
       {users.gateway(), {"FLUSHALL"}, false},
       {users.gateway(), {"PSUBSCRIBE", "dev/*"}, false},
+      // ... and reads the event streams and state.
+      {users.gateway(), {"XRANGE", "dev/box-1/events", "-", "+", "COUNT", "10"}, true},
+      {users.gateway(), {"XREVRANGE", "dev/events", "+", "-", "COUNT", "1"}, true},
+      {users.gateway(), {"XREAD", "COUNT", "1", "STREAMS", "dev/events", "0"}, true},
+      {users.gateway(), {"GET", "dev/box-1/state"}, true},
+      {users.gateway(), {"XADD", "dev/events", "*", "box", "forged"}, false},
+      {users.gateway(), {"XRANGE", "other/events", "-", "+"}, false},
+      {users.gateway(), {"EVAL", "return 1", "0"}, false},
       // The bridge: SET and PUBLISH under the prefix, PING.
       {users.bridge(), {"SET", "dev/box-1/response/r", "{}", "PX", "1000"}, true},
       {users.bridge(), {"PUBLISH", "dev/box-1/response/r", "{}"}, true},
@@ -168,6 +192,14 @@ TEST_F(RedisAclTest, EachUserIsRefusedEverythingOutsideItsGrant) {
       {users.gateway(), {"HMGET", "dev/box-1/response/r", "online"}, false},
       {users.gateway(), {"HSET", "dev/box-1/presence", "online", "0"}, false},
       {users.gateway(), {"EVAL", "return 1", "1", "dev/box-1/presence"}, false},
+      // Events: EVAL (the two XADDs in one script) and XADD on the streams.
+      {users.bridge(), {"EVAL", "return 1", "0"}, true},
+      {users.bridge(), {"XADD", "dev/events", "MAXLEN", "~", "10", "*", "box", "b"}, true},
+      {users.bridge(), {"XADD", "dev/box-1/events", "*", "box", "b"}, true},
+      {users.bridge(), {"SET", "dev/box-1/state", "{}"}, true},
+      {users.bridge(), {"XADD", "other/events", "*", "box", "b"}, false},
+      {users.bridge(), {"XRANGE", "dev/events", "-", "+"}, false},
+      {users.bridge(), {"XREAD", "STREAMS", "dev/events", "0"}, false},
       {users.bridge(), {"FLUSHALL"}, false},
   };
   for (const auto& tc : cases) {
@@ -184,6 +216,17 @@ TEST_F(RedisAclTest, EachUserIsRefusedEverythingOutsideItsGrant) {
       bool refused = reply.str.rfind("NOPERM", 0) == 0 ||
                      reply.str.find("The user executing the script can't run this command") != std::string::npos;
       EXPECT_TRUE(refused) << reply.str;
+    }
+  }
+  // A script runs with the bridge's grants, no more: what the user may not
+  // do directly, it may not do from Lua either.
+  {
+    RedisClient br(redis->port(), 5s, users.bridge());
+    for (const char* script : {"return redis.call('GET', KEYS[1])", "return redis.call('FLUSHALL')",
+                               "return redis.call('XADD', KEYS[1], '*', 'a', 'b')"}) {
+      SCOPED_TRACE(script);
+      RespValue reply = br.command({"EVAL", script, "1", std::string(script).find("XADD") != std::string::npos ? "other/events" : "dev/x"});
+      EXPECT_EQ(reply.type, RespValue::Type::error) << reply.str;
     }
   }
   // A subscription outside the prefix is refused too (its own reply shape).

@@ -32,6 +32,10 @@ MqttMessage convert(const mqtt::const_message_ptr& msg) {
   if (props.contains(mqtt::property::MESSAGE_EXPIRY_INTERVAL)) {
     out.message_expiry_interval = mqtt::get<std::uint32_t>(props, mqtt::property::MESSAGE_EXPIRY_INTERVAL);
   }
+  for (std::size_t i = 0; i < props.count(mqtt::property::USER_PROPERTY); ++i) {
+    auto pair = mqtt::get<mqtt::string_pair>(props, mqtt::property::USER_PROPERTY, i);
+    out.user_properties.emplace_back(std::get<0>(pair), std::get<1>(pair));
+  }
   return out;
 }
 
@@ -156,6 +160,9 @@ void MqttProbe::publish(const std::string& topic, const std::string& payload, in
     if (options.message_expiry_interval) {
       props.add(mqtt::property(mqtt::property::MESSAGE_EXPIRY_INTERVAL,
                                static_cast<int>(*options.message_expiry_interval)));
+    }
+    for (const auto& [name, value] : options.user_properties) {
+      props.add(mqtt::property(mqtt::property::USER_PROPERTY, name, value));
     }
     msg->set_properties(props);
   }

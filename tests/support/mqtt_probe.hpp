@@ -21,6 +21,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace mqtt {
@@ -41,6 +42,7 @@ struct MqttMessage {
   std::string response_topic;
   std::string correlation_data;
   std::optional<std::uint32_t> message_expiry_interval;
+  std::vector<std::pair<std::string, std::string>> user_properties;
 };
 
 struct MqttPublishOptions {
@@ -49,6 +51,7 @@ struct MqttPublishOptions {
   std::string response_topic;
   std::string correlation_data;
   std::optional<std::uint32_t> message_expiry_interval;
+  std::vector<std::pair<std::string, std::string>> user_properties;
 };
 
 // How a probe connects: the broker, who it is, and TLS.

@@ -132,7 +132,7 @@ class CommandServiceTest : public ::testing::Test {
               const std::string& box = "box-1", std::string payload = R"({"id":"x"})",
               CommandMode mode = CommandMode::sync, std::string body_hash = "") {
     CommandRequest request{*BoxId::parse(box), *RequestId::parse(id), caller_id, std::move(payload), timeout,
-                           std::move(body_hash), mode};
+                           std::move(body_hash), mode, {}};
     service->submit(std::move(request), [this, id](CommandResult&& r) { done[id].push_back(std::move(r)); });
   }
   std::string channel(const std::string& id, const std::string& box = "box-1") { return "dev/" + box + "/response/" + id; }

@@ -71,6 +71,30 @@ class Exchange {
   void on_disconnect(std::function<void()> callback);
   bool open() const;  // not answered and client still there
 
+  // Streaming (chunked) reply, e.g. Server-Sent Events. start_stream() sends
+  // the status and headers; write() adds a chunk; end_stream() sends the last
+  // chunk. While streaming, the on_disconnect() callback runs when the
+  // client goes away (EOF, error, or the write timeout: a reader that takes
+  // nothing for http_idle_timeout_ms while bytes wait), and the idle read
+  // timeout does not apply (a quiet stream is not an idle connection).
+  // Memory is the caller's to bound: pending_output() is what the socket has
+  // not taken yet. abort() closes the connection at once (no callback); a
+  // streaming Exchange destroyed unended ends its stream.
+  void start_stream(int status, const char* content_type);
+  // on_flushed (optional) runs once this and everything before it has been
+  // written to the socket. Only one flush callback may wait at a time: a
+  // write() without one replaces it (libevent keeps one per connection).
+  void write(std::string_view chunk, std::function<void()> on_flushed = {});
+  std::size_t pending_output() const;
+  // Writes what the socket takes now, without waiting for the loop (evhttp
+  // writes only between callbacks, so a burst of chunks written in one
+  // callback all shows as pending); returns pending_output() after it. For
+  // a live stream only: it bypasses the flush callback of write().
+  std::size_t flush_now();
+  void end_stream();
+  void abort();
+  bool streaming() const;
+
  private:
   std::unique_ptr<ExchangeState> state_;
 };

@@ -62,6 +62,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -74,6 +75,7 @@
 
 struct mosquitto;
 struct mosquitto_message;
+struct mqtt5__property;
 struct event;
 
 namespace boxgate::mqtt {
@@ -119,6 +121,10 @@ class Client {
   // Calling it again is allowed (the second call finishes a pending stop).
   void stop(std::chrono::milliseconds timeout = std::chrono::milliseconds(2000));
 
+  // Inside the message handler only: the value of the message's first MQTT
+  // v5 user property `name`, if it has one (never on 3.1.1).
+  std::optional<std::string> user_property(const char* name) const;
+
   // CONNACK received and the connection not lost since.
   bool connected() const noexcept { return session_up_; }
   int version() const noexcept { return static_cast<int>(settings_.version); }
@@ -148,7 +154,7 @@ class Client {
   void on_connack(int reason);
   void on_suback(int mid, int count, const int* granted);
   void on_published(int mid, int reason);
-  void on_message(const mosquitto_message& message);
+  void on_message(const mosquitto_message& message, const mqtt5__property* properties);
   void on_disconnected(int rc, int saved_errno);
   void drop(const std::string& why);
   void connection_down(const std::string& why);
@@ -166,6 +172,7 @@ class Client {
   bool tls_ = false;
   std::vector<std::string> filters_;
   MessageHandler handler_;
+  const mqtt5__property* message_properties_ = nullptr;  // while the handler runs
 
   // The connection. Loop thread only, like everything below.
   mosquitto* handle_ = nullptr;  // one per connection attempt

@@ -94,6 +94,8 @@ struct ExchangeState {
   std::function<void()> on_disconnect;
   event* hangup_watch = nullptr;       // readable socket while a reply is deferred
   evutil_socket_t fd = -1;
+  bool streaming = false;              // start_stream() sent the headers; req lives until end
+  std::function<void()> on_flushed;    // the write() callback waiting for the socket
 
   ~ExchangeState() {
     if (hangup_watch) event_free(hangup_watch);
@@ -103,7 +105,16 @@ struct ExchangeState {
   }
   static void on_readable(evutil_socket_t fd, short, void* arg);
   static void on_reply_written(evhttp_request* req, void* connection);
+  static void on_chunk_flushed(evhttp_connection*, void* state);
 };
+
+void ExchangeState::on_chunk_flushed(evhttp_connection*, void* arg) {
+  auto* state = static_cast<ExchangeState*>(arg);
+  if (!state->on_flushed) return;
+  auto callback = std::move(state->on_flushed);
+  state->on_flushed = nullptr;
+  callback();  // may destroy the Exchange, and this state with it
+}
 
 // libevent 2.1 stops reading a connection while its request waits for the
 // handler, so it cannot see the client leave. A one-shot read watch can: EOF
@@ -139,7 +150,9 @@ Exchange& Exchange::operator=(Exchange&& other) noexcept {
 }
 
 Exchange::~Exchange() {
-  if (state_ && state_->req) {
+  if (state_ && state_->req && state_->streaming) {
+    end_stream();
+  } else if (state_ && state_->req) {
     reply(500, R"({"error":"internal","message":"request dropped unanswered"})");
   }
 }
@@ -258,6 +271,82 @@ void Exchange::on_disconnect(std::function<void()> callback) {
 
 bool Exchange::open() const { return state_ && state_->req; }
 
+bool Exchange::streaming() const { return state_ && state_->req && state_->streaming; }
+
+void Exchange::start_stream(int status, const char* content_type) {
+  if (!state_ || !state_->req || state_->streaming) return;
+  state_->stop_watching();  // evhttp itself watches for the close while it writes
+  state_->streaming = true;
+  evhttp_request* req = state_->req;
+  evkeyvalq* headers = evhttp_request_get_output_headers(req);
+  evhttp_add_header(headers, "Content-Type", content_type);
+  evhttp_send_reply_start(req, status, reason_phrase(status));
+  if (Server::Connection* connection = state_->connection) {
+    // No read timeout (a quiet stream is not idle); the write timeout cuts
+    // a reader that stopped taking bytes.
+    timeval idle = to_timeval(state_->server->settings_.idle_timeout_ms);
+    set_timeouts(connection->conn, nullptr, &idle);
+  }
+}
+
+void Exchange::write(std::string_view chunk, std::function<void()> on_flushed) {
+  if (!streaming()) return;
+  evbuffer* out = evbuffer_new();
+  evbuffer_add(out, chunk.data(), chunk.size());
+  state_->on_flushed = std::move(on_flushed);
+  if (state_->on_flushed) {
+    evhttp_send_reply_chunk_with_cb(state_->req, out, &ExchangeState::on_chunk_flushed, state_.get());
+  } else {
+    evhttp_send_reply_chunk(state_->req, out);
+  }
+  evbuffer_free(out);
+}
+
+std::size_t Exchange::pending_output() const {
+  if (!streaming() || !state_->connection) return 0;
+  bufferevent* bev = evhttp_connection_get_bufferevent(state_->connection->conn);
+  return bev ? evbuffer_get_length(bufferevent_get_output(bev)) : 0;
+}
+
+std::size_t Exchange::flush_now() {
+  if (!streaming() || !state_->connection) return 0;
+  bufferevent* bev = evhttp_connection_get_bufferevent(state_->connection->conn);
+  if (!bev) return 0;
+  evbuffer* out = bufferevent_get_output(bev);
+  evutil_socket_t fd = bufferevent_getfd(bev);
+  // Non-blocking socket: takes what fits; an error is evhttp's to see on its
+  // next write (it closes the connection then).
+  if (fd >= 0 && evbuffer_get_length(out) > 0) evbuffer_write(out, fd);
+  return evbuffer_get_length(out);
+}
+
+void Exchange::end_stream() {
+  if (!streaming()) return;
+  evhttp_request* req = state_->req;
+  state_->req = nullptr;
+  state_->on_flushed = nullptr;
+  if (Server::Connection* connection = state_->connection) {
+    connection->waiting = nullptr;
+    evhttp_request_set_on_complete_cb(req, &ExchangeState::on_reply_written, connection);
+    timeval idle = to_timeval(state_->server->settings_.idle_timeout_ms);
+    set_timeouts(connection->conn, nullptr, &idle);
+  }
+  evhttp_send_reply_end(req);
+}
+
+void Exchange::abort() {
+  if (!state_ || !state_->req) return;
+  Server::Connection* connection = state_->connection;
+  state_->req = nullptr;
+  state_->on_disconnect = nullptr;
+  state_->on_flushed = nullptr;
+  state_->stop_watching();
+  if (!connection) return;
+  connection->waiting = nullptr;  // evhttp frees the request with the connection
+  // From the loop, outside whatever libevent callback we may be in.
+  connection->close_soon("stream aborted by the server");
+}
+
 // ---- Server ---------------------------------------------------------------
 
 Server::Server(EventLoop& loop, const HttpSettings& settings, std::size_t max_body_bytes)
@@ -373,6 +462,13 @@ void Server::on_connection_closed(evhttp_connection*, void* arg) {
   connection->unwatch_input();  // the buffer is freed with the connection
   if (ExchangeState* waiting = connection->waiting) {
     // evhttp frees the request with the connection: make the Exchange inert.
+    // A stream the client left mid-reply was detached from the connection
+    // (libevent 2.1 keeps an unfinished reply's request for its user): ending
+    // it frees it.
+    if (waiting->streaming && waiting->req && !evhttp_request_get_connection(waiting->req)) {
+      evhttp_send_reply_end(waiting->req);
+    }
+    waiting->on_flushed = nullptr;
     waiting->req = nullptr;
     waiting->connection = nullptr;
     waiting->stop_watching();
@@ -476,7 +572,7 @@ void Server::on_request(evhttp_request* req, void* self) {
   auto* server = static_cast<Server*>(self);
   Connection* connection = server->track(evhttp_request_get_connection(req));
   connection->disarm();  // a complete request arrived
-  Exchange exchange(std::make_unique<ExchangeState>(ExchangeState{server, req, connection, {}}));
+  Exchange exchange(std::make_unique<ExchangeState>(ExchangeState{server, req, connection, {}, nullptr, -1, false, {}}));
   if (const char* problem = framing_problem(req)) {
     nlohmann::json body = {{"error", "invalid_request"}, {"message", problem}};
     exchange.set_header("Connection", "close");
@@ -534,6 +630,7 @@ const char* reason_phrase(int status) {
     case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
+    case 406: return "Not Acceptable";
     case 409: return "Conflict";
     case 413: return "Payload Too Large";
     case 422: return "Unprocessable Content";

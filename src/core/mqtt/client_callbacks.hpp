@@ -25,8 +25,9 @@ struct Client::Callbacks {
   static void published(mosquitto*, void* client, int mid, int reason, const mosquitto_property*) {
     self(client).on_published(mid, reason);
   }
-  static void message(mosquitto*, void* client, const mosquitto_message* message, const mosquitto_property*) {
-    if (message) self(client).on_message(*message);
+  static void message(mosquitto*, void* client, const mosquitto_message* message,
+                      const mosquitto_property* properties) {
+    if (message) self(client).on_message(*message, properties);
   }
   static void disconnected(mosquitto*, void* client, int rc, const mosquitto_property*) {
     int saved_errno = errno;  // the failed read or write's, when rc is MOSQ_ERR_ERRNO

@@ -20,6 +20,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 
 #include "boxgate/logging.hpp"
@@ -186,10 +187,28 @@ void Client::on_misc() {
   update_write_interest();
 }
 
-void Client::on_message(const mosquitto_message& message) {
+void Client::on_message(const mosquitto_message& message, const mosquitto_property* properties) {
   if (!handler_ || !message.topic) return;
+  message_properties_ = properties;
   handler_(std::string_view(message.topic),
            std::string_view(static_cast<const char*>(message.payload), static_cast<std::size_t>(message.payloadlen)));
+  message_properties_ = nullptr;
+}
+
+std::optional<std::string> Client::user_property(const char* name) const {
+  for (const mosquitto_property* p = message_properties_; p; p = mosquitto_property_next(p)) {
+    if (mosquitto_property_identifier(p) != MQTT_PROP_USER_PROPERTY) continue;
+    char* key = nullptr;
+    char* value = nullptr;
+    if (!mosquitto_property_read_string_pair(p, MQTT_PROP_USER_PROPERTY, &key, &value, false)) continue;
+    bool match = key && std::string_view(key) == name;
+    std::optional<std::string> found;
+    if (match && value) found = std::string(value);
+    std::free(key);
+    std::free(value);
+    if (match) return found;
+  }
+  return std::nullopt;
 }
 
 bool Client::over_limit(std::size_t bytes) const noexcept {

@@ -1,0 +1,213 @@
+#include "event_forwarder.hpp"
+
+#include <hiredis/hiredis.h>
+
+#include <chrono>
+
+#include <nlohmann/json.hpp>
+
+#include "boxgate/json_scan.hpp"
+#include "boxgate/logging.hpp"
+
+namespace boxgate::bridge {
+
+namespace {
+// Items handed to hiredis before their answers came: bounds hiredis's copy of
+// a slow Redis's backlog while keeping the pipeline full. One always goes.
+constexpr std::size_t kMaxInFlight = 4096;
+constexpr std::size_t kMaxInFlightBytes = 32 << 20;
+
+// Both XADDs in one script, so the fleet entry and the box entry share one
+// stream id: a client resuming with Last-Event-ID names the same event in
+// either stream. The box stream's ids are a subset of the fleet stream's, so
+// the fleet id is always above the box stream's last one -- unless the fleet
+// stream was deleted while the box stream stayed: then the box entry gets an
+// id of its own rather than being lost.
+// KEYS: box stream, fleet stream. ARGV: box maxlen, fleet maxlen, box, name,
+// payload, received_ms. Returns the id.
+constexpr const char* kAddEvent = R"lua(
+local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*',
+  'box', ARGV[3], 'name', ARGV[4], 'payload', ARGV[5], 'received_ms', ARGV[6])
+local ok = redis.pcall('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], id,
+  'box', ARGV[3], 'name', ARGV[4], 'payload', ARGV[5], 'received_ms', ARGV[6])
+if type(ok) == 'table' and ok.err then
+  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*',
+    'box', ARGV[3], 'name', ARGV[4], 'payload', ARGV[5], 'received_ms', ARGV[6])
+end
+return id
+)lua";
+
+const char* drop_reason(int reason) {
+  static const char* names[] = {"invalid_topic", "too_large", "queue_full", "redis_error", "shutdown"};
+  return names[reason];
+}
+
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+}  // namespace
+
+std::string EventForwarder::state_document(std::string_view payload, std::int64_t received_ms) {
+  std::string doc = R"({"state":)";
+  // Validated iteratively (json_scan.hpp): a state nested at every byte costs
+  // a bit per level, never the stack. Stored verbatim, so readers get the
+  // device's own bytes back.
+  if (json::scan(payload).ok()) {
+    doc.append(payload);
+  } else {
+    doc += nlohmann::json(std::string(payload)).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  }
+  doc += R"(,"received_ms":)";
+  doc += std::to_string(received_ms);
+  doc += '}';
+  return doc;
+}
+
+EventForwarder::EventForwarder(const Topics& topics, EventSettings settings, redis::Commands& redis,
+                               ops::Metrics& metrics)
+    : topics_(topics),
+      settings_(settings),
+      redis_(redis),
+      events_received_(metrics.counter("boxgate_events_received_total", "device events received from MQTT")),
+      states_received_(metrics.counter("boxgate_states_received_total", "device states received from MQTT")),
+      events_forwarded_(metrics.counter("boxgate_events_forwarded_total",
+                                        "events added to the box and fleet streams and published")),
+      states_forwarded_(metrics.counter("boxgate_states_forwarded_total", "states stored and published")),
+      queued_(metrics.gauge("boxgate_events_queued", "events and states waiting to be forwarded to Redis")),
+      held_bytes_gauge_(metrics.gauge("boxgate_events_held_bytes",
+                                      "bytes (payload + 128 each) of events and states queued or in flight")) {
+  for (int i = 0; i < kDropReasons; ++i) {
+    std::string reason = std::string("reason=\"") + drop_reason(i) + "\"";
+    dropped_[0][i] = &metrics.counter("boxgate_events_dropped_total", "events dropped, by reason", reason);
+    dropped_[1][i] = &metrics.counter("boxgate_states_dropped_total", "states dropped, by reason", reason);
+  }
+}
+
+bool EventForwarder::accept(std::string_view topic, std::string_view payload) {
+  Topics::DataKind shape = topics_.data_kind(topic);
+  if (shape == Topics::DataKind::none) return false;
+  Kind kind = shape == Topics::DataKind::event ? Kind::event : Kind::state;
+  (kind == Kind::event ? events_received_ : states_received_).inc();
+  if (payload.size() > settings_.max_event_bytes) {
+    drop(kind, Drop::too_large, topic);
+    return true;
+  }
+  std::int64_t received = now_ms();
+  std::optional<Item> item;
+  if (kind == Kind::event) {
+    if (auto address = topics_.parse_event_topic(topic)) {
+      item = Item{kind, std::move(address->box), address->name.str(), std::string(payload), received};
+    }
+  } else if (auto box = topics_.parse_state_topic(topic)) {
+    item = Item{kind, std::move(*box), {}, state_document(payload, received), received};
+  }
+  if (!item) {
+    drop(kind, Drop::invalid_topic, topic);
+    return true;
+  }
+  if (item->cost() > settings_.queue_max_bytes - held_bytes_) {
+    drop(kind, Drop::queue_full, topic);
+    return true;
+  }
+  held_bytes_ += item->cost();
+  queue_.push_back(std::move(*item));
+  update_gauges();
+  flush();
+  return true;
+}
+
+void EventForwarder::drop(Kind kind, Drop reason, std::string_view what) {
+  dropped_[kind == Kind::event ? 0 : 1][static_cast<int>(reason)]->inc();
+  // At most one line a second: a flood of garbage must not flood the log.
+  auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                 std::chrono::steady_clock::now().time_since_epoch())
+                 .count();
+  if (now - last_drop_log_ms_ >= 1000) {
+    last_drop_log_ms_ = now;
+    log::get("bridge")->warn("dropped {} '{}': {} (further drops this second not logged)",
+                             kind == Kind::event ? "an event" : "a state", what.substr(0, 200),
+                             drop_reason(static_cast<int>(reason)));
+  }
+}
+
+void EventForwarder::update_gauges() {
+  queued_.set(static_cast<std::int64_t>(queue_.size()));
+  held_bytes_gauge_.set(static_cast<std::int64_t>(held_bytes_));
+}
+
+void EventForwarder::flush() {
+  while (redis_.up() && in_flight_ < kMaxInFlight && !queue_.empty()) {
+    if (in_flight_ > 0 && in_flight_bytes_ + queue_.front().cost() > kMaxInFlightBytes) return;
+    Item item = std::move(queue_.front());
+    queue_.pop_front();
+    send(std::move(item));
+  }
+  update_gauges();
+}
+
+void EventForwarder::send(Item item) {
+  // Shared so the retry copy and the views handed to hiredis are one string.
+  auto owned = std::make_shared<Item>(std::move(item));
+  ++in_flight_;
+  in_flight_bytes_ += owned->cost();
+  auto done = [this, owned](const redisReply* reply) { sent(owned, reply); };
+  bool accepted;
+  std::string channel;
+  if (owned->kind == Kind::event) {
+    auto name = EventName::parse(owned->name);  // valid: it came from parse_event_topic
+    std::string box_stream = topics_.box_events_stream(owned->box);
+    std::string fleet_stream = topics_.fleet_events_stream();
+    std::string box_maxlen = std::to_string(settings_.box_maxlen);
+    std::string fleet_maxlen = std::to_string(settings_.fleet_maxlen);
+    std::string received = std::to_string(owned->received_ms);
+    accepted = redis_.run({"EVAL", kAddEvent, "2", box_stream, fleet_stream, box_maxlen, fleet_maxlen,
+                           owned->box.view(), owned->name, owned->payload, received},
+                          done);
+    channel = topics_.event_channel(owned->box, *name);
+  } else {
+    channel = topics_.state_key(owned->box);
+    accepted = redis_.run({"SET", channel, owned->payload}, done);
+  }
+  if (!accepted) {
+    --in_flight_;
+    in_flight_bytes_ -= owned->cost();
+    return requeue(std::move(*owned));
+  }
+  // Pub/sub is for listeners present now (at most once); the stream and the
+  // key are what is kept. No callback: its answer changes nothing.
+  redis_.run({"PUBLISH", channel, owned->payload}, {});
+}
+
+void EventForwarder::requeue(Item&& item) {
+  queue_.push_front(std::move(item));
+  update_gauges();
+}
+
+void EventForwarder::sent(std::shared_ptr<Item> item, const redisReply* reply) {
+  --in_flight_;
+  in_flight_bytes_ -= item->cost();
+  if (!reply) return requeue(std::move(*item));  // the connection broke: again after reconnect
+  if (reply->type == REDIS_REPLY_ERROR) {
+    drop(item->kind, Drop::redis_error, std::string_view(reply->str, reply->len));
+  } else {
+    (item->kind == Kind::event ? events_forwarded_ : states_forwarded_).inc();
+  }
+  held_bytes_ -= item->cost();
+  flush();  // room in flight again
+}
+
+void EventForwarder::abandon() {
+  std::deque<Item> left;
+  left.swap(queue_);
+  for (const Item& item : left) {
+    held_bytes_ -= item.cost();
+    dropped_[item.kind == Kind::event ? 0 : 1][static_cast<int>(Drop::shutdown)]->inc();
+  }
+  update_gauges();
+  if (!left.empty()) {
+    log::get("bridge")->error("{} events/states not forwarded at exit (Redis unavailable)", left.size());
+  }
+}
+
+}  // namespace boxgate::bridge

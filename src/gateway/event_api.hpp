@@ -1,0 +1,49 @@
+#pragma once
+// EventApi: the read side of the device data plane (docs/contract.md,
+// docs/events.md):
+//   GET /v1/devices/{boxId}/state    the latest state (404 no_state)
+//   GET /v1/devices/{boxId}/events   JSON history (?after=&limit=), or with
+//                                    Accept: text/event-stream an SSE stream
+//                                    (Last-Event-ID or ?after= resumes)
+//   GET /v1/events                   SSE stream of the fleet (?box=<pattern>&after=)
+// HttpApi routes the first two here after it checked the box and the token;
+// /v1/events is routed here directly and checks the token itself (its scope
+// filters the events shown). Loop thread only.
+
+#include <string>
+#include <string_view>
+
+#include "auth.hpp"
+#include "boxgate/http/server.hpp"
+#include "boxgate/redis/commands.hpp"
+#include "boxgate/topics.hpp"
+#include "event_stream.hpp"
+
+namespace boxgate::gateway {
+
+class EventApi {
+ public:
+  static constexpr std::size_t kMaxHistory = 1000;
+  static constexpr std::size_t kDefaultHistory = 100;
+
+  EventApi(http::Server& server, const Topics& topics, redis::Commands& redis, EventStreams& streams,
+           Authorizer& auth);
+
+  // Called by HttpApi once the box and the token are checked (`token`:
+  // the caller's, nullptr when the API is open).
+  void get_state(http::Exchange ex, const BoxId& box, const std::string& request_id);
+  void get_events(http::Exchange ex, const BoxId& box, const std::string& request_id);
+
+ private:
+  void fleet(http::Exchange ex);
+
+  const Topics& topics_;
+  redis::Commands& redis_;
+  EventStreams& streams_;
+  Authorizer& auth_;
+};
+
+// True when an Accept header value asks for text/event-stream.
+bool wants_event_stream(const char* accept);
+
+}  // namespace boxgate::gateway
