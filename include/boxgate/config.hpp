@@ -57,6 +57,8 @@ struct HttpSettings {
 struct LogSettings {
   std::string level = "info";
   bool json = false;
+  // Per-component levels over `level`: "http=warn,mqtt=debug" (logging.hpp).
+  std::string levels;
 };
 
 struct GatewayConfig {
@@ -97,6 +99,8 @@ struct GatewayConfig {
   // At least max_timeout_ms, so a command accepted just before SIGTERM can
   // still get its reply (plus the final result-key read).
   std::int64_t drain_timeout_ms = 65000;
+  // One info line per command answered (logger "access"; access_log.hpp).
+  bool access_log = true;
 };
 
 struct BridgeConfig {

@@ -4,6 +4,7 @@
 
 #include <limits>
 
+#include "boxgate/logging.hpp"
 #include "boxgate/mqtt/uri.hpp"
 #include "boxgate/topics.hpp"
 
@@ -94,6 +95,13 @@ void declare_mqtt(Options& o, MqttSettings& m) {
 void declare_log(Options& o, LogSettings& l) {
   o.add("log_level", &l.level, "trace, debug, info, warn, error, critical or off");
   o.add("log_json", &l.json, "one JSON object per log line");
+  o.add("log_levels", &l.levels,
+        "per-component levels over log_level, e.g. http=warn,mqtt=debug (components: http, redis, mqtt, "
+        "gateway, bridge, ops, devsim, access)");
+  o.check([&l] {
+    std::string problem;
+    if (!log::parse_levels(l.levels, &problem)) throw ConfigError("log_levels", problem);
+  });
   o.check([&l] {
     for (const char* ok : {"trace", "debug", "info", "warn", "error", "critical", "off"}) {
       if (l.level == ok) return;
@@ -128,6 +136,9 @@ void declare_gateway(Options& o, GatewayConfig& c) {
   o.add("dependency_grace_ms", &c.dependency_grace_ms, 0, 60000,
         "a new command waits this long for a reconnecting Redis/MQTT (0: refuse at once)");
   o.add("drain_timeout_ms", &c.drain_timeout_ms, 0, kMaxInt, "on SIGTERM, wait this long for in-flight commands");
+  o.add("access_log", &c.access_log,
+        "one info line per command, status or message call answered (logger access: method, box, request id, "
+        "status, outcome, duration)");
   o.check([&c] {
     if (c.default_timeout_ms > c.max_timeout_ms) {
       throw ConfigError("default_timeout_ms", "must not exceed max_timeout_ms");
