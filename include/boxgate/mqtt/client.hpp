@@ -49,6 +49,7 @@
 #include <vector>
 
 #include "boxgate/config.hpp"
+#include "boxgate/logging.hpp"
 #include "boxgate/loop/event_loop.hpp"
 #include "boxgate/ops/readiness.hpp"
 
@@ -149,6 +150,10 @@ class Client {
   bool stopping_ = false;
   bool ever_connected_ = false;
   int attempt_ = 0;
+  // Why attempts fail, logged once per change (a broker that keeps refusing
+  // is one line, not one per retry); refused_: this attempt's CONNACK was.
+  log::ProblemLog problems_;
+  bool refused_ = false;
   std::unordered_map<int, std::string> pending_subacks_;  // mid -> filter
   bool subscription_refused_ = false;
 

@@ -142,8 +142,14 @@ void Client::connect() {
 void Client::on_connack(int reason) {
   if (reason != 0) {
     // libmosquitto closes the connection next; on_disconnected retries.
-    log::get("mqtt")->error("{} refused the connection: {}", settings_.uri,
-                            settings_.version == 5 ? mosquitto_reason_string(reason) : mosquitto_connack_string(reason));
+    std::string why = std::string("refused the connection: ") +
+                      (settings_.version == 5 ? mosquitto_reason_string(reason) : mosquitto_connack_string(reason));
+    if (problems_.report(why)) {
+      log::get("mqtt")->error("{} {} (retrying; logged again when it changes)", settings_.uri, why);
+    } else {
+      log::get("mqtt")->debug("{} {} (again)", settings_.uri, why);
+    }
+    refused_ = true;
     return;
   }
   awaiting_connack_ = false;
@@ -153,7 +159,12 @@ void Client::on_connack(int reason) {
   attempt_ = 0;
   if (ever_connected_) dependency_.count_reconnect();
   ever_connected_ = true;
-  log::get("mqtt")->info("connected to {} (MQTT {})", settings_.uri, settings_.version == 5 ? "5" : "3.1.1");
+  if (auto was = problems_.resolve(); was && was->second > 0) {
+    log::get("mqtt")->info("connected to {} (MQTT {}) after '{}', repeated {} more times", settings_.uri,
+                           settings_.version == 5 ? "5" : "3.1.1", was->first, was->second);
+  } else {
+    log::get("mqtt")->info("connected to {} (MQTT {})", settings_.uri, settings_.version == 5 ? "5" : "3.1.1");
+  }
   // Ready only once the broker granted every subscription.
   pending_subacks_.clear();
   subscription_refused_ = false;
@@ -216,10 +227,11 @@ void Client::connection_down(const std::string& why) {
   dependency_.set_up(false);
   pending_subacks_.clear();
   fail_unacked();  // the handle that held them is not used again
+  bool refused = std::exchange(refused_, false);  // logged as such in on_connack
   if (was_up) {
     log::get("mqtt")->warn("connection to {} lost: {}", settings_.uri, why);
-  } else if (attempt_ == 0) {
-    log::get("mqtt")->warn("cannot connect to {}: {} (retrying)", settings_.uri, why);
+  } else if (!refused && problems_.report("cannot connect: " + why)) {
+    log::get("mqtt")->warn("cannot connect to {}: {} (retrying; logged again when it changes)", settings_.uri, why);
   } else {
     log::get("mqtt")->debug("cannot connect to {}: {}", settings_.uri, why);
   }
