@@ -95,7 +95,7 @@ int main(int argc, char** argv) {
   options.check([&] { tokens = gateway::parse_api_tokens(config.api_tokens); });
   if (auto exit_code = load_options_or_exit(options, argc, argv)) return *exit_code;
 
-  log::setup(config.log.level, config.log.json);
+  log::setup(config.log.level, config.log.json, config.log.levels);
   auto logger = log::get("gateway");
   logger->info("boxgate-gateway {} starting; config {}", kVersion, options.describe());
   warn_about_exposed_secrets(options);
@@ -157,7 +157,7 @@ int main(int argc, char** argv) {
                          {std::chrono::milliseconds(config.default_timeout_ms),
                           std::chrono::milliseconds(config.max_timeout_ms),
                           static_cast<std::size_t>(config.max_body_bytes),
-                          std::chrono::milliseconds(config.max_async_timeout_ms)});
+                          std::chrono::milliseconds(config.max_async_timeout_ms), config.access_log});
     // Ops endpoints stay open (load balancers and Prometheus carry no token):
     // on their own listener they can be kept off the network the API faces.
     std::optional<HttpSettings> ops_settings = ops_listener(config);
