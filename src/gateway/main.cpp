@@ -26,6 +26,7 @@
 #include "auth.hpp"
 #include "command_service.hpp"
 #include "http_api.hpp"
+#include "openapi.hpp"
 
 using namespace boxgate;
 
@@ -164,6 +165,7 @@ int main(int argc, char** argv) {
     std::optional<http::Server> ops_server;
     if (ops_settings) ops_server.emplace(loop, *ops_settings, 4096);
     ops::serve_endpoints(ops_server ? *ops_server : server, metrics, readiness);
+    gateway::serve_openapi(ops_server ? *ops_server : server);
     auto port = server.listen();
     logger->info("listening on {}:{}", config.http.host, port);
     if (ops_server) logger->info("ops endpoints on {}:{}", ops_settings->host, ops_server->listen());
