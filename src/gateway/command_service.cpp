@@ -365,16 +365,21 @@ void CommandService::publish(Pending& p) {
   auto on_ack = [this, id = p.request.id.str(), seq = p.sequence](bool acked) {
     if (Pending* again = still_waiting(id, seq)) again->acked = acked;
   };
+  const std::string id = p.request.id.str();
+  const auto seq = p.sequence;
   if (ports_.publisher.publish(topics_.request_topic(p.request.box, p.request.id), payload, settings_.qos, &v5,
                                std::move(on_ack))) {
-    p.published = true;
-    if (p.request.mode == CommandMode::async) {
+    // A reply that arrived inside publish() has finished (and freed) `p`.
+    Pending* sent = still_waiting(id, seq);
+    if (!sent) return;
+    sent->published = true;
+    if (sent->request.mode == CommandMode::async) {
       // The caller has its answer; the command goes on without it.
       outcome_counters_[static_cast<std::size_t>(Outcome::accepted)]->inc();
       ++accepted_async_;
-      Completion done = std::move(p.done);
-      p.done = nullptr;
-      done(CommandResult{Outcome::accepted, p.written.to_json()});
+      Completion done = std::move(sent->done);
+      sent->done = nullptr;
+      done(CommandResult{Outcome::accepted, sent->written.to_json()});
     }
     return;
   }
