@@ -63,6 +63,8 @@ struct HttpSettings {
 struct LogSettings {
   std::string level = "info";
   bool json = false;
+  // Per-component levels over `level`: "http=warn,mqtt=debug" (logging.hpp).
+  std::string levels;
 };
 
 struct GatewayConfig {
@@ -110,6 +112,8 @@ struct GatewayConfig {
   std::int64_t max_streams = 1000;                // open at once; more are 429 too_many_streams
   std::int64_t sse_max_buffer_bytes = 1 << 20;    // unsent bytes a slow reader may hold, then cut off
   std::int64_t sse_heartbeat_ms = 15000;          // ": hb" comment this often on a quiet stream
+  // One info line per command answered (logger "access"; access_log.hpp).
+  bool access_log = true;
 };
 
 struct BridgeConfig {

@@ -29,7 +29,7 @@ int main(int argc, char** argv) {
   declare_bridge(options, config);
   if (auto exit_code = load_options_or_exit(options, argc, argv)) return *exit_code;
 
-  log::setup(config.log.level, config.log.json);
+  log::setup(config.log.level, config.log.json, config.log.levels);
   auto logger = log::get("bridge");
   logger->info("boxgate-bridge {} starting; config {}", kVersion, options.describe());
   warn_about_exposed_secrets(options);

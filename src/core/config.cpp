@@ -4,6 +4,7 @@
 
 #include <limits>
 
+#include "boxgate/logging.hpp"
 #include "boxgate/mqtt/uri.hpp"
 #include "boxgate/topics.hpp"
 
@@ -111,6 +112,13 @@ void declare_mqtt(Options& o, MqttSettings& m) {
 void declare_log(Options& o, LogSettings& l) {
   o.add("log_level", &l.level, "trace, debug, info, warn, error, critical or off");
   o.add("log_json", &l.json, "one JSON object per log line");
+  o.add("log_levels", &l.levels,
+        "per-component levels over log_level, e.g. http=warn,mqtt=debug (components: http, redis, mqtt, "
+        "gateway, bridge, ops, devsim, access)");
+  o.check([&l] {
+    std::string problem;
+    if (!log::parse_levels(l.levels, &problem)) throw ConfigError("log_levels", problem);
+  });
   o.check([&l] {
     for (const char* ok : {"trace", "debug", "info", "warn", "error", "critical", "off"}) {
       if (l.level == ok) return;
@@ -151,6 +159,9 @@ void declare_gateway(Options& o, GatewayConfig& c) {
   o.add("sse_max_buffer_bytes", &c.sse_max_buffer_bytes, 4096, 1LL << 32,
         "bytes an event stream's reader has not taken yet, at most; then it is disconnected");
   o.add("sse_heartbeat_ms", &c.sse_heartbeat_ms, 10, 3600000, "a ': hb' comment on a quiet event stream this often");
+  o.add("access_log", &c.access_log,
+        "one info line per command, status or message call answered (logger access: method, box, request id, "
+        "status, outcome, duration)");
   o.check([&c] {
     if (c.default_timeout_ms > c.max_timeout_ms) {
       throw ConfigError("default_timeout_ms", "must not exceed max_timeout_ms");

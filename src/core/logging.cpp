@@ -1,6 +1,9 @@
 #include "boxgate/logging.hpp"
 
+#include <algorithm>
+#include <cctype>
 #include <mutex>
+#include <sstream>
 
 #include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/stdout_sinks.h>
@@ -33,27 +36,46 @@ class EscapedMessage : public spdlog::custom_flag_formatter {
   std::unique_ptr<custom_flag_formatter> clone() const override { return std::make_unique<EscapedMessage>(); }
 };
 
+// Appends `text` escaped for a JSON string (bytes outside printable ASCII as
+// \u00NN, so the line stays valid JSON whatever the bytes).
+template <class Buffer>
+void append_json_escaped(std::string_view text, Buffer& dest) {
+  for (char c : text) {
+    auto b = static_cast<unsigned char>(c);
+    switch (c) {
+      case '"': dest.append(std::string_view("\\\"")); break;
+      case '\\': dest.append(std::string_view("\\\\")); break;
+      case '\n': dest.append(std::string_view("\\n")); break;
+      case '\t': dest.append(std::string_view("\\t")); break;
+      default:
+        if (!printable(b)) {
+          char esc[6] = {'\\', 'u', '0', '0', kHex[b >> 4], kHex[b & 0xf]};
+          dest.append(std::string_view(esc, 6));
+        } else {
+          dest.push_back(c);
+        }
+    }
+  }
+}
+
+// This thread's fields (log::Fields), rendered: ,"key":"value",...
+thread_local std::string t_fields;
+
+// %J: the fields of the scopes open on the logging thread.
+class JsonFields : public spdlog::custom_flag_formatter {
+ public:
+  void format(const spdlog::details::log_msg&, const std::tm&, spdlog::memory_buf_t& dest) override {
+    dest.append(t_fields.data(), t_fields.data() + t_fields.size());
+  }
+  std::unique_ptr<custom_flag_formatter> clone() const override { return std::make_unique<JsonFields>(); }
+};
+
 // %j: the message, escaped for a JSON string (bytes outside printable ASCII
 // as \u00NN, so the line stays valid JSON whatever the bytes).
 class JsonEscapedMessage : public spdlog::custom_flag_formatter {
  public:
   void format(const spdlog::details::log_msg& msg, const std::tm&, spdlog::memory_buf_t& dest) override {
-    for (char c : msg.payload) {
-      auto b = static_cast<unsigned char>(c);
-      switch (c) {
-        case '"': dest.append(std::string_view("\\\"")); break;
-        case '\\': dest.append(std::string_view("\\\\")); break;
-        case '\n': dest.append(std::string_view("\\n")); break;
-        case '\t': dest.append(std::string_view("\\t")); break;
-        default:
-          if (!printable(b)) {
-            char esc[6] = {'\\', 'u', '0', '0', kHex[b >> 4], kHex[b & 0xf]};
-            dest.append(esc, esc + 6);
-          } else {
-            dest.push_back(c);
-          }
-      }
-    }
+    append_json_escaped(std::string_view(msg.payload.data(), msg.payload.size()), dest);
   }
   std::unique_ptr<custom_flag_formatter> clone() const override {
     return std::make_unique<JsonEscapedMessage>();
@@ -65,6 +87,7 @@ struct State {
   spdlog::sink_ptr sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
   spdlog::level::level_enum level = spdlog::level::info;
   bool json = false;
+  std::map<std::string, spdlog::level::level_enum> levels;  // per component
 };
 
 State& state() {
@@ -73,11 +96,12 @@ State& state() {
 }
 
 void apply(spdlog::logger& logger, const State& s) {
-  logger.set_level(s.level);
+  auto own = s.levels.find(logger.name());
+  logger.set_level(own != s.levels.end() ? own->second : s.level);
   if (s.json) {
     auto formatter = std::make_unique<spdlog::pattern_formatter>();
-    formatter->add_flag<JsonEscapedMessage>('j').set_pattern(
-        R"({"ts":"%Y-%m-%dT%H:%M:%S.%e%z","level":"%l","component":"%n","msg":"%j"})");
+    formatter->add_flag<JsonEscapedMessage>('j').add_flag<JsonFields>('J').set_pattern(
+        R"({"ts":"%Y-%m-%dT%H:%M:%S.%e%z","level":"%l","component":"%n","msg":"%j"%J})");
     logger.set_formatter(std::move(formatter));
   } else {
     auto formatter = std::make_unique<spdlog::pattern_formatter>();
@@ -88,11 +112,40 @@ void apply(spdlog::logger& logger, const State& s) {
 
 }  // namespace
 
-void setup(const std::string& level, bool json) {
+std::optional<std::map<std::string, spdlog::level::level_enum>> parse_levels(const std::string& text,
+                                                                            std::string* problem) {
+  std::map<std::string, spdlog::level::level_enum> out;
+  std::stringstream in(text);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    if (item.empty()) continue;
+    auto eq = item.find('=');
+    std::string name = item.substr(0, eq);
+    std::string level = eq == std::string::npos ? "" : item.substr(eq + 1);
+    bool name_ok = !name.empty() && std::all_of(name.begin(), name.end(), [](char c) {
+      return (c >= 'a' && c <= 'z') || c == '_';
+    });
+    if (!name_ok || eq == std::string::npos) {
+      if (problem) *problem = "'" + item + "' is not component=level";
+      return std::nullopt;
+    }
+    auto parsed = spdlog::level::from_str(level);
+    // from_str answers off for any unknown name: only "off" itself means off.
+    if (parsed == spdlog::level::off && level != "off") {
+      if (problem) *problem = "'" + level + "' (for " + name + ") is not a level";
+      return std::nullopt;
+    }
+    out[name] = parsed;
+  }
+  return out;
+}
+
+void setup(const std::string& level, bool json, const std::string& levels) {
   State& s = state();
   std::lock_guard lock(s.mutex);
   s.level = spdlog::level::from_str(level);
   s.json = json;
+  s.levels = parse_levels(levels, nullptr).value_or(std::map<std::string, spdlog::level::level_enum>{});
   spdlog::apply_all([&s](const std::shared_ptr<spdlog::logger>& logger) { apply(*logger, s); });
 }
 
@@ -104,6 +157,50 @@ std::shared_ptr<spdlog::logger> get(const std::string& component) {
   apply(*logger, s);
   spdlog::register_logger(logger);
   return logger;
+}
+
+Fields::Fields() noexcept : mark_(t_fields.size()) {}
+
+Fields::Fields(std::initializer_list<std::pair<std::string_view, std::string_view>> strings)
+    : mark_(t_fields.size()) {
+  for (const auto& [key, value] : strings) add(key, value);
+}
+
+Fields::~Fields() { t_fields.resize(mark_); }
+
+Fields& Fields::add(std::string_view key, std::string_view value) {
+  t_fields += ",\"";
+  append_json_escaped(key, t_fields);
+  t_fields += "\":\"";
+  append_json_escaped(value, t_fields);
+  t_fields += '"';
+  return *this;
+}
+
+Fields& Fields::add(std::string_view key, std::int64_t value) {
+  t_fields += ",\"";
+  append_json_escaped(key, t_fields);
+  t_fields += "\":";
+  t_fields += std::to_string(value);
+  return *this;
+}
+
+bool ProblemLog::report(const std::string& problem) {
+  if (problem == last_) {
+    ++repeats_;
+    return false;
+  }
+  last_ = problem;
+  repeats_ = 0;
+  return true;
+}
+
+std::optional<std::pair<std::string, int>> ProblemLog::resolve() {
+  if (last_.empty()) return std::nullopt;
+  std::pair<std::string, int> out{std::move(last_), repeats_};
+  last_.clear();
+  repeats_ = 0;
+  return out;
 }
 
 }  // namespace boxgate::log

@@ -108,7 +108,7 @@ int main(int argc, char** argv) {
     return 2;
   }
 
-  log::setup(config.log.level, config.log.json);
+  log::setup(config.log.level, config.log.json, config.log.levels);
   auto logger = log::get("devsim");
   logger->info("boxgate-devsim {} starting: {}", kVersion, options.describe());
 

@@ -6,6 +6,7 @@ namespace boxgate::gateway {
 
 void reply_error(http::Exchange& ex, int status, const char* code, const std::string& message,
                  const std::string* request_id, const std::string* box_id, std::optional<bool> delivered) {
+  ex.set_note(code);  // the access log's outcome
   nlohmann::ordered_json body = {{"error", code}, {"message", message}};
   if (request_id) {
     body["request_id"] = *request_id;

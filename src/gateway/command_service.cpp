@@ -177,6 +177,7 @@ void CommandService::answer_known(Known& known) {
       // handed to whoever picks this id next. Deleted before the new
       // record is written, on the same connection, so it cannot hit a reply
       // to the command about to be sent.
+      log::Fields fields{{"request_id", request.id.str()}, {"box_id", request.box.str()}};
       log::get("gateway")->warn("box {} request {}: deleting a stored reply that no command record claims",
                                 request.box.str(), request.id.str());
       ports_.state.remove(topics_.response_channel(request.box, request.id));
@@ -469,6 +470,7 @@ void CommandService::read_result_key(Pending& p, KeyRead why) {
     if (!again) return;
     if (value) return finish(*again, Outcome::ok, std::move(*value));
     if (why == KeyRead::notice) {
+      log::Fields fields{{"request_id", id}, {"box_id", again->request.box.str()}};
       log::get("gateway")->warn("box {} request {}: stored-reply notice but no result key", again->request.box.str(),
                                 id);
     }
@@ -525,6 +527,7 @@ void CommandService::finish(Pending& p, Outcome outcome, std::string reply) {
   record(outcome, p.started);
   pending_gauge_.set(static_cast<std::int64_t>(registry_.size()));
   if (outcome == Outcome::device_timeout) {
+    log::Fields fields{{"request_id", p.request.id.str()}, {"box_id", p.request.box.str()}};
     log::get("gateway")->info("box {} request {}: no reply within {} ms", p.request.box.str(), p.request.id.str(),
                               p.request.timeout.count());
   }
@@ -548,6 +551,7 @@ void CommandService::abandon_all() {
     // A published command reached the broker: telling the caller to retry
     // elsewhere could run it twice.
     if (p.published) {
+      log::Fields fields{{"request_id", p.request.id.str()}, {"box_id", p.request.box.str()}};
       log::get("gateway")->warn("box {} request {}: published, no reply before shutdown", p.request.box.str(),
                                 p.request.id.str());
     }

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "boxgate/json_scan.hpp"
+#include "api_errors.hpp"
 #include "boxgate/logging.hpp"
 
 namespace boxgate::gateway {
@@ -16,26 +17,6 @@ namespace {
 
 std::string json_string(std::string_view s) {
   return nlohmann::json(std::string(s)).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-}
-
-void reply_error(http::Exchange& ex, int status, const char* code, const std::string& message,
-                 const std::string* request_id, const std::string* box_id) {
-  nlohmann::ordered_json body = {{"error", code}, {"message", message}};
-  if (request_id) {
-    body["request_id"] = *request_id;
-    ex.set_header("X-Request-Id", *request_id);
-  }
-  if (box_id) body["box_id"] = *box_id;
-  if (status == 429 || status == 503) ex.set_header("Retry-After", "1");
-  ex.reply(status, body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
-}
-
-std::string printable(std::string_view raw) {
-  std::string out(raw.substr(0, 64));
-  for (char& c : out) {
-    if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) >= 0x7f) c = '?';
-  }
-  return out;
 }
 
 // One event of the JSON history: the payload verbatim when it is JSON
@@ -71,7 +52,7 @@ bool parse_query(http::Exchange& ex, std::initializer_list<std::string_view> all
                  const std::string* rid, const std::string* bid) {
   for (const http::QueryParam& p : http::split_query(ex.raw_query())) {
     if (std::find(allowed.begin(), allowed.end(), p.name) == allowed.end()) {
-      reply_error(ex, 400, "invalid_query", "Unknown query parameter '" + printable(p.name) + "'.", rid, bid);
+      reply_error(ex, 400, "invalid_query", "Unknown query parameter '" + quoted_name(p.name) + "'.", rid, bid);
       return false;
     }
     if (p.name == "after") {

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "api_errors.hpp"
+#include "access_log.hpp"
 #include "boxgate/logging.hpp"
 #include "boxgate/traceparent.hpp"
 #include "command_body.hpp"
@@ -43,6 +44,20 @@ Route route_of(std::string_view path) {
     if (!id.empty() && id.find('/') == std::string_view::npos) return {Route::Kind::status, box, id};
   }
   return {};
+}
+
+// The access log's name of an endpoint.
+const char* endpoint_name(Route::Kind kind) {
+  switch (kind) {
+    case Route::Kind::command: return "command";
+    case Route::Kind::status: return "status";
+    case Route::Kind::message: return "message";
+    case Route::Kind::device: return "device";
+    case Route::Kind::state: return "state";
+    case Route::Kind::events: return "events";
+    case Route::Kind::none: break;
+  }
+  return "none";
 }
 
 // RFC 7240: a comma list of preferences, each a token with optional
@@ -194,6 +209,9 @@ void HttpApi::handle(http::Exchange ex) {
   }
   bool get = route.kind == Route::Kind::device || route.kind == Route::Kind::status ||
              route.kind == Route::Kind::state || route.kind == Route::Kind::events;
+  if (limits_.access_log) {
+    attach_access_log(ex, ex.is_get() ? "GET" : ex.is_post() ? "POST" : "other", endpoint_name(route.kind), route.box);
+  }
   if (get ? !ex.is_get() : !ex.is_post()) {
     ex.set_header("Allow", get ? "GET" : "POST");
     return ex.reply(405, get ? R"({"error":"method_not_allowed","message":"use GET"})"
@@ -257,6 +275,7 @@ std::optional<HttpApi::Caller> HttpApi::identify(http::Exchange& ex, std::string
   Decision access = auth_.authorize(ex.header("Authorization"), *box);
   if (access.verdict == Verdict::missing_token || access.verdict == Verdict::invalid_token) {
     bool missing = access.verdict == Verdict::missing_token;
+    log::Fields fields{{"request_id", rid}, {"box_id", bid}};
     log::get("gateway")->debug("box {} request {}: 401, {}", bid, rid, missing ? "no token" : "invalid token");
     // RFC 6750: no error attribute when no credentials were sent at all.
     ex.set_header("WWW-Authenticate", missing ? "Bearer" : R"(Bearer error="invalid_token")");
@@ -266,6 +285,7 @@ std::optional<HttpApi::Caller> HttpApi::identify(http::Exchange& ex, std::string
     return std::nullopt;
   }
   if (access.verdict == Verdict::forbidden) {
+    log::Fields fields{{"request_id", rid}, {"box_id", bid}};
     log::get("gateway")->debug("box {} request {}: 403, token '{}' is not scoped for this box", bid, rid,
                                access.token->name);
     reply_error(ex, 403, "forbidden", "This token is not scoped for this box.", &rid, &bid);
@@ -332,6 +352,7 @@ void HttpApi::post_command(http::Exchange ex, Caller caller) {
                          std::move(hash), mode, std::move(traceparent)};
   services_.commands.submit(std::move(request), [shared, rid, bid](CommandResult&& result) {
     http::Exchange& exchange = *shared;
+    exchange.set_note(outcome_name(result.outcome));
     if (result.outcome == Outcome::ok || result.outcome == Outcome::replayed) {
       exchange.set_header("X-Request-Id", rid);
       return exchange.reply(200, std::move(result.reply));

@@ -28,6 +28,7 @@ struct ApiLimits {
   std::chrono::milliseconds max_timeout;
   std::size_t max_body_bytes;
   std::chrono::milliseconds max_async_timeout;
+  bool access_log = true;  // one line per call answered (access_log.hpp)
 };
 
 struct ApiServices {

@@ -31,6 +31,7 @@
 #include "event_stream.hpp"
 #include "event_tail.hpp"
 #include "http_api.hpp"
+#include "openapi.hpp"
 
 using namespace boxgate;
 
@@ -100,7 +101,7 @@ int main(int argc, char** argv) {
   options.check([&] { tokens = gateway::parse_api_tokens(config.api_tokens); });
   if (auto exit_code = load_options_or_exit(options, argc, argv)) return *exit_code;
 
-  log::setup(config.log.level, config.log.json);
+  log::setup(config.log.level, config.log.json, config.log.levels);
   auto logger = log::get("gateway");
   logger->info("boxgate-gateway {} starting; config {}", kVersion, options.describe());
   warn_about_exposed_secrets(options);
@@ -175,7 +176,7 @@ int main(int argc, char** argv) {
                          {std::chrono::milliseconds(config.default_timeout_ms),
                           std::chrono::milliseconds(config.max_timeout_ms),
                           static_cast<std::size_t>(config.max_body_bytes),
-                          std::chrono::milliseconds(config.max_async_timeout_ms)});
+                          std::chrono::milliseconds(config.max_async_timeout_ms), config.access_log});
     gateway::DeviceApi devices(presence, metrics);
     api.serve_devices([&devices](http::Exchange ex, const BoxId& box, const RequestId& id) {
       devices.read(std::move(ex), box, id);
@@ -186,6 +187,7 @@ int main(int argc, char** argv) {
     std::optional<http::Server> ops_server;
     if (ops_settings) ops_server.emplace(loop, *ops_settings, 4096);
     ops::serve_endpoints(ops_server ? *ops_server : server, metrics, readiness);
+    gateway::serve_openapi(ops_server ? *ops_server : server);
     auto port = server.listen();
     logger->info("listening on {}:{}", config.http.host, port);
     if (ops_server) logger->info("ops endpoints on {}:{}", ops_settings->host, ops_server->listen());

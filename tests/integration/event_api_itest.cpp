@@ -217,6 +217,18 @@ TEST_F(EventApiTest, StreamsAreCappedWith429) {
   EXPECT_EQ(d.status(), 200);
 }
 
+TEST_F(EventApiTest, FleetStreamRefusesABadPatternAndACallerNotAskingForAStream) {
+  int gw = stack->add_gateway();
+  SseClient bad(gw, "/v1/events?box=a%2Fb");
+  EXPECT_EQ(bad.status(), 400);
+  EXPECT_TRUE(test::eventually([&] { return bad.body().find("invalid_box_pattern") != std::string::npos; }, 2s))
+      << bad.body();
+  HttpResult plain = get(gw, "/v1/events");  // no Accept: text/event-stream
+  EXPECT_EQ(plain.status, 406) << plain.body;
+  EXPECT_EQ(plain.error_code(), "not_acceptable");
+  EXPECT_EQ(metric(gw, "boxgate_streams_open"), 0.0);
+}
+
 TEST_F(EventApiTest, TokensAndScopesApplyToEveryRead) {
   int gw = stack->add_gateway({"--api-tokens", kTokens});
   int br = stack->add_bridge();

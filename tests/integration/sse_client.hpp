@@ -48,11 +48,13 @@ class SseClient {
   void run();
   void feed(const std::string& bytes);  // the decoded body
   void parse_lines();
+  void record() const;  // into the tests' HTTP log (test::record_http)
 
   int fd_ = -1;
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::atomic<bool> reading_;
+  std::string path_;
   std::atomic<bool> stop_{false};
   int status_ = 0;
   std::string head_;

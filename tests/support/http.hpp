@@ -51,4 +51,12 @@ HttpResult get(httplib::Client& c, const std::string& path, const httplib::Heade
 // GET on a fresh connection with a 5 s read timeout.
 HttpResult get(int port, const std::string& path);
 
+// When the environment names a file in BOXGATE_HTTP_LOG, appends one line
+// "<test>\t<method>\t<path>\t<status>\t<error code>" to it (the path without
+// its query; status -1 for no response). post() and get() call it for every
+// call; a test that speaks raw HTTP calls it itself. tests/openapi_check.py
+// reads the file: every status seen for a documented path must be in
+// docs/openapi.yaml, and every documented error code must be seen.
+void record_http(const std::string& method, const std::string& path, int status, const std::string& error_code);
+
 }  // namespace boxgate::test

@@ -69,6 +69,15 @@ class Exchange {
 
   // Runs once if the client goes away before reply(); the Exchange is inert after.
   void on_disconnect(std::function<void()> callback);
+
+  // For the access log: a word for how the call ended (an error code, an
+  // outcome), given to the on_end callback.
+  void set_note(std::string note);
+  // Runs once when the exchange ends: with the status reply() sent, or 0 when
+  // it ends unanswered (the client left first). `request_id` is the response's
+  // X-Request-Id header ("" when none was set).
+  using EndCallback = std::function<void(int status, const std::string& note, const std::string& request_id)>;
+  void on_end(EndCallback callback);
   bool open() const;  // not answered and client still there
 
   // Streaming (chunked) reply, e.g. Server-Sent Events. start_stream() sends

@@ -70,6 +70,7 @@
 #include <vector>
 
 #include "boxgate/config.hpp"
+#include "boxgate/logging.hpp"
 #include "boxgate/loop/event_loop.hpp"
 #include "boxgate/ops/readiness.hpp"
 
@@ -184,13 +185,16 @@ class Client {
   bool stopping_ = false;
   bool ever_connected_ = false;
   int attempt_ = 0;
+  // Why attempts fail, logged once per change (a broker that keeps refusing
+  // is one line, not one per retry).
+  log::ProblemLog problems_;
   std::unordered_map<int, std::string> pending_subacks_;  // mid -> filter
   bool subscription_refused_ = false;
   // This attempt's failure details: the CONNACK refusal and libmosquitto's
   // first error line (TLS errors surface only there). Cleared per attempt.
   std::string refusal_;
   std::string library_error_;
-  std::string last_failure_;  // the last attempt's reason (warned when it changed); "" once connected
+  std::string last_failure_;  // the last attempt's reason (for TLS's vague closes); "" once connected
 
   // Flow control: mid -> bytes (and who waits for the PUBACK), for every
   // message the library still holds.

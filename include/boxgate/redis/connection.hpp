@@ -14,6 +14,7 @@
 #include <string>
 
 #include "boxgate/config.hpp"
+#include "boxgate/logging.hpp"
 #include "boxgate/loop/event_loop.hpp"
 #include "boxgate/ops/readiness.hpp"
 
@@ -63,6 +64,10 @@ class Connection {
   void send_ping();
   void lost(const char* why);
   void schedule_reconnect();
+  // A failed attempt's reason: warned once per change, repeats at debug.
+  void problem(const std::string& text);
+  // Redis answered the handshake with an error: drop the attempt at once.
+  void refused();
 
   EventLoop& loop_;
   RedisSettings settings_;
@@ -74,6 +79,8 @@ class Connection {
   bool stopped_ = false;
   bool ever_up_ = false;
   int attempt_ = 0;
+  bool refused_ = false;  // this attempt's handshake was answered with an error (already logged)
+  log::ProblemLog problems_;
   Timer retry_timer_;
   Timer connect_deadline_;
   struct event* flush_event_ = nullptr;

@@ -96,9 +96,18 @@ struct ExchangeState {
   evutil_socket_t fd = -1;
   bool streaming = false;              // start_stream() sent the headers; req lives until end
   std::function<void()> on_flushed;    // the write() callback waiting for the socket
+  std::string note{};                  // Exchange::set_note
+  Exchange::EndCallback on_end{};      // Exchange::on_end, until it ran
 
   ~ExchangeState() {
     if (hangup_watch) event_free(hangup_watch);
+    end(0, "");
+  }
+  void end(int status, const char* request_id) {
+    if (!on_end) return;
+    auto callback = std::move(on_end);
+    on_end = nullptr;
+    callback(status, note, request_id ? request_id : "");
   }
   void stop_watching() {
     if (hangup_watch) event_del(hangup_watch);
@@ -243,6 +252,7 @@ void Exchange::reply(int status, std::string body, const char* content_type) {
   }
   evkeyvalq* headers = evhttp_request_get_output_headers(req);
   evhttp_add_header(headers, "Content-Type", content_type);
+  if (state_->on_end) state_->end(status, evhttp_find_header(headers, "X-Request-Id"));
   evbuffer* out = evbuffer_new();
   add_body(out, std::move(body));
   Server::Connection* connection = state_->connection;
@@ -252,6 +262,14 @@ void Exchange::reply(int status, std::string body, const char* content_type) {
     timeval idle = to_timeval(state_->server->settings_.idle_timeout_ms);
     set_timeouts(connection->conn, nullptr, &idle);
   }
+}
+
+void Exchange::set_note(std::string note) {
+  if (state_) state_->note = std::move(note);
+}
+
+void Exchange::on_end(EndCallback callback) {
+  if (state_) state_->on_end = std::move(callback);
 }
 
 void Exchange::on_disconnect(std::function<void()> callback) {

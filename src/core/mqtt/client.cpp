@@ -200,7 +200,12 @@ void Client::on_connack(int reason) {
   library_error_.clear();
   if (ever_connected_) dependency_.count_reconnect();
   ever_connected_ = true;
-  log::get("mqtt")->info("connected to {} (MQTT {})", settings_.uri, settings_.version == 5 ? "5" : "3.1.1");
+  if (auto was = problems_.resolve(); was && was->second > 0) {
+    log::get("mqtt")->info("connected to {} (MQTT {}) after '{}', repeated {} more times", settings_.uri,
+                           settings_.version == 5 ? "5" : "3.1.1", was->first, was->second);
+  } else {
+    log::get("mqtt")->info("connected to {} (MQTT {})", settings_.uri, settings_.version == 5 ? "5" : "3.1.1");
+  }
   // Ready only once the broker granted every subscription.
   pending_subacks_.clear();
   subscription_refused_ = false;
@@ -286,7 +291,7 @@ void Client::connection_down(const std::string& why) {
   // refuses us for hours logs one line, and another when the reason changes.
   if (was_up) {
     log::get("mqtt")->warn("connection to {} lost: {}", settings_.uri, reason);
-  } else if (reason != last_failure_) {
+  } else if (problems_.report(reason)) {
     log::get("mqtt")->warn("cannot connect to {}: {} (retrying; logged again when the reason changes)",
                            settings_.uri, reason);
   } else {

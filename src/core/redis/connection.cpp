@@ -39,7 +39,7 @@ Connection::Connection(EventLoop& loop, const RedisSettings& settings, std::stri
       dependency_(dependency),
       events_(std::move(events)),
       retry_timer_(loop, [this] { connect(); }),
-      connect_deadline_(loop, [this] { force_reconnect("connect timed out"); }) {
+      connect_deadline_(loop, [this] { force_reconnect(refused_ ? "handshake refused" : "connect timed out"); }) {
   flush_event_ = event_new(loop.base(), -1, 0, &Connection::on_flush, this);
 }
 
@@ -79,9 +79,10 @@ void Connection::stop() {
 void Connection::connect() {
   if (stopped_ || ctx_) return;
   redisAsyncContext* ctx = redisAsyncConnect(settings_.host.c_str(), static_cast<int>(settings_.port));
+  refused_ = false;
   if (!ctx || ctx->err) {
-    log::get("redis")->warn("{}: cannot connect to {}:{}: {}", name_, settings_.host, settings_.port,
-                            ctx ? ctx->errstr : "out of memory");
+    problem("cannot connect to " + settings_.host + ":" + std::to_string(settings_.port) + ": " +
+            (ctx ? ctx->errstr : "out of memory"));
     if (ctx) redisAsyncFree(ctx);
     schedule_reconnect();
     return;
@@ -101,10 +102,8 @@ void Connection::on_connect(const redisAsyncContext* ctx, int status) {
     // hiredis frees the context after this callback; no disconnect callback follows.
     self->ctx_ = nullptr;
     self->connect_deadline_.cancel();
-    if (self->attempt_ == 0 || self->ever_up_) {
-      log::get("redis")->warn("{}: connect to {}:{} failed: {}", self->name_, self->settings_.host,
-                              self->settings_.port, ctx->errstr);
-    }
+    self->problem("connect to " + self->settings_.host + ":" + std::to_string(self->settings_.port) +
+                  " failed: " + ctx->errstr);
     self->schedule_reconnect();
     return;
   }
@@ -145,9 +144,9 @@ void Connection::on_auth(redisAsyncContext* ctx, void* reply, void*) {
   if (answer->type == REDIS_REPLY_ERROR) {
     // Redis's text (e.g. WRONGPASS) never repeats the password.
     const std::string& user = self->settings_.username;
-    log::get("redis")->warn("{}: Redis refused AUTH as {}: {}", self->name_,
-                            user.empty() ? std::string("the default user") : "'" + user + "'",
-                            std::string(answer->str, answer->len));
+    self->problem("Redis refused AUTH as " + (user.empty() ? std::string("the default user") : "'" + user + "'") +
+                  ": " + std::string(answer->str, answer->len));
+    self->refused();
     return;
   }
   self->send_ping();
@@ -160,7 +159,8 @@ void Connection::on_handshake(redisAsyncContext* ctx, void* reply, void*) {
   if (answer->type == REDIS_REPLY_ERROR) {
     // e.g. LOADING or NOAUTH: Redis is there but cannot serve; the connect
     // deadline drops this connection and the backoff tries again.
-    log::get("redis")->warn("{}: Redis answered PING with {}", self->name_, std::string(answer->str, answer->len));
+    self->problem("Redis answered PING with " + std::string(answer->str, answer->len));
+    self->refused();
     return;
   }
   self->connect_deadline_.cancel();
@@ -169,7 +169,13 @@ void Connection::on_handshake(redisAsyncContext* ctx, void* reply, void*) {
   if (self->ever_up_) self->dependency_.count_reconnect();
   self->ever_up_ = true;
   self->dependency_.set_up(true);
-  log::get("redis")->info("{}: connected to {}:{}", self->name_, self->settings_.host, self->settings_.port);
+  if (auto was = self->problems_.resolve()) {
+    log::get("redis")->info("{}: connected to {}:{} (after '{}'{})", self->name_, self->settings_.host,
+                            self->settings_.port, was->first,
+                            was->second ? ", repeated " + std::to_string(was->second) + " more times" : "");
+  } else {
+    log::get("redis")->info("{}: connected to {}:{}", self->name_, self->settings_.host, self->settings_.port);
+  }
   if (self->events_.on_up) self->events_.on_up();
 }
 
@@ -201,13 +207,28 @@ void Connection::force_reconnect(const char* why) {
     // disconnect callback, so both cases are finished here.
     ctx->data = nullptr;
     ctx_ = nullptr;
-    log::get("redis")->warn("{}: {}", name_, why);
+    if (!refused_) problem(why);  // a refusal was logged as such
     redisAsyncFree(ctx);
     schedule_reconnect();
     return;
   }
   log::get("redis")->warn("{}: dropping connection: {}", name_, why);
   redisAsyncFree(ctx);  // runs pending callbacks with null, then on_disconnect -> lost()
+}
+
+void Connection::problem(const std::string& text) {
+  if (problems_.report(text)) {
+    log::get("redis")->warn("{}: {} (retrying; logged again when it changes)", name_, text);
+  } else {
+    log::get("redis")->debug("{}: {} (again)", name_, text);
+  }
+}
+
+// Inside a hiredis reply callback, where the context must not be freed: the
+// connect deadline, moved to now, drops it on the next loop iteration.
+void Connection::refused() {
+  refused_ = true;
+  connect_deadline_.start(std::chrono::milliseconds(0));
 }
 
 void Connection::schedule_reconnect() {

@@ -1,0 +1,17 @@
+#pragma once
+// GET /openapi.yaml: docs/openapi.yaml, compiled in (openapi_yaml.cpp.in), so
+// the document a gateway serves is the one of its own version. Served with
+// the ops endpoints (no token).
+
+#include <string_view>
+
+#include "boxgate/http/server.hpp"
+
+namespace boxgate::gateway {
+
+// The text of docs/openapi.yaml this binary was built with.
+std::string_view openapi_yaml();
+
+void serve_openapi(http::Server& server);
+
+}  // namespace boxgate::gateway
