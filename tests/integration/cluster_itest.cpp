@@ -50,7 +50,9 @@ class ClusterStack {
       for (Process& p : *list) {
         bool was_running = p.running();
         int status = p.stop(SIGTERM, 10s);
-        if (was_running) EXPECT_EQ(status, 0) << p.name() << "\n" << p.log_tail();
+        if (was_running) {
+          EXPECT_EQ(status, 0) << p.name() << "\n" << p.log_tail();
+        }
         EXPECT_EQ(p.sanitizer_report(), "") << p.name();
       }
     }

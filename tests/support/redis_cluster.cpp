@@ -1,5 +1,6 @@
 #include "support/redis_cluster.hpp"
 
+#include <algorithm>
 #include <sstream>
 #include <stdexcept>
 #include <thread>

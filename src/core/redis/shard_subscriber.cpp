@@ -294,17 +294,19 @@ void ShardSubscriber::refused(const std::string& key, std::string_view error) {
 }
 
 void ShardSubscriber::map_changed(const SlotMap& map) {
-  // A link to every master, so readiness says whether any channel could be served.
+  // A link to every master, so readiness says whether any channel could be
+  // served; the map connections need only the masters (any one answers).
   for (const NodeAddress& master : map.masters()) link_to(master);
+  pool_.retain_only(map.masters());
   for (auto& [name, channel] : channels_) {
     if (!channel->node || channel->members.empty()) continue;
     const NodeAddress* master = map.master_of(channel->slot);
     if (master && *master == *channel->node) continue;
     // The slot has a new master (7.0 may not tell a demoted master's
     // subscribers): leave the old node, subscribe on the new one.
-    if (Link* old = link_to(*channel->node); old && old->link->up()) {
-      old->link->send(resp_command({"SUNSUBSCRIBE", name}));
-      old->expect.push_back({false, name});
+    if (auto old = links_.find(channel->node->text()); old != links_.end() && old->second.link->up()) {
+      old->second.link->send(resp_command({"SUNSUBSCRIBE", name}));
+      old->second.expect.push_back({false, name});
     }
     channel->node.reset();
     channel->live = false;
