@@ -57,6 +57,15 @@ class ClusterStack {
       }
     }
   }
+  // Lines holding `needle` in the logs of the gateways or bridges.
+  int lines_with(const std::string& needle, bool gateways) {
+    int n = 0;
+    for (Process& p : gateways ? gateways_ : bridges_) {
+      std::string log = p.log();
+      for (auto at = log.find(needle); at != std::string::npos; at = log.find(needle, at + 1)) ++n;
+    }
+    return n;
+  }
   std::string logs() {
     std::string out;
     for (auto* list : {&gateways_, &bridges_}) {
@@ -192,6 +201,13 @@ TEST_F(ClusterTest, SlotMigratedUnderLoadLosesNoReply) {
   report("statuses", counts.summary());
   report("longest_call_ms", load.longest_ms());
   report("bridge_redis_errors", metric(br, R"(boxgate_replies_dropped_total{reason="redis_error"})").value_or(-1));
+  // What the migration looked like from inside: SETs ASKed to the importing
+  // node, MOVED once it owns the slot, subscribers told to leave.
+  report("bridge_ask_redirects", stack->lines_with("ASK ", false));
+  report("moved_redirects", stack->lines_with("MOVED ", false) + stack->lines_with("MOVED ", true));
+  const int moved_subscriptions = stack->lines_with("subscribing again", true);
+  report("gateway_unsolicited_sunsubscribe", moved_subscriptions);
+  EXPECT_GE(moved_subscriptions, 1) << "the slot's subscribers were never moved";
   EXPECT_EQ(counts.count(504), 0) << "a reply the device sent was lost\n" << counts.summary();
   EXPECT_EQ(counts.count(-1), 0) << counts.summary();
   EXPECT_EQ(counts.count(200) + counts.count(503), counts.total()) << counts.summary() << stack->logs();

@@ -1,6 +1,12 @@
 #include "support/redis_cluster.hpp"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <random>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -17,6 +23,30 @@ std::string field(const std::string& info, const std::string& name) {
   return info.substr(at + name.size() + 1, end - at - name.size() - 1);
 }
 
+bool bindable(int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<std::uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  ::close(fd);
+  return ok;
+}
+
+// A free port whose cluster bus port (port + 10000, so at most 55535) is
+// free too; random in 20000..45535 so parallel tests rarely pick the same.
+int cluster_port() {
+  static std::mt19937 random{std::random_device{}()};
+  std::uniform_int_distribution<int> pick(20000, 45535);
+  for (int attempt = 0; attempt < 1000; ++attempt) {
+    int port = pick(random);
+    if (bindable(port) && bindable(port + 10000)) return port;
+  }
+  throw std::runtime_error("no free port pair for a cluster node");
+}
+
 // The port of "127.0.0.1:7000@17000" (CLUSTER NODES) or 0.
 int port_of(const std::string& address) {
   auto colon = address.rfind(':');
@@ -29,13 +59,16 @@ RedisCluster::RedisCluster(const TempDir& dir, Options options) : dir_(dir) {
   const int total = options.masters * (1 + options.replicas);
   std::vector<std::string> create{"redis-cli", "--cluster", "create"};
   for (int i = 0; i < total; ++i) {
-    int port = free_port();
+    int port = cluster_port();
     nodes_.push_back(std::make_unique<RedisServer>(
         dir, port,
         std::vector<std::string>{"--cluster-enabled", "yes", "--cluster-config-file",
                                  dir.file("nodes-" + std::to_string(port) + ".conf"), "--cluster-node-timeout",
                                  std::to_string(options.node_timeout_ms), "--dbfilename",
-                                 "dump-" + std::to_string(port) + ".rdb"}));
+                                 "dump-" + std::to_string(port) + ".rdb",
+                                 // A replica must have synced before its primary dies, or it
+                                 // may not take over; the default waits 5 s before a sync.
+                                 "--repl-diskless-sync-delay", "0"}));
     create.push_back("127.0.0.1:" + std::to_string(port));
   }
   create.insert(create.end(), {"--cluster-replicas", std::to_string(options.replicas), "--cluster-yes"});
@@ -131,6 +164,10 @@ void RedisCluster::wait_ok(std::chrono::milliseconds timeout) {
             if (field(info, "cluster_state") != "ok") return last = "state on " + std::to_string(n->port()), false;
             if (nodes.find("fail") != std::string::npos) {
               return last = "a node is failing in the view of " + std::to_string(n->port()), false;
+            }
+            std::string replication = c.command({"INFO", "replication"}).str;
+            if (field(replication, "role") == "slave" && field(replication, "master_link_status") != "up") {
+              return last = "replica " + std::to_string(n->port()) + " not synced", false;
             }
             std::size_t seen = std::stoul(field(info, "cluster_size"));
             if (masters && seen != masters) return last = "masters disagree", false;

@@ -47,12 +47,14 @@ class RedisCluster {
   std::vector<std::pair<int, long long>> keys_per_master();
 
   // Until every running node reports cluster_state:ok, the same number of
-  // masters, and sees no node as failing. Throws at the timeout.
+  // masters, and sees no node as failing, and every replica has synced
+  // (master_link_status:up). Throws at the timeout.
   void wait_ok(std::chrono::milliseconds timeout = 30s);
   // Moves `slot` from its master to `to_port` the way redis-cli --cluster
   // reshard does: SETSLOT IMPORTING/MIGRATING, MIGRATE of its keys in
   // batches, SETSLOT NODE on both nodes and the other masters.
-  // `between_steps` runs after the slot is marked migrating (load goes on).
+  // The slot stays marked migrating for `pause_while_migrating` before its
+  // keys move (callers keep load on it meanwhile).
   void migrate_slot(int slot, int to_port, std::chrono::milliseconds pause_while_migrating = 0ms);
   std::string node_id(int port);
 
