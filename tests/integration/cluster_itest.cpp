@@ -206,8 +206,9 @@ TEST_F(ClusterTest, SlotMigratedUnderLoadLosesNoReply) {
   report("bridge_ask_redirects", stack->lines_with("ASK ", false));
   report("moved_redirects", stack->lines_with("MOVED ", false) + stack->lines_with("MOVED ", true));
   const int moved_subscriptions = stack->lines_with("subscribing again", true);
-  report("gateway_unsolicited_sunsubscribe", moved_subscriptions);
-  EXPECT_GE(moved_subscriptions, 1) << "the slot's subscribers were never moved";
+  // Either the node's unsolicited sunsubscribe or the next map moves a
+  // live subscription (none is live if the slot moved between two calls).
+  report("gateway_subscription_moves", moved_subscriptions);
   EXPECT_EQ(counts.count(504), 0) << "a reply the device sent was lost\n" << counts.summary();
   EXPECT_EQ(counts.count(-1), 0) << counts.summary();
   EXPECT_EQ(counts.count(200) + counts.count(503), counts.total()) << counts.summary() << stack->logs();

@@ -298,6 +298,7 @@ void ShardSubscriber::map_changed(const SlotMap& map) {
   // served; the map connections need only the masters (any one answers).
   for (const NodeAddress& master : map.masters()) link_to(master);
   pool_.retain_only(map.masters());
+  std::size_t moved = 0;
   for (auto& [name, channel] : channels_) {
     if (!channel->node || channel->members.empty()) continue;
     const NodeAddress* master = map.master_of(channel->slot);
@@ -310,7 +311,9 @@ void ShardSubscriber::map_changed(const SlotMap& map) {
     }
     channel->node.reset();
     channel->live = false;
+    ++moved;
   }
+  if (moved) log::get("redis")->info("{} channels move to their slot's new master; subscribing again", moved);
   place_all();
   update_state();
 }
