@@ -13,8 +13,17 @@
 namespace boxgate {
 
 struct RedisSettings {
+  // standalone: one Redis at host:port. cluster: a Redis Cluster found
+  // through the seeds in `nodes`; keys are routed by hash slot and reply
+  // channels use sharded pub/sub (SPUBLISH/SSUBSCRIBE), see docs/scale-out.md.
+  enum class Mode { standalone, cluster };
+  Mode mode = Mode::standalone;
+  std::string mode_name = "standalone";  // the redis_mode key; `mode` is derived from it
   std::string host = "127.0.0.1";
   std::int64_t port = 6379;
+  // Cluster seeds, "host:port" or "[v6]:port": any reachable node tells the
+  // rest (CLUSTER SLOTS). Checked at start-up (redis_nodes).
+  std::vector<std::string> nodes;
   // AUTH on every connection when a password is set: AUTH <username>
   // <password> (a Redis 6+ ACL user), or AUTH <password> without a username.
   std::string username;

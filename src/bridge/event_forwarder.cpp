@@ -161,9 +161,13 @@ void EventForwarder::send(Item item) {
     std::string box_maxlen = std::to_string(settings_.box_maxlen);
     std::string fleet_maxlen = std::to_string(settings_.fleet_maxlen);
     std::string received = std::to_string(owned->received_ms);
-    accepted = redis_.run({"EVAL", kAddEvent, "2", box_stream, fleet_stream, box_maxlen, fleet_maxlen,
-                           owned->box.view(), owned->name, owned->payload, received},
-                          done);
+    if (redis_.may_combine(box_stream, fleet_stream)) {
+      accepted = redis_.run({"EVAL", kAddEvent, "2", box_stream, fleet_stream, box_maxlen, fleet_maxlen,
+                             owned->box.view(), owned->name, owned->payload, received},
+                            done);
+    } else {
+      accepted = add_in_two_steps(owned, std::move(done));
+    }
     channel = topics_.event_channel(owned->box, *name);
   } else {
     channel = topics_.state_key(owned->box);
@@ -177,6 +181,40 @@ void EventForwarder::send(Item item) {
   // Pub/sub is for listeners present now (at most once); the stream and the
   // key are what is kept. No callback: its answer changes nothing.
   redis_.run({"PUBLISH", channel, owned->payload}, {});
+}
+
+// A Redis Cluster keeps the two streams on different slots, where no script
+// may name both: the fleet XADD first, then the box XADD with the id it got
+// (the script's steps, not atomic). Replies come back in order on the fleet
+// node's connection, so each box stream still grows in id order. A box XADD
+// refused for its id (the box stream is ahead: its fleet stream was deleted)
+// gets an id of its own, as in the script.
+bool EventForwarder::add_in_two_steps(const std::shared_ptr<Item>& owned, redis::Commands::ReplyCallback done) {
+  std::string received = std::to_string(owned->received_ms);
+  std::string fleet_maxlen = std::to_string(settings_.fleet_maxlen);
+  auto box_step = [this, owned, done, received](const redisReply* fleet) {
+    if (!fleet || fleet->type != REDIS_REPLY_STRING) return done(fleet);
+    std::string id(fleet->str, fleet->len);
+    std::string box_stream = topics_.box_events_stream(owned->box);
+    std::string box_maxlen = std::to_string(settings_.box_maxlen);
+    auto add = [this, owned, box_stream, box_maxlen, received](std::string_view with_id,
+                                                               redis::Commands::ReplyCallback then) {
+      return redis_.run({"XADD", box_stream, "MAXLEN", "~", box_maxlen, with_id, "box", owned->box.view(), "name",
+                         owned->name, "payload", owned->payload, "received_ms", received},
+                        std::move(then));
+    };
+    auto retry_own_id = [add, done](const redisReply* box) {
+      if (box && box->type == REDIS_REPLY_ERROR) {
+        if (!add("*", done)) done(nullptr);
+        return;
+      }
+      done(box);
+    };
+    if (!add(id, retry_own_id)) done(nullptr);
+  };
+  return redis_.run({"XADD", topics_.fleet_events_stream(), "MAXLEN", "~", fleet_maxlen, "*", "box",
+                     owned->box.view(), "name", owned->name, "payload", owned->payload, "received_ms", received},
+                    std::move(box_step));
 }
 
 void EventForwarder::requeue(Item&& item) {

@@ -80,6 +80,9 @@ class EventForwarder {
   static constexpr int kDropReasons = 5;
   void drop(Kind kind, Drop reason, std::string_view what);
   void send(Item item);
+  // Cluster mode: the event's two XADDs as separate commands (send()'s script
+  // cannot span the two streams' slots). false when not connected.
+  bool add_in_two_steps(const std::shared_ptr<Item>& owned, redis::Commands::ReplyCallback done);
   void sent(std::shared_ptr<Item> item, const struct redisReply* reply);
   void requeue(Item&& item);
   void update_gauges();

@@ -6,6 +6,7 @@
 
 #include "boxgate/logging.hpp"
 #include "boxgate/mqtt/uri.hpp"
+#include "boxgate/redis/slot_map.hpp"
 #include "boxgate/topics.hpp"
 
 namespace boxgate {
@@ -25,6 +26,8 @@ void declare_http(Options& o, HttpSettings& h) {
 }
 
 void declare_redis(Options& o, RedisSettings& r) {
+  o.add("redis_mode", &r.mode_name, "standalone (redis_host:redis_port) or cluster (seeds in redis_nodes)");
+  o.add("redis_nodes", &r.nodes, "cluster seeds: host:port,[v6]:port,... (redis_mode cluster only)");
   o.add("redis_host", &r.host, "Redis host (IPv4/IPv6 literal or name)");
   o.add("redis_port", &r.port, 1, 65535, "Redis port");
   o.add("redis_username", &r.username, "Redis ACL user to AUTH as (empty: AUTH with the password alone)");
@@ -44,6 +47,24 @@ void check_redis(Options& o, RedisSettings& r) {
     }
     if (r.stall_after_ms > r.dead_after_ms) {
       throw ConfigError("redis_stall_after_ms", "must not exceed redis_dead_after_ms");
+    }
+    if (r.mode_name == "standalone") {
+      r.mode = RedisSettings::Mode::standalone;
+    } else if (r.mode_name == "cluster") {
+      r.mode = RedisSettings::Mode::cluster;
+    } else {
+      throw ConfigError("redis_mode", "must be standalone or cluster, not '" + r.mode_name + "'");
+    }
+    if (r.mode == RedisSettings::Mode::cluster && r.nodes.empty()) {
+      throw ConfigError("redis_nodes", "must name at least one seed node when redis_mode is cluster");
+    }
+    if (r.mode != RedisSettings::Mode::cluster && !r.nodes.empty()) {
+      throw ConfigError("redis_nodes", "is only read when redis_mode is cluster");
+    }
+    for (const std::string& node : r.nodes) {
+      if (!redis::parse_node_address(node)) {
+        throw ConfigError("redis_nodes", "'" + node + "' is not host:port (IPv6: [addr]:port)");
+      }
     }
   });
 }

@@ -76,10 +76,10 @@ std::vector<StoredEvent> parse_entries(const redisReply* array) {
   return out;
 }
 
-EventTail::EventTail(EventLoop& loop, const RedisSettings& settings, const Topics& topics, ops::Readiness& readiness,
-                     ops::Metrics& metrics)
+EventTail::EventTail(EventLoop& loop, const redis::Commands& commands, const Topics& topics,
+                     ops::Readiness& readiness, ops::Metrics& metrics)
     : loop_(loop),
-      settings_(settings),
+      commands_(commands),
       topics_(topics),
       stream_(topics.fleet_events_stream()),
       up_gauge_(metrics.gauge("boxgate_event_tail_up", "1 while the fleet event stream reader is connected")),
@@ -88,24 +88,49 @@ EventTail::EventTail(EventLoop& loop, const RedisSettings& settings, const Topic
       watchdog_(loop, [this] {
         if (connection_) connection_->force_reconnect("fleet stream read got no answer in time");
       }),
+      retarget_timer_(loop, [this] { retarget(); }),
       delivered_(metrics.counter("boxgate_event_tail_events_total", "fleet stream entries read for live streams")) {}
 
 EventTail::~EventTail() { stop(); }
 
 void EventTail::stop() {
   watchdog_.cancel();
+  retarget_timer_.cancel();
   if (connection_) connection_->stop();  // outstanding callbacks run now, with no reply
 }
 
 void EventTail::join(Listener* listener) {
   listeners_.push_back(listener);
-  if (!connection_) {
-    connection_ = std::make_unique<redis::Connection>(
-        loop_, settings_, "redis event tail connection", dependency_,
-        redis::Connection::Events{[this] { connected(); }, [this] { in_hiredis_ = false; }});
-    connection_->start();
+  if (!retarget_timer_.pending()) {
+    connect();
+    retarget_timer_.start(std::chrono::seconds(1), true);
   }
   if (positioned_) listener->on_positioned();
+}
+
+void EventTail::connect() {
+  std::optional<RedisSettings> target = commands_.settings_for_key(stream_);
+  if (!target) return;  // cluster map not known yet: the next retarget() tries
+  settings_ = *target;
+  connection_ = std::make_unique<redis::Connection>(
+      loop_, settings_, "redis event tail connection", dependency_,
+      redis::Connection::Events{[this] { connected(); }, [this] { in_hiredis_ = false; }});
+  connection_->start();
+}
+
+// A timer's callback, never inside hiredis: the old connection may go. Only a
+// cluster changes where the stream is (a slot migration or a failover); the
+// new connection resumes after the last id seen, so nothing is skipped.
+void EventTail::retarget() {
+  std::optional<RedisSettings> target = commands_.settings_for_key(stream_);
+  if (connection_ && target && target->host == settings_.host && target->port == settings_.port) return;
+  if (connection_ && !target) return;  // keep what we have until the map is known again
+  if (connection_) {
+    log::get("events")->info("fleet stream moved to {}:{}; reading it there", target->host, target->port);
+    connection_->stop();  // our outstanding read gets its null reply now
+    connection_.reset();
+  }
+  connect();
 }
 
 void EventTail::leave(Listener* listener) {

@@ -32,6 +32,7 @@
 #include "boxgate/loop/event_loop.hpp"
 #include "boxgate/ops/metrics.hpp"
 #include "boxgate/ops/readiness.hpp"
+#include "boxgate/redis/commands.hpp"
 #include "boxgate/redis/connection.hpp"
 #include "boxgate/topics.hpp"
 
@@ -68,7 +69,9 @@ class EventTail {
     ~Listener() = default;
   };
 
-  EventTail(EventLoop& loop, const RedisSettings& settings, const Topics& topics, ops::Readiness& readiness,
+  // `commands` says where the fleet stream lives (settings_for_key): in
+  // cluster mode, the master of its slot.
+  EventTail(EventLoop& loop, const redis::Commands& commands, const Topics& topics, ops::Readiness& readiness,
             ops::Metrics& metrics);
   ~EventTail();
 
@@ -81,19 +84,23 @@ class EventTail {
  private:
   static void on_position_reply(struct redisAsyncContext*, void* reply, void* self);
   static void on_read_reply(struct redisAsyncContext*, void* reply, void* self);
+  void connect();
+  void retarget();
   void connected();
   void read_next();
   void deliver(const redisReply* reply);
 
   EventLoop& loop_;
-  RedisSettings settings_;
+  const redis::Commands& commands_;
+  RedisSettings settings_;  // of the connection now open (or last tried)
   const Topics& topics_;
   std::string stream_;
   ops::Gauge& up_gauge_;
   ops::Counter& reconnects_;
   ops::Dependency dependency_;  // not part of /readyz: streams are extra, commands are not
   std::unique_ptr<redis::Connection> connection_;
-  Timer watchdog_;  // a blocked read that outlives its BLOCK time by far: the link is dead
+  Timer watchdog_;
+  Timer retarget_timer_;  // asks every second whether the stream moved (cluster mode)  // a blocked read that outlives its BLOCK time by far: the link is dead
   std::string last_id_;
   bool positioned_ = false;
   bool in_hiredis_ = false;  // a command of ours waits for its reply

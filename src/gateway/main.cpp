@@ -164,7 +164,7 @@ int main(int argc, char** argv) {
     log_access(auth, config);
     http::Server server(loop, config.http, static_cast<std::size_t>(config.max_body_bytes));
     // Device data plane: state, history and event streams (docs/events.md).
-    gateway::EventTail event_tail(loop, config.redis, topics, readiness, metrics);
+    gateway::EventTail event_tail(loop, commands, topics, readiness, metrics);
     gateway::EventStreams streams(loop, event_tail, commands,
                                   {static_cast<std::size_t>(config.max_streams),
                                    static_cast<std::size_t>(config.sse_max_buffer_bytes),

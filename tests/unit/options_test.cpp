@@ -214,3 +214,31 @@ TEST(Options, MqttClientCertificateKeys) {
   EXPECT_NE(line.find(R"("mqtt_key_password":"***")"), std::string::npos) << line;
   EXPECT_NE(line.find(R"("mqtt_cert_file":")" + cert), std::string::npos) << "paths are not secret: " << line;
 }
+
+TEST(Options, RedisClusterModeTakesSeedNodes) {
+  GatewayConfig c;
+  Options o("prog", "test");
+  declare_gateway(o, c);
+  load(o, {"--redis-mode", "cluster", "--redis-nodes", "127.0.0.1:7000,[::1]:7001"});
+  EXPECT_EQ(c.redis.mode, RedisSettings::Mode::cluster);
+  EXPECT_EQ(c.redis.nodes, (std::vector<std::string>{"127.0.0.1:7000", "[::1]:7001"}));
+}
+
+TEST(Options, RedisClusterSettingsAreCheckedWithTheirKey) {
+  auto key_refused = [](std::vector<const char*> args) -> std::string {
+    BridgeConfig c;
+    Options o("prog", "test");
+    declare_bridge(o, c);
+    try {
+      load(o, args);
+    } catch (const ConfigError& e) {
+      return e.key();
+    }
+    return "";
+  };
+  EXPECT_EQ(key_refused({"--redis-mode", "sharded"}), "redis_mode");
+  EXPECT_EQ(key_refused({"--redis-mode", "cluster"}), "redis_nodes");
+  EXPECT_EQ(key_refused({"--redis-mode", "cluster", "--redis-nodes", "::1:7000"}), "redis_nodes");
+  EXPECT_EQ(key_refused({"--redis-nodes", "127.0.0.1:7000"}), "redis_nodes");  // standalone ignores it: say so
+  EXPECT_EQ(key_refused({"--redis-mode", "standalone"}), "");
+}

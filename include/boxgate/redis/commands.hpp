@@ -20,6 +20,7 @@
 
 #include <chrono>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -31,6 +32,8 @@
 struct redisReply;
 
 namespace boxgate::redis {
+
+class ClusterCommands;
 
 // One command in RESP, its arguments binary-safe (what redis-cli sends).
 std::string resp_command(const std::vector<std::string_view>& argv);
@@ -48,13 +51,18 @@ class Commands {
   // answered. The reply is valid during the call only.
   using ReplyCallback = std::function<void(const redisReply* reply)>;
 
+  // redis_mode cluster: the commands go to the slot's master of their
+  // (first) key instead, through ClusterCommands (cluster_commands.hpp);
+  // on_dead is not called (each node has its own heartbeat) and
+  // set_and_publish uses SPUBLISH. The calls below keep their contract.
   Commands(EventLoop& loop, const RedisSettings& settings, ops::Dependency& dependency,
            std::function<void()> on_up, std::function<void()> on_dead);
+  ~Commands();
 
-  void start() { connection_.start(); }
-  void stop() { connection_.stop(); }
+  void start();
+  void stop();
   // Connected and not stalled: new work may start.
-  bool up() const noexcept { return connection_.up() && dependency_.state() != ops::Dependency::State::stalled; }
+  bool up() const noexcept;
 
   // false when not connected (callback not called).
   bool get(const std::string& key, GetCallback done);
@@ -66,6 +74,14 @@ class Commands {
   bool run(const std::vector<std::string_view>& argv, ReplyCallback done);
   bool set_and_publish(const std::string& key, std::string_view payload, std::string_view message,
                        std::int64_t ttl_ms, DoneCallback done);
+  // Whether one command or script may name both keys: always in standalone;
+  // in cluster mode only when they hash to one slot (else CROSSSLOT).
+  bool may_combine(std::string_view key_a, std::string_view key_b) const noexcept;
+  // The settings for a connection of its own that works on `key` alone (a
+  // blocking read): these settings, or in cluster mode a standalone
+  // connection to the master of the key's slot (nullopt while the map is
+  // unknown). Ask again after that connection fails: the slot may have moved.
+  std::optional<RedisSettings> settings_for_key(std::string_view key) const;
 
  private:
   using Clock = std::chrono::steady_clock;
@@ -73,6 +89,7 @@ class Commands {
   void note_progress(Clock::time_point now);
 
   Connection connection_;
+  std::unique_ptr<ClusterCommands> cluster_;  // set in redis_mode cluster
   ops::Dependency& dependency_;
   RedisSettings settings_;
   std::function<void()> on_dead_;

@@ -18,6 +18,7 @@
 // end), so it is never freed under hiredis.
 
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -28,6 +29,12 @@ struct redisReply;
 
 namespace boxgate::redis {
 
+class ShardSubscriber;
+
+// redis_mode cluster: the same contract over sharded pub/sub (SSUBSCRIBE on
+// the channel's slot master), implemented by ShardSubscriber
+// (shard_subscriber.hpp); a channel that moves shards is confirmed again
+// elsewhere and its listeners get on_resubscribed().
 class Subscriber {
  public:
   class Listener {
@@ -45,19 +52,19 @@ class Subscriber {
   Subscriber(EventLoop& loop, const RedisSettings& settings, ops::Dependency& dependency);
   ~Subscriber();
 
-  void start() { connection_.start(); }
+  void start();
   void stop();
-  bool up() const noexcept { return connection_.up(); }
+  bool up() const noexcept;
   // Drop and reconnect (the command connection found Redis dead).
-  void force_reconnect(const char* why) { connection_.force_reconnect(why); }
+  void force_reconnect(const char* why);
 
   // unavailable: not connected; busy: the channel is still being released.
   Result subscribe(const std::string& channel, Listener* listener);
   void unsubscribe(const std::string& channel, Listener* listener);
-  std::size_t channels() const noexcept { return channels_.size(); }
+  std::size_t channels() const noexcept;
   // Messages that arrive on a channel already unsubscribed (a late or
   // duplicate reply) are counted here.
-  void count_orphan_messages_in(ops::Counter& counter) noexcept { orphans_ = &counter; }
+  void count_orphan_messages_in(ops::Counter& counter) noexcept;
 
  private:
   struct Channel;
@@ -72,6 +79,7 @@ class Subscriber {
   void each_member(Channel* channel, const std::function<void(Listener*, bool& confirmed)>& call);
 
   Connection connection_;
+  std::unique_ptr<ShardSubscriber> shards_;  // set in redis_mode cluster
   std::unordered_map<std::string, Channel*> channels_;
   ops::Counter* orphans_ = nullptr;
 };

@@ -8,21 +8,32 @@
 #include <memory>
 
 #include "boxgate/logging.hpp"
+#include "boxgate/redis/slot_map.hpp"
+#include "cluster_commands.hpp"
 
 namespace boxgate::redis {
 
 namespace {
 // Each privdata is a heap callback that hiredis hands back exactly once.
+void answer_get(const Commands::GetCallback& done, const redisReply* reply) {
+  if (!reply || reply->type == REDIS_REPLY_ERROR) {
+    done(false, std::nullopt);
+  } else if (reply->type == REDIS_REPLY_STRING) {
+    done(true, std::string(reply->str, reply->len));
+  } else {
+    done(true, std::nullopt);
+  }
+}
+
+void answer_done(const Commands::DoneCallback& done, const redisReply* reply) {
+  if (!reply) return done(Commands::Status::lost, 0);
+  if (reply->type == REDIS_REPLY_ERROR) return done(Commands::Status::error, 0);
+  done(Commands::Status::ok, reply->type == REDIS_REPLY_INTEGER ? reply->integer : 0);
+}
+
 void on_get(redisAsyncContext*, void* r, void* privdata) {
   std::unique_ptr<Commands::GetCallback> done(static_cast<Commands::GetCallback*>(privdata));
-  auto* reply = static_cast<redisReply*>(r);
-  if (!reply || reply->type == REDIS_REPLY_ERROR) {
-    (*done)(false, std::nullopt);
-  } else if (reply->type == REDIS_REPLY_STRING) {
-    (*done)(true, std::string(reply->str, reply->len));
-  } else {
-    (*done)(true, std::nullopt);
-  }
+  answer_get(*done, static_cast<redisReply*>(r));
 }
 
 void on_reply(redisAsyncContext*, void* r, void* privdata) {
@@ -32,17 +43,14 @@ void on_reply(redisAsyncContext*, void* r, void* privdata) {
 
 void on_done(redisAsyncContext*, void* r, void* privdata) {
   std::unique_ptr<Commands::DoneCallback> done(static_cast<Commands::DoneCallback*>(privdata));
-  auto* reply = static_cast<redisReply*>(r);
-  if (!reply) return (*done)(Commands::Status::lost, 0);
-  if (reply->type == REDIS_REPLY_ERROR) return (*done)(Commands::Status::error, 0);
-  (*done)(Commands::Status::ok, reply->type == REDIS_REPLY_INTEGER ? reply->integer : 0);
+  answer_done(*done, static_cast<redisReply*>(r));
 }
 }  // namespace
 
 Commands::Commands(EventLoop& loop, const RedisSettings& settings, ops::Dependency& dependency,
                    std::function<void()> on_up, std::function<void()> on_dead)
     : connection_(loop, settings, "redis command connection", dependency,
-                  {std::move(on_up), [this] {
+                  {on_up, [this] {
                      ping_sent_.reset();
                      last_counters_.reset();
                    }}),
@@ -50,10 +58,34 @@ Commands::Commands(EventLoop& loop, const RedisSettings& settings, ops::Dependen
       settings_(settings),
       on_dead_(std::move(on_dead)),
       heartbeat_timer_(loop, [this] { heartbeat(); }) {
+  if (settings.mode == RedisSettings::Mode::cluster) {
+    cluster_ = std::make_unique<ClusterCommands>(loop, settings, dependency, std::move(on_up));
+    return;
+  }
   heartbeat_timer_.start(std::chrono::milliseconds(settings.heartbeat_ms), true);
 }
 
+Commands::~Commands() = default;
+
+void Commands::start() {
+  if (cluster_) return cluster_->start();
+  connection_.start();
+}
+
+void Commands::stop() {
+  if (cluster_) return cluster_->stop();
+  connection_.stop();
+}
+
+bool Commands::up() const noexcept {
+  if (cluster_) return cluster_->up();
+  return connection_.up() && dependency_.state() != ops::Dependency::State::stalled;
+}
+
 bool Commands::get(const std::string& key, GetCallback done) {
+  if (cluster_) {
+    return cluster_->run({"GET", key}, [done = std::move(done)](const redisReply* reply) { answer_get(done, reply); });
+  }
   redisAsyncContext* ctx = connection_.context();
   if (!ctx) return false;
   auto* owned = new GetCallback(std::move(done));
@@ -91,6 +123,7 @@ std::string resp_command(const std::vector<std::string_view>& argv) {
 }
 
 bool Commands::run(const std::vector<std::string_view>& argv, ReplyCallback done) {
+  if (cluster_) return cluster_->run(argv, std::move(done));
   redisAsyncContext* ctx = connection_.context();
   if (!ctx) return false;
   std::string command = resp_command(argv);
@@ -103,8 +136,28 @@ bool Commands::run(const std::vector<std::string_view>& argv, ReplyCallback done
   return true;
 }
 
+bool Commands::may_combine(std::string_view key_a, std::string_view key_b) const noexcept {
+  return !cluster_ || key_slot(key_a) == key_slot(key_b);
+}
+
+std::optional<RedisSettings> Commands::settings_for_key(std::string_view key) const {
+  if (!cluster_) return settings_;
+  std::optional<NodeAddress> master = cluster_->master_of_key(key);
+  if (!master) return std::nullopt;
+  RedisSettings node = settings_;
+  node.mode = RedisSettings::Mode::standalone;
+  node.mode_name = "standalone";
+  node.host = master->host;
+  node.port = master->port;
+  return node;
+}
+
 bool Commands::set_and_publish(const std::string& key, std::string_view payload, std::string_view message,
                                std::int64_t ttl_ms, DoneCallback done) {
+  if (cluster_) {
+    return cluster_->set_and_publish(key, payload, message, ttl_ms,
+                                     [done = std::move(done)](const redisReply* reply) { answer_done(done, reply); });
+  }
   redisAsyncContext* ctx = connection_.context();
   if (!ctx) return false;
   std::string ttl = std::to_string(ttl_ms);

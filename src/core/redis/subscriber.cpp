@@ -9,6 +9,7 @@
 
 #include "boxgate/logging.hpp"
 #include "boxgate/redis/commands.hpp"
+#include "shard_subscriber.hpp"
 
 namespace boxgate::redis {
 
@@ -33,17 +34,40 @@ struct Subscriber::Channel {
 };
 
 Subscriber::Subscriber(EventLoop& loop, const RedisSettings& settings, ops::Dependency& dependency)
-    : connection_(loop, settings, "redis subscriber connection", dependency, {[this] { resubscribe_all(); }, {}}) {}
+    : connection_(loop, settings, "redis subscriber connection", dependency, {[this] { resubscribe_all(); }, {}}) {
+  if (settings.mode == RedisSettings::Mode::cluster) shards_ = std::make_unique<ShardSubscriber>(loop, settings, dependency);
+}
 
 Subscriber::~Subscriber() { stop(); }
 
+void Subscriber::start() {
+  if (shards_) return shards_->start();
+  connection_.start();
+}
+
+bool Subscriber::up() const noexcept { return shards_ ? shards_->up() : connection_.up(); }
+
+void Subscriber::force_reconnect(const char* why) {
+  if (shards_) return shards_->force_reconnect(why);
+  connection_.force_reconnect(why);
+}
+
+std::size_t Subscriber::channels() const noexcept { return shards_ ? shards_->channels() : channels_.size(); }
+
+void Subscriber::count_orphan_messages_in(ops::Counter& counter) noexcept {
+  orphans_ = &counter;
+  if (shards_) shards_->count_orphan_messages_in(counter);
+}
+
 void Subscriber::stop() {
+  if (shards_) return shards_->stop();
   connection_.stop();  // hiredis calls every channel back with null: records not held any more
   for (auto& [name, channel] : channels_) delete channel;
   channels_.clear();
 }
 
 Subscriber::Result Subscriber::subscribe(const std::string& channel_name, Listener* listener) {
+  if (shards_) return shards_->subscribe(channel_name, listener);
   if (!connection_.up()) return Result::unavailable;
   if (auto it = channels_.find(channel_name); it != channels_.end()) {
     Channel* channel = it->second;
@@ -77,6 +101,7 @@ bool Subscriber::send_subscribe(Channel* channel) {
 }
 
 void Subscriber::unsubscribe(const std::string& channel_name, Listener* listener) {
+  if (shards_) return shards_->unsubscribe(channel_name, listener);
   auto it = channels_.find(channel_name);
   if (it == channels_.end()) return;
   Channel* channel = it->second;
