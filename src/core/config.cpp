@@ -26,7 +26,8 @@ void declare_http(Options& o, HttpSettings& h) {
 
 void declare_redis(Options& o, RedisSettings& r) {
   o.add("redis_mode", &r.mode_name,
-        "standalone (redis_host:redis_port), sentinel (the master redis_sentinels name) or cluster");
+        "standalone (redis_host:redis_port) or sentinel (the master redis_sentinels name); cluster: not yet, "
+        "refused at start-up");
   o.add("redis_host", &r.host, "Redis host (IPv4/IPv6 literal or name); standalone mode");
   o.add("redis_port", &r.port, 1, 65535, "Redis port; standalone mode");
   o.add("redis_sentinels", &r.sentinel_list,

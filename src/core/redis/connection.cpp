@@ -8,8 +8,11 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
+#include <string_view>
+
 #include "boxgate/backoff.hpp"
 #include "boxgate/logging.hpp"
+#include "boxgate/redis/sentinel_resolver.hpp"
 
 namespace boxgate::redis {
 
@@ -39,8 +42,11 @@ Connection::Connection(EventLoop& loop, const RedisSettings& settings, std::stri
       dependency_(dependency),
       events_(std::move(events)),
       retry_timer_(loop, [this] { connect(); }),
-      connect_deadline_(loop, [this] { force_reconnect("connect timed out"); }) {
+      connect_deadline_(loop, [this] { force_reconnect("connect timed out"); }),
+      drop_timer_(loop, [this] { force_reconnect(drop_why_); }),
+      target_{settings.host, static_cast<int>(settings.port)} {
   flush_event_ = event_new(loop.base(), -1, 0, &Connection::on_flush, this);
+  if (settings.mode == RedisMode::sentinel) resolver_ = std::make_unique<SentinelResolver>(loop, settings, name_);
 }
 
 Connection::~Connection() {
@@ -66,6 +72,8 @@ void Connection::stop() {
   stopped_ = true;
   retry_timer_.cancel();
   connect_deadline_.cancel();
+  drop_timer_.cancel();
+  if (resolver_) resolver_->cancel();
   if (ctx_) {
     redisAsyncContext* ctx = ctx_;
     ctx_ = nullptr;
@@ -78,9 +86,36 @@ void Connection::stop() {
 
 void Connection::connect() {
   if (stopped_ || ctx_) return;
-  redisAsyncContext* ctx = redisAsyncConnect(settings_.host.c_str(), static_cast<int>(settings_.port));
+  if (resolver_) return resolve_then_connect();
+  open();
+}
+
+// Every attempt asks the sentinels again (the spec: a cached address may be
+// the old master). Readiness carries the reason while none names a master;
+// the log gets it once per change, not once per backoff step.
+void Connection::resolve_then_connect() {
+  resolver_->resolve([this](const SentinelResolver::Result& result) {
+    if (stopped_ || ctx_) return;
+    if (!result.master) {
+      if (result.error != resolve_error_) log::get("redis")->warn("{}: {}", name_, result.error);
+      resolve_error_ = result.error;
+      dependency_.set_down(result.error);
+      return schedule_reconnect();
+    }
+    resolve_error_.clear();
+    if (!(*result.master == target_) || !ever_up_) {
+      log::get("redis")->info("{}: sentinels name {} as master {}", name_, to_string(*result.master),
+                              settings_.master_name);
+    }
+    target_ = *result.master;
+    open();
+  });
+}
+
+void Connection::open() {
+  redisAsyncContext* ctx = redisAsyncConnect(target_.host.c_str(), target_.port);
   if (!ctx || ctx->err) {
-    log::get("redis")->warn("{}: cannot connect to {}:{}: {}", name_, settings_.host, settings_.port,
+    log::get("redis")->warn("{}: cannot connect to {}: {}", name_, to_string(target_),
                             ctx ? ctx->errstr : "out of memory");
     if (ctx) redisAsyncFree(ctx);
     schedule_reconnect();
@@ -102,8 +137,7 @@ void Connection::on_connect(const redisAsyncContext* ctx, int status) {
     self->ctx_ = nullptr;
     self->connect_deadline_.cancel();
     if (self->attempt_ == 0 || self->ever_up_) {
-      log::get("redis")->warn("{}: connect to {}:{} failed: {}", self->name_, self->settings_.host,
-                              self->settings_.port, ctx->errstr);
+      log::get("redis")->warn("{}: connect to {} failed: {}", self->name_, to_string(self->target_), ctx->errstr);
     }
     self->schedule_reconnect();
     return;
@@ -132,8 +166,11 @@ void Connection::connected() {
   if (sent != REDIS_OK) log::get("redis")->warn("{}: cannot send AUTH", name_);
 }
 
+// Sentinel mode asks ROLE instead of PING: it proves Redis answers just as
+// well, and says whether this is still the master.
 void Connection::send_ping() {
-  if (redisAsyncCommand(ctx_, &Connection::on_handshake, this, "PING") != REDIS_OK) {
+  const char* command = resolver_ ? "ROLE" : "PING";
+  if (redisAsyncCommand(ctx_, &Connection::on_handshake, this, command) != REDIS_OK) {
     log::get("redis")->warn("{}: cannot send the handshake PING", name_);
   }
 }
@@ -160,17 +197,58 @@ void Connection::on_handshake(redisAsyncContext* ctx, void* reply, void*) {
   if (answer->type == REDIS_REPLY_ERROR) {
     // e.g. LOADING or NOAUTH: Redis is there but cannot serve; the connect
     // deadline drops this connection and the backoff tries again.
-    log::get("redis")->warn("{}: Redis answered PING with {}", self->name_, std::string(answer->str, answer->len));
+    log::get("redis")->warn("{}: Redis answered {} with {}", self->name_, self->resolver_ ? "ROLE" : "PING",
+                            std::string(answer->str, answer->len));
     return;
   }
-  self->connect_deadline_.cancel();
-  self->up_ = true;
-  self->attempt_ = 0;
-  if (self->ever_up_) self->dependency_.count_reconnect();
-  self->ever_up_ = true;
-  self->dependency_.set_up(true);
-  log::get("redis")->info("{}: connected to {}:{}", self->name_, self->settings_.host, self->settings_.port);
-  if (self->events_.on_up) self->events_.on_up();
+  if (self->resolver_ && !self->is_master(answer)) return;
+  self->handshake_done();
+}
+
+void Connection::handshake_done() {
+  connect_deadline_.cancel();
+  up_ = true;
+  attempt_ = 0;
+  if (ever_up_) dependency_.count_reconnect();
+  ever_up_ = true;
+  dependency_.set_up(true);
+  log::get("redis")->info("{}: connected to {}", name_, to_string(target_));
+  if (events_.on_up) events_.on_up();
+}
+
+// ROLE's first element is "master", "slave" or "sentinel". Anything but a
+// master is dropped at once (not at the connect deadline) and resolved again.
+bool Connection::is_master(const redisReply* answer) {
+  bool named = answer->type == REDIS_REPLY_ARRAY && answer->elements > 0 &&
+               answer->element[0]->type == REDIS_REPLY_STRING;
+  std::string role = named ? std::string(answer->element[0]->str, answer->element[0]->len) : "unknown";
+  if (role == "master") return true;
+  log::get("redis")->warn("{}: {} says its role is {}, not master; asking the sentinels again", name_,
+                          to_string(target_), role);
+  dependency_.set_down(to_string(target_) + " is not the master (role " + role + ")");
+  drop_soon("the address the sentinels gave is not the master");
+  return false;
+}
+
+void Connection::drop_soon(const char* why) {
+  drop_why_ = why;
+  drop_timer_.start(std::chrono::milliseconds(0));
+}
+
+void Connection::note_reply(const redisAsyncContext* ctx, const redisReply* reply) {
+  if (!reply || reply->type != REDIS_REPLY_ERROR || std::string_view(reply->str, reply->len).substr(0, 9) != "READONLY ") {
+    return;
+  }
+  auto* self = static_cast<Connection*>(ctx->data);
+  // Standalone mode has nobody to ask for another address: left as it was.
+  if (!self || !self->resolver_ || self->ctx_ != ctx || self->drop_timer_.pending()) return;
+  self->drop_soon("Redis answered READONLY: this node is a replica now");
+}
+
+void Connection::note_role(const redisAsyncContext* ctx, const redisReply* reply) {
+  auto* self = static_cast<Connection*>(ctx->data);
+  if (!reply || reply->type == REDIS_REPLY_ERROR || !self || !self->resolver_ || self->ctx_ != ctx) return;
+  if (!self->drop_timer_.pending()) self->is_master(reply);
 }
 
 void Connection::on_disconnect(const redisAsyncContext* ctx, int status) {
@@ -183,6 +261,7 @@ void Connection::lost(const char* why) {
   // hiredis frees the context when this returns.
   bool was_up = up_;
   connect_deadline_.cancel();
+  drop_timer_.cancel();  // a drop planned for this connection must not hit the next
   ctx_ = nullptr;
   up_ = false;
   dependency_.set_up(false);
