@@ -87,6 +87,7 @@ class Connection {
   void handshake_done();
   bool is_master(const redisReply* answer);
   void drop_soon(const char* why);
+  void note_problem(const std::string& problem);
   void lost(const char* why);
   void schedule_reconnect();
 
@@ -107,7 +108,7 @@ class Connection {
   struct event* flush_event_ = nullptr;
   RedisAddress target_;                         // where the next attempt connects
   std::unique_ptr<SentinelResolver> resolver_;  // sentinel mode only
-  std::string resolve_error_;                   // the last one logged, to log changes only
+  std::string last_problem_;                    // sentinel mode: the last one logged (logged on change only)
 };
 
 }  // namespace boxgate::redis

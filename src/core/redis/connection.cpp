@@ -97,13 +97,10 @@ void Connection::resolve_then_connect() {
   resolver_->resolve([this](const SentinelResolver::Result& result) {
     if (stopped_ || ctx_) return;
     if (!result.master) {
-      if (result.error != resolve_error_) log::get("redis")->warn("{}: {}", name_, result.error);
-      resolve_error_ = result.error;
-      dependency_.set_down(result.error);
+      note_problem(result.error);
       return schedule_reconnect();
     }
-    resolve_error_.clear();
-    if (!(*result.master == target_) || !ever_up_) {
+    if (!(*result.master == target_) || (!ever_up_ && attempt_ == 0)) {
       log::get("redis")->info("{}: sentinels name {} as master {}", name_, to_string(*result.master),
                               settings_.master_name);
     }
@@ -207,6 +204,7 @@ void Connection::on_handshake(redisAsyncContext* ctx, void* reply, void*) {
 
 void Connection::handshake_done() {
   connect_deadline_.cancel();
+  last_problem_.clear();
   up_ = true;
   attempt_ = 0;
   if (ever_up_) dependency_.count_reconnect();
@@ -223,11 +221,17 @@ bool Connection::is_master(const redisReply* answer) {
                answer->element[0]->type == REDIS_REPLY_STRING;
   std::string role = named ? std::string(answer->element[0]->str, answer->element[0]->len) : "unknown";
   if (role == "master") return true;
-  log::get("redis")->warn("{}: {} says its role is {}, not master; asking the sentinels again", name_,
-                          to_string(target_), role);
-  dependency_.set_down(to_string(target_) + " is not the master (role " + role + ")");
-  drop_soon("the address the sentinels gave is not the master");
+  note_problem(to_string(target_) + " is not the master (role " + role + ")");
+  drop_soon("");
   return false;
+}
+
+// Readiness gets every problem; the log only a new one (a failover repeats
+// the same one every backoff step until the sentinels switch).
+void Connection::note_problem(const std::string& problem) {
+  if (problem != last_problem_) log::get("redis")->warn("{}: {}", name_, problem);
+  last_problem_ = problem;
+  dependency_.set_down(problem);
 }
 
 void Connection::drop_soon(const char* why) {
@@ -280,12 +284,12 @@ void Connection::force_reconnect(const char* why) {
     // disconnect callback, so both cases are finished here.
     ctx->data = nullptr;
     ctx_ = nullptr;
-    log::get("redis")->warn("{}: {}", name_, why);
+    if (*why) log::get("redis")->warn("{}: {}", name_, why);  // "": the caller logged it
     redisAsyncFree(ctx);
     schedule_reconnect();
     return;
   }
-  log::get("redis")->warn("{}: dropping connection: {}", name_, why);
+  if (*why) log::get("redis")->warn("{}: dropping connection: {}", name_, why);
   redisAsyncFree(ctx);  // runs pending callbacks with null, then on_disconnect -> lost()
 }
 
