@@ -474,6 +474,38 @@ TEST_F(SentinelFailover, MasterKilledUnderLoadCallsFailFastAndServiceIsBackWithi
   EXPECT_EQ(get(gw, "/readyz").status, 200);
 }
 
+// A frozen master (SIGSTOP) keeps every socket open: without a hint the
+// connections would wait for redis_dead_after_ms (5 s) to give it up. The
+// sentinels' +switch-master moves them as soon as the replica is promoted.
+TEST_F(SentinelFailover, FrozenMasterIsLeftOnTheSwitchMasterHintBeforeTheHeartbeatGivesUp) {
+  int gw = add_gateway();
+  add_bridge();
+  devsims.push_back(test::start_devsim(*tmp, mqtt->port(), {"--box-list", "box-1"}));
+  auto c = client(gw);
+  ASSERT_EQ(post(*c, command_path("box-1"), kBody).status, 200) << logs();
+
+  const int replica = group->node(1).port();
+  killed = Clock::now();
+  group->node(0).process().signal(SIGSTOP);
+  const bool switched = group->wait_master_is(replica, 15s);
+  const long long switched_ms = ms_since(killed);
+  HttpResult r;
+  const bool back = test::eventually(
+      [&] {
+        r = post(*c, command_path("box-1", "timeout_ms=1000"), kBody);
+        return r.status == 200;
+      },
+      8s, 20ms);
+  const long long back_ms = ms_since(killed);
+  group->node(0).process().signal(SIGCONT);  // never leave it frozen; Sentinel makes it a replica
+  report("sentinels_switched_ms_after_sigstop", switched_ms);
+  report("first_200_ms_after_sigstop", back_ms);
+  ASSERT_TRUE(switched) << group->logs();
+  EXPECT_TRUE(back) << r.status << " " << r.body << "\n" << logs();
+  EXPECT_LT(back_ms, switched_ms + 1500) << "the hint, not the 5 s heartbeat, moved the connections\n" << logs();
+  EXPECT_NE(gateways[0].log().find("sentinel says master mymaster switched to"), std::string::npos);
+}
+
 // A command waits; its reply is stored (replicated, never published) and
 // the master dies. Only the gateway's re-read of the result key after it
 // subscribed again on the new master can answer it (contract step 4).

@@ -16,7 +16,10 @@
 // failover) is dropped and the backoff resolves again. A -READONLY reply to
 // any command (the master was demoted under a live connection) drops the
 // connection the same way (note_reply). While no master can be found,
-// readiness carries the resolver's reason.
+// readiness carries the resolver's reason. A `+switch-master` from a
+// sentinel naming another address (SentinelWatcher) drops the connection at
+// once, or starts a waiting reconnect now: a hint that saves the wait for a
+// frozen old master's socket to be given up, never trusted without ROLE.
 
 #include <functional>
 #include <memory>
@@ -32,6 +35,7 @@ struct redisReply;
 namespace boxgate::redis {
 
 class SentinelResolver;
+class SentinelWatcher;
 
 class Connection {
  public:
@@ -88,6 +92,7 @@ class Connection {
   bool is_master(const redisReply* answer);
   void drop_soon(const char* why);
   void note_problem(const std::string& problem);
+  void master_switched(const RedisAddress& to);
   void lost(const char* why);
   void schedule_reconnect();
 
@@ -108,6 +113,7 @@ class Connection {
   struct event* flush_event_ = nullptr;
   RedisAddress target_;                         // where the next attempt connects
   std::unique_ptr<SentinelResolver> resolver_;  // sentinel mode only
+  std::unique_ptr<SentinelWatcher> watcher_;    // sentinel mode only: +switch-master hints
   std::string last_problem_;                    // sentinel mode: the last one logged (logged on change only)
 };
 

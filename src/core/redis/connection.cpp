@@ -13,6 +13,7 @@
 #include "boxgate/backoff.hpp"
 #include "boxgate/logging.hpp"
 #include "boxgate/redis/sentinel_resolver.hpp"
+#include "boxgate/redis/sentinel_watcher.hpp"
 
 namespace boxgate::redis {
 
@@ -46,7 +47,11 @@ Connection::Connection(EventLoop& loop, const RedisSettings& settings, std::stri
       drop_timer_(loop, [this] { force_reconnect(drop_why_); }),
       target_{settings.host, static_cast<int>(settings.port)} {
   flush_event_ = event_new(loop.base(), -1, 0, &Connection::on_flush, this);
-  if (settings.mode == RedisMode::sentinel) resolver_ = std::make_unique<SentinelResolver>(loop, settings, name_);
+  if (settings.mode == RedisMode::sentinel) {
+    resolver_ = std::make_unique<SentinelResolver>(loop, settings, name_);
+    watcher_ = std::make_unique<SentinelWatcher>(loop, settings, name_,
+                                                 [this](const RedisAddress& to) { master_switched(to); });
+  }
 }
 
 Connection::~Connection() {
@@ -65,6 +70,19 @@ void Connection::on_flush(int, short, void* self) {
 
 void Connection::start() {
   stopped_ = false;
+  if (watcher_) watcher_->start();
+  connect();
+}
+
+// Runs from the watcher's timer, outside hiredis. Only a switch away from
+// where this connection is (or is about to be) acts; the new address is not
+// used as such: the reconnect resolves and checks ROLE as always.
+void Connection::master_switched(const RedisAddress& to) {
+  if (stopped_ || to == target_) return;
+  if (ctx_) return force_reconnect("the sentinels switched the master");
+  if (resolver_->busy()) return;
+  retry_timer_.cancel();
+  attempt_ = 0;
   connect();
 }
 
@@ -74,6 +92,7 @@ void Connection::stop() {
   connect_deadline_.cancel();
   drop_timer_.cancel();
   if (resolver_) resolver_->cancel();
+  if (watcher_) watcher_->stop();
   if (ctx_) {
     redisAsyncContext* ctx = ctx_;
     ctx_ = nullptr;
