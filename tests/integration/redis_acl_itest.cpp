@@ -169,6 +169,11 @@ TEST_F(RedisAclTest, EachUserIsRefusedEverythingOutsideItsGrant) {
       {users.gateway(), {"HSET", "dev/box-1/presence", "online", "0"}, false},
       {users.gateway(), {"EVAL", "return 1", "1", "dev/box-1/presence"}, false},
       {users.bridge(), {"FLUSHALL"}, false},
+      // Sentinel mode's handshake and heartbeat: ROLE, and no other admin command.
+      {users.gateway(), {"ROLE"}, true},
+      {users.bridge(), {"ROLE"}, true},
+      {users.gateway(), {"REPLICAOF", "NO", "ONE"}, false},
+      {users.bridge(), {"INFO", "replication"}, false},
   };
   for (const auto& tc : cases) {
     std::string label = tc.who.user;

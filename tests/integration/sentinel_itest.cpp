@@ -54,8 +54,10 @@ struct Resolved {
   std::vector<RedisAddress> order_after;
   long long ms = -1;
 };
-Resolved resolve_once(const std::vector<RedisAddress>& sentinels, const std::string& master_name = "mymaster") {
+Resolved resolve_once(const std::vector<RedisAddress>& sentinels, const std::string& master_name = "mymaster",
+                      const std::string& sentinel_password = "") {
   RedisSettings settings;
+  settings.sentinel_password = sentinel_password;
   settings.mode = RedisMode::sentinel;
   settings.sentinels = sentinels;
   settings.master_name = master_name;
@@ -138,6 +140,25 @@ TEST(SentinelResolver, NoSentinelAnsweringSaysSoAndNamesEachProblem) {
   EXPECT_NE(r.result.error.find("127.0.0.1:" + std::to_string(dead)), std::string::npos) << r.result.error;
   EXPECT_NE(r.result.error.find("no answer within 300 ms"), std::string::npos) << r.result.error;
   EXPECT_LT(r.ms, 1500);
+}
+
+// Sentinels with their own password (requirepass): redis_sentinel_password
+// is sent as AUTH first; none or a wrong one is named in the error.
+TEST(SentinelResolverAuth, SentinelPasswordIsSentAndARefusalIsNamed) {
+  test::TempDir tmp("sentinel-auth");
+  RedisSentinelGroup group(tmp, 2, "mymaster", "sentinel-secret");
+  const std::vector<RedisAddress> both = {loopback(group.sentinel_port(0)), loopback(group.sentinel_port(1))};
+  Resolved ok = resolve_once(both, "mymaster", "sentinel-secret");
+  ASSERT_TRUE(ok.result.master) << ok.result.error;
+  EXPECT_EQ(ok.result.master->port, group.node(0).port());
+
+  Resolved none = resolve_once(both);
+  EXPECT_FALSE(none.result.master);
+  EXPECT_NE(none.result.error.find("NOAUTH"), std::string::npos) << none.result.error;
+  Resolved wrong = resolve_once(both, "mymaster", "not-it");
+  EXPECT_FALSE(wrong.result.master);
+  EXPECT_NE(wrong.result.error.find("refused AUTH: WRONGPASS"), std::string::npos) << wrong.result.error;
+  EXPECT_EQ(wrong.result.error.find("not-it"), std::string::npos) << "the password is never repeated";
 }
 
 // A stand-in sentinel that names whichever port the test sets: it lets a

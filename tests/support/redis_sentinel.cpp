@@ -12,8 +12,10 @@ namespace {
 // a stop that does not wait up to 10 s for a lagging replica.
 std::vector<std::string> node_args() { return {"--repl-diskless-sync-delay", "0", "--shutdown-timeout", "0"}; }
 
-std::string sentinel_config(int port, int master_port, const std::string& name, const std::string& dir) {
-  return "port " + std::to_string(port) + "\nbind 127.0.0.1\ndaemonize no\ndir " + dir +
+std::string sentinel_config(int port, int master_port, const std::string& name, const std::string& dir,
+                            const std::string& password) {
+  std::string auth = password.empty() ? "" : "requirepass " + password + "\nsentinel sentinel-pass " + password + "\n";
+  return auth + "port " + std::to_string(port) + "\nbind 127.0.0.1\ndaemonize no\ndir " + dir +
          "\nsentinel monitor " + name + " 127.0.0.1 " + std::to_string(master_port) + " 2\n" +
          "sentinel down-after-milliseconds " + name + " 1000\n" + "sentinel failover-timeout " + name +
          " 5000\n" + "sentinel parallel-syncs " + name + " 1\n";
@@ -28,8 +30,9 @@ std::string field(const RespValue& map, const std::string& key) {
 }
 }  // namespace
 
-RedisSentinelGroup::RedisSentinelGroup(const TempDir& dir, int sentinels, std::string master_name)
-    : master_name_(std::move(master_name)) {
+RedisSentinelGroup::RedisSentinelGroup(const TempDir& dir, int sentinels, std::string master_name,
+                                       std::string sentinel_password)
+    : master_name_(std::move(master_name)), sentinel_login_{"", std::move(sentinel_password)} {
   nodes_.push_back(std::make_unique<RedisServer>(dir, 0, node_args()));
   std::vector<std::string> replica = node_args();
   replica.insert(replica.end(), {"--replicaof", "127.0.0.1", std::to_string(nodes_[0]->port())});
@@ -37,8 +40,9 @@ RedisSentinelGroup::RedisSentinelGroup(const TempDir& dir, int sentinels, std::s
   wait_replica_synced();
   for (int i = 0; i < sentinels; ++i) {
     int port = free_port();
-    std::string config = dir.write("sentinel-" + std::to_string(port) + ".conf",
-                                   sentinel_config(port, nodes_[0]->port(), master_name_, dir.path()));
+    std::string config =
+        dir.write("sentinel-" + std::to_string(port) + ".conf",
+                  sentinel_config(port, nodes_[0]->port(), master_name_, dir.path(), sentinel_login_.password));
     sentinel_ports_.push_back(port);
     sentinels_.emplace_back("sentinel-" + std::to_string(port), std::vector<std::string>{"redis-sentinel", config},
                             dir.path());
@@ -77,7 +81,7 @@ void RedisSentinelGroup::wait_agreed() {
       [&] {
         for (int port : sentinel_ports_) {
           try {
-            RespValue master = RedisClient(port, 1s).command({"SENTINEL", "MASTER", master_name_});
+            RespValue master = RedisClient(port, 1s, sentinel_login_).command({"SENTINEL", "MASTER", master_name_});
             if (field(master, "num-other-sentinels") != others || field(master, "num-slaves") != "1") return false;
           } catch (const std::exception&) {
             return false;
@@ -97,7 +101,8 @@ std::string RedisSentinelGroup::sentinels_flag() const {
 
 std::optional<int> RedisSentinelGroup::master_port(std::size_t i) const {
   try {
-    RespValue v = RedisClient(sentinel_ports_.at(i), 1s).command({"SENTINEL", "GET-MASTER-ADDR-BY-NAME", master_name_});
+    RedisClient sentinel(sentinel_ports_.at(i), 1s, sentinel_login_);
+    RespValue v = sentinel.command({"SENTINEL", "GET-MASTER-ADDR-BY-NAME", master_name_});
     if (v.type != RespValue::Type::array || v.elements.size() != 2) return std::nullopt;
     return std::stoi(v.elements[1].str);
   } catch (const std::exception&) {

@@ -26,7 +26,10 @@ namespace boxgate::test {
 
 class RedisSentinelGroup {
  public:
-  explicit RedisSentinelGroup(const TempDir& dir, int sentinels = 3, std::string master_name = "mymaster");
+  // `sentinel_password`: the sentinels' own requirepass (and sentinel-pass,
+  // so they still talk to each other); empty: none.
+  explicit RedisSentinelGroup(const TempDir& dir, int sentinels = 3, std::string master_name = "mymaster",
+                              std::string sentinel_password = "");
   ~RedisSentinelGroup();
   RedisSentinelGroup(const RedisSentinelGroup&) = delete;
   RedisSentinelGroup& operator=(const RedisSentinelGroup&) = delete;
@@ -54,6 +57,7 @@ class RedisSentinelGroup {
   void wait_agreed();
 
   std::string master_name_;
+  RedisCredentials sentinel_login_;  // the test's own clients to the sentinels
   std::vector<std::unique_ptr<RedisServer>> nodes_;
   std::vector<int> sentinel_ports_;
   std::vector<Process> sentinels_;
