@@ -296,6 +296,21 @@ TEST_F(SentinelDemotion, AReplicaNamedAsMasterIsNeverUsedAndReadinessSaysWhy) {
   commands.stop();
 }
 
+// An ACL user without +role cannot pass the sentinel-mode handshake:
+// readiness names the refusal instead of a bare "down".
+TEST_F(SentinelDemotion, AUserThatMayNotRunRoleIsNeverUpAndReadinessSaysWhy) {
+  ASSERT_EQ(a->client().command({"ACL", "SETUSER", "norole", "on", ">pw", "~*", "&*", "+@all", "-role"}).str, "OK");
+  settings.username = "norole";
+  settings.password = "pw";
+  auto& dep = readiness.dependency("redis");
+  redis::Commands commands(loop, settings, dep, {}, {});
+  commands.start();
+  const std::string expected = "127.0.0.1:" + std::to_string(a->port()) + " answered ROLE with NOPERM";
+  EXPECT_TRUE(run_until(loop, [&] { return dep.reason().rfind(expected, 0) == 0; }, 3s)) << dep.reason();
+  EXPECT_FALSE(commands.up());
+  commands.stop();
+}
+
 // ------------------------------------------------------------ with the daemons
 
 const std::string kBody = R"({"method":"ping"})";

@@ -132,6 +132,8 @@ bool Commands::set_and_publish(const std::string& key, std::string_view payload,
   std::string ttl = std::to_string(ttl_ms);
   // The SET's reply needs no callback: if it failed, Redis still runs the
   // PUBLISH, and the key only matters to a gateway that missed the message.
+  // Except in sentinel mode, where a READONLY SET means the pair went to a
+  // demoted master and must be sent again (on_set).
   std::string set = resp_command({"SET", key, payload, "PX", ttl});
   std::shared_ptr<bool> readonly;
   if (connection_.sentinel_mode()) {

@@ -213,8 +213,10 @@ void Connection::on_handshake(redisAsyncContext* ctx, void* reply, void*) {
   if (answer->type == REDIS_REPLY_ERROR) {
     // e.g. LOADING or NOAUTH: Redis is there but cannot serve; the connect
     // deadline drops this connection and the backoff tries again.
-    log::get("redis")->warn("{}: Redis answered {} with {}", self->name_, self->resolver_ ? "ROLE" : "PING",
-                            std::string(answer->str, answer->len));
+    // In sentinel mode readiness says so too (e.g. an ACL user without +role).
+    std::string text(answer->str, answer->len);
+    if (self->resolver_) return self->note_problem(to_string(self->target_) + " answered ROLE with " + text);
+    log::get("redis")->warn("{}: Redis answered PING with {}", self->name_, text);
     return;
   }
   if (self->resolver_ && !self->is_master(answer)) return;
