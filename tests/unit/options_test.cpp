@@ -267,4 +267,5 @@ TEST(Options, RedisModeRules) {
   }
   // Standalone ignores a sentinel list but still refuses a malformed one.
   EXPECT_EQ(redis_config_error({"--redis-sentinels", "127.0.0.1:26379"}), "");
+  EXPECT_EQ(redis_config_error({"--redis-sentinels", "nope"}).rfind("redis_sentinels: 'nope'", 0), 0u);
 }
