@@ -5,6 +5,7 @@
 // file, BOXGATE_* environment and --flags all reach the same fields.
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -12,18 +13,42 @@
 
 namespace boxgate {
 
+// How the daemons find Redis. standalone: redis_host:redis_port. sentinel:
+// the master the sentinels name (redis_sentinels, redis_master_name), asked
+// again before every connection (src/core/redis/sentinel_resolver.cpp).
+// cluster: a Redis Cluster found through the seeds in redis_nodes; keys are
+// routed by hash slot and reply channels use sharded pub/sub
+// (SPUBLISH/SSUBSCRIBE), see docs/scale-out.md.
+enum class RedisMode { standalone, sentinel, cluster };
+
+// host:port; the host is a name or IPv4/IPv6 literal (written [::1]:26379).
+struct RedisAddress {
+  std::string host;
+  int port = 0;
+  bool operator==(const RedisAddress&) const = default;
+};
+// "host:port" or "[v6]:port" -> the address; nullopt and *why on bad input.
+std::optional<RedisAddress> parse_redis_address(const std::string& text, std::string* why);
+// For logs: host:port, or [host]:port when the host holds a ':'.
+std::string to_string(const RedisAddress& address);
+
 struct RedisSettings {
-  // standalone: one Redis at host:port. cluster: a Redis Cluster found
-  // through the seeds in `nodes`; keys are routed by hash slot and reply
-  // channels use sharded pub/sub (SPUBLISH/SSUBSCRIBE), see docs/scale-out.md.
-  enum class Mode { standalone, cluster };
-  Mode mode = Mode::standalone;
-  std::string mode_name = "standalone";  // the redis_mode key; `mode` is derived from it
+  RedisMode mode = RedisMode::standalone;
+  std::string mode_name = "standalone";  // as configured; check_redis() sets `mode` from it
   std::string host = "127.0.0.1";
   std::int64_t port = 6379;
   // Cluster seeds, "host:port" or "[v6]:port": any reachable node tells the
   // rest (CLUSTER SLOTS). Checked at start-up (redis_nodes).
   std::vector<std::string> nodes;
+  // Sentinel mode: the sentinels to ask, in order (parsed from the
+  // redis_sentinels list), the master's name, and the sentinels' own AUTH
+  // (sentinels may require a password other than the data nodes').
+  std::vector<std::string> sentinel_list;
+  std::vector<RedisAddress> sentinels;
+  std::string master_name = "mymaster";
+  std::string sentinel_username;
+  std::string sentinel_password;  // secret
+  std::int64_t sentinel_timeout_ms = 500;  // per sentinel asked: connect + answer
   // AUTH on every connection when a password is set: AUTH <username>
   // <password> (a Redis 6+ ACL user), or AUTH <password> without a username.
   std::string username;

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <charconv>
 #include <limits>
 
 #include "boxgate/logging.hpp"
@@ -26,10 +27,21 @@ void declare_http(Options& o, HttpSettings& h) {
 }
 
 void declare_redis(Options& o, RedisSettings& r) {
-  o.add("redis_mode", &r.mode_name, "standalone (redis_host:redis_port) or cluster (seeds in redis_nodes)");
+  o.add("redis_mode", &r.mode_name,
+        "standalone (redis_host:redis_port), sentinel (the master redis_sentinels name) or cluster "
+        "(seeds in redis_nodes)");
   o.add("redis_nodes", &r.nodes, "cluster seeds: host:port,[v6]:port,... (redis_mode cluster only)");
-  o.add("redis_host", &r.host, "Redis host (IPv4/IPv6 literal or name)");
-  o.add("redis_port", &r.port, 1, 65535, "Redis port");
+  o.add("redis_host", &r.host, "Redis host (IPv4/IPv6 literal or name); standalone mode");
+  o.add("redis_port", &r.port, 1, 65535, "Redis port; standalone mode");
+  o.add("redis_sentinels", &r.sentinel_list,
+        "sentinel mode: the sentinels to ask, host:port,... ([::1]:26379 for IPv6), tried in order");
+  o.add("redis_master_name", &r.master_name, "sentinel mode: the master's name in the sentinels' config");
+  o.add("redis_sentinel_username", &r.sentinel_username,
+        "sentinel mode: ACL user to AUTH as on the sentinels (empty: AUTH with the password alone)");
+  o.add("redis_sentinel_password", &r.sentinel_password,
+        "sentinel mode: the sentinels' own password (empty: no AUTH to the sentinels)", true);
+  o.add("redis_sentinel_timeout_ms", &r.sentinel_timeout_ms, 10, 60000,
+        "sentinel mode: time one sentinel gets to connect and answer before the next is asked");
   o.add("redis_username", &r.username, "Redis ACL user to AUTH as (empty: AUTH with the password alone)");
   o.add("redis_password", &r.password, "Redis password (empty: no AUTH)", true);
   o.add("redis_backoff_max_ms", &r.backoff_max_ms, 10, 600000, "cap of the jittered reconnect backoff");
@@ -40,25 +52,45 @@ void declare_redis(Options& o, RedisSettings& r) {
         "no reply and no bytes moving this long while a PING waits: reconnect");
 }
 
+// Sets r.mode and r.sentinels from their text; throws ConfigError.
+void check_redis_mode(RedisSettings& r) {
+  if (r.mode_name == "standalone") {
+    r.mode = RedisMode::standalone;
+  } else if (r.mode_name == "sentinel") {
+    r.mode = RedisMode::sentinel;
+  } else if (r.mode_name == "cluster") {
+    r.mode = RedisMode::cluster;
+  } else {
+    throw ConfigError("redis_mode", "must be standalone, sentinel or cluster, not '" + r.mode_name + "'");
+  }
+  r.sentinels.clear();
+  for (const std::string& entry : r.sentinel_list) {
+    std::string why;
+    auto address = parse_redis_address(entry, &why);
+    if (!address) throw ConfigError("redis_sentinels", "'" + entry + "' " + why);
+    r.sentinels.push_back(*address);
+  }
+  if (r.mode != RedisMode::sentinel) return;
+  if (r.sentinels.empty()) throw ConfigError("redis_sentinels", "must name at least one sentinel when redis_mode=sentinel");
+  if (!is_valid_id(r.master_name)) throw ConfigError("redis_master_name", "'" + r.master_name + "' is not a valid name");
+  if (!r.sentinel_username.empty() && r.sentinel_password.empty()) {
+    throw ConfigError("redis_sentinel_password", "must be set when redis_sentinel_username is");
+  }
+}
+
 void check_redis(Options& o, RedisSettings& r) {
   o.check([&r] {
+    check_redis_mode(r);
     if (!r.username.empty() && r.password.empty()) {
       throw ConfigError("redis_password", "must be set when redis_username is");
     }
     if (r.stall_after_ms > r.dead_after_ms) {
       throw ConfigError("redis_stall_after_ms", "must not exceed redis_dead_after_ms");
     }
-    if (r.mode_name == "standalone") {
-      r.mode = RedisSettings::Mode::standalone;
-    } else if (r.mode_name == "cluster") {
-      r.mode = RedisSettings::Mode::cluster;
-    } else {
-      throw ConfigError("redis_mode", "must be standalone or cluster, not '" + r.mode_name + "'");
-    }
-    if (r.mode == RedisSettings::Mode::cluster && r.nodes.empty()) {
+    if (r.mode == RedisMode::cluster && r.nodes.empty()) {
       throw ConfigError("redis_nodes", "must name at least one seed node when redis_mode is cluster");
     }
-    if (r.mode != RedisSettings::Mode::cluster && !r.nodes.empty()) {
+    if (r.mode != RedisMode::cluster && !r.nodes.empty()) {
       throw ConfigError("redis_nodes", "is only read when redis_mode is cluster");
     }
     for (const std::string& node : r.nodes) {
@@ -79,6 +111,40 @@ void declare_common(Options& o, std::string& prefix, HttpSettings& http, RedisSe
   declare_log(o, log);
 }
 }  // namespace
+
+std::optional<RedisAddress> parse_redis_address(const std::string& text, std::string* why) {
+  std::string host, port;
+  if (!text.empty() && text.front() == '[') {
+    auto close = text.find(']');
+    if (close == std::string::npos || close + 1 >= text.size() || text[close + 1] != ':') {
+      *why = "is not [v6-address]:port";
+      return std::nullopt;
+    }
+    host = text.substr(1, close - 1);
+    port = text.substr(close + 2);
+  } else {
+    auto colon = text.rfind(':');
+    if (colon == std::string::npos || text.find(':') != colon) {
+      *why = "is not host:port (write an IPv6 address as [addr]:port)";
+      return std::nullopt;
+    }
+    host = text.substr(0, colon);
+    port = text.substr(colon + 1);
+  }
+  int number = 0;
+  auto [end, error] = std::from_chars(port.data(), port.data() + port.size(), number);
+  if (host.empty() || port.empty() || error != std::errc() || end != port.data() + port.size() || number < 1 ||
+      number > 65535) {
+    *why = "needs a host and a port 1..65535";
+    return std::nullopt;
+  }
+  return RedisAddress{host, number};
+}
+
+std::string to_string(const RedisAddress& address) {
+  bool v6 = address.host.find(':') != std::string::npos;
+  return (v6 ? "[" + address.host + "]" : address.host) + ":" + std::to_string(address.port);
+}
 
 void declare_prefix(Options& o, std::string& prefix) {
   o.add("prefix", &prefix, "topic/channel prefix");

@@ -201,6 +201,11 @@ TEST_F(RedisAclTest, EachUserIsRefusedEverythingOutsideItsGrant) {
       {users.bridge(), {"XRANGE", "dev/events", "-", "+"}, false},
       {users.bridge(), {"XREAD", "STREAMS", "dev/events", "0"}, false},
       {users.bridge(), {"FLUSHALL"}, false},
+      // Sentinel mode's handshake and heartbeat: ROLE, and no other admin command.
+      {users.gateway(), {"ROLE"}, true},
+      {users.bridge(), {"ROLE"}, true},
+      {users.gateway(), {"REPLICAOF", "NO", "ONE"}, false},
+      {users.bridge(), {"INFO", "replication"}, false},
   };
   for (const auto& tc : cases) {
     std::string label = tc.who.user;

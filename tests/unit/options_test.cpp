@@ -220,7 +220,7 @@ TEST(Options, RedisClusterModeTakesSeedNodes) {
   Options o("prog", "test");
   declare_gateway(o, c);
   load(o, {"--redis-mode", "cluster", "--redis-nodes", "127.0.0.1:7000,[::1]:7001"});
-  EXPECT_EQ(c.redis.mode, RedisSettings::Mode::cluster);
+  EXPECT_EQ(c.redis.mode, RedisMode::cluster);
   EXPECT_EQ(c.redis.nodes, (std::vector<std::string>{"127.0.0.1:7000", "[::1]:7001"}));
 }
 
@@ -241,4 +241,59 @@ TEST(Options, RedisClusterSettingsAreCheckedWithTheirKey) {
   EXPECT_EQ(key_refused({"--redis-mode", "cluster", "--redis-nodes", "::1:7000"}), "redis_nodes");
   EXPECT_EQ(key_refused({"--redis-nodes", "127.0.0.1:7000"}), "redis_nodes");  // standalone ignores it: say so
   EXPECT_EQ(key_refused({"--redis-mode", "standalone"}), "");
+}
+
+// Sentinel mode (issue 13): the mode names, the sentinel list (IPv6 in
+// brackets) and the rules a start-up must refuse with the key named.
+namespace {
+std::string redis_config_error(std::vector<const char*> args) {
+  BridgeConfig c;
+  Options o("prog", "t");
+  declare_bridge(o, c);
+  try {
+    load(o, std::move(args));
+  } catch (const ConfigError& e) {
+    return e.key() + ": " + e.what();
+  }
+  return "";
+}
+}  // namespace
+
+TEST(Options, RedisSentinelModeParsesTheSentinelList) {
+  GatewayConfig c;
+  Options o("prog", "t");
+  declare_gateway(o, c);
+  EXPECT_EQ(c.redis.mode, RedisMode::standalone);
+  ASSERT_EQ(load(o, {"--redis-mode", "sentinel", "--redis-sentinels", "10.0.0.1:26379,[::1]:26380,s3:1",
+                     "--redis-master-name", "cache-1"}),
+            Options::Outcome::run);
+  EXPECT_EQ(c.redis.mode, RedisMode::sentinel);
+  ASSERT_EQ(c.redis.sentinels.size(), 3u);
+  EXPECT_EQ(c.redis.sentinels[0], (RedisAddress{"10.0.0.1", 26379}));
+  EXPECT_EQ(c.redis.sentinels[1], (RedisAddress{"::1", 26380}));
+  EXPECT_EQ(c.redis.sentinels[2], (RedisAddress{"s3", 1}));
+  EXPECT_EQ(to_string(c.redis.sentinels[1]), "[::1]:26380");
+  EXPECT_EQ(c.redis.master_name, "cache-1");
+}
+
+TEST(Options, RedisModeRules) {
+  EXPECT_EQ(redis_config_error({"--redis-mode", "sentinel"}),
+            "redis_sentinels: must name at least one sentinel when redis_mode=sentinel");
+  EXPECT_EQ(redis_config_error({"--redis-mode", "cluster"}),
+            "redis_nodes: must name at least one seed node when redis_mode is cluster");
+  EXPECT_EQ(redis_config_error({"--redis-mode", "replica"}),
+            "redis_mode: must be standalone, sentinel or cluster, not 'replica'");
+  EXPECT_EQ(redis_config_error({"--redis-mode", "sentinel", "--redis-sentinels", "a:1", "--redis-sentinel-username",
+                                "u"}),
+            "redis_sentinel_password: must be set when redis_sentinel_username is");
+  EXPECT_EQ(redis_config_error({"--redis-mode", "sentinel", "--redis-sentinels", "a:1", "--redis-master-name", "a b"}),
+            "redis_master_name: 'a b' is not a valid name");
+  for (const char* bad : {"host", "::1:26379", "[::1]26379", "[::1]:", "h:0", "h:70000", ":1", "h:1x"}) {
+    EXPECT_EQ(redis_config_error({"--redis-mode", "sentinel", "--redis-sentinels", bad}).rfind("redis_sentinels: '", 0),
+              0u)
+        << bad;
+  }
+  // Standalone ignores a sentinel list but still refuses a malformed one.
+  EXPECT_EQ(redis_config_error({"--redis-sentinels", "127.0.0.1:26379"}), "");
+  EXPECT_EQ(redis_config_error({"--redis-sentinels", "nope"}).rfind("redis_sentinels: 'nope'", 0), 0u);
 }

@@ -9,8 +9,20 @@
 // retried after min(backoff_max_ms, 100 ms * 2^attempt) (half of it jittered).
 // Each new connection is up once it has authenticated (AUTH, when
 // RedisSettings has a password) and Redis has answered a PING.
+//
+// Sentinel mode (RedisSettings::mode): before every connection attempt the
+// sentinels are asked for the master (SentinelResolver), and the handshake's
+// PING is a ROLE that must say "master"; a replica (a stale answer during a
+// failover) is dropped and the backoff resolves again. A -READONLY reply to
+// any command (the master was demoted under a live connection) drops the
+// connection the same way (note_reply). While no master can be found,
+// readiness carries the resolver's reason. A `+switch-master` from a
+// sentinel naming another address (SentinelWatcher) drops the connection at
+// once, or starts a waiting reconnect now: a hint that saves the wait for a
+// frozen old master's socket to be given up, never trusted without ROLE.
 
 #include <functional>
+#include <memory>
 #include <string>
 
 #include "boxgate/config.hpp"
@@ -19,8 +31,12 @@
 #include "boxgate/ops/readiness.hpp"
 
 struct redisAsyncContext;
+struct redisReply;
 
 namespace boxgate::redis {
+
+class SentinelResolver;
+class SentinelWatcher;
 
 class Connection {
  public:
@@ -48,6 +64,15 @@ class Connection {
   // turns into no syscall, and the commands leave one epoll round trip sooner.
   void flush_soon();
 
+  // For command callbacks: a -READONLY error means this connection reaches a
+  // demoted master (now a replica); it is dropped after the callback returns
+  // and the master resolved again. Any other reply is left alone.
+  static void note_reply(const redisAsyncContext* ctx, const redisReply* reply);
+  // For the heartbeat's ROLE reply (sentinel mode): not "master" any more
+  // drops the connection the same way.
+  static void note_role(const redisAsyncContext* ctx, const redisReply* reply);
+  bool sentinel_mode() const noexcept { return static_cast<bool>(resolver_); }
+
   bool up() const noexcept { return up_; }
   redisAsyncContext* context() const noexcept { return up_ ? ctx_ : nullptr; }
   int fd() const noexcept;  // the socket while up, else -1
@@ -60,8 +85,15 @@ class Connection {
   static void on_handshake(redisAsyncContext* ctx, void* reply, void* privdata);
   static void on_flush(int, short, void* self);
   void connect();
+  void resolve_then_connect();
+  void open();
   void connected();
   void send_ping();
+  void handshake_done();
+  bool is_master(const redisReply* answer);
+  void drop_soon(const char* why);
+  void note_problem(const std::string& problem);
+  void master_switched(const RedisAddress& to);
   void lost(const char* why);
   void schedule_reconnect();
   // A failed attempt's reason: warned once per change, repeats at debug.
@@ -83,7 +115,12 @@ class Connection {
   log::ProblemLog problems_;
   Timer retry_timer_;
   Timer connect_deadline_;
+  Timer drop_timer_;  // drops the connection outside hiredis's callbacks
+  const char* drop_why_ = "";
   struct event* flush_event_ = nullptr;
+  RedisAddress target_;                         // where the next attempt connects
+  std::unique_ptr<SentinelResolver> resolver_;  // sentinel mode only
+  std::unique_ptr<SentinelWatcher> watcher_;    // sentinel mode only: +switch-master hints
 };
 
 }  // namespace boxgate::redis

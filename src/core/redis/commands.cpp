@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <charconv>
 #include <memory>
+#include <string_view>
 
 #include "boxgate/logging.hpp"
 #include "boxgate/redis/slot_map.hpp"
@@ -31,19 +32,42 @@ void answer_done(const Commands::DoneCallback& done, const redisReply* reply) {
   done(Commands::Status::ok, reply->type == REDIS_REPLY_INTEGER ? reply->integer : 0);
 }
 
-void on_get(redisAsyncContext*, void* r, void* privdata) {
+void on_get(redisAsyncContext* ctx, void* r, void* privdata) {
   std::unique_ptr<Commands::GetCallback> done(static_cast<Commands::GetCallback*>(privdata));
-  answer_get(*done, static_cast<redisReply*>(r));
+  auto* reply = static_cast<redisReply*>(r);
+  Connection::note_reply(ctx, reply);
+  answer_get(*done, reply);
 }
 
-void on_reply(redisAsyncContext*, void* r, void* privdata) {
+void on_reply(redisAsyncContext* ctx, void* r, void* privdata) {
   std::unique_ptr<Commands::ReplyCallback> done(static_cast<Commands::ReplyCallback*>(privdata));
+  Connection::note_reply(ctx, static_cast<const redisReply*>(r));
   (*done)(static_cast<const redisReply*>(r));
 }
 
-void on_done(redisAsyncContext*, void* r, void* privdata) {
+void on_done(redisAsyncContext* ctx, void* r, void* privdata) {
   std::unique_ptr<Commands::DoneCallback> done(static_cast<Commands::DoneCallback*>(privdata));
-  answer_done(*done, static_cast<redisReply*>(r));
+  auto* reply = static_cast<redisReply*>(r);
+  Connection::note_reply(ctx, reply);
+  answer_done(*done, reply);
+}
+// Sentinel mode: the SET before a PUBLISH. A -READONLY here (a demoted
+// master) marks the pair lost, so the caller sends it again on the new
+// master instead of counting a PUBLISH that reached nobody as delivered.
+void on_set(redisAsyncContext* ctx, void* r, void* privdata) {
+  std::unique_ptr<std::shared_ptr<bool>> readonly(static_cast<std::shared_ptr<bool>*>(privdata));
+  auto* reply = static_cast<redisReply*>(r);
+  Connection::note_reply(ctx, reply);
+  if (reply && reply->type == REDIS_REPLY_ERROR && std::string_view(reply->str, reply->len).substr(0, 8) == "READONLY") {
+    **readonly = true;
+  }
+}
+
+// The heartbeat's reply: PING, or ROLE in sentinel mode (which also drops a
+// connection whose node is no longer the master).
+void on_beat(redisAsyncContext* ctx, void* r, void* privdata) {
+  Connection::note_role(ctx, static_cast<const redisReply*>(r));
+  on_done(ctx, r, privdata);
 }
 }  // namespace
 
@@ -58,7 +82,7 @@ Commands::Commands(EventLoop& loop, const RedisSettings& settings, ops::Dependen
       settings_(settings),
       on_dead_(std::move(on_dead)),
       heartbeat_timer_(loop, [this] { heartbeat(); }) {
-  if (settings.mode == RedisSettings::Mode::cluster) {
+  if (settings.mode == RedisMode::cluster) {
     cluster_ = std::make_unique<ClusterCommands>(loop, settings, dependency, std::move(on_up));
     return;
   }
@@ -145,7 +169,7 @@ std::optional<RedisSettings> Commands::settings_for_key(std::string_view key) co
   std::optional<NodeAddress> master = cluster_->master_of_key(key);
   if (!master) return std::nullopt;
   RedisSettings node = settings_;
-  node.mode = RedisSettings::Mode::standalone;
+  node.mode = RedisMode::standalone;
   node.mode_name = "standalone";
   node.host = master->host;
   node.port = master->port;
@@ -163,8 +187,23 @@ bool Commands::set_and_publish(const std::string& key, std::string_view payload,
   std::string ttl = std::to_string(ttl_ms);
   // The SET's reply needs no callback: if it failed, Redis still runs the
   // PUBLISH, and the key only matters to a gateway that missed the message.
+  // Except in sentinel mode, where a READONLY SET means the pair went to a
+  // demoted master and must be sent again (on_set).
   std::string set = resp_command({"SET", key, payload, "PX", ttl});
-  if (redisAsyncFormattedCommand(ctx, nullptr, nullptr, set.data(), set.size()) != REDIS_OK) return false;
+  std::shared_ptr<bool> readonly;
+  if (connection_.sentinel_mode()) {
+    readonly = std::make_shared<bool>(false);
+    auto* flag = new std::shared_ptr<bool>(readonly);
+    if (redisAsyncFormattedCommand(ctx, on_set, flag, set.data(), set.size()) != REDIS_OK) {
+      delete flag;
+      return false;
+    }
+    done = [readonly, done = std::move(done)](Status status, long long receivers) {
+      done(*readonly && status == Status::ok ? Status::lost : status, receivers);
+    };
+  } else if (redisAsyncFormattedCommand(ctx, nullptr, nullptr, set.data(), set.size()) != REDIS_OK) {
+    return false;
+  }
   std::string publish = resp_command({"PUBLISH", key, message});
   auto* owned = new DoneCallback(std::move(done));
   if (redisAsyncFormattedCommand(ctx, on_done, owned, publish.data(), publish.size()) != REDIS_OK) {
@@ -212,7 +251,8 @@ void Commands::heartbeat() {
     if (dependency_.state() == ops::Dependency::State::stalled) log::get("redis")->info("Redis answers again");
     dependency_.set_stalled(false);
   });
-  if (redisAsyncCommand(ctx, on_done, done, "PING") != REDIS_OK) {
+  const char* beat = connection_.sentinel_mode() ? "ROLE" : "PING";
+  if (redisAsyncCommand(ctx, on_beat, done, beat) != REDIS_OK) {
     delete done;
     ping_sent_.reset();
   }

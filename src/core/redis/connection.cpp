@@ -8,8 +8,12 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
+#include <string_view>
+
 #include "boxgate/backoff.hpp"
 #include "boxgate/logging.hpp"
+#include "boxgate/redis/sentinel_resolver.hpp"
+#include "boxgate/redis/sentinel_watcher.hpp"
 
 namespace boxgate::redis {
 
@@ -39,8 +43,15 @@ Connection::Connection(EventLoop& loop, const RedisSettings& settings, std::stri
       dependency_(dependency),
       events_(std::move(events)),
       retry_timer_(loop, [this] { connect(); }),
-      connect_deadline_(loop, [this] { force_reconnect(refused_ ? "handshake refused" : "connect timed out"); }) {
+      connect_deadline_(loop, [this] { force_reconnect(refused_ ? "handshake refused" : "connect timed out"); }),
+      drop_timer_(loop, [this] { force_reconnect(drop_why_); }),
+      target_{settings.host, static_cast<int>(settings.port)} {
   flush_event_ = event_new(loop.base(), -1, 0, &Connection::on_flush, this);
+  if (settings.mode == RedisMode::sentinel) {
+    resolver_ = std::make_unique<SentinelResolver>(loop, settings, name_);
+    watcher_ = std::make_unique<SentinelWatcher>(loop, settings, name_,
+                                                 [this](const RedisAddress& to) { master_switched(to); });
+  }
 }
 
 Connection::~Connection() {
@@ -59,6 +70,19 @@ void Connection::on_flush(int, short, void* self) {
 
 void Connection::start() {
   stopped_ = false;
+  if (watcher_) watcher_->start();
+  connect();
+}
+
+// Runs from the watcher's timer, outside hiredis. Only a switch away from
+// where this connection is (or is about to be) acts; the new address is not
+// used as such: the reconnect resolves and checks ROLE as always.
+void Connection::master_switched(const RedisAddress& to) {
+  if (stopped_ || to == target_) return;
+  if (ctx_) return force_reconnect("the sentinels switched the master");
+  if (resolver_->busy()) return;
+  retry_timer_.cancel();
+  attempt_ = 0;
   connect();
 }
 
@@ -66,6 +90,9 @@ void Connection::stop() {
   stopped_ = true;
   retry_timer_.cancel();
   connect_deadline_.cancel();
+  drop_timer_.cancel();
+  if (resolver_) resolver_->cancel();
+  if (watcher_) watcher_->stop();
   if (ctx_) {
     redisAsyncContext* ctx = ctx_;
     ctx_ = nullptr;
@@ -78,11 +105,34 @@ void Connection::stop() {
 
 void Connection::connect() {
   if (stopped_ || ctx_) return;
-  redisAsyncContext* ctx = redisAsyncConnect(settings_.host.c_str(), static_cast<int>(settings_.port));
+  if (resolver_) return resolve_then_connect();
+  open();
+}
+
+// Every attempt asks the sentinels again (the spec: a cached address may be
+// the old master). Readiness carries the reason while none names a master;
+// the log gets it once per change, not once per backoff step.
+void Connection::resolve_then_connect() {
+  resolver_->resolve([this](const SentinelResolver::Result& result) {
+    if (stopped_ || ctx_) return;
+    if (!result.master) {
+      note_problem(result.error);
+      return schedule_reconnect();
+    }
+    if (!(*result.master == target_) || (!ever_up_ && attempt_ == 0)) {
+      log::get("redis")->info("{}: sentinels name {} as master {}", name_, to_string(*result.master),
+                              settings_.master_name);
+    }
+    target_ = *result.master;
+    open();
+  });
+}
+
+void Connection::open() {
+  redisAsyncContext* ctx = redisAsyncConnect(target_.host.c_str(), target_.port);
   refused_ = false;
   if (!ctx || ctx->err) {
-    problem("cannot connect to " + settings_.host + ":" + std::to_string(settings_.port) + ": " +
-            (ctx ? ctx->errstr : "out of memory"));
+    problem("cannot connect to " + to_string(target_) + ": " + (ctx ? ctx->errstr : "out of memory"));
     if (ctx) redisAsyncFree(ctx);
     schedule_reconnect();
     return;
@@ -102,8 +152,7 @@ void Connection::on_connect(const redisAsyncContext* ctx, int status) {
     // hiredis frees the context after this callback; no disconnect callback follows.
     self->ctx_ = nullptr;
     self->connect_deadline_.cancel();
-    self->problem("connect to " + self->settings_.host + ":" + std::to_string(self->settings_.port) +
-                  " failed: " + ctx->errstr);
+    self->problem("connect to " + to_string(self->target_) + " failed: " + ctx->errstr);
     self->schedule_reconnect();
     return;
   }
@@ -131,8 +180,11 @@ void Connection::connected() {
   if (sent != REDIS_OK) log::get("redis")->warn("{}: cannot send AUTH", name_);
 }
 
+// Sentinel mode asks ROLE instead of PING: it proves Redis answers just as
+// well, and says whether this is still the master.
 void Connection::send_ping() {
-  if (redisAsyncCommand(ctx_, &Connection::on_handshake, this, "PING") != REDIS_OK) {
+  const char* command = resolver_ ? "ROLE" : "PING";
+  if (redisAsyncCommand(ctx_, &Connection::on_handshake, this, command) != REDIS_OK) {
     log::get("redis")->warn("{}: cannot send the handshake PING", name_);
   }
 }
@@ -159,24 +211,89 @@ void Connection::on_handshake(redisAsyncContext* ctx, void* reply, void*) {
   if (answer->type == REDIS_REPLY_ERROR) {
     // e.g. LOADING or NOAUTH: Redis is there but cannot serve; the connect
     // deadline drops this connection and the backoff tries again.
-    self->problem("Redis answered PING with " + std::string(answer->str, answer->len));
+    // In sentinel mode readiness says so too (e.g. an ACL user without +role).
+    std::string text(answer->str, answer->len);
+    if (self->resolver_) {
+      self->note_problem(to_string(self->target_) + " answered ROLE with " + text);
+    } else {
+      self->problem("Redis answered PING with " + text);
+    }
     self->refused();
     return;
   }
-  self->connect_deadline_.cancel();
-  self->up_ = true;
-  self->attempt_ = 0;
-  if (self->ever_up_) self->dependency_.count_reconnect();
-  self->ever_up_ = true;
-  self->dependency_.set_up(true);
-  if (auto was = self->problems_.resolve()) {
-    log::get("redis")->info("{}: connected to {}:{} (after '{}'{})", self->name_, self->settings_.host,
-                            self->settings_.port, was->first,
+  if (self->resolver_ && !self->is_master(answer)) return;
+  self->handshake_done();
+}
+
+void Connection::handshake_done() {
+  connect_deadline_.cancel();
+  up_ = true;
+  attempt_ = 0;
+  if (ever_up_) dependency_.count_reconnect();
+  ever_up_ = true;
+  dependency_.set_up(true);
+  if (auto was = problems_.resolve()) {
+    log::get("redis")->info("{}: connected to {} (after '{}'{})", name_, to_string(target_), was->first,
                             was->second ? ", repeated " + std::to_string(was->second) + " more times" : "");
   } else {
-    log::get("redis")->info("{}: connected to {}:{}", self->name_, self->settings_.host, self->settings_.port);
+    log::get("redis")->info("{}: connected to {}", name_, to_string(target_));
   }
-  if (self->events_.on_up) self->events_.on_up();
+  if (events_.on_up) events_.on_up();
+}
+
+// ROLE's first element is "master", "slave" or "sentinel". Anything but a
+// master is dropped at once (not at the connect deadline) and resolved again.
+bool Connection::is_master(const redisReply* answer) {
+  bool named = answer->type == REDIS_REPLY_ARRAY && answer->elements > 0 &&
+               answer->element[0]->type == REDIS_REPLY_STRING;
+  std::string role = named ? std::string(answer->element[0]->str, answer->element[0]->len) : "unknown";
+  if (role == "master") return true;
+  note_problem(to_string(target_) + " is not the master (role " + role + ")");
+  drop_soon("");
+  return false;
+}
+
+// Readiness gets every problem; the log only a new one (a failover repeats
+// the same one every backoff step until the sentinels switch).
+void Connection::note_problem(const std::string& text) {
+  problem(text);
+  dependency_.set_down(text);
+}
+
+void Connection::problem(const std::string& text) {
+  if (problems_.report(text)) {
+    log::get("redis")->warn("{}: {} (retrying; logged again when it changes)", name_, text);
+  } else {
+    log::get("redis")->debug("{}: {} (again)", name_, text);
+  }
+}
+
+// Inside a hiredis reply callback, where the context must not be freed: the
+// connect deadline, moved to now, drops it on the next loop iteration.
+void Connection::refused() {
+  refused_ = true;
+  connect_deadline_.start(std::chrono::milliseconds(0));
+}
+
+void Connection::drop_soon(const char* why) {
+  drop_why_ = why;
+  drop_timer_.start(std::chrono::milliseconds(0));
+}
+
+void Connection::note_reply(const redisAsyncContext* ctx, const redisReply* reply) {
+  if (!reply || reply->type != REDIS_REPLY_ERROR || std::string_view(reply->str, reply->len).substr(0, 9) != "READONLY ") {
+    return;
+  }
+  auto* self = static_cast<Connection*>(ctx->data);
+  // Standalone mode has nobody to ask for another address: left as it was.
+  if (!self || !self->resolver_ || self->ctx_ != ctx || self->drop_timer_.pending()) return;
+  self->drop_soon("Redis answered READONLY: this node is a replica now");
+}
+
+void Connection::note_role(const redisAsyncContext* ctx, const redisReply* reply) {
+  auto* self = static_cast<Connection*>(ctx->data);
+  if (!reply || reply->type == REDIS_REPLY_ERROR || !self || !self->resolver_ || self->ctx_ != ctx) return;
+  if (!self->drop_timer_.pending()) self->is_master(reply);
 }
 
 void Connection::on_disconnect(const redisAsyncContext* ctx, int status) {
@@ -189,6 +306,7 @@ void Connection::lost(const char* why) {
   // hiredis frees the context when this returns.
   bool was_up = up_;
   connect_deadline_.cancel();
+  drop_timer_.cancel();  // a drop planned for this connection must not hit the next
   ctx_ = nullptr;
   up_ = false;
   dependency_.set_up(false);
@@ -207,28 +325,13 @@ void Connection::force_reconnect(const char* why) {
     // disconnect callback, so both cases are finished here.
     ctx->data = nullptr;
     ctx_ = nullptr;
-    if (!refused_) problem(why);  // a refusal was logged as such
+    if (*why && !refused_) problem(why);  // "" or a refusal: the caller logged it
     redisAsyncFree(ctx);
     schedule_reconnect();
     return;
   }
-  log::get("redis")->warn("{}: dropping connection: {}", name_, why);
+  if (*why) log::get("redis")->warn("{}: dropping connection: {}", name_, why);
   redisAsyncFree(ctx);  // runs pending callbacks with null, then on_disconnect -> lost()
-}
-
-void Connection::problem(const std::string& text) {
-  if (problems_.report(text)) {
-    log::get("redis")->warn("{}: {} (retrying; logged again when it changes)", name_, text);
-  } else {
-    log::get("redis")->debug("{}: {} (again)", name_, text);
-  }
-}
-
-// Inside a hiredis reply callback, where the context must not be freed: the
-// connect deadline, moved to now, drops it on the next loop iteration.
-void Connection::refused() {
-  refused_ = true;
-  connect_deadline_.start(std::chrono::milliseconds(0));
 }
 
 void Connection::schedule_reconnect() {

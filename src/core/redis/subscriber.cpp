@@ -35,7 +35,7 @@ struct Subscriber::Channel {
 
 Subscriber::Subscriber(EventLoop& loop, const RedisSettings& settings, ops::Dependency& dependency)
     : connection_(loop, settings, "redis subscriber connection", dependency, {[this] { resubscribe_all(); }, {}}) {
-  if (settings.mode == RedisSettings::Mode::cluster) shards_ = std::make_unique<ShardSubscriber>(loop, settings, dependency);
+  if (settings.mode == RedisMode::cluster) shards_ = std::make_unique<ShardSubscriber>(loop, settings, dependency);
 }
 
 Subscriber::~Subscriber() { stop(); }
