@@ -10,6 +10,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <string_view>
+#include <vector>
 #include <stdexcept>
 #include <thread>
 
@@ -224,19 +226,23 @@ bool Process::wait_for_log(const std::string& needle, std::chrono::milliseconds 
   }
 }
 
+// The last `lines` lines, without the gateway's access log ("[access]", one
+// line per call): under load those would push out every line that explains
+// a failure.
 std::string Process::log_tail(std::size_t lines) const {
   std::string text = log();
-  std::size_t pos = text.size();
-  if (pos > 0 && text[pos - 1] == '\n') --pos;
-  for (std::size_t n = 0; n < lines && pos > 0; ++n) {
-    std::size_t nl = text.rfind('\n', pos - 1);
-    if (nl == std::string::npos) {
-      pos = 0;
-      break;
-    }
-    pos = nl;
+  std::vector<std::string_view> kept;
+  std::string_view rest(text);
+  while (!rest.empty() && kept.size() < lines) {
+    if (rest.back() == '\n') rest.remove_suffix(1);
+    std::size_t nl = rest.rfind('\n');
+    std::string_view line = nl == std::string_view::npos ? rest : rest.substr(nl + 1);
+    if (line.find("[access] ") == std::string_view::npos) kept.push_back(line);
+    rest = nl == std::string_view::npos ? std::string_view() : rest.substr(0, nl + 1);
   }
-  return text.substr(pos == 0 ? 0 : pos + 1);
+  std::string out;
+  for (auto it = kept.rbegin(); it != kept.rend(); ++it) (out += *it) += '\n';
+  return out;
 }
 
 std::string Process::sanitizer_report() const {

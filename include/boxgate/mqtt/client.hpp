@@ -126,8 +126,9 @@ class Client {
   // v5 user property `name`, if it has one (never on 3.1.1).
   std::optional<std::string> user_property(const char* name) const;
 
-  // CONNACK received and the connection not lost since.
-  bool connected() const noexcept { return session_up_; }
+  // CONNACK received and the connection not lost since (a write that found
+  // the socket broken counts as lost at once, before the read event sees it).
+  bool connected() const noexcept { return session_up_ && write_failed_.empty(); }
   int version() const noexcept { return static_cast<int>(settings_.version); }
 
   // Queues one message (written at once when the socket has room). False when
@@ -213,6 +214,10 @@ class Client {
   Timer retry_timer_;
   Timer connect_deadline_;
   Timer stop_deadline_;
+  // A publish found the socket broken: why, and the drop that follows outside
+  // the publisher's stack (drop() destroys the handle).
+  std::string write_failed_;
+  Timer write_failed_timer_;
 };
 
 }  // namespace boxgate::mqtt

@@ -86,7 +86,8 @@ Client::Client(EventLoop& loop, const MqttSettings& settings, const std::string&
         log::get("mqtt")->warn("DISCONNECT to {} did not leave in time; closing", settings_.uri);
         destroy_handle();
         misc_timer_.cancel();
-      }) {
+      }),
+      write_failed_timer_(loop, [this] { drop(write_failed_); }) {
   std::string why;
   auto address = parse_broker_uri(settings_.uri, &why);
   if (!address) throw std::runtime_error("mqtt_uri: '" + settings_.uri + "' " + why);
@@ -166,6 +167,8 @@ std::string Client::configure(mosquitto* handle) {
 void Client::connect() {
   if (stopping_) return;
   destroy_handle();  // the last connection's, with whatever it still held
+  write_failed_.clear();
+  write_failed_timer_.cancel();
   refusal_.clear();
   library_error_.clear();
   handle_ = mosquitto_new(settings_.client_id.c_str(), /*clean_session=*/true, this);
@@ -277,6 +280,8 @@ std::string Client::failure_reason(const std::string& why) const {
 }
 
 void Client::connection_down(const std::string& why) {
+  write_failed_timer_.cancel();  // this is the drop it was waiting for
+  write_failed_.clear();
   bool was_up = session_up_;
   std::string reason = failure_reason(why);
   refusal_.clear();

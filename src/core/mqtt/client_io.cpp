@@ -227,7 +227,7 @@ void Client::warn_limited(const std::string& line) {
 
 bool Client::publish(const std::string& topic, std::string_view payload, int qos, const ResponseProperties* v5,
                      AckHandler on_ack) {
-  if (!session_up_ || !handle_ || fd_ < 0) return false;
+  if (!connected() || !handle_ || fd_ < 0) return false;
   std::size_t bytes = topic.size() + payload.size();
   if (over_limit(bytes)) {
     warn_limited(fmt::format("{} messages ({} bytes) not yet acknowledged by {}: publish on {} refused",
@@ -243,9 +243,14 @@ bool Client::publish(const std::string& topic, std::string_view payload, int qos
   in_publish_ = false;
   mosquitto_property_free_all(&properties);
   if (rc != MOSQ_ERR_SUCCESS) {
-    // A broken socket is noticed by the read event next; until then this
-    // connection refuses like a full one.
     warn_limited(fmt::format("publish on {} failed: {}", topic, mosquitto_strerror(rc)));
+    if (rc == MOSQ_ERR_CONN_LOST || rc == MOSQ_ERR_ERRNO || rc == MOSQ_ERR_NO_CONN) {
+      // The socket broke under this write (the broker died): the connection
+      // is lost now, not when the read event notices, so a caller holds its
+      // work for the reconnect (grace) instead of refusing it.
+      if (write_failed_.empty()) write_failed_timer_.start(std::chrono::milliseconds(0));
+      write_failed_ = std::string("publish failed: ") + mosquitto_strerror(rc);
+    }
     return false;
   }
   if (publish_done_) {
