@@ -11,6 +11,7 @@ const std::vector<Target>& all_targets() {
       {"ids", &ids},           {"reply_topic", &reply_topic},   {"reply_payload", &reply_payload},
       {"config", &config},     {"command_body", &command_body}, {"token_scope", &token_scope},
       {"json_scan", &json_scan},     {"status_payload", &status_payload},
+      {"redis_address", &redis_address},
   };
   return targets;
 }

@@ -45,6 +45,8 @@ int token_scope(const std::uint8_t* data, std::size_t size);
 int json_scan(const std::uint8_t* data, std::size_t size);
 // The bridge's device status payload (bridge::parse_status_payload).
 int status_payload(const std::uint8_t* data, std::size_t size);
+// Redis addresses (config and slot_map), MOVED/ASK errors, key_slot.
+int redis_address(const std::uint8_t* data, std::size_t size);
 
 struct Target {
   const char* name;  // also the corpus directory and the executable <name>_fuzz

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <charconv>
 
+#include "boxgate/config.hpp"
+
 namespace boxgate::redis {
 
 namespace {
@@ -21,13 +23,6 @@ constexpr std::array<std::uint16_t, 256> make_crc_table() {
   return table;
 }
 constexpr std::array<std::uint16_t, 256> kCrcTable = make_crc_table();
-
-std::optional<int> parse_port(std::string_view digits) {
-  int port = 0;
-  auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), port);
-  if (ec != std::errc() || end != digits.data() + digits.size() || port < 1 || port > 65535) return std::nullopt;
-  return port;
-}
 
 bool is_string(const redisReply* r) {
   return r && (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS);
@@ -64,29 +59,15 @@ std::uint16_t key_slot(std::string_view key) noexcept {
   return static_cast<std::uint16_t>(crc16(key) & (kSlotCount - 1));
 }
 
-std::string NodeAddress::text() const {
-  bool v6 = host.find(':') != std::string::npos;
-  return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
-}
+// One syntax for addresses everywhere (config.hpp's parser: seeds,
+// sentinels, MOVED/ASK targets).
+std::string NodeAddress::text() const { return to_string(RedisAddress{host, port}); }
 
 std::optional<NodeAddress> parse_node_address(std::string_view text) {
-  std::string_view host;
-  std::string_view port;
-  if (!text.empty() && text.front() == '[') {
-    auto close = text.find(']');
-    if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':') return std::nullopt;
-    host = text.substr(1, close - 1);
-    port = text.substr(close + 2);
-  } else {
-    auto colon = text.rfind(':');
-    if (colon == std::string_view::npos) return std::nullopt;
-    host = text.substr(0, colon);
-    port = text.substr(colon + 1);
-    if (host.find(':') != std::string_view::npos) return std::nullopt;  // IPv6 needs its brackets
-  }
-  auto number = parse_port(port);
-  if (host.empty() || !number) return std::nullopt;
-  return NodeAddress{std::string(host), *number};
+  std::string why;
+  std::optional<RedisAddress> address = parse_redis_address(std::string(text), &why);
+  if (!address) return std::nullopt;
+  return NodeAddress{std::move(address->host), address->port};
 }
 
 std::optional<SlotMap> SlotMap::from_cluster_slots(const redisReply* reply, const NodeAddress& asked) {
