@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <limits>
 
@@ -130,6 +132,17 @@ std::optional<RedisAddress> parse_redis_address(const std::string& text, std::st
     }
     host = text.substr(0, colon);
     port = text.substr(colon + 1);
+  }
+  // A name or IPv4 literal, or inside brackets an IPv6 literal (hex digits,
+  // ':', '.', and a %zone): anything else could not be printed back
+  // unambiguously, and no resolver would take it.
+  auto allowed = [bracketed = text.front() == '['](unsigned char c) {
+    return std::isalnum(c) || c == '.' || c == '-' || c == '_' || (bracketed && (c == ':' || c == '%'));
+  };
+  if (!std::all_of(host.begin(), host.end(), allowed) ||
+      (text.front() == '[' && host.find(':') == std::string::npos)) {
+    *why = "has a host that is neither a name, an IPv4 address nor a bracketed IPv6 address";
+    return std::nullopt;
   }
   int number = 0;
   auto [end, error] = std::from_chars(port.data(), port.data() + port.size(), number);
