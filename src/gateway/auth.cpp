@@ -306,7 +306,9 @@ const ApiToken* Authorizer::find(std::string_view token) const {
   return match;
 }
 
-Decision Authorizer::authorize(const char* authorization, const BoxId& box) {
+// The token alone: missing and invalid ones are counted here; which verdict
+// an allowed token's use gets counted under is the caller's.
+Decision Authorizer::identify(const char* authorization) {
   if (open()) return {Verdict::allowed, nullptr};
   if (!authorization) {
     missing_->inc();
@@ -318,29 +320,25 @@ Decision Authorizer::authorize(const char* authorization, const BoxId& box) {
     invalid_->inc();
     return {Verdict::invalid_token, nullptr};
   }
-  auto index = static_cast<std::size_t>(found - tokens_.data());
-  if (!found->allows(box.view())) {
-    forbidden_[index]->inc();
-    return {Verdict::forbidden, found};
-  }
-  allowed_[index]->inc();
   return {Verdict::allowed, found};
 }
 
+Decision Authorizer::authorize(const char* authorization, const BoxId& box) {
+  Decision decision = identify(authorization);
+  if (!decision.token) return decision;  // open, or refused
+  auto index = static_cast<std::size_t>(decision.token - tokens_.data());
+  if (!decision.token->allows(box.view())) {
+    forbidden_[index]->inc();
+    return {Verdict::forbidden, decision.token};
+  }
+  allowed_[index]->inc();
+  return decision;
+}
+
 Decision Authorizer::authenticate(const char* authorization) {
-  if (open()) return {Verdict::allowed, nullptr};
-  if (!authorization) {
-    missing_->inc();
-    return {Verdict::missing_token, nullptr};
-  }
-  std::optional<std::string_view> token = bearer_token(authorization);
-  const ApiToken* found = token ? find(*token) : nullptr;
-  if (!found) {
-    invalid_->inc();
-    return {Verdict::invalid_token, nullptr};
-  }
-  allowed_[static_cast<std::size_t>(found - tokens_.data())]->inc();
-  return {Verdict::allowed, found};
+  Decision decision = identify(authorization);
+  if (decision.token) allowed_[static_cast<std::size_t>(decision.token - tokens_.data())]->inc();
+  return decision;
 }
 
 }  // namespace boxgate::gateway

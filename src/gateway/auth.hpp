@@ -117,6 +117,7 @@ class Authorizer {
 
  private:
   const ApiToken* find(std::string_view token) const;
+  Decision identify(const char* authorization);
 
   std::vector<ApiToken> tokens_;
   ops::Counter* missing_ = nullptr;

@@ -18,4 +18,9 @@ struct TcpProgress {
 // nullopt when the socket gives no TCP_INFO (then only replies count).
 std::optional<TcpProgress> tcp_progress(int fd);
 
+// Every Redis socket (hiredis connections and shard links): keepalive and a
+// 2 s TCP user timeout, so a dead peer host is noticed within ~2 s even on a
+// connection that cannot PING; TCP_NODELAY, so a pipeline leaves at once.
+void tune_socket(int fd);
+
 }  // namespace boxgate::redis

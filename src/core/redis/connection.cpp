@@ -12,6 +12,7 @@
 
 #include "boxgate/backoff.hpp"
 #include "boxgate/logging.hpp"
+#include "boxgate/redis/socket_progress.hpp"
 #include "boxgate/redis/sentinel_resolver.hpp"
 #include "boxgate/redis/sentinel_watcher.hpp"
 
@@ -20,18 +21,6 @@ namespace boxgate::redis {
 namespace {
 constexpr auto kConnectTimeout = std::chrono::milliseconds(2000);
 
-// Short keepalive + user timeout so a dead peer host is noticed within ~2 s
-// even on the subscriber connection, which cannot PING in hiredis 0.14.
-void tune_socket(int fd) {
-  int on = 1, idle = 1, interval = 1, count = 1;
-  unsigned int user_timeout_ms = 2000;
-  setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
-  setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
-  setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof interval);
-  setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof count);
-  setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout_ms, sizeof user_timeout_ms);
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
-}
 
 }  // namespace
 

@@ -12,25 +12,13 @@
 #include <cstring>
 
 #include "boxgate/logging.hpp"
+#include "boxgate/redis/socket_progress.hpp"
 #include "boxgate/redis/commands.hpp"
 
 namespace boxgate::redis {
 
 namespace {
 constexpr auto kConnectTimeout = std::chrono::milliseconds(2000);
-
-// As the hiredis connections (connection.cpp): a dead peer host is noticed
-// within ~2 s by the kernel even between PINGs.
-void tune_socket(evutil_socket_t fd) {
-  int on = 1, idle = 1, interval = 1, count = 1;
-  unsigned int user_timeout_ms = 2000;
-  setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
-  setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
-  setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof interval);
-  setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof count);
-  setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout_ms, sizeof user_timeout_ms);
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
-}
 
 // PING's answer: +PONG before any subscription, ["pong", ""] after.
 bool is_pong(const redisReply* r) {
