@@ -68,4 +68,15 @@ class ProblemLog {
   int repeats_ = 0;
 };
 
+// At most one line per second for a stream of similar warnings (a flood of
+// invalid messages, a refusing broker): allow() says whether to log this one.
+// One owner's thread only.
+class RateLimit {
+ public:
+  bool allow();
+
+ private:
+  std::int64_t last_ms_ = -1000000;  // steady-clock ms of the last allowed line
+};
+
 }  // namespace boxgate::log

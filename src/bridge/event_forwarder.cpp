@@ -119,12 +119,8 @@ bool EventForwarder::accept(std::string_view topic, std::string_view payload) {
 
 void EventForwarder::drop(Kind kind, Drop reason, std::string_view what) {
   dropped_[kind == Kind::event ? 0 : 1][static_cast<int>(reason)]->inc();
-  // At most one line a second: a flood of garbage must not flood the log.
-  auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                 std::chrono::steady_clock::now().time_since_epoch())
-                 .count();
-  if (now - last_drop_log_ms_ >= 1000) {
-    last_drop_log_ms_ = now;
+  // A flood of garbage must not flood the log.
+  if (drop_log_.allow()) {
     log::get("bridge")->warn("dropped {} '{}': {} (further drops this second not logged)",
                              kind == Kind::event ? "an event" : "a state", what.substr(0, 200),
                              drop_reason(static_cast<int>(reason)));

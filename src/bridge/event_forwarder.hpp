@@ -32,6 +32,7 @@
 #include <string_view>
 
 #include "boxgate/ids.hpp"
+#include "boxgate/logging.hpp"
 #include "boxgate/ops/metrics.hpp"
 #include "boxgate/redis/commands.hpp"
 #include "boxgate/topics.hpp"
@@ -95,7 +96,7 @@ class EventForwarder {
   std::size_t held_bytes_ = 0;  // cost of items queued or in flight
   std::size_t in_flight_ = 0;
   std::size_t in_flight_bytes_ = 0;
-  std::int64_t last_drop_log_ms_ = 0;
+  log::RateLimit drop_log_;
 
   ops::Counter& events_received_;
   ops::Counter& states_received_;

@@ -48,11 +48,6 @@ std::int64_t wall_ms() {
       .count();
 }
 
-std::int64_t steady_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-
 }  // namespace
 
 // HGET + HSET on KEYS[1] only: the one key keeps it on one Redis Cluster
@@ -120,10 +115,8 @@ void PresenceTracker::accept(std::string_view topic, std::string_view payload) {
 
 void PresenceTracker::drop(Drop reason, std::string_view what) {
   dropped_[static_cast<int>(reason)]->inc();
-  // At most one line a second: a flood of garbage must not flood the log.
-  auto now = steady_ms();
-  if (now - last_drop_log_ms_ >= 1000) {
-    last_drop_log_ms_ = now;
+  // A flood of garbage must not flood the log.
+  if (drop_log_.allow()) {
     log::get("bridge")->warn("dropped a status update ({}): {} (further drops this second not logged)",
                              what.substr(0, 200), drop_reason(static_cast<int>(reason)));
   }

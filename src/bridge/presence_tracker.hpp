@@ -37,6 +37,7 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "boxgate/logging.hpp"
 #include "boxgate/ops/metrics.hpp"
 #include "boxgate/redis/commands.hpp"
 #include "boxgate/topics.hpp"
@@ -104,7 +105,7 @@ class PresenceTracker {
   std::unordered_map<std::string, Update> queued_;
   std::size_t in_flight_ = 0;
   std::uint64_t next_seq_ = 0;
-  std::int64_t last_drop_log_ms_ = 0;
+  log::RateLimit drop_log_;
 
   ops::Counter& received_;
   ops::Counter& superseded_;

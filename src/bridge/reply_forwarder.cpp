@@ -69,12 +69,8 @@ void ReplyForwarder::accept(std::string_view topic, std::string_view payload) {
 
 void ReplyForwarder::drop(Drop reason, std::string_view topic) {
   dropped_[static_cast<int>(reason)]->inc();
-  // At most one line a second: a flood of garbage must not flood the log.
-  auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                 std::chrono::steady_clock::now().time_since_epoch())
-                 .count();
-  if (now - last_drop_log_ms_ >= 1000) {
-    last_drop_log_ms_ = now;
+  // A flood of garbage must not flood the log.
+  if (drop_log_.allow()) {
     log::get("bridge")->warn("dropped a reply on topic '{}': {} (further drops this second not logged)",
                              topic.substr(0, 200), drop_reason(static_cast<int>(reason)));
   }

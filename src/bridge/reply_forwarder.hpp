@@ -24,6 +24,7 @@
 #include <string>
 #include <string_view>
 
+#include "boxgate/logging.hpp"
 #include "boxgate/ops/metrics.hpp"
 #include "boxgate/redis/commands.hpp"
 #include "boxgate/topics.hpp"
@@ -74,7 +75,7 @@ class ReplyForwarder {
   std::size_t held_bytes_ = 0;       // payload bytes queued or in flight
   std::size_t in_flight_ = 0;
   std::size_t in_flight_bytes_ = 0;
-  std::int64_t last_drop_log_ms_ = 0;
+  log::RateLimit drop_log_;
 
   ops::Counter& received_;
   ops::Counter& forwarded_;

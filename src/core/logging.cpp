@@ -1,5 +1,7 @@
 #include "boxgate/logging.hpp"
 
+#include <chrono>
+
 #include <algorithm>
 #include <cctype>
 #include <mutex>
@@ -183,6 +185,15 @@ Fields& Fields::add(std::string_view key, std::int64_t value) {
   t_fields += "\":";
   t_fields += std::to_string(value);
   return *this;
+}
+
+bool RateLimit::allow() {
+  auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                 std::chrono::steady_clock::now().time_since_epoch())
+                 .count();
+  if (now - last_ms_ < 1000) return false;
+  last_ms_ = now;
+  return true;
 }
 
 bool ProblemLog::report(const std::string& problem) {

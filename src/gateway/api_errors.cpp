@@ -18,6 +18,15 @@ void reply_error(http::Exchange& ex, int status, const char* code, const std::st
   ex.reply(status, body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
 }
 
+void reply_unauthorized(http::Exchange& ex, bool token_missing, const std::string* request_id,
+                        const std::string* box_id) {
+  ex.set_header("WWW-Authenticate", token_missing ? "Bearer" : R"(Bearer error="invalid_token")");
+  reply_error(ex, 401, "unauthorized",
+              token_missing ? "This API needs an Authorization: Bearer <token> header."
+                            : "The bearer token is not valid.",
+              request_id, box_id);
+}
+
 std::string quoted_name(std::string_view raw) {
   std::string out(raw.substr(0, 64));
   for (char& c : out) {

@@ -19,6 +19,11 @@ void reply_error(http::Exchange& ex, int status, const char* code, const std::st
                  const std::string* request_id, const std::string* box_id,
                  std::optional<bool> delivered = std::nullopt);
 
+// 401 for a missing or invalid bearer token, with RFC 6750's
+// WWW-Authenticate (no error attribute when no credentials were sent).
+void reply_unauthorized(http::Exchange& ex, bool token_missing, const std::string* request_id,
+                        const std::string* box_id);
+
 // A caller's bytes quoted in a message: printable ASCII only (others as '?'),
 // at most 64 of them.
 std::string quoted_name(std::string_view raw);

@@ -181,12 +181,7 @@ void EventApi::fleet(http::Exchange ex) {
   }
   Decision access = auth_.authenticate(ex.header("Authorization"));
   if (access.verdict != Verdict::allowed) {
-    bool missing = access.verdict == Verdict::missing_token;
-    ex.set_header("WWW-Authenticate", missing ? "Bearer" : R"(Bearer error="invalid_token")");
-    return reply_error(ex, 401, "unauthorized",
-                       missing ? "This API needs an Authorization: Bearer <token> header."
-                               : "The bearer token is not valid.",
-                       nullptr, nullptr);
+    return reply_unauthorized(ex, access.verdict == Verdict::missing_token, nullptr, nullptr);
   }
   EventQuery q;
   if (!parse_query(ex, {"box", "after"}, q, nullptr, nullptr) || !resume_point(ex, q, nullptr, nullptr)) return;

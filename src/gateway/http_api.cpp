@@ -277,11 +277,7 @@ std::optional<HttpApi::Caller> HttpApi::identify(http::Exchange& ex, std::string
     bool missing = access.verdict == Verdict::missing_token;
     log::Fields fields{{"request_id", rid}, {"box_id", bid}};
     log::get("gateway")->debug("box {} request {}: 401, {}", bid, rid, missing ? "no token" : "invalid token");
-    // RFC 6750: no error attribute when no credentials were sent at all.
-    ex.set_header("WWW-Authenticate", missing ? "Bearer" : R"(Bearer error="invalid_token")");
-    reply_error(ex, 401, "unauthorized",
-                missing ? "This API needs an Authorization: Bearer <token> header." : "The bearer token is not valid.",
-                &rid, &bid);
+    reply_unauthorized(ex, missing, &rid, &bid);
     return std::nullopt;
   }
   if (access.verdict == Verdict::forbidden) {

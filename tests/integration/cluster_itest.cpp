@@ -207,6 +207,34 @@ TEST_F(ClusterTest, EventsReachBothStreamsAndLiveStreamsAndStateIsKept) {
   report("events_through_cluster", kEvents);
 }
 
+// The gateway's fleet-stream reader follows the stream's slot to another
+// master (a migration), resuming after the last id it read: events sent
+// before, during and after the move all reach a live fleet stream, once.
+TEST_F(ClusterTest, FleetStreamReaderFollowsItsSlotToAnotherMaster) {
+  int gw = stack->add_gateway();
+  stack->add_bridge();
+  SseClient fleet(gw, "/v1/events");
+  ASSERT_EQ(fleet.status(), 200) << stack->logs();
+  MqttProbe device(stack->mqtt_port());
+  device.publish("dev/box-1/event/tick", "before");
+  ASSERT_TRUE(fleet.wait_events(1, 10s)) << stack->logs();
+
+  const std::uint16_t slot = redis::key_slot("dev/events");
+  int from = stack->cluster().master_of_slot(slot);
+  std::vector<int> masters = stack->cluster().master_ports();
+  int to = masters[0] == from ? masters[1] : masters[0];
+  stack->cluster().migrate_slot(slot, to, 300ms);
+  ASSERT_EQ(stack->cluster().master_of_slot(slot), to);
+  for (int i = 0; i < 5; ++i) device.publish("dev/box-1/event/tick", "after-" + std::to_string(i));
+
+  ASSERT_TRUE(fleet.wait_events(6, 10s)) << fleet.events().size() << "\n" << stack->logs();
+  std::vector<SseEvent> got = fleet.events();
+  EXPECT_EQ(got.size(), 6u) << "each once";
+  EXPECT_EQ(got[0].data, "before");
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(got[i + 1].data, "after-" + std::to_string(i));
+  EXPECT_GE(stack->lines_with("fleet stream moved to", true), 1) << stack->logs();
+}
+
 // (b) The slot of the replies in flight migrates to another master while
 // the device answers: SETs are ASKed to the importing node, SPUBLISH stays
 // with the owner, and the subscribers move when the slot does.

@@ -151,3 +151,11 @@ TEST(Logging, ProblemLogSaysOncePerChange) {
   EXPECT_FALSE(problems.resolve());
   EXPECT_TRUE(problems.report("connection refused"));  // after a success, the same problem is news again
 }
+
+TEST(Logging, RateLimitLetsTheFirstLineOfABurstThrough) {
+  boxgate::log::RateLimit limit;
+  EXPECT_TRUE(limit.allow());
+  for (int i = 0; i < 1000; ++i) EXPECT_FALSE(limit.allow()) << i;  // the rest of this second: silent
+  boxgate::log::RateLimit other;  // each stream of warnings has its own
+  EXPECT_TRUE(other.allow());
+}

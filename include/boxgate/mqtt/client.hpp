@@ -208,7 +208,7 @@ class Client {
   bool in_publish_ = false;
   int publishing_mid_ = 0;     // mid of the publish() in progress
   bool publish_done_ = false;  // its on_publish came before publish() returned (QoS 0)
-  std::int64_t last_warning_ms_ = 0;  // rate limit of per-message warnings
+  log::RateLimit warnings_;  // per-message warnings, at most one a second
 
   Timer misc_timer_;
   Timer retry_timer_;

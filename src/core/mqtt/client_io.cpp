@@ -34,11 +34,6 @@ namespace {
 // starve the HTTP connections sharing the loop.
 constexpr int kReadsPerEvent = 64;
 
-std::int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-
 // The result of a non-blocking connect, once the socket is writable.
 int pending_socket_error(int fd) {
   int error = 0;
@@ -218,10 +213,8 @@ bool Client::over_limit(std::size_t bytes) const noexcept {
 }
 
 void Client::warn_limited(const std::string& line) {
-  // At most one line a second: a stalled or refusing broker must not flood the log.
-  std::int64_t now = now_ms();
-  if (now - last_warning_ms_ < 1000) return;
-  last_warning_ms_ = now;
+  // A stalled or refusing broker must not flood the log.
+  if (!warnings_.allow()) return;
   log::get("mqtt")->warn("{} (more this second not logged)", line);
 }
 
