@@ -61,13 +61,7 @@ ClusterCommands::ClusterCommands(EventLoop& loop, const RedisSettings& settings,
                update_state();
              }}),
       topology_(loop, pool_,
-                [&settings] {
-                  std::vector<NodeAddress> seeds;
-                  for (const std::string& text : settings.nodes) {
-                    if (auto node = parse_node_address(text)) seeds.push_back(*node);
-                  }
-                  return seeds;
-                }(),
+                seeds_of(settings),
                 [this](const SlotMap& map) { map_changed(map); }),
       retry_timer_(loop, [this] { retry_parked(); }),
       state_timer_(loop, [this] { update_state(); }),

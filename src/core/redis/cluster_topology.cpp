@@ -9,6 +9,14 @@
 
 namespace boxgate::redis {
 
+std::vector<NodeAddress> seeds_of(const RedisSettings& settings) {
+  std::vector<NodeAddress> seeds;
+  for (const std::string& text : settings.nodes) {
+    if (auto node = parse_node_address(text)) seeds.push_back(*node);
+  }
+  return seeds;
+}
+
 namespace {
 struct SlotsDone {
   std::weak_ptr<bool> alive;

@@ -23,6 +23,9 @@
 
 namespace boxgate::redis {
 
+// The seeds of redis_nodes (checked at start-up, so none is dropped here).
+std::vector<NodeAddress> seeds_of(const RedisSettings& settings);
+
 class ClusterTopology {
  public:
   static constexpr std::chrono::milliseconds kMinGap{100};

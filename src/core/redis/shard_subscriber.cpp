@@ -29,14 +29,6 @@ struct ShardSubscriber::Channel {
 };
 
 namespace {
-std::vector<NodeAddress> seeds_of(const RedisSettings& settings) {
-  std::vector<NodeAddress> seeds;
-  for (const std::string& text : settings.nodes) {
-    if (auto node = parse_node_address(text)) seeds.push_back(*node);
-  }
-  return seeds;
-}
-
 std::string_view text_of(const redisReply* r) {
   return r && (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS || r->type == REDIS_REPLY_ERROR)
              ? std::string_view(r->str, r->len)
