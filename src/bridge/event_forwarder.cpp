@@ -3,6 +3,7 @@
 #include <hiredis/hiredis.h>
 
 #include <chrono>
+#include <limits>
 
 #include <nlohmann/json.hpp>
 
@@ -12,11 +13,6 @@
 namespace boxgate::bridge {
 
 namespace {
-// Items handed to hiredis before their answers came: bounds hiredis's copy of
-// a slow Redis's backlog while keeping the pipeline full. One always goes.
-constexpr std::size_t kMaxInFlight = 4096;
-constexpr std::size_t kMaxInFlightBytes = 32 << 20;
-
 // Both XADDs in one script, so the fleet entry and the box entry share one
 // stream id: a client resuming with Last-Event-ID names the same event in
 // either stream. The box stream's ids are a subset of the fleet stream's, so
@@ -74,9 +70,11 @@ EventForwarder::EventForwarder(const Topics& topics, EventSettings settings, red
       events_forwarded_(metrics.counter("boxgate_events_forwarded_total",
                                         "events added to the box and fleet streams and published")),
       states_forwarded_(metrics.counter("boxgate_states_forwarded_total", "states stored and published")),
-      queued_(metrics.gauge("boxgate_events_queued", "events and states waiting to be forwarded to Redis")),
-      held_bytes_gauge_(metrics.gauge("boxgate_events_held_bytes",
-                                      "bytes (payload + 128 each) of events and states queued or in flight")) {
+      // No count of its own: the bytes bound it, each item costing 128 at least.
+      outbox_({std::numeric_limits<std::size_t>::max(), settings.queue_max_bytes},
+              metrics.gauge("boxgate_events_queued", "events and states waiting to be forwarded to Redis"),
+              metrics.gauge("boxgate_events_held_bytes",
+                            "bytes (payload + 128 each) of events and states queued or in flight")) {
   for (int i = 0; i < kDropReasons; ++i) {
     std::string reason = std::string("reason=\"") + drop_reason(i) + "\"";
     dropped_[0][i] = &metrics.counter("boxgate_events_dropped_total", "events dropped, by reason", reason);
@@ -106,13 +104,10 @@ bool EventForwarder::accept(std::string_view topic, std::string_view payload) {
     drop(kind, Drop::invalid_topic, topic);
     return true;
   }
-  if (item->cost() > settings_.queue_max_bytes - held_bytes_) {
+  if (!outbox_.push(std::move(*item))) {
     drop(kind, Drop::queue_full, topic);
     return true;
   }
-  held_bytes_ += item->cost();
-  queue_.push_back(std::move(*item));
-  update_gauges();
   flush();
   return true;
 }
@@ -127,27 +122,12 @@ void EventForwarder::drop(Kind kind, Drop reason, std::string_view what) {
   }
 }
 
-void EventForwarder::update_gauges() {
-  queued_.set(static_cast<std::int64_t>(queue_.size()));
-  held_bytes_gauge_.set(static_cast<std::int64_t>(held_bytes_));
-}
-
 void EventForwarder::flush() {
-  while (redis_.up() && in_flight_ < kMaxInFlight && !queue_.empty()) {
-    if (in_flight_ > 0 && in_flight_bytes_ + queue_.front().cost() > kMaxInFlightBytes) return;
-    Item item = std::move(queue_.front());
-    queue_.pop_front();
-    send(std::move(item));
-  }
-  update_gauges();
+  outbox_.flush(redis_.up(), [this](const std::shared_ptr<Item>& item) { return send(item); });
 }
 
-void EventForwarder::send(Item item) {
-  // Shared so the retry copy and the views handed to hiredis are one string.
-  auto owned = std::make_shared<Item>(std::move(item));
-  ++in_flight_;
-  in_flight_bytes_ += owned->cost();
-  auto done = [this, owned](const redisReply* reply) { sent(owned, reply); };
+bool EventForwarder::send(const std::shared_ptr<Item>& owned) {
+  auto done = [this, owned](const redisReply* reply) { sent(*owned, reply); };
   bool accepted;
   std::string channel;
   if (owned->kind == Kind::event) {
@@ -169,14 +149,11 @@ void EventForwarder::send(Item item) {
     channel = topics_.state_key(owned->box);
     accepted = redis_.run({"SET", channel, owned->payload}, done);
   }
-  if (!accepted) {
-    --in_flight_;
-    in_flight_bytes_ -= owned->cost();
-    return requeue(std::move(*owned));
-  }
+  if (!accepted) return false;
   // Pub/sub is for listeners present now (at most once); the stream and the
   // key are what is kept. No callback: its answer changes nothing.
   redis_.run({"PUBLISH", channel, owned->payload}, {});
+  return true;
 }
 
 // A Redis Cluster keeps the two streams on different slots, where no script
@@ -213,32 +190,20 @@ bool EventForwarder::add_in_two_steps(const std::shared_ptr<Item>& owned, redis:
                     std::move(box_step));
 }
 
-void EventForwarder::requeue(Item&& item) {
-  queue_.push_front(std::move(item));
-  update_gauges();
-}
-
-void EventForwarder::sent(std::shared_ptr<Item> item, const redisReply* reply) {
-  --in_flight_;
-  in_flight_bytes_ -= item->cost();
-  if (!reply) return requeue(std::move(*item));  // the connection broke: again after reconnect
+void EventForwarder::sent(Item& item, const redisReply* reply) {
+  if (!reply) return outbox_.answered(item, true);  // the connection broke: again after reconnect
   if (reply->type == REDIS_REPLY_ERROR) {
-    drop(item->kind, Drop::redis_error, std::string_view(reply->str, reply->len));
+    drop(item.kind, Drop::redis_error, std::string_view(reply->str, reply->len));
   } else {
-    (item->kind == Kind::event ? events_forwarded_ : states_forwarded_).inc();
+    (item.kind == Kind::event ? events_forwarded_ : states_forwarded_).inc();
   }
-  held_bytes_ -= item->cost();
+  outbox_.answered(item, false);
   flush();  // room in flight again
 }
 
 void EventForwarder::abandon() {
-  std::deque<Item> left;
-  left.swap(queue_);
-  for (const Item& item : left) {
-    held_bytes_ -= item.cost();
-    dropped_[item.kind == Kind::event ? 0 : 1][static_cast<int>(Drop::shutdown)]->inc();
-  }
-  update_gauges();
+  auto left = outbox_.abandon();
+  for (const Item& item : left) dropped_[item.kind == Kind::event ? 0 : 1][static_cast<int>(Drop::shutdown)]->inc();
   if (!left.empty()) {
     log::get("bridge")->error("{} events/states not forwarded at exit (Redis unavailable)", left.size());
   }

@@ -26,7 +26,6 @@
 // (reason="shutdown"), never silently.
 
 #include <cstdint>
-#include <deque>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -36,6 +35,7 @@
 #include "boxgate/ops/metrics.hpp"
 #include "boxgate/redis/commands.hpp"
 #include "boxgate/topics.hpp"
+#include "outbox.hpp"
 
 namespace boxgate::bridge {
 
@@ -59,7 +59,7 @@ class EventForwarder {
   // Forward what is queued (called on Redis reconnect too).
   void flush();
   // Items queued or on their way to Redis.
-  std::size_t backlog() const { return queue_.size() + in_flight_; }
+  std::size_t backlog() const noexcept { return outbox_.backlog(); }
   // At exit: counts every item still queued.
   void abandon();
 
@@ -80,22 +80,16 @@ class EventForwarder {
   enum class Drop { invalid_topic, too_large, queue_full, redis_error, shutdown };
   static constexpr int kDropReasons = 5;
   void drop(Kind kind, Drop reason, std::string_view what);
-  void send(Item item);
+  bool send(const std::shared_ptr<Item>& item);  // false when not connected
   // Cluster mode: the event's two XADDs as separate commands (send()'s script
   // cannot span the two streams' slots). false when not connected.
   bool add_in_two_steps(const std::shared_ptr<Item>& owned, redis::Commands::ReplyCallback done);
-  void sent(std::shared_ptr<Item> item, const struct redisReply* reply);
-  void requeue(Item&& item);
-  void update_gauges();
+  void sent(Item& item, const struct redisReply* reply);
 
   const Topics& topics_;
   EventSettings settings_;
   redis::Commands& redis_;
 
-  std::deque<Item> queue_;
-  std::size_t held_bytes_ = 0;  // cost of items queued or in flight
-  std::size_t in_flight_ = 0;
-  std::size_t in_flight_bytes_ = 0;
   log::RateLimit drop_log_;
 
   ops::Counter& events_received_;
@@ -103,8 +97,7 @@ class EventForwarder {
   ops::Counter& events_forwarded_;
   ops::Counter& states_forwarded_;
   ops::Counter* dropped_[2][kDropReasons];
-  ops::Gauge& queued_;
-  ops::Gauge& held_bytes_gauge_;
+  Outbox<Item> outbox_;
 };
 
 }  // namespace boxgate::bridge

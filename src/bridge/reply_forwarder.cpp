@@ -7,12 +7,6 @@
 namespace boxgate::bridge {
 
 namespace {
-// Pairs handed to hiredis before waiting for answers: bounds the memory of a
-// slow Redis (hiredis's copy of each pair) while keeping the pipeline full.
-// One pair always goes, however large.
-constexpr std::size_t kMaxInFlight = 4096;
-constexpr std::size_t kMaxInFlightBytes = 32 << 20;
-
 const char* drop_reason(int reason) {
   static const char* names[] = {"invalid_topic", "invalid_id", "too_large", "queue_full", "redis_error", "shutdown"};
   return names[reason];
@@ -39,9 +33,9 @@ ReplyForwarder::ReplyForwarder(const Topics& topics, ForwarderSettings settings,
       forwarded_(metrics.counter("boxgate_replies_forwarded_total", "replies stored and published in Redis")),
       unclaimed_(metrics.counter("boxgate_replies_unclaimed_total",
                                  "forwarded replies no gateway was waiting for (late, duplicate or unknown)")),
-      queued_(metrics.gauge("boxgate_replies_queued", "replies waiting to be forwarded to Redis")),
-      held_bytes_gauge_(metrics.gauge("boxgate_replies_held_bytes",
-                                      "payload bytes of replies queued or in flight to Redis")) {
+      outbox_({settings.queue_capacity, settings.queue_max_bytes},
+              metrics.gauge("boxgate_replies_queued", "replies waiting to be forwarded to Redis"),
+              metrics.gauge("boxgate_replies_held_bytes", "payload bytes of replies queued or in flight to Redis")) {
   for (int i = 0; i < kDropReasons; ++i) {
     dropped_[i] = &metrics.counter("boxgate_replies_dropped_total", "replies dropped, by reason",
                                    std::string("reason=\"") + drop_reason(i) + "\"");
@@ -57,13 +51,9 @@ void ReplyForwarder::accept(std::string_view topic, std::string_view payload) {
     address->request = id_from_payload(payload);
     if (!address->request) return drop(Drop::invalid_id, topic);
   }
-  if (queue_.size() >= settings_.queue_capacity || payload.size() > settings_.queue_max_bytes - held_bytes_) {
+  if (!outbox_.push({topics_.response_channel(address->box, *address->request), std::string(payload)})) {
     return drop(Drop::queue_full, topic);
   }
-  held_bytes_ += payload.size();
-  queue_.push_back({topics_.response_channel(address->box, *address->request), std::string(payload)});
-  queued_.set(static_cast<std::int64_t>(queue_.size()));
-  held_bytes_gauge_.set(static_cast<std::int64_t>(held_bytes_));
   flush();
 }
 
@@ -77,54 +67,23 @@ void ReplyForwarder::drop(Drop reason, std::string_view topic) {
 }
 
 void ReplyForwarder::flush() {
-  while (redis_.up() && in_flight_ < kMaxInFlight && !queue_.empty()) {
-    // One pair always goes, however large; more only within the byte bound.
-    if (in_flight_ > 0 && in_flight_bytes_ + queue_.front().payload.size() > kMaxInFlightBytes) return;
-    Reply reply = std::move(queue_.front());
-    queue_.pop_front();
-    queued_.set(static_cast<std::int64_t>(queue_.size()));
-    send(std::move(reply));
-  }
+  outbox_.flush(redis_.up(), [this](const std::shared_ptr<Reply>& reply) { return send(reply); });
 }
 
-void ReplyForwarder::send(Reply reply) {
-  // Shared so the views handed to hiredis and the retry copy are one string.
-  auto owned = std::make_shared<Reply>(std::move(reply));
-  ++in_flight_;
-  in_flight_bytes_ += owned->payload.size();
+bool ReplyForwarder::send(const std::shared_ptr<Reply>& reply) {
   // A large reply goes through the result key alone; its channel gets a notice.
   std::string notice;
-  if (reply_goes_stored(owned->payload, settings_.reply_inline_max_bytes)) {
-    notice = stored_reply_notice(owned->payload.size());
+  if (reply_goes_stored(reply->payload, settings_.reply_inline_max_bytes)) {
+    notice = stored_reply_notice(reply->payload.size());
   }
-  std::string_view message = notice.empty() ? std::string_view(owned->payload) : std::string_view(notice);
-  bool accepted = redis_.set_and_publish(owned->key, owned->payload, message, settings_.result_ttl_ms,
-                                         [this, owned](redis::Commands::Status status, long long receivers) {
-                                           sent(*owned, status, receivers);
-                                         });
-  if (!accepted) {
-    landed(*owned);
-    requeue(std::move(*owned));
-  }
-}
-
-void ReplyForwarder::landed(const Reply& reply) {
-  --in_flight_;
-  in_flight_bytes_ -= reply.payload.size();
-}
-
-void ReplyForwarder::release(const Reply& reply) {
-  held_bytes_ -= reply.payload.size();
-  held_bytes_gauge_.set(static_cast<std::int64_t>(held_bytes_));
-}
-
-void ReplyForwarder::requeue(Reply&& reply) {
-  queue_.push_front(std::move(reply));
-  queued_.set(static_cast<std::int64_t>(queue_.size()));
+  std::string_view message = notice.empty() ? std::string_view(reply->payload) : std::string_view(notice);
+  return redis_.set_and_publish(reply->key, reply->payload, message, settings_.result_ttl_ms,
+                                [this, reply](redis::Commands::Status status, long long receivers) {
+                                  sent(*reply, status, receivers);
+                                });
 }
 
 void ReplyForwarder::sent(Reply& reply, redis::Commands::Status status, long long receivers) {
-  landed(reply);
   switch (status) {
     case redis::Commands::Status::ok:
       forwarded_.inc();
@@ -135,21 +94,17 @@ void ReplyForwarder::sent(Reply& reply, redis::Commands::Status status, long lon
       break;
     case redis::Commands::Status::lost:
       // The connection broke before Redis answered: send again after reconnect.
-      return requeue(std::move(reply));
+      return outbox_.answered(reply, true);
     case redis::Commands::Status::error:
       drop(Drop::redis_error, reply.key);
       break;
   }
-  release(reply);
+  outbox_.answered(reply, false);
   flush();  // room in flight again
 }
 
 void ReplyForwarder::abandon() {
-  std::deque<Reply> left;
-  left.swap(queue_);
-  for (const Reply& reply : left) held_bytes_ -= reply.payload.size();
-  queued_.set(0);
-  held_bytes_gauge_.set(static_cast<std::int64_t>(held_bytes_));
+  auto left = outbox_.abandon();
   if (left.empty()) return;
   auto logger = log::get("bridge");
   for (const Reply& reply : left) {
@@ -158,10 +113,6 @@ void ReplyForwarder::abandon() {
                   reply.payload.size());
   }
   logger->error("{} replies not forwarded at exit", left.size());
-}
-
-std::size_t ReplyForwarder::backlog() const {
-  return queue_.size() + in_flight_;
 }
 
 }  // namespace boxgate::bridge

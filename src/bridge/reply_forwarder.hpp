@@ -18,9 +18,8 @@
 // kMaxInFlightBytes bounds. Replies above reply_inline_max_bytes are
 // PUBLISHed as a stored-reply notice (stored_reply.hpp), not a third copy.
 
-#include <chrono>
 #include <cstdint>
-#include <deque>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -28,6 +27,7 @@
 #include "boxgate/ops/metrics.hpp"
 #include "boxgate/redis/commands.hpp"
 #include "boxgate/topics.hpp"
+#include "outbox.hpp"
 
 namespace boxgate::bridge {
 
@@ -49,7 +49,7 @@ class ReplyForwarder {
   // Forward what is queued (called on Redis reconnect too).
   void flush();
   // Replies queued or on their way to Redis.
-  std::size_t backlog() const;
+  std::size_t backlog() const noexcept { return outbox_.backlog(); }
   // At exit: counts and logs (with its key) every reply still queued.
   void abandon();
 
@@ -57,32 +57,24 @@ class ReplyForwarder {
   struct Reply {
     std::string key;  // the channel and result key
     std::string payload;
+    std::size_t cost() const noexcept { return payload.size(); }
   };
   enum class Drop { invalid_topic, invalid_id, too_large, queue_full, redis_error, shutdown };
   static constexpr int kDropReasons = 6;
   void drop(Drop reason, std::string_view topic);
-  void send(Reply reply);
+  bool send(const std::shared_ptr<Reply>& reply);
   void sent(Reply& reply, redis::Commands::Status status, long long receivers);
-  void requeue(Reply&& reply);
-  void landed(const Reply& reply);   // no longer in flight
-  void release(const Reply& reply);  // no longer held at all
 
   const Topics& topics_;
   ForwarderSettings settings_;
   redis::Commands& redis_;
-
-  std::deque<Reply> queue_;
-  std::size_t held_bytes_ = 0;       // payload bytes queued or in flight
-  std::size_t in_flight_ = 0;
-  std::size_t in_flight_bytes_ = 0;
   log::RateLimit drop_log_;
 
   ops::Counter& received_;
   ops::Counter& forwarded_;
   ops::Counter& unclaimed_;
   ops::Counter* dropped_[kDropReasons];
-  ops::Gauge& queued_;
-  ops::Gauge& held_bytes_gauge_;
+  Outbox<Reply> outbox_;  // after the gauges it reports to
 };
 
 }  // namespace boxgate::bridge
