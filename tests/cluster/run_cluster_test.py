@@ -170,6 +170,14 @@ def main():
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
         out.close()
+        # Stopped in order, devsim still reaches the broker to announce its
+        # boxes offline (a broker stopped first fails that publish).
+        devsim_log = os.path.join(run_dir, "devsim.log")
+        if os.path.exists(devsim_log):
+            with open(devsim_log, errors="replace") as f:
+                said = [line for line in f if "offline status:" in line or "disconnect:" in line]
+            if said:
+                failures.append(f"devsim could not say goodbye at the stop: {said[0].strip()}")
         left = [f"{listed.get(p, 'child')} {p}" for p in sorted(set(listed) | seen_children) if alive(p)]
         if left:
             failures.append(f"processes left after the stop: {left}")
