@@ -207,6 +207,43 @@ TEST_F(ClusterTest, EventsReachBothStreamsAndLiveStreamsAndStateIsKept) {
   report("events_through_cluster", kEvents);
 }
 
+// On a cluster an event is two XADDs: the fleet stream's, then the box
+// stream's with the id the fleet stream gave. A box stream already past that
+// id (here: an entry planted far in the future, as after a deleted and
+// recreated fleet stream) refuses it; the box entry then gets an id of its
+// own, and no event is lost from either stream.
+TEST_F(ClusterTest, ABoxStreamAheadOfTheFleetStreamStillGetsEveryEvent) {
+  int gw = stack->add_gateway();
+  stack->add_bridge();
+  int box_master = stack->cluster().master_of_slot(redis::key_slot("dev/box-1/events"));
+  test::RedisClient redis(box_master);
+  test::RespValue planted = redis.command({"XADD", "dev/box-1/events", "99999999999999-0", "box", "box-1", "name",
+                                     "planted", "payload", "{}", "received_ms", "0"});
+  ASSERT_EQ(planted.type, test::RespValue::Type::bulk) << planted.str;
+
+  MqttProbe device(stack->mqtt_port());
+  for (int i = 0; i < 3; ++i) device.publish("dev/box-1/event/tick", std::to_string(i));
+  auto names_in = [&](const std::string& path) {
+    std::vector<std::string> names;
+    HttpResult r = get(gw, path);
+    if (r.status != 200) return names;
+    const auto body = r.json();
+    for (const auto& e : body["events"]) names.push_back(e["name"].get<std::string>() + ":" + e["id"].get<std::string>());
+    return names;
+  };
+  ASSERT_TRUE(test::eventually([&] { return names_in("/v1/devices/box-1/events?limit=100").size() == 4; }, 10s))
+      << get(gw, "/v1/devices/box-1/events?limit=100").body << "\n"
+      << stack->logs();
+  std::vector<std::string> box = names_in("/v1/devices/box-1/events?limit=100");
+  EXPECT_EQ(box[0], "planted:99999999999999-0");
+  for (int i = 1; i < 4; ++i) {
+    EXPECT_EQ(box[i], "tick:99999999999999-" + std::to_string(i)) << "the box stream's own next id";
+  }
+  // The fleet stream is served as SSE only: read its length from Redis.
+  test::RedisClient fleet(stack->cluster().master_of_slot(redis::key_slot("dev/events")));
+  EXPECT_EQ(fleet.command({"XLEN", "dev/events"}).integer, 3);
+}
+
 // The gateway's fleet-stream reader follows the stream's slot to another
 // master (a migration), resuming after the last id it read: events sent
 // before, during and after the move all reach a live fleet stream, once.
