@@ -13,6 +13,9 @@ namespace boxgate::gateway {
 namespace {
 constexpr int kBlockMs = 5000;
 constexpr const char* kReadCount = "64";
+// An error reply (a key of another type, an ACL refusal) repeats if the same
+// command goes again at once: a busy loop against Redis. Ask again this late.
+constexpr std::chrono::milliseconds kRetryAfterError{1000};
 
 std::string_view str_of(const redisReply* r) {
   if (!r || (r->type != REDIS_REPLY_STRING && r->type != REDIS_REPLY_STATUS)) return {};
@@ -89,6 +92,7 @@ EventTail::EventTail(EventLoop& loop, const redis::Commands& commands, const Top
         if (connection_) connection_->force_reconnect("fleet stream read got no answer in time");
       }),
       retarget_timer_(loop, [this] { retarget(); }),
+      retry_timer_(loop, [this] { connected(); }),
       delivered_(metrics.counter("boxgate_event_tail_events_total", "fleet stream entries read for live streams")) {}
 
 EventTail::~EventTail() { stop(); }
@@ -96,6 +100,7 @@ EventTail::~EventTail() { stop(); }
 void EventTail::stop() {
   watchdog_.cancel();
   retarget_timer_.cancel();
+  retry_timer_.cancel();
   if (connection_) connection_->stop();  // outstanding callbacks run now, with no reply
 }
 
@@ -156,10 +161,7 @@ void EventTail::on_position_reply(redisAsyncContext*, void* r, void* arg) {
   self->watchdog_.cancel();
   auto* reply = static_cast<redisReply*>(r);
   if (!reply) return;  // connection lost: connected() asks again
-  if (reply->type == REDIS_REPLY_ERROR) {
-    log::get("events")->error("cannot read the fleet stream's position: {}", std::string_view(reply->str, reply->len));
-    return;
-  }
+  if (self->failed(reply, "cannot read the fleet stream's position")) return;
   std::vector<StoredEvent> last = parse_entries(reply);
   // An empty stream: everything from its first entry on is new.
   self->last_id_ = last.empty() ? "0-0" : last[0].id;
@@ -192,13 +194,28 @@ void EventTail::on_read_reply(redisAsyncContext*, void* r, void* arg) {
   self->watchdog_.cancel();
   auto* reply = static_cast<redisReply*>(r);
   if (!reply) return;  // connection lost: connected() resumes from last_id_
-  if (reply->type == REDIS_REPLY_ERROR) {
-    log::get("events")->error("fleet stream read failed: {}", std::string_view(reply->str, reply->len));
-  } else if (reply->type == REDIS_REPLY_ARRAY) {
-    self->deliver(reply);
-  }
+  if (self->failed(reply, "fleet stream read failed")) return;
+  if (reply->type == REDIS_REPLY_ARRAY) self->deliver(reply);
   // nil: the BLOCK time passed with nothing new.
   self->read_next();
+}
+
+bool EventTail::failed(const redisReply* reply, const char* what) {
+  auto logger = log::get("events");
+  if (reply->type != REDIS_REPLY_ERROR) {
+    if (auto solved = errors_.resolve()) {
+      logger->info("fleet stream reader works again (after {} more failures like: {})", solved->second, solved->first);
+    }
+    return false;
+  }
+  std::string problem = std::string(what) + ": " + std::string(reply->str, reply->len);
+  if (errors_.report(problem)) {
+    logger->error("{}; asking again every {} ms", problem, kRetryAfterError.count());
+  } else {
+    logger->debug("{} (again)", problem);
+  }
+  retry_timer_.start(kRetryAfterError);  // connected() sends the command that failed again
+  return true;
 }
 
 void EventTail::deliver(const redisReply* reply) {

@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "boxgate/config.hpp"
+#include "boxgate/logging.hpp"
 #include "boxgate/loop/event_loop.hpp"
 #include "boxgate/ops/metrics.hpp"
 #include "boxgate/ops/readiness.hpp"
@@ -89,6 +90,9 @@ class EventTail {
   void connected();
   void read_next();
   void deliver(const redisReply* reply);
+  // A reply of ours came back: an error is logged (once per change) and the
+  // same command is sent again after kRetryAfterError; true when it was one.
+  bool failed(const redisReply* reply, const char* what);
 
   EventLoop& loop_;
   const redis::Commands& commands_;
@@ -99,8 +103,10 @@ class EventTail {
   ops::Counter& reconnects_;
   ops::Dependency dependency_;  // not part of /readyz: streams are extra, commands are not
   std::unique_ptr<redis::Connection> connection_;
-  Timer watchdog_;
-  Timer retarget_timer_;  // asks every second whether the stream moved (cluster mode)  // a blocked read that outlives its BLOCK time by far: the link is dead
+  Timer watchdog_;         // a blocked read that outlives its BLOCK time by far: the link is dead
+  Timer retarget_timer_;   // asks every second whether the stream moved (cluster mode)
+  Timer retry_timer_;      // after an error reply: ask again in kRetryAfterError, not at once
+  log::ProblemLog errors_; // an error reply is logged once per change, not once per retry
   std::string last_id_;
   bool positioned_ = false;
   bool in_hiredis_ = false;  // a command of ours waits for its reply

@@ -217,6 +217,53 @@ TEST_F(EventApiTest, StreamsAreCappedWith429) {
   EXPECT_EQ(d.status(), 200);
 }
 
+// The fleet stream's key holding another type: Redis answers the reader
+// WRONGTYPE. The reader asks again about once a second, logs the error once,
+// and reads again once the key is a stream: first while positioning, then
+// while reading (where it used to resend XREAD at once, in a busy loop).
+TEST_F(EventApiTest, FleetReaderRetriesAnErrorReplyCalmlyAndRecovers) {
+  int gw = stack->add_gateway();
+  int br = stack->add_bridge();
+  test::RedisClient redis(stack->redis().port());
+  auto count = [&](const std::string& needle) {
+    std::string log = stack->gateway().log();
+    int n = 0;
+    for (auto at = log.find(needle); at != std::string::npos; at = log.find(needle, at + 1)) ++n;
+    return n;
+  };
+  auto xread_calls = [&] {
+    std::string info = redis.command({"INFO", "commandstats"}).str;
+    auto at = info.find("cmdstat_xread:calls=");
+    return at == std::string::npos ? 0L : std::stol(info.substr(at + 20));
+  };
+  MqttProbe device(stack->mqtt_port());
+
+  // 1. Positioning fails, then works once the key is gone.
+  redis.set("dev/events", "not a stream");
+  SseClient fleet(gw, "/v1/events");
+  ASSERT_EQ(fleet.status(), 200);
+  ASSERT_TRUE(test::eventually([&] { return count("cannot read the fleet stream's position: WRONGTYPE") >= 1; }, 5s))
+      << stack->logs();
+  redis.del("dev/events");
+  ASSERT_TRUE(test::eventually([&] { return count("fleet stream reader works again") == 1; }, 5s)) << stack->logs();
+  device.publish("dev/box-1/event/tick", "first");
+  ASSERT_TRUE(fleet.wait_events(1, 5s)) << stack->logs();
+
+  // 2. Reading fails (the blocked XREAD ends within its 5 s BLOCK), then works again.
+  redis.del("dev/events");
+  redis.set("dev/events", "not a stream");
+  ASSERT_TRUE(test::eventually([&] { return count("fleet stream read failed: WRONGTYPE") >= 1; }, 8s)) << stack->logs();
+  long before = xread_calls();
+  std::this_thread::sleep_for(2s);  // what is measured: how often it asks meanwhile
+  EXPECT_LE(xread_calls() - before, 4) << "an error reply must not be resent at once";
+  EXPECT_EQ(count("asking again every 1000 ms"), 2) << "one error line per problem, not per retry";
+  redis.del("dev/events");
+  device.publish("dev/box-1/event/tick", "second");
+  ASSERT_TRUE(fleet.wait_events(2, 5s)) << stack->logs();
+  EXPECT_EQ(fleet.events()[1].data, "second");
+  EXPECT_EQ(metric(br, "boxgate_events_forwarded_total"), 2.0);
+}
+
 TEST_F(EventApiTest, FleetStreamRefusesABadPatternAndACallerNotAskingForAStream) {
   int gw = stack->add_gateway();
   SseClient bad(gw, "/v1/events?box=a%2Fb");
