@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "auth.hpp"
+#include "api/auth.hpp"
 #include "boxgate/options.hpp"
 #include "targets.hpp"
 

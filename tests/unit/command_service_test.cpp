@@ -3,9 +3,9 @@
 // completion from inside the ports' calls (which the real clients never do,
 // and ASan checks that nothing touches a finished command).
 
-#include "command_service.hpp"
-#include "command_status.hpp"
-#include "message_service.hpp"
+#include "commands/command_service.hpp"
+#include "commands/command_status.hpp"
+#include "commands/message_service.hpp"
 
 #include <event2/event.h>
 #include <gtest/gtest.h>

@@ -36,11 +36,11 @@
 #include "boxgate/loop/event_loop.hpp"
 #include "boxgate/ops/metrics.hpp"
 #include "boxgate/topics.hpp"
-#include "command_ports.hpp"
-#include "command_request.hpp"
-#include "grace_queue.hpp"
-#include "outcome.hpp"
-#include "pending_registry.hpp"
+#include "commands/command_ports.hpp"
+#include "commands/command_request.hpp"
+#include "commands/grace_queue.hpp"
+#include "commands/outcome.hpp"
+#include "commands/pending_registry.hpp"
 
 namespace boxgate::gateway {
 

@@ -1,4 +1,4 @@
-#include "event_api.hpp"
+#include "events/event_api.hpp"
 
 #include <hiredis/hiredis.h>
 
@@ -8,7 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "boxgate/json_scan.hpp"
-#include "api_errors.hpp"
+#include "api/errors.hpp"
 #include "boxgate/logging.hpp"
 
 namespace boxgate::gateway {

@@ -9,8 +9,8 @@
 #include <optional>
 
 #include "boxgate/ids.hpp"
-#include "command_record.hpp"
-#include "outcome.hpp"
+#include "commands/command_record.hpp"
+#include "commands/outcome.hpp"
 
 namespace boxgate::gateway {
 

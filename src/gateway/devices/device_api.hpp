@@ -10,7 +10,7 @@
 #include "boxgate/ids.hpp"
 #include "boxgate/http/server.hpp"
 #include "boxgate/ops/metrics.hpp"
-#include "presence.hpp"
+#include "devices/presence.hpp"
 
 namespace boxgate::gateway {
 

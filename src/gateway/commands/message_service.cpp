@@ -1,4 +1,4 @@
-#include "message_service.hpp"
+#include "commands/message_service.hpp"
 
 #include <algorithm>
 

@@ -36,12 +36,12 @@
 #include <unordered_map>
 #include <vector>
 
-#include "auth.hpp"
+#include "api/auth.hpp"
 #include "boxgate/http/server.hpp"
 #include "boxgate/loop/event_loop.hpp"
 #include "boxgate/ops/metrics.hpp"
 #include "boxgate/redis/commands.hpp"
-#include "event_tail.hpp"
+#include "events/event_tail.hpp"
 
 namespace boxgate::gateway {
 

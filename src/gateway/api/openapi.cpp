@@ -1,4 +1,4 @@
-#include "openapi.hpp"
+#include "api/openapi.hpp"
 
 #include <string>
 

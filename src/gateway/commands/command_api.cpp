@@ -1,4 +1,4 @@
-#include "http_api.hpp"
+#include "commands/command_api.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -7,11 +7,11 @@
 
 #include <nlohmann/json.hpp>
 
-#include "api_errors.hpp"
-#include "access_log.hpp"
+#include "api/errors.hpp"
+#include "api/access_log.hpp"
 #include "boxgate/logging.hpp"
 #include "boxgate/traceparent.hpp"
-#include "command_body.hpp"
+#include "commands/command_body.hpp"
 
 namespace boxgate::gateway {
 

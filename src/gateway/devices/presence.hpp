@@ -17,7 +17,7 @@
 #include "boxgate/ids.hpp"
 #include "boxgate/redis/commands.hpp"
 #include "boxgate/topics.hpp"
-#include "command_ports.hpp"
+#include "commands/command_ports.hpp"
 
 namespace boxgate::gateway {
 

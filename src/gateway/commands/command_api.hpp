@@ -14,12 +14,12 @@
 #include <functional>
 #include <optional>
 
-#include "auth.hpp"
+#include "api/auth.hpp"
 #include "boxgate/http/server.hpp"
-#include "command_service.hpp"
-#include "command_status.hpp"
-#include "event_api.hpp"
-#include "message_service.hpp"
+#include "commands/command_service.hpp"
+#include "commands/command_status.hpp"
+#include "events/event_api.hpp"
+#include "commands/message_service.hpp"
 
 namespace boxgate::gateway {
 

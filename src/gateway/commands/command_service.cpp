@@ -1,4 +1,4 @@
-#include "command_service.hpp"
+#include "commands/command_service.hpp"
 
 #include <event2/event.h>
 
@@ -7,7 +7,7 @@
 
 #include "boxgate/logging.hpp"
 #include "boxgate/stored_reply.hpp"
-#include "command_record.hpp"
+#include "commands/command_record.hpp"
 
 namespace boxgate::gateway {
 

@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "boxgate/loop/event_loop.hpp"
-#include "command_request.hpp"
+#include "commands/command_request.hpp"
 
 namespace boxgate::gateway {
 

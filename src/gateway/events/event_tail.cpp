@@ -1,4 +1,4 @@
-#include "event_tail.hpp"
+#include "events/event_tail.hpp"
 
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>

@@ -1,10 +1,10 @@
-#include "device_api.hpp"
+#include "devices/device_api.hpp"
 
 #include <memory>
 
 #include <nlohmann/json.hpp>
 
-#include "api_errors.hpp"
+#include "api/errors.hpp"
 #include "boxgate/logging.hpp"
 
 namespace boxgate::gateway {

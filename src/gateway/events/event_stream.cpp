@@ -1,4 +1,4 @@
-#include "event_stream.hpp"
+#include "events/event_stream.hpp"
 
 #include <hiredis/hiredis.h>
 

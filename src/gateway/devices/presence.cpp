@@ -1,4 +1,4 @@
-#include "presence.hpp"
+#include "devices/presence.hpp"
 
 #include <hiredis/hiredis.h>
 

@@ -18,8 +18,8 @@
 #include "boxgate/loop/event_loop.hpp"
 #include "boxgate/ops/metrics.hpp"
 #include "boxgate/topics.hpp"
-#include "command_ports.hpp"
-#include "command_record.hpp"
+#include "commands/command_ports.hpp"
+#include "commands/command_record.hpp"
 
 namespace boxgate::gateway {
 

@@ -1,4 +1,4 @@
-#include "command_status.hpp"
+#include "commands/command_status.hpp"
 
 #include <algorithm>
 

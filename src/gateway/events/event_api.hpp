@@ -13,11 +13,11 @@
 #include <string>
 #include <string_view>
 
-#include "auth.hpp"
+#include "api/auth.hpp"
 #include "boxgate/http/server.hpp"
 #include "boxgate/redis/commands.hpp"
 #include "boxgate/topics.hpp"
-#include "event_stream.hpp"
+#include "events/event_stream.hpp"
 
 namespace boxgate::gateway {
 

@@ -18,7 +18,7 @@
 #include "boxgate/loop/event_loop.hpp"
 #include "boxgate/ops/metrics.hpp"
 #include "boxgate/topics.hpp"
-#include "command_ports.hpp"
+#include "commands/command_ports.hpp"
 
 namespace boxgate::gateway {
 

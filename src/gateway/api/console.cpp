@@ -1,4 +1,4 @@
-#include "console.hpp"
+#include "api/console.hpp"
 
 namespace boxgate::gateway {
 

@@ -1,4 +1,4 @@
-#include "api_errors.hpp"
+#include "api/errors.hpp"
 
 #include <nlohmann/json.hpp>
 

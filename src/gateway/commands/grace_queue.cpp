@@ -1,4 +1,4 @@
-#include "grace_queue.hpp"
+#include "commands/grace_queue.hpp"
 
 namespace boxgate::gateway {
 

@@ -1,4 +1,4 @@
-#include "access_log.hpp"
+#include "api/access_log.hpp"
 
 #include <chrono>
 #include <string>

@@ -1,11 +1,11 @@
-#include "command_record.hpp"
+#include "commands/command_record.hpp"
 
 #include <charconv>
 #include <chrono>
 
 #include <nlohmann/json.hpp>
 
-#include "auth.hpp"
+#include "api/auth.hpp"
 #include "boxgate/json_scan.hpp"
 
 namespace boxgate::gateway {

@@ -1,4 +1,4 @@
-#include "command_body.hpp"
+#include "commands/command_body.hpp"
 
 #include "boxgate/json_scan.hpp"
 
