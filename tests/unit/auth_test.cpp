@@ -1,5 +1,5 @@
 // API tokens: hashing, the api_tokens formats, scopes, the Bearer header and
-// the Authorizer's verdicts and counters (src/gateway/auth.hpp).
+// the Authorizer's verdicts and counters (src/gateway/api/auth.hpp).
 
 #include "api/auth.hpp"
 

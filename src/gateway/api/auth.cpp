@@ -1,8 +1,5 @@
 #include "api/auth.hpp"
 
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
-
 #include <fstream>
 #include <memory>
 #include <set>
@@ -21,13 +18,6 @@ constexpr const char* kKey = "api_tokens";
 
 bool is_alnum(char c) noexcept {
   return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
-}
-
-int hex_value(char c) noexcept {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
 }
 
 std::string_view trim(std::string_view s) noexcept {
@@ -97,49 +87,6 @@ bool is_b64token(std::string_view token) noexcept {
 }
 
 }  // namespace
-
-// libcrypto (OpenSSL, from libssl-dev, already a build dependency of the
-// project for paho's TLS) rather than a SHA-256 of our own: a primitive that
-// must be exactly right is taken from a vetted library.
-// The algorithm is fetched once: OpenSSL 3 looks EVP_sha256() up in its
-// provider tables on every EVP_Digest() call (thousands of instructions,
-// several times the digest of a small command body), and a fetched EVP_MD
-// is used as is. The context is reused per thread for the same reason.
-TokenHash sha256(std::string_view bytes) {
-  static EVP_MD* const md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
-  thread_local std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), &EVP_MD_CTX_free);
-  TokenHash out{};
-  unsigned int size = 0;
-  if (!md || !ctx || EVP_DigestInit_ex(ctx.get(), md, nullptr) != 1 ||
-      EVP_DigestUpdate(ctx.get(), bytes.data(), bytes.size()) != 1 ||
-      EVP_DigestFinal_ex(ctx.get(), out.data(), &size) != 1 || size != out.size()) {
-    throw std::runtime_error("SHA-256 failed (libcrypto)");
-  }
-  return out;
-}
-
-std::string to_hex(const TokenHash& hash) {
-  static constexpr char digits[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(hash.size() * 2);
-  for (unsigned char b : hash) {
-    out.push_back(digits[b >> 4]);
-    out.push_back(digits[b & 0x0f]);
-  }
-  return out;
-}
-
-std::optional<TokenHash> parse_hex_hash(std::string_view hex) {
-  TokenHash out{};
-  if (hex.size() != out.size() * 2) return std::nullopt;
-  for (std::size_t i = 0; i < out.size(); ++i) {
-    int hi = hex_value(hex[2 * i]);
-    int lo = hex_value(hex[2 * i + 1]);
-    if (hi < 0 || lo < 0) return std::nullopt;
-    out[i] = static_cast<unsigned char>(hi << 4 | lo);
-  }
-  return out;
-}
 
 std::optional<Scope> Scope::parse(std::string_view text) {
   if (text == "*") return Scope("", true);
@@ -300,7 +247,7 @@ const ApiToken* Authorizer::find(std::string_view token) const {
   const TokenHash presented = sha256(token);
   const ApiToken* match = nullptr;
   for (const auto& candidate : tokens_) {
-    bool equal = CRYPTO_memcmp(presented.data(), candidate.hash.data(), presented.size()) == 0;
+    bool equal = digest::equal(presented, candidate.hash);
     if (equal) match = &candidate;
   }
   return match;

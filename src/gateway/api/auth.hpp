@@ -18,19 +18,17 @@
 #include <string_view>
 #include <vector>
 
+#include "boxgate/digest.hpp"
 #include "boxgate/ids.hpp"
 #include "boxgate/ops/metrics.hpp"
 
 namespace boxgate::gateway {
 
-using TokenHash = std::array<unsigned char, 32>;
-
-// SHA-256 of `bytes`.
-TokenHash sha256(std::string_view bytes);
-// 64 lowercase hex digits.
-std::string to_hex(const TokenHash& hash);
-// 64 hex digits (either case); nullopt otherwise.
-std::optional<TokenHash> parse_hex_hash(std::string_view hex);
+// A token is known by its SHA-256 (boxgate/digest.hpp).
+using TokenHash = digest::Sha256;
+using digest::sha256;
+using digest::to_hex;
+inline std::optional<TokenHash> parse_hex_hash(std::string_view hex) { return digest::parse_sha256_hex(hex); }
 
 // One entry of a token's box scope.
 class Scope {

@@ -5,7 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "api/auth.hpp"
+#include "boxgate/digest.hpp"
 #include "boxgate/json_scan.hpp"
 
 namespace boxgate::gateway {
@@ -76,7 +76,7 @@ std::optional<CommandRecord> parse_record(std::string_view json) {
   return r;
 }
 
-std::string body_sha256(std::string_view body) { return to_hex(sha256(body)); }
+std::string body_sha256(std::string_view body) { return digest::to_hex(digest::sha256(body)); }
 
 std::int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
