@@ -21,7 +21,7 @@ std::string json_string(std::string_view s) {
 
 // One event of the JSON history: the payload verbatim when it is JSON
 // (validated without recursion), else as a string in "payload_text".
-void append_event_json(std::string& out, const StoredEvent& e) {
+void append_event_json(std::string& out, const redis::StoredEvent& e) {
   out += R"({"id":)";
   out += json_string(e.id);
   out += R"(,"name":)";
@@ -56,7 +56,7 @@ bool parse_query(http::Exchange& ex, std::initializer_list<std::string_view> all
       return false;
     }
     if (p.name == "after") {
-      if (q.after || !is_stream_id(p.value)) {
+      if (q.after || !redis::is_stream_id(p.value)) {
         reply_error(ex, 400, "invalid_after", "after must be one stream id (<ms>-<seq>, decimal).", rid, bid);
         return false;
       }
@@ -86,7 +86,7 @@ bool parse_query(http::Exchange& ex, std::initializer_list<std::string_view> all
 bool resume_point(http::Exchange& ex, EventQuery& q, const std::string* rid, const std::string* bid) {
   const char* last = ex.header("Last-Event-ID");
   if (!last) return true;
-  if (!is_stream_id(last)) {
+  if (!redis::is_stream_id(last)) {
     reply_error(ex, 400, "invalid_after", "Last-Event-ID must be a stream id (<ms>-<seq>, decimal).", rid, bid);
     return false;
   }
@@ -145,7 +145,7 @@ void EventApi::get_events(http::Exchange ex, const BoxId& box, const std::string
   }
   if (!parse_query(ex, {"after", "limit"}, q, &rid, &bid)) return;
   std::size_t limit = q.limit.value_or(kDefaultHistory);
-  std::string start = q.after ? "(" + *q.after : "-";
+  std::string start = redis::range_start_after(q.after);
   std::string count = std::to_string(limit);
   auto shared = std::make_shared<http::Exchange>(std::move(ex));
   bool sent = redis_.run({"XRANGE", topics_.box_events_stream(box), start, "+", "COUNT", count},
@@ -156,7 +156,7 @@ void EventApi::get_events(http::Exchange ex, const BoxId& box, const std::string
                              return reply_error(exchange, 503, "redis_unavailable",
                                                 "Redis is unavailable; retry later.", &rid, &bid);
                            }
-                           std::vector<StoredEvent> events = parse_entries(reply);
+                           std::vector<redis::StoredEvent> events = redis::parse_entries(reply);
                            std::string body = R"({"box_id":)" + json_string(bid) + R"(,"events":[)";
                            for (std::size_t i = 0; i < events.size(); ++i) {
                              if (i) body += ',';

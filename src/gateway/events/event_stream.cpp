@@ -13,18 +13,6 @@ const char* end_reason(int i) {
   return names[i];
 }
 
-// The id of the last entry of an XRANGE reply, whatever its fields: the
-// catch-up moves past entries it does not show.
-std::optional<std::string> last_entry_id(const redisReply* reply) {
-  if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements == 0) return std::nullopt;
-  const redisReply* last = reply->element[reply->elements - 1];
-  if (!last || last->type != REDIS_REPLY_ARRAY || last->elements < 1) return std::nullopt;
-  const redisReply* id = last->element[0];
-  if (!id || id->type != REDIS_REPLY_STRING) return std::nullopt;
-  std::string text(id->str, id->len);
-  if (!is_stream_id(text)) return std::nullopt;
-  return text;
-}
 }  // namespace
 
 bool StreamFilter::matches(std::string_view box_id) const {
@@ -33,7 +21,7 @@ bool StreamFilter::matches(std::string_view box_id) const {
   return !token || token->allows(box_id);
 }
 
-std::string sse_event(const StoredEvent& event) {
+std::string sse_event(const redis::StoredEvent& event) {
   std::string out;
   out.reserve(event.payload.size() + event.name.size() + event.id.size() + 32);
   out += "id: ";
@@ -102,7 +90,7 @@ class EventStreams::Stream final : public EventTail::Listener {
     }
   }
 
-  void on_event(const StoredEvent& event) override {
+  void on_event(const redis::StoredEvent& event) override {
     if (!positioned_ || !filter_.matches(event.box) || !newer(event.id)) return;
     if (!catch_up_) return deliver(event);
     std::size_t size = event.payload.size() + event.id.size() + event.name.size() + 64;
@@ -126,16 +114,16 @@ class EventStreams::Stream final : public EventTail::Listener {
     }
     std::string chunk;
     std::size_t count = 0;
-    for (const StoredEvent& event : parse_entries(reply)) {
+    for (const redis::StoredEvent& event : redis::parse_entries(reply)) {
       if (!filter_.matches(event.box) || !newer(event.id)) continue;
       chunk += sse_event(event);
       ++count;
     }
-    if (auto last = last_entry_id(reply); last && newer(*last)) last_ = std::move(last);
+    if (auto last = redis::last_entry_id(reply); last && newer(*last)) last_ = std::move(last);
     bool more = reply->elements >= kPageEntries || overflowed_;
     if (!more) {
       // Caught up: the live events that came meanwhile, past the last sent.
-      for (const StoredEvent& event : buffered_) {
+      for (const redis::StoredEvent& event : buffered_) {
         if (!newer(event.id)) continue;
         chunk += sse_event(event);
         last_ = event.id;
@@ -159,11 +147,11 @@ class EventStreams::Stream final : public EventTail::Listener {
   }
 
  private:
-  bool newer(const std::string& id) const { return !last_ || stream_id_less(*last_, id); }
+  bool newer(const std::string& id) const { return !last_ || redis::stream_id_less(*last_, id); }
 
   void read_page() {
     overflowed_ = false;  // events dropped from the buffer before now are in this page or a later one
-    std::string start = "(" + *last_;
+    std::string start = redis::range_start_after(last_);
     std::string count = std::to_string(kPageEntries);
     bool sent = owner_.redis_.run({"XRANGE", key_, start, "+", "COUNT", count},
                                   [owner = &owner_, id = id_](const redisReply* reply) {
@@ -174,7 +162,7 @@ class EventStreams::Stream final : public EventTail::Listener {
     if (!sent) owner_.retire(id_, End::redis_error);
   }
 
-  void deliver(const StoredEvent& event) {
+  void deliver(const redis::StoredEvent& event) {
     std::string text = sse_event(event);
     // Over the bound: first let the socket take what it can now (a burst
     // written in one callback has not met the socket yet); still over, the
@@ -206,7 +194,7 @@ class EventStreams::Stream final : public EventTail::Listener {
   bool catch_up_;
   bool positioned_ = false;
   bool overflowed_ = false;
-  std::deque<StoredEvent> buffered_;  // live events that came during the catch-up
+  std::deque<redis::StoredEvent> buffered_;  // live events that came during the catch-up
   std::size_t buffered_bytes_ = 0;
   Timer heartbeat_;
 };

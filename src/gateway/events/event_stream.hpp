@@ -60,7 +60,7 @@ struct StreamFilter {
 };
 
 // One SSE event's bytes (payload split into data: lines at CR, LF or CRLF).
-std::string sse_event(const StoredEvent& event);
+std::string sse_event(const redis::StoredEvent& event);
 
 class EventStreams {
  public:

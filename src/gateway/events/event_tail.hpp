@@ -35,36 +35,19 @@
 #include "boxgate/ops/readiness.hpp"
 #include "boxgate/redis/commands.hpp"
 #include "boxgate/redis/connection.hpp"
+#include "boxgate/redis/stream_entries.hpp"
 #include "boxgate/topics.hpp"
 
 struct redisReply;
 
 namespace boxgate::gateway {
 
-// One entry of an event stream, as the bridge wrote it.
-struct StoredEvent {
-  std::string id;  // the stream id, "ms-seq"
-  std::string box;
-  std::string name;
-  std::string payload;
-  std::string received_ms;
-};
-
-// The entries of an XRANGE/XREVRANGE reply (or one stream of an XREAD
-// reply); entries without the bridge's fields are skipped.
-std::vector<StoredEvent> parse_entries(const redisReply* array);
-
-// True when `id` is a stream id: "ms" or "ms-seq", decimal, each at most 20 digits.
-bool is_stream_id(std::string_view id) noexcept;
-// Stream ids compare as (ms, seq) pairs; both must be is_stream_id().
-bool stream_id_less(std::string_view a, std::string_view b) noexcept;
-
 class EventTail {
  public:
   class Listener {
    public:
     virtual void on_positioned() = 0;
-    virtual void on_event(const StoredEvent& event) = 0;
+    virtual void on_event(const redis::StoredEvent& event) = 0;
 
    protected:
     ~Listener() = default;
