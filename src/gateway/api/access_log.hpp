@@ -11,7 +11,8 @@
 namespace boxgate::gateway {
 
 // Starts timing `ex` and logs its line when it ends (http::Exchange::on_end).
-// `method` and `endpoint` ("command", "status", "message", "device") must be
+// `method` and `endpoint` (routes.cpp: "command", "status", "message",
+// "device", "state", "events", "fleet_events") must be
 // string literals. The box is read from the path's `box_segment` (percent-
 // decoded; "-" when it is not a valid id), the request id from the response's
 // X-Request-Id, the outcome from the exchange's note (an error code, or

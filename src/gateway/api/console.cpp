@@ -115,18 +115,12 @@ $("watch").onclick = watch;
 )page";
 }  // namespace
 
-void serve_console(http::Server& server) {
-  server.route("/console", [](http::Exchange ex) {
-    if (!ex.is_get()) {
-      ex.set_header("Allow", "GET");
-      return ex.reply(405, R"({"error":"method_not_allowed","message":"use GET"})");
-    }
-    // Same-origin only: the page talks to this API and nothing else.
-    ex.set_header("Content-Security-Policy",
-                  "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'");
-    ex.set_header("Cache-Control", "no-cache");
-    ex.reply(200, kPage, "text/html; charset=utf-8");
-  });
+void console_page(http::Exchange ex) {
+  // Same-origin only: the page talks to this API and nothing else.
+  ex.set_header("Content-Security-Policy",
+                "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'");
+  ex.set_header("Cache-Control", "no-cache");
+  ex.reply(200, kPage, "text/html; charset=utf-8");
 }
 
 }  // namespace boxgate::gateway

@@ -7,12 +7,13 @@
 // the reply or the error, watch its live events (EventSource). An optional
 // token field adds Authorization to its fetch() calls; an EventSource cannot
 // send one, so with tokens the event view needs a proxy that adds it.
-// Loop thread only (a route on the HTTP server).
+// Loop thread only; routes.cpp serves it at GET /console.
 
 #include "boxgate/http/server.hpp"
 
 namespace boxgate::gateway {
 
-void serve_console(http::Server& server);
+// Answers a GET of the page.
+void console_page(http::Exchange ex);
 
 }  // namespace boxgate::gateway

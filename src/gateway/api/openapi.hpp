@@ -1,7 +1,7 @@
 #pragma once
 // GET /openapi.yaml: docs/openapi.yaml, compiled in (openapi_yaml.cpp.in), so
-// the document a gateway serves is the one of its own version. Served with
-// the ops endpoints (no token).
+// the document a gateway serves is the one of its own version. routes.cpp
+// serves it with the ops endpoints (no token). Loop thread only.
 
 #include <string_view>
 
@@ -12,6 +12,7 @@ namespace boxgate::gateway {
 // The text of docs/openapi.yaml this binary was built with.
 std::string_view openapi_yaml();
 
-void serve_openapi(http::Server& server);
+// Answers a GET of the document.
+void openapi_document(http::Exchange ex);
 
 }  // namespace boxgate::gateway

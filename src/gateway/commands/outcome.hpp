@@ -1,6 +1,7 @@
 #pragma once
-// How a command ended. HttpApi maps each to an HTTP status in one table
-// (http_api.cpp); metrics label commands with outcome_name().
+// How a command ended. CommandApi (command_api.cpp) says what each tells the
+// caller, as an api/errors.hpp Error whose HTTP status is in that one table;
+// metrics label commands with outcome_name().
 
 namespace boxgate::gateway {
 

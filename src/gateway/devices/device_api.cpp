@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "api/errors.hpp"
+#include "api/query.hpp"
 #include "boxgate/logging.hpp"
 
 namespace boxgate::gateway {
@@ -25,18 +26,20 @@ DeviceApi::DeviceApi(PresenceReader& presence, ops::Metrics& metrics) : presence
   }
 }
 
-void DeviceApi::read(http::Exchange ex, const BoxId& box, const RequestId& id) {
+void DeviceApi::read(http::Exchange ex, const Caller& caller) {
+  if (!read_query(ex, {}, &caller.id.str(), &caller.box.str())) return;
   auto shared = std::make_shared<http::Exchange>(std::move(ex));
-  auto answer = [this, shared, rid = id.str(), bid = box.str()](bool ok, std::optional<Presence> presence) {
+  auto answer = [this, shared, rid = caller.id.str(), bid = caller.box.str()](bool ok,
+                                                                              std::optional<Presence> presence) {
     http::Exchange& exchange = *shared;
     if (!ok) {
       reads_[redis_unavailable]->inc();
-      return reply_error(exchange, 503, "redis_unavailable", "Redis is unavailable; presence cannot be read.", &rid,
+      return reply_error(exchange, Error::redis_unavailable, "Redis is unavailable; presence cannot be read.", &rid,
                          &bid);
     }
     if (!presence) {
       reads_[unknown]->inc();
-      return reply_error(exchange, 404, "unknown_device", "No presence is known for this box.", &rid, &bid);
+      return reply_error(exchange, Error::unknown_device, "No presence is known for this box.", &rid, &bid);
     }
     reads_[presence->online ? online : offline]->inc();
     nlohmann::ordered_json body = {{"box_id", bid},
@@ -48,7 +51,7 @@ void DeviceApi::read(http::Exchange ex, const BoxId& box, const RequestId& id) {
     exchange.set_header("Cache-Control", "no-store");
     exchange.reply(200, body.dump());
   };
-  if (!presence_.read(box, answer)) answer(false, std::nullopt);
+  if (!presence_.read(caller.box, answer)) answer(false, std::nullopt);
 }
 
 }  // namespace boxgate::gateway

@@ -17,7 +17,6 @@
 #include "boxgate/ids.hpp"
 #include "boxgate/redis/commands.hpp"
 #include "boxgate/topics.hpp"
-#include "commands/command_ports.hpp"
 
 namespace boxgate::gateway {
 
@@ -51,20 +50,6 @@ class PresenceReader {
  private:
   const Topics& topics_;
   redis::Commands& redis_;
-};
-
-// The command path's face of it (offline_policy=fail).
-class PresenceOfDevices final : public DevicePresence {
- public:
-  explicit PresenceOfDevices(PresenceReader& reader) : reader_(reader) {}
-  bool online(const BoxId& box, Callback done) override {
-    return reader_.read(box, [done = std::move(done)](bool ok, std::optional<Presence> presence) {
-      done(ok, presence ? std::optional<bool>(presence->online) : std::nullopt);
-    });
-  }
-
- private:
-  PresenceReader& reader_;
 };
 
 }  // namespace boxgate::gateway

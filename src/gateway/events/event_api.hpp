@@ -6,14 +6,16 @@
 //                                    Accept: text/event-stream an SSE stream
 //                                    (Last-Event-ID or ?after= resumes)
 //   GET /v1/events                   SSE stream of the fleet (?box=<pattern>&after=)
-// HttpApi routes the first two here after it checked the box and the token;
-// /v1/events is routed here directly and checks the token itself (its scope
-// filters the events shown). Loop thread only.
+// The route table (routes.cpp) hands the first two here once it checked the
+// method, the request id, the box and the caller's token for it; /v1/events
+// only once it checked the method: fleet() checks the token itself, as its
+// scope filters the events shown. Loop thread only.
 
 #include <string>
 #include <string_view>
 
 #include "api/auth.hpp"
+#include "api/caller.hpp"
 #include "boxgate/http/server.hpp"
 #include "boxgate/redis/commands.hpp"
 #include "boxgate/topics.hpp"
@@ -26,17 +28,13 @@ class EventApi {
   static constexpr std::size_t kMaxHistory = 1000;
   static constexpr std::size_t kDefaultHistory = 100;
 
-  EventApi(http::Server& server, const Topics& topics, redis::Commands& redis, EventStreams& streams,
-           Authorizer& auth);
+  EventApi(const Topics& topics, redis::Commands& redis, EventStreams& streams, Authorizer& auth);
 
-  // Called by HttpApi once the box and the token are checked (`token`:
-  // the caller's, nullptr when the API is open).
-  void get_state(http::Exchange ex, const BoxId& box, const std::string& request_id);
-  void get_events(http::Exchange ex, const BoxId& box, const std::string& request_id);
-
- private:
+  void get_state(http::Exchange ex, const Caller& caller);
+  void get_events(http::Exchange ex, const Caller& caller);
   void fleet(http::Exchange ex);
 
+ private:
   const Topics& topics_;
   redis::Commands& redis_;
   EventStreams& streams_;
