@@ -12,6 +12,24 @@ namespace boxgate::gateway {
 
 const char* mode_name(CommandMode mode) { return mode == CommandMode::async ? "async" : "sync"; }
 
+const char* state_name(CommandState state) {
+  switch (state) {
+    case CommandState::pending: return "pending";
+    case CommandState::succeeded: return "succeeded";
+    case CommandState::timed_out: return "timed_out";
+  }
+  return "pending";
+}
+
+namespace {
+std::optional<CommandState> state_of(std::string_view name) {
+  for (CommandState state : {CommandState::pending, CommandState::succeeded, CommandState::timed_out}) {
+    if (name == state_name(state)) return state;
+  }
+  return std::nullopt;
+}
+}  // namespace
+
 std::string CommandRecord::to_json() const {
   // Appended by hand (no formatter): every string is a validated id, a hex
   // digest or a state name, so nothing needs escaping, and this runs twice
@@ -31,7 +49,7 @@ std::string CommandRecord::to_json() const {
   text(R"({"box_id":")", box_id);
   text(R"(,"request_id":")", request_id);
   text(R"(,"body_sha256":")", body_sha256);
-  text(R"(,"state":")", state);
+  text(R"(,"state":")", state_name(state));
   text(R"(,"mode":")", mode_name(mode));
   number(R"(,"accepted_ms":)", accepted_ms);
   number(R"(,"deadline_ms":)", deadline_ms);
@@ -62,11 +80,12 @@ std::optional<CommandRecord> parse_record(std::string_view json) {
        mode = text("mode"), gateway = text("gateway");
   auto accepted = number("accepted_ms"), deadline = number("deadline_ms");
   if (!box || !id || !hash || !state || !mode || !gateway || !accepted || !deadline) return std::nullopt;
-  if (*state != "pending" && *state != "succeeded" && *state != "timed_out") return std::nullopt;
+  auto known_state = state_of(*state);
+  if (!known_state) return std::nullopt;
   r.box_id = *box;
   r.request_id = *id;
   r.body_sha256 = *hash;
-  r.state = *state;
+  r.state = *known_state;
   r.mode = *mode == "async" ? CommandMode::async : CommandMode::sync;
   r.gateway = *gateway;
   r.accepted_ms = *accepted;
@@ -84,10 +103,28 @@ std::int64_t now_ms() {
 }
 
 CommandStatus status_of(const CommandRecord& record, bool has_reply, std::int64_t now) {
-  if (has_reply) return {"succeeded", record.state == "timed_out"};
-  if (record.state == "succeeded") return {"succeeded", false};  // its reply expired
-  if (record.state == "timed_out" || now > record.deadline_ms) return {"timed_out", false};
-  return {"pending", false};
+  if (has_reply) return {CommandState::succeeded, record.state == CommandState::timed_out};
+  if (record.state == CommandState::succeeded) return {CommandState::succeeded, false};  // its reply expired
+  if (record.state == CommandState::timed_out || now > record.deadline_ms) return {CommandState::timed_out, false};
+  return {CommandState::pending, false};
+}
+
+RetryAnswer answer_retry(const std::optional<CommandRecord>& record, bool has_reply, std::string_view body_sha256,
+                         CommandMode mode, std::int64_t now) {
+  if (!record) return RetryAnswer::send;
+  if (record->body_sha256 != body_sha256) return RetryAnswer::request_id_reused;
+  if (has_reply) return RetryAnswer::replay;
+  switch (status_of(*record, false, now).state) {
+    case CommandState::pending:
+      // An async retry of an async command is the same command, already on its way.
+      return mode == CommandMode::async && record->mode == CommandMode::async ? RetryAnswer::accept_again
+                                                                              : RetryAnswer::duplicate;
+    case CommandState::succeeded:
+      // Succeeded, but its reply expired: the command must not run again.
+      return RetryAnswer::duplicate;
+    case CommandState::timed_out: break;
+  }
+  return RetryAnswer::timed_out_before;
 }
 
 }  // namespace boxgate::gateway

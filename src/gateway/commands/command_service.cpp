@@ -171,42 +171,34 @@ void CommandService::look_up_known(CommandRequest&& request, Completion&& done, 
 void CommandService::answer_known(Known& known) {
   CommandRequest& request = *known.request;
   std::optional<CommandRecord> record = known.record ? parse_record(*known.record) : std::nullopt;
-  if (!record) {
-    if (known.result) {
-      // A reply no record claims (planted, or outliving its record): never
-      // handed to whoever picks this id next. Deleted before the new
-      // record is written, on the same connection, so it cannot hit a reply
-      // to the command about to be sent.
-      log::Fields fields{{"request_id", request.id.str()}, {"box_id", request.box.str()}};
-      log::get("gateway")->warn("box {} request {}: deleting a stored reply that no command record claims",
-                                request.box.str(), request.id.str());
-      ports_.state.remove(topics_.response_channel(request.box, request.id));
-      orphans_discarded_.inc();
-    }
-    return admit(std::move(request), std::move(known.done), known.resumed);
-  }
-  if (record->body_sha256 != request.body_sha256) {
-    return complete_immediately(known.done, Outcome::request_id_reused);
-  }
-  if (known.result) {
-    outcome_counters_[static_cast<std::size_t>(Outcome::replayed)]->inc();
-    return known.done(CommandResult{Outcome::replayed, std::move(*known.result)});
-  }
-  CommandStatus status = status_of(*record, false, now_ms());
-  if (status.state == "pending") {
-    // An async retry is accepted again (the same command, already on its way).
-    if (request.mode == CommandMode::async && record->mode == CommandMode::async) {
+  switch (answer_retry(record, known.result.has_value(), request.body_sha256, request.mode, now_ms())) {
+    case RetryAnswer::send:
+      if (known.result) {
+        // A reply no record claims (planted, or outliving its record): never
+        // handed to whoever picks this id next. Deleted before the new
+        // record is written, on the same connection, so it cannot hit a
+        // reply to the command about to be sent.
+        log::Fields fields{{"request_id", request.id.str()}, {"box_id", request.box.str()}};
+        log::get("gateway")->warn("box {} request {}: deleting a stored reply that no command record claims",
+                                  request.box.str(), request.id.str());
+        ports_.state.remove(topics_.response_channel(request.box, request.id));
+        orphans_discarded_.inc();
+      }
+      return admit(std::move(request), std::move(known.done), known.resumed);
+    case RetryAnswer::request_id_reused:
+      return complete_immediately(known.done, Outcome::request_id_reused);
+    case RetryAnswer::replay:
+      outcome_counters_[static_cast<std::size_t>(Outcome::replayed)]->inc();
+      return known.done(CommandResult{Outcome::replayed, std::move(*known.result)});
+    case RetryAnswer::accept_again:
       outcome_counters_[static_cast<std::size_t>(Outcome::accepted)]->inc();
       return known.done(CommandResult{Outcome::accepted, *known.record});
-    }
-    return complete_immediately(known.done, Outcome::duplicate_request_id);
+    case RetryAnswer::duplicate:
+      return complete_immediately(known.done, Outcome::duplicate_request_id);
+    case RetryAnswer::timed_out_before:
+      outcome_counters_[static_cast<std::size_t>(Outcome::timed_out_before)]->inc();
+      return known.done(CommandResult{Outcome::timed_out_before, {}, record->delivered});
   }
-  if (status.state == "succeeded") {
-    // Succeeded, but its reply expired: the command must not run again.
-    return complete_immediately(known.done, Outcome::duplicate_request_id);
-  }
-  outcome_counters_[static_cast<std::size_t>(Outcome::timed_out_before)]->inc();
-  known.done(CommandResult{Outcome::timed_out_before, {}, record->delivered});
 }
 
 std::optional<Outcome> CommandService::missing_dependency() const {
@@ -513,7 +505,7 @@ void CommandService::note_end_in_record(Pending& p, Outcome outcome) {
     return;
   }
   if (outcome != Outcome::ok && outcome != Outcome::device_timeout) return;  // it goes on: the record stays pending
-  p.written.state = outcome == Outcome::ok ? "succeeded" : "timed_out";
+  p.written.state = outcome == Outcome::ok ? CommandState::succeeded : CommandState::timed_out;
   p.written.finished_ms = now_ms();
   if (outcome == Outcome::device_timeout) p.written.delivered = p.acked;
   ports_.state.update(key, p.written.to_json());

@@ -18,7 +18,7 @@ std::string status_body(const CommandRecord& record, const CommandStatus& status
                         const std::optional<std::string>& reply) {
   nlohmann::ordered_json doc = {{"request_id", record.request_id},
                                 {"box_id", record.box_id},
-                                {"state", status.state},
+                                {"state", state_name(status.state)},
                                 {"mode", mode_name(record.mode)},
                                 {"accepted_ms", record.accepted_ms},
                                 {"deadline_ms", record.deadline_ms},
@@ -112,7 +112,7 @@ void CommandStatusReader::look(Watch& w) {
                          std::optional<CommandRecord> parsed = record ? parse_record(*record) : std::nullopt;
                          if (!parsed) return answer(*again, {StatusAnswer::Kind::unknown, {}});
                          CommandStatus status = status_of(*parsed, reply.has_value(), now_ms());
-                         if (status.state == "pending" && !again->final_look && again->wait.count() > 0) {
+                         if (status.state == CommandState::pending && !again->final_look && again->wait.count() > 0) {
                            if (again->subscribed || again->timer.pending()) return;  // keep waiting
                            // Not beyond the command's own end (plus the holder's last read).
                            auto left = std::chrono::milliseconds(std::max<std::int64_t>(
