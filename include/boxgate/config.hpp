@@ -108,7 +108,7 @@ struct GatewayConfig {
   // set (ops_host empty: http_host); otherwise on the API listener.
   std::string ops_host;
   std::int64_t ops_port = 0;
-  // API tokens (src/gateway/auth.hpp): "" (the API is open), a comma list of
+  // API tokens (src/gateway/api/auth.hpp): "" (the API is open), a comma list of
   // name:sha256hex:scope|scope, or the path of a JSON file of them.
   std::string api_tokens;
   RedisSettings redis;

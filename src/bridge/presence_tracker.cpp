@@ -1,12 +1,12 @@
 #include "presence_tracker.hpp"
 
 #include <hiredis/hiredis.h>
-#include <openssl/evp.h>
 
 #include <chrono>
 #include <memory>
 #include <nlohmann/json.hpp>
 
+#include "boxgate/digest.hpp"
 #include "boxgate/json_scan.hpp"
 #include "boxgate/logging.hpp"
 
@@ -27,20 +27,14 @@ const char* drop_reason(int reason) {
   return names[reason];
 }
 
+// The name Redis gives the script (EVALSHA); "" when libcrypto fails, and
+// then only EVAL is sent (EVALSHA of "" is always NOSCRIPT).
 std::string sha1_hex(std::string_view text) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int size = 0;
-  if (EVP_Digest(text.data(), text.size(), digest, &size, EVP_sha1(), nullptr) != 1) {
-    // Only EVAL is sent then (EVALSHA of "" is always NOSCRIPT).
+  try {
+    return digest::to_hex(digest::sha1(text));
+  } catch (const std::exception&) {
     return {};
   }
-  static const char* hex = "0123456789abcdef";
-  std::string out;
-  for (unsigned int i = 0; i < size; ++i) {
-    out.push_back(hex[digest[i] >> 4]);
-    out.push_back(hex[digest[i] & 15]);
-  }
-  return out;
 }
 
 std::int64_t wall_ms() {

@@ -18,20 +18,23 @@
 #include "boxgate/http/server.hpp"
 #include "boxgate/logging.hpp"
 #include "boxgate/mqtt/client.hpp"
-#include "boxgate/ops/endpoints.hpp"
 #include "boxgate/redis/commands.hpp"
 #include "boxgate/redis/subscriber.hpp"
 #include "boxgate/topics.hpp"
 #include "boxgate/version.hpp"
-#include "auth.hpp"
-#include "command_service.hpp"
-#include "device_api.hpp"
-#include "console.hpp"
-#include "event_api.hpp"
-#include "event_stream.hpp"
-#include "event_tail.hpp"
-#include "http_api.hpp"
-#include "openapi.hpp"
+// main is where the gateway is assembled: it constructs each family's
+// services and hands their handlers to the route table (routes.hpp), which
+// alone knows the paths. It includes the family headers for that and nothing
+// else of them; no family includes another.
+#include "api/auth.hpp"
+#include "commands/command_api.hpp"
+#include "commands/command_service.hpp"
+#include "devices/device_api.hpp"
+#include "devices/presence.hpp"
+#include "events/event_api.hpp"
+#include "events/event_stream.hpp"
+#include "events/event_tail.hpp"
+#include "routes.hpp"
 
 using namespace boxgate;
 
@@ -87,6 +90,21 @@ std::optional<HttpSettings> ops_listener(const GatewayConfig& config) {
   return ops;
 }
 
+// The commands family's port for presence (offline_policy=fail), served by
+// the devices family's reader: the two meet here, not in each other.
+class PresenceOfDevices final : public gateway::DevicePresence {
+ public:
+  explicit PresenceOfDevices(gateway::PresenceReader& reader) : reader_(reader) {}
+  bool online(const BoxId& box, Callback done) override {
+    return reader_.read(box, [done = std::move(done)](bool ok, std::optional<gateway::Presence> presence) {
+      done(ok, presence ? std::optional<bool>(presence->online) : std::nullopt);
+    });
+  }
+
+ private:
+  gateway::PresenceReader& reader_;
+};
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -141,7 +159,7 @@ int main(int argc, char** argv) {
                                       config.result_ttl_ms,
                                       instance};
     gateway::PresenceReader presence(topics, commands);
-    gateway::PresenceOfDevices presence_of_devices(presence);
+    PresenceOfDevices presence_of_devices(presence);
     gateway::CommandService service(
         loop, topics, settings,
         {channels, state, publisher, config.offline_policy == "fail" ? &presence_of_devices : nullptr}, metrics);
@@ -170,24 +188,18 @@ int main(int argc, char** argv) {
                                    static_cast<std::size_t>(config.sse_max_buffer_bytes),
                                    std::chrono::milliseconds(config.sse_heartbeat_ms)},
                                   metrics);
-    gateway::EventApi event_api(server, topics, commands, streams, auth);
-    gateway::serve_console(server);  // GET /console
-    gateway::HttpApi api(server, {service, status, messages, &event_api}, auth,
-                         {std::chrono::milliseconds(config.default_timeout_ms),
-                          std::chrono::milliseconds(config.max_timeout_ms),
-                          static_cast<std::size_t>(config.max_body_bytes),
-                          std::chrono::milliseconds(config.max_async_timeout_ms), config.access_log});
+    gateway::EventApi event_api(topics, commands, streams, auth);
+    gateway::CommandApi command_api({service, status, messages},
+                                    {std::chrono::milliseconds(config.default_timeout_ms),
+                                     std::chrono::milliseconds(config.max_timeout_ms),
+                                     static_cast<std::size_t>(config.max_body_bytes),
+                                     std::chrono::milliseconds(config.max_async_timeout_ms)});
     gateway::DeviceApi devices(presence, metrics);
-    api.serve_devices([&devices](http::Exchange ex, const BoxId& box, const RequestId& id) {
-      devices.read(std::move(ex), box, id);
-    });
-    // Ops endpoints stay open (load balancers and Prometheus carry no token):
-    // on their own listener they can be kept off the network the API faces.
     std::optional<HttpSettings> ops_settings = ops_listener(config);
     std::optional<http::Server> ops_server;
     if (ops_settings) ops_server.emplace(loop, *ops_settings, 4096);
-    ops::serve_endpoints(ops_server ? *ops_server : server, metrics, readiness);
-    gateway::serve_openapi(ops_server ? *ops_server : server);
+    gateway::Routes routes(server, ops_server ? *ops_server : server, {command_api, devices, event_api}, auth, metrics,
+                           readiness, config.access_log);
     auto port = server.listen();
     logger->info("listening on {}:{}", config.http.host, port);
     if (ops_server) logger->info("ops endpoints on {}:{}", ops_settings->host, ops_server->listen());

@@ -10,7 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "boxgate/json_scan.hpp"
-#include "command_body.hpp"
+#include "commands/command_body.hpp"
 #include "json_oracle.hpp"
 #include "targets.hpp"
 

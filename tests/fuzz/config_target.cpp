@@ -19,7 +19,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "auth.hpp"
+#include "api/auth.hpp"
 #include "boxgate/config.hpp"
 #include "boxgate/options.hpp"
 #include "targets.hpp"

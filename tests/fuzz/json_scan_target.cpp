@@ -14,7 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "boxgate/json_scan.hpp"
-#include "command_body.hpp"
+#include "commands/command_body.hpp"
 #include "targets.hpp"
 
 namespace boxgate::fuzz {

@@ -1,5 +1,5 @@
 // API tokens: the scope matcher, the api_tokens formats, the Bearer header
-// and the Authorizer (src/gateway/auth.hpp). The input is split at its first
+// and the Authorizer (src/gateway/api/auth.hpp). The input is split at its first
 // newline into a scope list and a box id candidate.
 // - Scope::parse and matches agree with a plain reading of the rules: "*",
 //   "<id prefix>*" or an exact id; a prefix matches by leading bytes.
@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "auth.hpp"
+#include "api/auth.hpp"
 #include "boxgate/options.hpp"
 #include "targets.hpp"
 

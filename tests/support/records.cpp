@@ -1,6 +1,6 @@
 #include "support/records.hpp"
 
-#include "command_record.hpp"
+#include "commands/command_record.hpp"
 
 namespace boxgate::test {
 

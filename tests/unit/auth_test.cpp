@@ -1,7 +1,7 @@
 // API tokens: hashing, the api_tokens formats, scopes, the Bearer header and
-// the Authorizer's verdicts and counters (src/gateway/auth.hpp).
+// the Authorizer's verdicts and counters (src/gateway/api/auth.hpp).
 
-#include "auth.hpp"
+#include "api/auth.hpp"
 
 #include <gtest/gtest.h>
 

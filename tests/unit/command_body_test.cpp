@@ -1,4 +1,4 @@
-#include "command_body.hpp"
+#include "commands/command_body.hpp"
 
 #include <gtest/gtest.h>
 

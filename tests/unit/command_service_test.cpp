@@ -3,9 +3,9 @@
 // completion from inside the ports' calls (which the real clients never do,
 // and ASan checks that nothing touches a finished command).
 
-#include "command_service.hpp"
-#include "command_status.hpp"
-#include "message_service.hpp"
+#include "commands/command_service.hpp"
+#include "commands/command_status.hpp"
+#include "commands/message_service.hpp"
 
 #include <event2/event.h>
 #include <gtest/gtest.h>
@@ -395,7 +395,7 @@ TEST_F(CommandServiceTest, TheRecordIsWrittenBeforeThePublishAndNotesTheEnd) {
   submit("rec", false, 10s, "box-1", R"({"id":"x"})", CommandMode::sync, "hash-1");
   auto record = parse_record(results.keys.at(record_key("rec")));
   ASSERT_TRUE(record);
-  EXPECT_EQ(record->state, "pending");
+  EXPECT_EQ(record->state, CommandState::pending);
   EXPECT_EQ(record->body_sha256, "hash-1");
   EXPECT_EQ(record->deadline_ms - record->accepted_ms, 10000);
   EXPECT_TRUE(publisher.sent.empty());
@@ -403,7 +403,7 @@ TEST_F(CommandServiceTest, TheRecordIsWrittenBeforeThePublishAndNotesTheEnd) {
   ASSERT_EQ(publisher.sent.size(), 1u);
   channels.listener(channel("rec")).on_message("reply");
   EXPECT_EQ(outcome("rec"), Outcome::ok);
-  EXPECT_EQ(parse_record(results.keys.at(record_key("rec")))->state, "succeeded");
+  EXPECT_EQ(parse_record(results.keys.at(record_key("rec")))->state, CommandState::succeeded);
 }
 
 TEST_F(CommandServiceTest, AnIdAnotherReplicaHoldsIsRefusedAndNeverPublished) {
@@ -463,7 +463,7 @@ TEST_F(CommandServiceTest, ATimeoutNotesWhetherTheBrokerTookTheCommand) {
   EXPECT_EQ(done["late"][0].delivered, std::optional<bool>(true));
   auto record = parse_record(results.keys.at(record_key("late")));
   ASSERT_TRUE(record);
-  EXPECT_EQ(record->state, "timed_out");
+  EXPECT_EQ(record->state, CommandState::timed_out);
   EXPECT_EQ(record->delivered, std::optional<bool>(true));
 
   // A retry of that id is told so, and nothing is sent again.
@@ -491,7 +491,7 @@ TEST_F(CommandServiceTest, AnAsyncCommandIsAcceptedOncePublishedAndOutlivesItsCa
   std::size_t answers = done["job"].size();
   channels.listener(channel("job")).on_message("done");
   EXPECT_EQ(done["job"].size(), answers) << "nobody to answer";
-  EXPECT_EQ(parse_record(results.keys.at(record_key("job")))->state, "succeeded");
+  EXPECT_EQ(parse_record(results.keys.at(record_key("job")))->state, CommandState::succeeded);
   EXPECT_EQ(service->pending(), 0u);
 }
 
@@ -503,11 +503,11 @@ TEST(CommandRecord, StatusFollowsRecordReplyAndClock) {
   r.gateway = "g";
   r.accepted_ms = 1000;
   r.deadline_ms = 2000;
-  EXPECT_EQ(status_of(r, false, 1500).state, "pending");
-  EXPECT_EQ(status_of(r, false, 2500).state, "timed_out") << "its gateway is gone";
-  EXPECT_EQ(status_of(r, true, 1500).state, "succeeded");
+  EXPECT_EQ(status_of(r, false, 1500).state, CommandState::pending);
+  EXPECT_EQ(status_of(r, false, 2500).state, CommandState::timed_out) << "its gateway is gone";
+  EXPECT_EQ(status_of(r, true, 1500).state, CommandState::succeeded);
   EXPECT_FALSE(status_of(r, true, 1500).late);
-  r.state = "timed_out";
+  r.state = CommandState::timed_out;
   EXPECT_TRUE(status_of(r, true, 2500).late);
   auto back = parse_record(r.to_json());
   ASSERT_TRUE(back);

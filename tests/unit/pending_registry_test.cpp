@@ -1,4 +1,4 @@
-#include "pending_registry.hpp"
+#include "commands/pending_registry.hpp"
 
 #include <gtest/gtest.h>
 

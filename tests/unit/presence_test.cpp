@@ -13,7 +13,7 @@
 #include "boxgate/ops/readiness.hpp"
 #include "boxgate/redis/commands.hpp"
 #include "boxgate/topics.hpp"
-#include "presence.hpp"
+#include "devices/presence.hpp"
 #include "presence_tracker.hpp"
 
 using namespace boxgate;

@@ -3,26 +3,15 @@
 #include <gtest/gtest.h>
 #include <hiredis/hiredis.h>
 
+#include "resp.hpp"
+
 #include <memory>
 
 using namespace boxgate::redis;
 
 namespace {
 
-// A reply tree as hiredis builds it from RESP bytes (no fake structures).
-struct ReplyDeleter {
-  void operator()(redisReply* r) const { freeReplyObject(r); }
-};
-std::unique_ptr<redisReply, ReplyDeleter> parse_resp(const std::string& resp) {
-  redisReader* reader = redisReaderCreate();
-  redisReaderFeed(reader, resp.data(), resp.size());
-  void* reply = nullptr;
-  int status = redisReaderGetReply(reader, &reply);
-  redisReaderFree(reader);
-  EXPECT_EQ(status, REDIS_OK);
-  EXPECT_NE(reply, nullptr) << "incomplete RESP in the test";
-  return std::unique_ptr<redisReply, ReplyDeleter>(static_cast<redisReply*>(reply));
-}
+using boxgate::test::parse_resp;
 
 std::string node(const std::string& ip, int port, const std::string& id) {
   return "*3\r\n$" + std::to_string(ip.size()) + "\r\n" + ip + "\r\n:" + std::to_string(port) + "\r\n$" +

@@ -161,6 +161,12 @@ struct QueryParam {
 // Splits a raw query on '&' (empty pieces are skipped). Views into `raw`.
 std::vector<QueryParam> split_query(std::string_view raw);
 
+// 405 for a request with a method the path does not serve: `Allow: <allowed>`
+// and the one body every daemon answers it with,
+// {"error":"method_not_allowed","message":"use <allowed>"}. `allowed` is a
+// single method ("GET" or "POST").
+void reply_method_not_allowed(Exchange& ex, const char* allowed);
+
 // The reason phrase of a status code ("OK", "Not Found", ...).
 const char* reason_phrase(int status);
 

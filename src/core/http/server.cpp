@@ -639,6 +639,11 @@ std::vector<QueryParam> split_query(std::string_view raw) {
   return params;
 }
 
+void reply_method_not_allowed(Exchange& ex, const char* allowed) {
+  ex.set_header("Allow", allowed);
+  ex.reply(405, std::string(R"({"error":"method_not_allowed","message":"use )") + allowed + "\"}");
+}
+
 const char* reason_phrase(int status) {
   switch (status) {
     case 200: return "OK";

@@ -5,8 +5,7 @@ namespace boxgate::ops {
 namespace {
 bool reject_non_get(http::Exchange& ex) {
   if (ex.is_get()) return false;
-  ex.set_header("Allow", "GET");
-  ex.reply(405, R"({"error":"method_not_allowed","message":"use GET"})");
+  http::reply_method_not_allowed(ex, "GET");
   return true;
 }
 }  // namespace

@@ -1,0 +1,85 @@
+#include "api/errors.hpp"
+
+#include <nlohmann/json.hpp>
+
+namespace boxgate::gateway {
+
+namespace {
+
+struct Answer {
+  int status;
+  const char* code;
+};
+
+// The one place where an error becomes an HTTP status.
+Answer answer_for(Error error) noexcept {
+  switch (error) {
+    case Error::invalid_request_id: return {400, "invalid_request_id"};
+    case Error::invalid_box_id: return {400, "invalid_box_id"};
+    case Error::invalid_query: return {400, "invalid_query"};
+    case Error::invalid_timeout: return {400, "invalid_timeout"};
+    case Error::invalid_wait: return {400, "invalid_wait"};
+    case Error::invalid_after: return {400, "invalid_after"};
+    case Error::invalid_limit: return {400, "invalid_limit"};
+    case Error::invalid_box_pattern: return {400, "invalid_box_pattern"};
+    case Error::invalid_body: return {400, "invalid_body"};
+    case Error::unauthorized: return {401, "unauthorized"};
+    case Error::forbidden: return {403, "forbidden"};
+    case Error::unknown_command: return {404, "unknown_command"};
+    case Error::unknown_device: return {404, "unknown_device"};
+    case Error::device_offline: return {404, "device_offline"};
+    case Error::no_state: return {404, "no_state"};
+    case Error::not_acceptable: return {406, "not_acceptable"};
+    case Error::duplicate_request_id: return {409, "duplicate_request_id"};
+    case Error::body_too_large: return {413, "body_too_large"};
+    case Error::request_id_reused: return {422, "request_id_reused"};
+    case Error::too_many_pending: return {429, "too_many_pending"};
+    case Error::device_busy: return {429, "device_busy"};
+    case Error::too_many_streams: return {429, "too_many_streams"};
+    case Error::internal: break;
+    case Error::mqtt_unavailable: return {503, "mqtt_unavailable"};
+    case Error::redis_unavailable: return {503, "redis_unavailable"};
+    case Error::shutting_down: return {503, "shutting_down"};
+    case Error::device_timeout: return {504, "device_timeout"};
+  }
+  return {500, "internal"};
+}
+
+}  // namespace
+
+int http_status(Error error) noexcept { return answer_for(error).status; }
+const char* error_code(Error error) noexcept { return answer_for(error).code; }
+
+void reply_error(http::Exchange& ex, Error error, const std::string& message, const std::string* request_id,
+                 const std::string* box_id, std::optional<bool> delivered) {
+  auto [status, code] = answer_for(error);
+  ex.set_note(code);  // the access log's outcome
+  nlohmann::ordered_json body = {{"error", code}, {"message", message}};
+  if (request_id) {
+    body["request_id"] = *request_id;
+    ex.set_header("X-Request-Id", *request_id);
+  }
+  if (box_id) body["box_id"] = *box_id;
+  if (delivered) body["delivered"] = *delivered;
+  if (status == 429 || status == 503) ex.set_header("Retry-After", "1");
+  ex.reply(status, body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+}
+
+void reply_unauthorized(http::Exchange& ex, bool token_missing, const std::string* request_id,
+                        const std::string* box_id) {
+  ex.set_header("WWW-Authenticate", token_missing ? "Bearer" : R"(Bearer error="invalid_token")");
+  reply_error(ex, Error::unauthorized,
+              token_missing ? "This API needs an Authorization: Bearer <token> header."
+                            : "The bearer token is not valid.",
+              request_id, box_id);
+}
+
+std::string quoted_name(std::string_view raw) {
+  std::string out(raw.substr(0, 64));
+  for (char& c : out) {
+    if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) >= 0x7f) c = '?';
+  }
+  return out;
+}
+
+}  // namespace boxgate::gateway

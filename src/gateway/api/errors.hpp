@@ -1,0 +1,66 @@
+#pragma once
+// The gateway's error answers (docs/contract.md: the body
+// {"error","message","request_id"?,"box_id"?}) and the one map from an error
+// to its HTTP status and code: every family names an Error, none writes a
+// status number. Loop thread only (they answer an http::Exchange).
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "boxgate/http/server.hpp"
+
+namespace boxgate::gateway {
+
+// Every error the API answers with. The HTTP status and the code of each are
+// in errors.cpp, in one table.
+enum class Error {
+  invalid_request_id,    // 400
+  invalid_box_id,        // 400
+  invalid_query,         // 400
+  invalid_timeout,       // 400
+  invalid_wait,          // 400
+  invalid_after,         // 400
+  invalid_limit,         // 400
+  invalid_box_pattern,   // 400
+  invalid_body,          // 400
+  unauthorized,          // 401
+  forbidden,             // 403
+  unknown_command,       // 404
+  unknown_device,        // 404
+  device_offline,        // 404
+  no_state,              // 404
+  not_acceptable,        // 406
+  duplicate_request_id,  // 409
+  body_too_large,        // 413
+  request_id_reused,     // 422
+  too_many_pending,      // 429 (pending commands, their bytes, or messages awaiting the broker)
+  device_busy,           // 429
+  too_many_streams,      // 429
+  internal,              // 500
+  mqtt_unavailable,      // 503
+  redis_unavailable,     // 503
+  shutting_down,         // 503
+  device_timeout,        // 504
+};
+
+int http_status(Error error) noexcept;
+const char* error_code(Error error) noexcept;
+
+// Answers `error` with `message`. Sets X-Request-Id when an id is given,
+// Retry-After on 429/503, and `"delivered"` when known (a 504 says whether
+// the broker took the command). Never throws on bytes that are not UTF-8
+// (they are replaced): an error answer must not turn into a 500.
+void reply_error(http::Exchange& ex, Error error, const std::string& message, const std::string* request_id,
+                 const std::string* box_id, std::optional<bool> delivered = std::nullopt);
+
+// 401 for a missing or invalid bearer token, with RFC 6750's
+// WWW-Authenticate (no error attribute when no credentials were sent).
+void reply_unauthorized(http::Exchange& ex, bool token_missing, const std::string* request_id,
+                        const std::string* box_id);
+
+// A caller's bytes quoted in a message: printable ASCII only (others as '?'),
+// at most 64 of them.
+std::string quoted_name(std::string_view raw);
+
+}  // namespace boxgate::gateway

@@ -1,0 +1,47 @@
+#pragma once
+// EventApi: the read side of the device data plane (docs/contract.md,
+// docs/events.md):
+//   GET /v1/devices/{boxId}/state    the latest state (404 no_state)
+//   GET /v1/devices/{boxId}/events   JSON history (?after=&limit=), or with
+//                                    Accept: text/event-stream an SSE stream
+//                                    (Last-Event-ID or ?after= resumes)
+//   GET /v1/events                   SSE stream of the fleet (?box=<pattern>&after=)
+// The route table (routes.cpp) hands the first two here once it checked the
+// method, the request id, the box and the caller's token for it; /v1/events
+// only once it checked the method: fleet() checks the token itself, as its
+// scope filters the events shown. Loop thread only.
+
+#include <string>
+#include <string_view>
+
+#include "api/auth.hpp"
+#include "api/caller.hpp"
+#include "boxgate/http/server.hpp"
+#include "boxgate/redis/commands.hpp"
+#include "boxgate/topics.hpp"
+#include "events/event_stream.hpp"
+
+namespace boxgate::gateway {
+
+class EventApi {
+ public:
+  static constexpr std::size_t kMaxHistory = 1000;
+  static constexpr std::size_t kDefaultHistory = 100;
+
+  EventApi(const Topics& topics, redis::Commands& redis, EventStreams& streams, Authorizer& auth);
+
+  void get_state(http::Exchange ex, const Caller& caller);
+  void get_events(http::Exchange ex, const Caller& caller);
+  void fleet(http::Exchange ex);
+
+ private:
+  const Topics& topics_;
+  redis::Commands& redis_;
+  EventStreams& streams_;
+  Authorizer& auth_;
+};
+
+// True when an Accept header value asks for text/event-stream.
+bool wants_event_stream(const char* accept);
+
+}  // namespace boxgate::gateway

@@ -1,0 +1,107 @@
+#pragma once
+// EventStreams: the gateway's Server-Sent Events streams (docs/events.md).
+//
+// A stream shows one box's events (GET /v1/devices/{box}/events with
+// Accept: text/event-stream) or the fleet's, filtered by a box pattern and
+// the caller's token scope (GET /v1/events). Each SSE event is
+//   id: <stream id>\nevent: <name>\ndata: <payload line>\n...\n\n
+// and a quiet stream gets a ": hb" comment every sse_heartbeat_ms.
+//
+// History, then live, without a gap: the stream joins the EventTail (the
+// gateway's one reader of the fleet stream) and waits until the tail knows
+// its position; then, when the caller gave Last-Event-ID (or ?after=), it
+// reads what is stored after that id with XRANGE pages on the command
+// connection -- each page sent only once the previous one left the socket --
+// while live events from the tail wait in a bounded buffer. A short page
+// ends the catch-up: the buffered events newer than the last one sent go
+// out, then live ones as they come. Ids only ever go up, so an event is
+// never sent twice. If the buffer overflows during the catch-up it is
+// emptied and one more page is read (the events it held are in the stream).
+//
+// Bounds: a live event that would take the socket's unsent bytes above
+// sse_max_buffer_bytes disconnects that reader (counted; a browser's
+// EventSource reconnects with Last-Event-ID and catches up from the
+// stream); the others are not affected. At most max_streams are open
+// (429 too_many_streams). Catch-up holds one page (kPageEntries) at a time.
+//
+// Thread ownership: loop thread only. A stream is destroyed by its owner,
+// never from inside one of its own callbacks (retired streams are freed on
+// a zero timer).
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "api/auth.hpp"
+#include "boxgate/http/server.hpp"
+#include "boxgate/loop/event_loop.hpp"
+#include "boxgate/ops/metrics.hpp"
+#include "boxgate/redis/commands.hpp"
+#include "events/event_tail.hpp"
+
+namespace boxgate::gateway {
+
+struct StreamSettings {
+  std::size_t max_streams;
+  std::size_t max_buffer_bytes;
+  std::chrono::milliseconds heartbeat;
+};
+
+// Which events a stream shows.
+struct StreamFilter {
+  std::optional<std::string> box;        // one box's stream
+  std::optional<Scope> pattern;          // the fleet stream: boxes matching this
+  const ApiToken* token = nullptr;       // and the caller's scope (nullptr: the API is open)
+  bool matches(std::string_view box_id) const;
+};
+
+// One SSE event's bytes (payload split into data: lines at CR, LF or CRLF).
+std::string sse_event(const redis::StoredEvent& event);
+
+class EventStreams {
+ public:
+  static constexpr std::size_t kPageEntries = 32;
+
+  EventStreams(EventLoop& loop, EventTail& tail, redis::Commands& redis, StreamSettings settings,
+               ops::Metrics& metrics);
+  ~EventStreams();
+
+  bool full() const noexcept { return streams_.size() >= settings_.max_streams; }
+  void refused() { refused_.inc(); }
+  // Starts a stream on the exchange (200, text/event-stream). `history_key`
+  // is the stream read for the catch-up; `after` the id to resume after
+  // (none: live events only).
+  void open(http::Exchange exchange, StreamFilter filter, std::string history_key, std::optional<std::string> after,
+            const char* kind);
+  // Ends every stream (drain): their clients reconnect elsewhere.
+  void close_all();
+  std::size_t open_streams() const noexcept { return streams_.size(); }
+
+ private:
+  class Stream;
+  friend class Stream;
+  enum class End { client_gone, slow_reader, redis_error, shutdown };
+  void retire(std::uint64_t id, End why);
+
+  EventLoop& loop_;
+  EventTail& tail_;
+  redis::Commands& redis_;
+  StreamSettings settings_;
+  std::unordered_map<std::uint64_t, std::unique_ptr<Stream>> streams_;
+  std::vector<std::unique_ptr<Stream>> retired_;
+  Timer reaper_;
+  std::uint64_t next_id_ = 1;
+
+  ops::Gauge& open_gauge_;
+  ops::Counter& opened_box_;
+  ops::Counter& opened_fleet_;
+  ops::Counter& refused_;
+  ops::Counter& sent_;
+  ops::Counter* ended_[4];
+};
+
+}  // namespace boxgate::gateway

@@ -1,0 +1,63 @@
+#pragma once
+// The gateway's route table: every path it serves, in one place.
+//
+//   POST /v1/devices/{boxId}/commands          commands/  send a command
+//   GET  /v1/devices/{boxId}/commands/{id}     commands/  a command's status
+//   POST /v1/devices/{boxId}/messages          commands/  a one-way message
+//   GET  /v1/devices/{boxId}                   devices/   presence
+//   GET  /v1/devices/{boxId}/state             events/    the latest state
+//   GET  /v1/devices/{boxId}/events            events/    history, or a live stream (SSE)
+//   GET  /v1/events                            events/    the fleet's live stream (SSE)
+//   GET  /console                              api/       the browser console
+//   GET  /openapi.yaml                         api/       this version's API document   (ops listener)
+//   GET  /healthz, /readyz, /metrics           core ops                                  (ops listener)
+//
+// For every API call (the /v1/ paths) it starts the one access-log line
+// (api/access_log.hpp), then checks the method -- any other is 405 with the
+// one body every route answers (http::reply_method_not_allowed) -- then,
+// under /v1/devices/, the request id, the box and the caller's token
+// (api/caller.hpp) before the family's handler runs. A path that names no
+// endpoint is 404 not_found.
+//
+// This is the only file that includes the families (commands/, devices/,
+// events/); they include api/ and core only. Loop thread only.
+
+#include "boxgate/http/server.hpp"
+#include "boxgate/ops/metrics.hpp"
+#include "boxgate/ops/readiness.hpp"
+
+namespace boxgate::gateway {
+
+class Authorizer;
+class CommandApi;
+class DeviceApi;
+class EventApi;
+
+// The families' handlers; each outlives the Routes.
+struct Families {
+  CommandApi& commands;
+  DeviceApi& devices;
+  EventApi& events;
+};
+
+class Routes {
+ public:
+  // Registers every route: the API and the console on `api`; the ops
+  // endpoints and /openapi.yaml on `ops` (the same server unless the ops
+  // endpoints have a listener of their own). `access_log`: false turns the
+  // access log off (access_log=false).
+  Routes(http::Server& api, http::Server& ops, Families families, Authorizer& auth, const ops::Metrics& metrics,
+         const ops::Readiness& readiness, bool access_log);
+  Routes(const Routes&) = delete;
+  Routes& operator=(const Routes&) = delete;
+
+ private:
+  void device_path(http::Exchange ex);
+  void fleet_events(http::Exchange ex);
+
+  Families families_;
+  Authorizer& auth_;
+  bool access_log_;
+};
+
+}  // namespace boxgate::gateway
