@@ -7,6 +7,8 @@
 
 #include <fstream>
 
+#include <unistd.h>
+
 #include "boxgate/options.hpp"
 
 using namespace boxgate;
@@ -91,7 +93,7 @@ TEST(Auth, BadEntriesNameTheKeyAndNeverRepeatTheHash) {
 }
 
 TEST(Auth, JsonFileOfTokens) {
-  std::string path = ::testing::TempDir() + "/auth_test_tokens.json";
+  std::string path = ::testing::TempDir() + "/auth_test_tokens." + std::to_string(::getpid()) + ".json";
   std::ofstream(path) << R"([{"name":"ci","sha256":")" << kCiHash << R"(","scopes":["box-*","x"]},)"
                       << R"({"name":"ops","sha256":")" << kOpsHash << R"(","scopes":["*"]}])";
   ASSERT_TRUE(names_token_file(path));

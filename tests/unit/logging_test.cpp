@@ -1,4 +1,4 @@
-// Log lines never carry a caller's bytes raw (issue 10, point 4): bytes
+// Log lines never carry a caller's bytes raw: bytes
 // outside printable ASCII are escaped in plain and in JSON lines, so no one
 // can forge a line, drive a terminal or break a JSON log.
 
@@ -9,7 +9,6 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <fstream>
 #include <sstream>
 #include <vector>
 
@@ -17,23 +16,24 @@
 
 namespace {
 
-// What the loggers write to stderr while `body` runs.
+// What the loggers write to stderr while `body` runs. An unnamed file, so
+// tests running in parallel (ctest -j) never share it.
 template <class F>
 std::string captured_stderr(F body) {
-  std::string path = ::testing::TempDir() + "/logging_test.txt";
   std::fflush(stderr);
   int saved = ::dup(2);
-  FILE* file = std::fopen(path.c_str(), "w");
+  FILE* file = std::tmpfile();
   ::dup2(::fileno(file), 2);
   body();
   std::fflush(stderr);
   ::dup2(saved, 2);
   ::close(saved);
+  std::string text;
+  std::rewind(file);
+  char buffer[4096];
+  for (std::size_t n; (n = std::fread(buffer, 1, sizeof buffer, file)) > 0;) text.append(buffer, n);
   std::fclose(file);
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
+  return text;
 }
 
 const std::string kHostile = std::string("uri /v1/devices/a\x1b[2J\r\nFAKE line\xff\x7f") + '\0' + "end";
@@ -65,7 +65,7 @@ TEST(Logging, JsonLinesStayValidJson) {
   EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 1) << out;
 }
 
-// Issue 15, point 6: the fields of a scope are JSON members of every line
+// The fields of a scope are JSON members of every line
 // logged in it, and only there.
 TEST(Logging, FieldsAreMembersOfJsonLinesOnly) {
   std::string json = captured_stderr([] {

@@ -4,6 +4,7 @@
 
 #include <cstdlib>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <fstream>
 
@@ -20,7 +21,7 @@ Options::Outcome load(Options& o, std::vector<const char*> args) {
 }
 
 std::string write_temp(const std::string& text) {
-  std::string path = ::testing::TempDir() + "/options_test.json";
+  std::string path = ::testing::TempDir() + "/options_test." + std::to_string(::getpid()) + ".json";
   std::ofstream(path) << text;
   return path;
 }
@@ -125,7 +126,7 @@ TEST(Config, DefaultDrainOutlastsTheLongestCommand) {
   EXPECT_GE(b.queue_max_bytes, b.max_reply_bytes);
 }
 
-// Secrets (issue 10, point 6): never in --help (not even a default set in
+// Secrets: never in --help (not even a default set in
 // code), masked in the start-up line, and a config file holding one that
 // others may read draws a warning.
 TEST(Options, SecretsNeverShownInHelpOrDescribe) {
@@ -159,7 +160,7 @@ TEST(Options, RedisUsernameNeedsAPassword) {
 }
 
 TEST(Options, ReadableConfigFileWithSecretsIsWarnedAbout) {
-  std::string path = ::testing::TempDir() + "/options_secret_test.json";
+  std::string path = ::testing::TempDir() + "/options_secret_test." + std::to_string(::getpid()) + ".json";
   auto warnings_for = [&](const std::string& text, mode_t mode) {
     std::ofstream(path) << text;
     EXPECT_EQ(::chmod(path.c_str(), mode), 0);
@@ -187,7 +188,7 @@ TEST(Options, OpsPortRules) {
   EXPECT_EQ(key_of({"--ops-port", "8080", "--ops-host", "127.0.0.2"}), "no error");
 }
 
-// TLS client certificate (issue 10, point 2): the files must be readable at
+// TLS client certificate: the files must be readable at
 // start-up, cert and key go together, and the key's passphrase is a secret.
 TEST(Options, MqttClientCertificateKeys) {
   std::string cert = write_temp("not checked here");  // readable is all config.cpp asks
@@ -243,7 +244,7 @@ TEST(Options, RedisClusterSettingsAreCheckedWithTheirKey) {
   EXPECT_EQ(key_refused({"--redis-mode", "standalone"}), "");
 }
 
-// Sentinel mode (issue 13): the mode names, the sentinel list (IPv6 in
+// Sentinel mode: the mode names, the sentinel list (IPv6 in
 // brackets) and the rules a start-up must refuse with the key named.
 namespace {
 std::string redis_config_error(std::vector<const char*> args) {
