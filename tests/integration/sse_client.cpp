@@ -134,7 +134,7 @@ void SseClient::parse_lines() {
 }
 
 // What this stream was answered goes to the tests' HTTP log, as every other
-// call does (tests/openapi_check.py holds it against docs/openapi.yaml).
+// call does (tests/docs/openapi_check.py holds it against docs/openapi.yaml).
 void SseClient::record() const {
   std::lock_guard<std::mutex> lock(mu_);
   if (status_ <= 0) return;
