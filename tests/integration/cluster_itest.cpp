@@ -1,4 +1,4 @@
-// Redis Cluster (issue 13): gateway + bridge + devsim + mosquitto against a
+// Redis Cluster: gateway + bridge + devsim + mosquitto against a
 // real 3-primary / 3-replica cluster (redis_mode cluster). Commands spread
 // over every shard; a slot migrated while its replies flow; a manual
 // failover and a primary killed under load. Every figure goes through

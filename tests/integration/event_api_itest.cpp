@@ -1,4 +1,4 @@
-// Device data plane, gateway side (issue 12 point 3) on real processes: the
+// Device data plane, gateway side on real processes: the
 // latest state, JSON history, SSE streams (history, then live, resumed by
 // Last-Event-ID, no gap and no duplicate while events keep coming), the
 // heartbeat, a slow reader cut off without harm to a fast one, the stream

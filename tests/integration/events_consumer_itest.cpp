@@ -1,4 +1,4 @@
-// Backends consume without loss (issue 12 point 2), as docs/events.md
+// Backends consume without loss, as docs/events.md
 // shows: a consumer-group consumer of the fleet stream stops (having taken
 // some events without acknowledging them), events arrive meanwhile, it
 // restarts, reads its pending entries (id 0) then new ones (>), and ends up

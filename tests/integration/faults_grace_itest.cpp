@@ -1,4 +1,4 @@
-// Riding through dependency blips (issue 14, points 1-3) on real processes:
+// Riding through dependency blips on real processes:
 // a Redis restarted at once and a Redis frozen for 1.5 s cost callers a short
 // wait, not an error; readiness still turns 503 at once, so a load balancer
 // steers new traffic away meanwhile.

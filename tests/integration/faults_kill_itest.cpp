@@ -1,4 +1,4 @@
-// Fault tests, replicas killed (issue 4 item 7): kill -9 one of two bridges
+// Fault tests, replicas killed: kill -9 one of two bridges
 // in a shared-subscription group under load, and kill -9 one of two gateways
 // while both have commands in flight.
 

@@ -1,4 +1,4 @@
-// Fault tests, limits (issue 4 item 7): idle and slow clients must not starve
+// Fault tests, limits: idle and slow clients must not starve
 // a normal caller; max_pending and max_pending_per_device refuse with 429 and
 // Retry-After while other boxes keep working.
 

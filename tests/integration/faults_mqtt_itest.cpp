@@ -1,4 +1,4 @@
-// Fault tests, MQTT side (issue 4 item 7): the broker restarted under a
+// Fault tests, MQTT side: the broker restarted under a
 // running stack (gateway, bridge and devsim must all reconnect and
 // resubscribe), and a gateway whose broker is down (503 mqtt_unavailable at
 // once, /readyz says "mqtt":"down").

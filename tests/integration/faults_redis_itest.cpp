@@ -1,4 +1,4 @@
-// Fault tests, Redis side (issue 4 item 7): Redis restarted while a command
+// Fault tests, Redis side: Redis restarted while a command
 // waits, the gateway's subscriber connection killed while the device replies,
 // Redis down and back, Redis frozen (SIGSTOP), and the bridge's queue while
 // Redis is away. Every figure is printed with report() for the issue note.

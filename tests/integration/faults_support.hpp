@@ -1,14 +1,13 @@
 #pragma once
-// Helpers of the fault tests (tests/integration/faults_*_itest.cpp, issue 4
-// item 7): measuring and reporting times and counts, a load generator that
+// Helpers of the fault tests (tests/integration/faults_*_itest.cpp): measuring and reporting times and counts, a load generator that
 // counts outcomes, a silent device whose replies the test sends by hand, and
 // raw TCP connections for idle/slow clients.
 //
 // Callers: the test thread, except where a comment says otherwise. Every
 // measured figure goes through report(), which prints one line
 //   [ FAULT    ] <Suite.Test> <key>=<value>
-// on stdout and records it as a gtest property (in --gtest_output=xml), so the
-// issue note can quote it.
+// on stdout and records it as a gtest property (in --gtest_output=xml), so a
+// run's figures (latencies, counts) can be compared across builds.
 
 #include <arpa/inet.h>
 #include <netinet/in.h>

@@ -1,4 +1,4 @@
-// Hardening (issue 8) on real processes: the contract's step order, the answer
+// Hardening on real processes: the contract's step order, the answer
 // at the end of a drain, strict query strings, memory bounded in bytes,
 // liveness judged by progress, and large replies end to end.
 

@@ -1,4 +1,4 @@
-// Hostile HTTP input (issue 10, point 4), one test per class, on raw sockets:
+// Hostile HTTP input, one test per class, on raw sockets:
 // conflicting Content-Length/Transfer-Encoding, repeated Content-Length,
 // chunked bodies over the limit, header floods, very long request lines, NUL
 // and CR/LF/control bytes in header values, percent-encoded '/ + # NUL' in the

@@ -1,4 +1,4 @@
-// The command lifecycle across the cluster (issue 11): the command record,
+// The command lifecycle across the cluster: the command record,
 // exactly-once publishing of one X-Request-Id over three gateways, async
 // commands polled and long-polled from another replica, late replies kept,
 // one-way messages answered after the broker's PUBACK, and the 504 that says

@@ -1,4 +1,4 @@
-// Logs (issue 15, point 6): JSON lines about a command carry its request_id
+// Logs: JSON lines about a command carry its request_id
 // and box_id as fields, one access-log line per call that access_log=false
 // turns off, a level per component (log_levels), and a dependency that keeps
 // refusing is logged once per change, not once per retry.

@@ -1,4 +1,4 @@
-// The MQTT broker frozen with SIGSTOP (issue 9): its TCP connections stay
+// The MQTT broker frozen with SIGSTOP: its TCP connections stay
 // open and the kernel still accepts new ones, so only MQTT itself can tell.
 // - keep-alive: /readyz says "mqtt":"down" within about 2 x keep-alive,
 //   commands fail fast with 503 mqtt_unavailable, and both daemons serve

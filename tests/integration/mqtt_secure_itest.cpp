@@ -1,4 +1,4 @@
-// The daemons on the hardened broker (issue 10, point 2): the real
+// The daemons on the hardened broker: the real
 // boxgate-gateway and boxgate-bridge connect over TLS as their service users
 // (config/mosquitto.acl: gateway@boxgate may only publish commands,
 // bridge@boxgate only receive replies), a device logged in as its box id

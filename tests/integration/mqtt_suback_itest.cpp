@@ -1,4 +1,4 @@
-// A broker that refuses the bridge's subscriptions (issue 9): the bridge is
+// A broker that refuses the bridge's subscriptions: the bridge is
 // connected but must stay not ready, and say why in its log. mosquitto 2.0's
 // acl_file never refuses a SUBSCRIBE, so the broker runs the dynamic-security
 // plugin with subscriptions denied by default: it answers SUBACK 0x87 (Not

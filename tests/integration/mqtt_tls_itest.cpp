@@ -1,4 +1,4 @@
-// MQTT over TLS (ssl://) on the daemon's own loop (issue 9). libmosquitto's
+// MQTT over TLS (ssl://) on the daemon's own loop. libmosquitto's
 // TLS handshake is the weak spot of its external-loop API (want_write() stays
 // true while OpenSSL waits for the broker: upstream #942, #1507, #3745), so
 // besides "it connects and serves" these tests watch the gateway's CPU while a

@@ -1,4 +1,4 @@
-// Redis credentials (issue 10, point 3) on a real redis-server started with
+// Redis credentials on a real redis-server started with
 // the shipped config/redis-users.acl: the gateway and the bridge AUTH as
 // their own users and run a command end to end with nothing but their grants
 // (Redis's ACL LOG records no denial), each user is refused every command and

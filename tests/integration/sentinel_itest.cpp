@@ -1,4 +1,4 @@
-// Redis Sentinel (issue 13) with the real daemons: readiness while no
+// Redis Sentinel with the real daemons: readiness while no
 // sentinel knows the master, and failover -- the master killed with SIGKILL
 // under load, or frozen with SIGSTOP -- after which both gateway connections
 // and the bridge follow the promoted replica. Every figure is printed with

@@ -1,4 +1,4 @@
-// Redis Sentinel (issue 13), in-process: redis::SentinelResolver against
+// Redis Sentinel, in-process: redis::SentinelResolver against
 // real sentinels (order, fallback past dead and silent sentinels, AUTH, the
 // errors readiness shows), and redis::Commands in sentinel mode on real
 // Redis nodes when the named master is, or becomes, a replica (ROLE check,
