@@ -49,12 +49,7 @@ void report(const std::string& key, const T& value) {
   ::testing::Test::RecordProperty(key, text.str());
 }
 
-// The reply a device sends for the command on `request_topic`
-// ("dev/<box>/request/<id>" -> "dev/<box>/response/<id>").
-inline std::string response_topic_for(const std::string& request_topic) {
-  auto at = request_topic.find("/request/");
-  return request_topic.substr(0, at) + "/response/" + request_topic.substr(at + 9);
-}
+using test::response_topic_for;
 
 // One command on a fresh connection, run on its own thread (std::async).
 inline std::future<HttpResult> post_async(int port, std::string path, std::string body = R"({"method":"m"})",
@@ -150,21 +145,7 @@ class Load {
 // the destructor. Throws std::runtime_error when it cannot connect.
 class RawConnection {
  public:
-  explicit RawConnection(int port) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd_ < 0) throw std::runtime_error("socket() failed");
-    int on = 1;
-    ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(static_cast<std::uint16_t>(port));
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-      ::close(fd_);
-      fd_ = -1;
-      throw std::runtime_error("connect to port " + std::to_string(port) + " failed");
-    }
-  }
+  explicit RawConnection(int port) : fd_(test::connect_loopback(port, "RawConnection", {.no_delay = true})) {}
   ~RawConnection() {
     if (fd_ >= 0) ::close(fd_);
   }

@@ -151,9 +151,8 @@ void ProbeDevice::run() {
 
 ProbeDevice::ReplyFn ProbeDevice::echo() {
   return [](const MqttMessage& m) -> std::optional<std::pair<std::string, std::string>> {
-    auto at = m.topic.find("/request/");
-    if (at == std::string::npos) return std::nullopt;
-    std::string topic = m.topic.substr(0, at) + "/response/" + m.topic.substr(at + 9);
+    std::string topic = test::response_topic_for(m.topic);
+    if (topic.empty()) return std::nullopt;
     return std::make_pair(topic, R"({"id":")" + last_level(m.topic) + R"(","result":{"ok":true}})");
   };
 }
