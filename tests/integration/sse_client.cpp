@@ -43,6 +43,7 @@ void SseClient::run() {
   char buf[16384];
   while (!stop_) {
     if (!reading_) {
+      // A paused reader (the point of read=false): idle until resume().
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
       continue;
     }

@@ -54,7 +54,7 @@ class ValidationTest : public ::testing::Test {
             seen_channels.push_back(channel);
           }
         }
-        std::this_thread::sleep_for(2ms);
+        std::this_thread::sleep_for(2ms);  // sampling for the whole test: proves no channel ever appears
       }
     } catch (const std::exception& e) {
       std::lock_guard lock(mu);
