@@ -29,24 +29,13 @@ TEST_F(MqttFaults, BrokerRestartedCommandsSucceedAgainWithin10s) {
   const auto stopped = Clock::now();
   stack->mqtt().stop();
   HttpResult r;
-  EXPECT_TRUE(test::eventually(
-      [&] {
-        r = post(*c, command_path("box-1", "timeout_ms=500"), kBody);
-        return r.status == 503 && r.error_code() == "mqtt_unavailable";
-      },
-      2s, 5ms))
-      << r.status << " " << r.body << r.error;
+  EXPECT_TRUE(eventually_refused(*c, "mqtt_unavailable", 2s, r)) << r.status << " " << r.body << r.error;
   report("first_503_ms_after_broker_stop", ms_since(stopped));
   // Once the outage is older than the grace, refusals are immediate, carry
   // the contract's headers, and leave no subscription in Redis. Waiting for
   // that also keeps the broker down past the grace (1 s), long enough for a
   // few reconnect attempts to fail.
-  EXPECT_TRUE(test::eventually(
-      [&] {
-        r = post(*c, command_path("box-1", "timeout_ms=300"), kBody);
-        return r.status == 503 && r.error_code() == "mqtt_unavailable" && r.elapsed < 100ms;
-      },
-      4s, 20ms))
+  EXPECT_TRUE(eventually_refused(*c, "mqtt_unavailable", 4s, r, 100ms, "timeout_ms=300", 20ms))
       << r.status << " " << r.body << "\n" << stack->logs();
   r = post(*c, command_path("box-1"), kBody, {{"X-Request-Id", "no-broker"}});
   EXPECT_EQ(r.status, 503);
@@ -113,14 +102,7 @@ TEST_F(MqttFaults, GatewayWithBrokerDownAnswers503MqttUnavailableAtOnce) {
   EXPECT_EQ(first.error_code(), "mqtt_unavailable") << first.body;
   report("first_refusal_ms", first.elapsed.count());
   EXPECT_LE(first.elapsed.count(), 1500) << "held at most dependency_grace_ms";
-  long long slowest = 0;
-  for (int i = 0; i < 10; ++i) {
-    HttpResult r = post(*c, command_path("box-1", "timeout_ms=5000"), kBody, {{"X-Request-Id", "nomqtt-" + std::to_string(i)}});
-    EXPECT_EQ(r.status, 503) << r.body;
-    EXPECT_EQ(r.error_code(), "mqtt_unavailable") << r.body;
-    EXPECT_FALSE(r.header("Retry-After").empty());
-    slowest = std::max<long long>(slowest, r.elapsed.count());
-  }
+  const long long slowest = slowest_of_refusals(*c, command_path("box-1", "timeout_ms=5000"), "mqtt_unavailable");
   report("slowest_of_10_refusals_ms", slowest);
   EXPECT_LT(slowest, 100);
   EXPECT_EQ(metric(gw, "boxgate_commands_pending"), 0.0);

@@ -18,14 +18,28 @@ const std::string kBody = R"({"method":"ping"})";
 class RedisFaults : public ::testing::Test {
  protected:
   void SetUp() override { stack = std::make_unique<Stack>("faults-redis"); }
+  // A gateway and a bridge, a device that answers every command, and a first
+  // command answered 200 through them.
+  void start_serving() {
+    gw = stack->add_gateway();
+    br = stack->add_bridge();
+    device = std::make_unique<ProbeDevice>(stack->mqtt_port(), "dev/+/request/+", ProbeDevice::echo());
+    c = client(gw);
+    ASSERT_EQ(post(*c, command_path("box-1"), kBody).status, 200) << stack->logs();
+  }
   void TearDown() override {
     if (stack) {
       stack->redis().process().signal(SIGCONT);  // never leave a frozen Redis behind
       stack->stop_daemons_and_check();
     }
+    device.reset();
     stack.reset();
   }
   std::unique_ptr<Stack> stack;
+  int gw = 0;
+  int br = 0;
+  std::unique_ptr<ProbeDevice> device;
+  std::unique_ptr<httplib::Client> c;
 };
 
 // The device answers only after Redis is back, while the gateway's two
@@ -141,37 +155,21 @@ TEST_F(RedisFaults, ReplyPublishedWhileGatewaySubscriberIsDownIsRecoveredFromThe
 // contract's headers, and never published; after Redis comes back on the same
 // port, commands are served again within 0.5 s.
 TEST_F(RedisFaults, RedisDownGives503QuicklyAndServiceResumesWithin5s) {
-  int gw = stack->add_gateway();
-  int br = stack->add_bridge();
-  ProbeDevice device(stack->mqtt_port(), "dev/+/request/+", ProbeDevice::echo());
-  auto c = client(gw);
-  ASSERT_EQ(post(*c, command_path("box-1"), kBody).status, 200) << stack->logs();
-
+  ASSERT_NO_FATAL_FAILURE(start_serving());
   const auto stopped = Clock::now();
   stack->redis().stop();
   HttpResult r;
-  ASSERT_TRUE(test::eventually(
-      [&] {
-        r = post(*c, command_path("box-1", "timeout_ms=500"), kBody);
-        return r.status == 503 && r.error_code() == "redis_unavailable";
-      },
-      1500ms, 5ms))
+  ASSERT_TRUE(eventually_refused(*c, "redis_unavailable", 1500ms, r))
       << r.status << " " << r.body << r.error << "\n" << stack->logs();
   report("first_503_ms_after_stop", ms_since(stopped));
   // Once the outage is older than the grace, refusals are immediate.
-  int n = 0;
-  ASSERT_TRUE(test::eventually(
-      [&] {
-        r = post(*c, command_path("box-1", "timeout_ms=300"), kBody, {{"X-Request-Id", "outage-" + std::to_string(n++)}});
-        return r.status == 503 && r.error_code() == "redis_unavailable" && r.elapsed < 100ms;
-      },
-      2500ms, 10ms))
+  ASSERT_TRUE(eventually_refused(*c, "redis_unavailable", 2500ms, r, 100ms, "timeout_ms=300", 10ms))
       << "last answer " << r.status << " " << r.body << "\n" << stack->logs();
   report("refused_at_once_ms_after_stop", ms_since(stopped));
   EXPECT_LE(ms_since(stopped), 2000);
 
   // Refused at once, with the contract's headers and body, and never published.
-  const std::size_t published_before = device.commands().size();
+  const std::size_t published_before = device->commands().size();
   r = post(*c, command_path("box-1"), kBody, {{"X-Request-Id", "refused-1"}});
   EXPECT_EQ(r.status, 503) << r.body;
   EXPECT_EQ(r.error_code(), "redis_unavailable") << r.body;
@@ -218,8 +216,9 @@ TEST_F(RedisFaults, RedisDownGives503QuicklyAndServiceResumesWithin5s) {
   EXPECT_GE(metric(gw, R"(boxgate_reconnects_total{dependency="redis"})").value_or(0), 1.0);
 
   // The refused command never reached the device.
-  for (std::size_t i = published_before; i < device.commands().size(); ++i) {
-    EXPECT_EQ(device.commands()[i].topic.find("refused-"), std::string::npos) << device.commands()[i].topic;
+  const auto published = device->commands();
+  for (std::size_t i = published_before; i < published.size(); ++i) {
+    EXPECT_EQ(published[i].topic.find("refused-"), std::string::npos) << published[i].topic;
   }
 }
 
@@ -229,12 +228,7 @@ TEST_F(RedisFaults, RedisDownGives503QuicklyAndServiceResumesWithin5s) {
 // "down" after redis_dead_after_ms (5000), stays down (commands refused at
 // once) while Redis stays frozen, and is ready again after SIGCONT.
 TEST_F(RedisFaults, FrozenRedisIsReportedStalledThenDownUntilItAnswersAgain) {
-  int gw = stack->add_gateway();
-  int br = stack->add_bridge();
-  ProbeDevice device(stack->mqtt_port(), "dev/+/request/+", ProbeDevice::echo());
-  auto c = client(gw);
-  ASSERT_EQ(post(*c, command_path("box-1"), kBody).status, 200) << stack->logs();
-
+  ASSERT_NO_FATAL_FAILURE(start_serving());
   const auto frozen = Clock::now();
   stack->redis().process().signal(SIGSTOP);  // TearDown sends SIGCONT whatever happens
   HttpResult ready;

@@ -1,7 +1,8 @@
 #pragma once
-// Helpers of the fault tests (tests/integration/faults_*_itest.cpp): measuring and reporting times and counts, a load generator that
-// counts outcomes, a silent device whose replies the test sends by hand, and
-// raw TCP connections for idle/slow clients.
+// Helpers of the fault tests (tests/integration/faults_*_itest.cpp):
+// measuring and reporting times and counts, a load generator that counts
+// outcomes, polling for refusals, and raw TCP connections for idle/slow
+// clients.
 //
 // Callers: the test thread, except where a comment says otherwise. Every
 // measured figure goes through report(), which prints one line
@@ -17,6 +18,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -59,6 +61,34 @@ inline std::future<HttpResult> post_async(int port, std::string path, std::strin
     auto c = client(port);
     return post(*c, path, body, headers);
   });
+}
+
+// Sends a command to box-1 (with `query`) every `every` until one is refused
+// with 503 `code`, answered within `at_once` when that is not 0; false at the
+// deadline. `last` holds the last answer, for the failure message.
+inline bool eventually_refused(httplib::Client& c, const std::string& code, std::chrono::milliseconds within,
+                               HttpResult& last, std::chrono::milliseconds at_once = 0ms,
+                               const std::string& query = "timeout_ms=500", std::chrono::milliseconds every = 5ms) {
+  return test::eventually(
+      [&] {
+        last = post(c, command_path("box-1", query), R"({"method":"ping"})");
+        return last.status == 503 && last.error_code() == code && (at_once == 0ms || last.elapsed < at_once);
+      },
+      within, every);
+}
+
+// Sends `n` commands on `path`, each of which must be refused with 503
+// `code` and a Retry-After; returns the slowest answer's time in ms.
+inline long long slowest_of_refusals(httplib::Client& c, const std::string& path, const std::string& code, int n = 10) {
+  long long slowest = 0;
+  for (int i = 0; i < n; ++i) {
+    HttpResult r = post(c, path, R"({"method":"ping"})");
+    EXPECT_EQ(r.status, 503) << r.body;
+    EXPECT_EQ(r.error_code(), code) << r.body;
+    EXPECT_FALSE(r.header("Retry-After").empty());
+    slowest = std::max<long long>(slowest, r.elapsed.count());
+  }
+  return slowest;
 }
 
 // What a burst of load ended with: HTTP statuses by code, transport errors
@@ -171,7 +201,7 @@ class RawConnection {
       if (n == 0) return true;
       if (n < 0) return errno != EAGAIN && errno != EWOULDBLOCK;
       received_.append(buf, static_cast<std::size_t>(n));
-      std::this_thread::sleep_for(1ms);
+      std::this_thread::sleep_for(1ms);  // let the rest of a reply or the EOF come
     }
     return false;
   }
