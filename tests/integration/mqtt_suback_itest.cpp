@@ -29,8 +29,8 @@ class SubackRefused : public ::testing::Test {
     if (std::string(BOXGATE_MOSQUITTO_DYNSEC).empty()) {
       GTEST_SKIP() << "mosquitto_dynamic_security.so not found at configure time";
     }
-    // The plugin's config file must exist before the broker starts: it goes
-    // in a directory of its own, outlived by the Stack's.
+    // The plugin's config file must exist before the Stack starts the broker,
+    // so it goes in a directory of its own, which outlives the Stack.
     config = std::make_unique<test::TempDir>("mqtt-suback-dynsec");
     stack = std::make_unique<Stack>(
         StackOptions{.tag = "mqtt-suback",
