@@ -1,4 +1,4 @@
-// boxgate-chaos: the chaos run of issue 14 item 4 (bench/chaos builds and runs it).
+// boxgate-chaos: a whole stack held under faults (bench/chaos builds and runs it).
 //
 //   boxgate-chaos --run-dir DIR [--seconds 60] [--clients 16] [--rate 800] [--timeout-ms 2000]
 //

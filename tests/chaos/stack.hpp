@@ -1,5 +1,5 @@
 #pragma once
-// The chaos run's stack and its nemesis (issue 14 item 4): redis-server,
+// The chaos run's stack and its nemesis: redis-server,
 // mosquitto, two bridges in one shared-subscription group, two gateways and a
 // boxgate-devsim playing 8 echo devices (box-1..box-8), all on 127.0.0.1 with
 // free ports, from the tests/support fixtures (daemons from BOXGATE_BIN_DIR).

@@ -8,7 +8,7 @@
 - the dashboard JSON parses, every panel uses the provisioned data source and
   every query names only metrics (and labels) the daemons really export, read
   from their /metrics output (files given);
-- the dashboard shows what issue 15 asks: command rate by outcome, latency
+- the dashboard shows what an operator needs at a glance: command rate by outcome, latency
   p50/p99 from the histogram, pending, reconnects, bridge drops, unclaimed
   replies, dependency up/down;
 - with --rules-out, writes every query as a Prometheus recording rule, so

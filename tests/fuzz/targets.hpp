@@ -1,5 +1,5 @@
 #pragma once
-// The fuzz targets (issue 10, point 5): one function per parser that meets
+// The fuzz targets: one function per parser that meets
 // bytes nobody vouches for. Each takes one input, runs the code under test
 // and checks properties an independent oracle gives; a violated property
 // throws PropertyViolation (libFuzzer reports the uncaught exception as a

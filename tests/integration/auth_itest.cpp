@@ -1,4 +1,4 @@
-// API tokens (issue 10, point 1) on real processes: a missing or wrong token
+// API tokens on real processes: a missing or wrong token
 // is 401 with WWW-Authenticate, a valid token outside its scope is 403, and in
 // neither case is anything published (an MQTT '#' observer sees nothing) or
 // done in Redis (MONITOR sees no SUBSCRIBE, GET or PUBLISH) -- not even the

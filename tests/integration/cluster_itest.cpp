@@ -1,4 +1,4 @@
-// Redis Cluster (issue 13): gateway + bridge + devsim + mosquitto against a
+// Redis Cluster: gateway + bridge + devsim + mosquitto against a
 // real 3-primary / 3-replica cluster (redis_mode cluster). Commands spread
 // over every shard; a slot migrated while its replies flow; a manual
 // failover and a primary killed under load. Every figure goes through
@@ -98,7 +98,7 @@ class IdLoad {
                               {{"X-Request-Id", ids_[i]}});
           record(r);
           if (r.status == -1) c = client(port);
-          if (r.status == 503) std::this_thread::sleep_for(20ms);
+          if (r.status == 503) std::this_thread::sleep_for(20ms);  // a caller's back-off, not a wait
         }
       });
     }
@@ -112,6 +112,10 @@ class IdLoad {
     return counts_;
   }
   void stop() { stop_ = true; }
+  LoadCounts snapshot() {
+    std::lock_guard lock(mu_);
+    return counts_;
+  }
   long long longest_ms() {
     std::lock_guard lock(mu_);
     return longest_;
@@ -287,13 +291,12 @@ TEST_F(ClusterTest, SlotMigratedUnderLoadLosesNoReply) {
   int to = masters[0] == from ? masters[1] : masters[0];
 
   IdLoad load(gw, 1, ids, "timeout_ms=3000");  // one thread: every call is box-1's, in the slot
-  std::this_thread::sleep_for(500ms);
+  ASSERT_TRUE(test::eventually([&] { return load.snapshot().count(200) >= 5; }, 5s)) << load.snapshot().summary();
   const auto started = Clock::now();
   stack->cluster().migrate_slot(slot, to, 1500ms);
   report("migration_ms", ms_since(started));
   EXPECT_EQ(stack->cluster().master_of_slot(slot), to);
-  std::this_thread::sleep_for(1500ms);
-  LoadCounts counts = load.join();
+  LoadCounts counts = load.join();  // the rest of the ids, on the new owner
   report("statuses", counts.summary());
   report("longest_call_ms", load.longest_ms());
   report("bridge_redis_errors", metric(br, R"(boxgate_replies_dropped_total{reason="redis_error"})").value_or(-1));
@@ -319,7 +322,7 @@ void run_failover(ClusterStack& stack, bool kill) {
   stack.add_devsim({"--boxes", "8", "--delay-ms", "100"});
   const std::string query = "timeout_ms=8000";
   IdLoad load(gw, 4, fresh_ids(kill ? "kill" : "failover", 100000), query);
-  std::this_thread::sleep_for(2s);
+  ASSERT_TRUE(test::eventually([&] { return load.snapshot().count(200) >= 50; }, 10s)) << load.snapshot().summary();
   int master = stack.cluster().master_ports().front();
   int replica = stack.cluster().replica_of(master);
   ASSERT_NE(replica, 0);
@@ -338,7 +341,10 @@ void run_failover(ClusterStack& stack, bool kill) {
   // Ready again: every slot's master connected.
   EXPECT_TRUE(test::wait_ready(gw, 15s)) << stack.logs();
   report("gateway_ready_after_ms", ms_since(started));
-  std::this_thread::sleep_for(2s);  // load on the new primary
+  // Load on the new primary: 25 more answered.
+  const int answered_when_ready = load.snapshot().count(200);
+  EXPECT_TRUE(test::eventually([&] { return load.snapshot().count(200) >= answered_when_ready + 25; }, 10s))
+      << load.snapshot().summary();
   load.stop();
   LoadCounts counts = load.join();
   report("statuses", counts.summary());

@@ -38,8 +38,7 @@ std::string odd_reply(const std::string& id) {
 
 ProbeDevice::ReplyFn odd_replier() {
   return [](const MqttMessage& m) -> std::optional<std::pair<std::string, std::string>> {
-    auto at = m.topic.find("/request/");
-    return std::make_pair(m.topic.substr(0, at) + "/response/" + last_level(m.topic), odd_reply(last_level(m.topic)));
+    return std::make_pair(test::response_topic_for(m.topic), odd_reply(last_level(m.topic)));
   };
 }
 

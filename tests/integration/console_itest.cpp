@@ -1,4 +1,4 @@
-// The console (issue 12 point 4) in a real browser: headless Chromium, driven
+// The console in a real browser: headless Chromium, driven
 // over the DevTools protocol by tests/browser/console.mjs, against a real
 // stack with devsim (commands answered, events and state published): load a
 // box, send a command and see its reply, watch live events and see one

@@ -1,4 +1,4 @@
-// Issue 8, point 1 on real processes: JSON nested far deeper than any call
+// Deep JSON on real processes: JSON nested far deeper than any call
 // stack, with and without a top-level "id", never crashes a daemon. The
 // gateway refuses such bodies (400 invalid_body, nothing published) and keeps
 // serving; the bridge forwards a deep reply whose top-level id is valid,

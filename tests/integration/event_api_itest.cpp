@@ -1,4 +1,4 @@
-// Device data plane, gateway side (issue 12 point 3) on real processes: the
+// Device data plane, gateway side on real processes: the
 // latest state, JSON history, SSE streams (history, then live, resumed by
 // Last-Event-ID, no gap and no duplicate while events keep coming), the
 // heartbeat, a slow reader cut off without harm to a fast one, the stream
@@ -29,6 +29,11 @@ class EventApiTest : public StackTest {
     ASSERT_TRUE(test::eventually([&] { return metric(bridge_port, "boxgate_events_forwarded_total") == total; }, 5s))
         << stack->logs();
   }
+
+  // The gateway's reader of the fleet stream has its position (logged at
+  // debug, once per gateway): from then on a stream that joins it gets every
+  // later event.
+  bool tail_positioned() { return stack->gateway().wait_for_log("fleet stream reader positioned", 5s); }
 };
 
 TEST_F(EventApiTest, StateIsTheLatestOr404) {
@@ -115,18 +120,22 @@ TEST_F(EventApiTest, StreamSendsHistoryThenLiveAndResumesByLastEventId) {
   send_events(device, "box-1", 5, 8, br, total);
   SseClient resumed(gw, "/v1/devices/box-1/events", {{"Last-Event-ID", seen.back().id}});
   ASSERT_TRUE(resumed.wait_events(3, 5s)) << stack->logs();
-  std::this_thread::sleep_for(200ms);
-  auto again = resumed.events();
-  ASSERT_EQ(again.size(), 3u);
-  EXPECT_EQ(again[0].data, "e5");
-  EXPECT_EQ(again[2].data, "e7");
-  // Without a resume point: live events only.
+  // Without a resume point: live events only, once the gateway's reader of
+  // the fleet stream has its position (a stream that joins it then is live).
   SseClient live(gw, "/v1/devices/box-1/events");
   ASSERT_EQ(live.status(), 200);
-  std::this_thread::sleep_for(300ms);
+  ASSERT_TRUE(tail_positioned()) << stack->logs();
   send_events(device, "box-1", 8, 9, br, total);
   ASSERT_TRUE(live.wait_events(1, 5s));
   EXPECT_EQ(live.events().at(0).data, "e8");
+  // e8 is the fence for the resumed stream: what it missed, then e8, nothing
+  // twice (a repeat would have come before e8).
+  ASSERT_TRUE(resumed.wait_events(4, 5s)) << stack->logs();
+  auto again = resumed.events();
+  ASSERT_EQ(again.size(), 4u);
+  EXPECT_EQ(again[0].data, "e5");
+  EXPECT_EQ(again[2].data, "e7");
+  EXPECT_EQ(again[3].data, "e8");
   EXPECT_EQ(get(gw, "/metrics").status, 200);
   EXPECT_EQ(SseClient(gw, "/v1/devices/box-1/events", {{"Last-Event-ID", "x"}}).status(), 400);
 }
@@ -143,22 +152,24 @@ TEST_F(EventApiTest, NoGapAndNoDuplicateBetweenHistoryAndLive) {
     for (int i = 0; i < kEvents; ++i) {
       device.publish("dev/box-1/event/n", std::to_string(i), 0);
       published = i + 1;
-      if (i % 20 == 0) std::this_thread::sleep_for(2ms);
+      if (i % 20 == 0) std::this_thread::sleep_for(2ms);  // the flow's pace, so the streams join mid-flow
     }
   });
-  while (published < 100) std::this_thread::sleep_for(1ms);
+  ASSERT_TRUE(test::eventually([&] { return published >= 100; }, 10s, 1ms));
   // Two streams join mid-flow: one from the start of the stream, one from
   // the fleet stream (same ids).
   SseClient box(gw, "/v1/devices/box-1/events?after=0");
   SseClient fleet(gw, "/v1/events?box=box-1&after=0");
   sender.join();
-  ASSERT_TRUE(test::eventually([&] { return metric(br, "boxgate_events_forwarded_total") == kEvents; }, 10s));
+  // One more event as a fence: a repeat from the join would come before it.
+  device.publish("dev/box-1/event/n", "end", 0);
+  ASSERT_TRUE(test::eventually([&] { return metric(br, "boxgate_events_forwarded_total") == kEvents + 1; }, 10s));
   for (SseClient* c : {&box, &fleet}) {
-    ASSERT_TRUE(c->wait_events(kEvents, 10s)) << c->events().size() << "\n" << stack->logs();
-    std::this_thread::sleep_for(200ms);
+    ASSERT_TRUE(c->wait_events(kEvents + 1, 10s)) << c->events().size() << "\n" << stack->logs();
     auto events = c->events();
-    ASSERT_EQ(events.size(), static_cast<std::size_t>(kEvents));
+    ASSERT_EQ(events.size(), static_cast<std::size_t>(kEvents + 1));
     for (int i = 0; i < kEvents; ++i) ASSERT_EQ(events[i].data, std::to_string(i)) << "at " << i;
+    EXPECT_EQ(events.back().data, "end");
   }
   EXPECT_EQ(box.events().back().id, fleet.events().back().id);
 }
@@ -181,7 +192,7 @@ TEST_F(EventApiTest, SlowReaderIsCutOffAndOthersKeepTheirEvents) {
   SseClient fast(gw, "/v1/devices/box-1/events");
   ASSERT_EQ(fast.status(), 200);
   ASSERT_TRUE(test::eventually([&] { return metric(gw, "boxgate_streams_open") == 2.0; }, 5s));
-  std::this_thread::sleep_for(300ms);  // both joined the live tail
+  ASSERT_TRUE(tail_positioned()) << stack->logs();  // both joined the live tail
   MqttProbe device(stack->mqtt_port());
   const std::string payload(2 * 1024, 'x');
   constexpr int kEvents = 2000;  // ~4 MB: far beyond the slow reader's 256 KiB plus its socket buffers
@@ -254,7 +265,8 @@ TEST_F(EventApiTest, FleetReaderRetriesAnErrorReplyCalmlyAndRecovers) {
   redis.set("dev/events", "not a stream");
   ASSERT_TRUE(test::eventually([&] { return count("fleet stream read failed: WRONGTYPE") >= 1; }, 8s)) << stack->logs();
   long before = xread_calls();
-  std::this_thread::sleep_for(2s);  // what is measured: how often it asks meanwhile
+  // The point of this pause: how often the reader asks within a 2 s window.
+  std::this_thread::sleep_for(2s);
   EXPECT_LE(xread_calls() - before, 4) << "an error reply must not be resent at once";
   EXPECT_EQ(count("asking again every 1000 ms"), 2) << "one error line per problem, not per retry";
   redis.del("dev/events");
@@ -298,7 +310,7 @@ TEST_F(EventApiTest, TokensAndScopesApplyToEveryRead) {
   SseClient lab(gw, "/v1/events?box=lab-*", ci);
   ASSERT_EQ(all.status(), 200);
   ASSERT_EQ(lab.status(), 200);
-  std::this_thread::sleep_for(300ms);
+  ASSERT_TRUE(tail_positioned()) << stack->logs();  // both joined the live tail
   MqttProbe device(stack->mqtt_port());
   for (const char* box : {"box-1", "other-1", "lab-7", "lab-8", "box-2"}) {
     device.publish(std::string("dev/") + box + "/event/n", box);
@@ -306,6 +318,8 @@ TEST_F(EventApiTest, TokensAndScopesApplyToEveryRead) {
   ASSERT_TRUE(test::eventually([&] { return metric(br, "boxgate_events_forwarded_total") == 5.0; }, 5s));
   ASSERT_TRUE(all.wait_events(3, 5s)) << stack->logs();
   ASSERT_TRUE(lab.wait_events(1, 5s));
+  // The point of this pause: proving that no event outside the scope or the
+  // pattern arrives within a window (there is no later event to fence with).
   std::this_thread::sleep_for(300ms);
   std::vector<std::string> boxes;
   for (const auto& e : all.events()) boxes.push_back(e.data);

@@ -1,4 +1,4 @@
-// Device data plane, bridge side (issue 12 point 1): a device's events reach
+// Device data plane, bridge side: a device's events reach
 // the box stream and the fleet stream under one id and the event channel;
 // its state is stored (latest wins) and published; bad topics and oversize
 // payloads are dropped and counted; events wait out a Redis outage.

@@ -1,4 +1,4 @@
-// Fault tests, limits (issue 4 item 7): idle and slow clients must not starve
+// Fault tests, limits: idle and slow clients must not starve
 // a normal caller; max_pending and max_pending_per_device refuse with 429 and
 // Retry-After while other boxes keep working.
 
@@ -44,11 +44,12 @@ TEST_F(LimitFaults, IdleAndSlowClientsDoNotStarveANormalCommand) {
           ++refused;
         }
       }
-      std::this_thread::sleep_for(50ms);
+      std::this_thread::sleep_for(50ms);  // the trickle's pace: the point of a slow client
     }
   });
 
-  std::this_thread::sleep_for(500ms);  // let the trickle get going
+  // The trickle is going: every slow connection has sent a few bytes.
+  ASSERT_TRUE(test::eventually([&] { return bytes_sent + refused >= 5 * static_cast<int>(slow.size()); }, 5s));
   long long slowest = 0;
   for (int i = 0; i < 10; ++i) {
     auto c = client(gw);  // a new connection each time: accept must not be starved either
@@ -56,7 +57,7 @@ TEST_F(LimitFaults, IdleAndSlowClientsDoNotStarveANormalCommand) {
     EXPECT_EQ(r.status, 200) << r.body << r.error;
     EXPECT_LE(r.elapsed.count(), 1000);
     slowest = std::max<long long>(slowest, r.elapsed.count());
-    std::this_thread::sleep_for(100ms);
+    std::this_thread::sleep_for(100ms);  // the point: the calls spread over a second of trickle
   }
   HttpResult health = get(gw, "/healthz");
   EXPECT_EQ(health.status, 200);
@@ -95,7 +96,7 @@ TEST_F(LimitFaults, SlowHeadersAreCutOffByTheHeaderTimeout) {
     }
     if (idle_closed_ms < 0 && idle.closed_by_peer()) idle_closed_ms = ms_since(started);
     if (idle_closed_ms >= 0 && slow_closed_ms >= 0) break;
-    std::this_thread::sleep_for(200ms);
+    std::this_thread::sleep_for(200ms);  // the trickle's pace: one byte per 200 ms
   }
   report("idle_connection_closed_after_ms", idle_closed_ms);
   report("slow_header_connection_closed_after_ms", slow_closed_ms);
@@ -135,9 +136,11 @@ TEST_F(LimitFaults, SlowClientsCannotHoldMoreConnectionsThanTheCap) {
           ++cut_off;
         }
       }
-      std::this_thread::sleep_for(200ms);
+      std::this_thread::sleep_for(200ms);  // the trickle's pace: one byte per 200 ms
     }
   });
+  // The point of this pause: the 1 s idle timeout has long passed (2.5 x)
+  // while the clients keep trickling.
   std::this_thread::sleep_for(2500ms);
   const int fds_held = open_fds() - fds_before;
   auto c = client(gw);

@@ -1,4 +1,4 @@
-// Fault tests, misbehaving devices (issue 4 item 7): duplicate and late
+// Fault tests, misbehaving devices: duplicate and late
 // replies get one response each and are counted; garbage replies are dropped,
 // counted, and never stop the bridge from serving.
 

@@ -1,14 +1,14 @@
 #pragma once
-// Helpers of the fault tests (tests/integration/faults_*_itest.cpp, issue 4
-// item 7): measuring and reporting times and counts, a load generator that
-// counts outcomes, a silent device whose replies the test sends by hand, and
-// raw TCP connections for idle/slow clients.
+// Helpers of the fault tests (tests/integration/faults_*_itest.cpp):
+// measuring and reporting times and counts, a load generator that counts
+// outcomes, polling for refusals, and raw TCP connections for idle/slow
+// clients.
 //
 // Callers: the test thread, except where a comment says otherwise. Every
 // measured figure goes through report(), which prints one line
 //   [ FAULT    ] <Suite.Test> <key>=<value>
-// on stdout and records it as a gtest property (in --gtest_output=xml), so the
-// issue note can quote it.
+// on stdout and records it as a gtest property (in --gtest_output=xml), so a
+// run's figures (latencies, counts) can be compared across builds.
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -18,6 +18,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -50,12 +51,7 @@ void report(const std::string& key, const T& value) {
   ::testing::Test::RecordProperty(key, text.str());
 }
 
-// The reply a device sends for the command on `request_topic`
-// ("dev/<box>/request/<id>" -> "dev/<box>/response/<id>").
-inline std::string response_topic_for(const std::string& request_topic) {
-  auto at = request_topic.find("/request/");
-  return request_topic.substr(0, at) + "/response/" + request_topic.substr(at + 9);
-}
+using test::response_topic_for;
 
 // One command on a fresh connection, run on its own thread (std::async).
 inline std::future<HttpResult> post_async(int port, std::string path, std::string body = R"({"method":"m"})",
@@ -65,6 +61,34 @@ inline std::future<HttpResult> post_async(int port, std::string path, std::strin
     auto c = client(port);
     return post(*c, path, body, headers);
   });
+}
+
+// Sends a command to box-1 (with `query`) every `every` until one is refused
+// with 503 `code`, answered within `at_once` when that is not 0; false at the
+// deadline. `last` holds the last answer, for the failure message.
+inline bool eventually_refused(httplib::Client& c, const std::string& code, std::chrono::milliseconds within,
+                               HttpResult& last, std::chrono::milliseconds at_once = 0ms,
+                               const std::string& query = "timeout_ms=500", std::chrono::milliseconds every = 5ms) {
+  return test::eventually(
+      [&] {
+        last = post(c, command_path("box-1", query), R"({"method":"ping"})");
+        return last.status == 503 && last.error_code() == code && (at_once == 0ms || last.elapsed < at_once);
+      },
+      within, every);
+}
+
+// Sends `n` commands on `path`, each of which must be refused with 503
+// `code` and a Retry-After; returns the slowest answer's time in ms.
+inline long long slowest_of_refusals(httplib::Client& c, const std::string& path, const std::string& code, int n = 10) {
+  long long slowest = 0;
+  for (int i = 0; i < n; ++i) {
+    HttpResult r = post(c, path, R"({"method":"ping"})");
+    EXPECT_EQ(r.status, 503) << r.body;
+    EXPECT_EQ(r.error_code(), code) << r.body;
+    EXPECT_FALSE(r.header("Retry-After").empty());
+    slowest = std::max<long long>(slowest, r.elapsed.count());
+  }
+  return slowest;
 }
 
 // What a burst of load ended with: HTTP statuses by code, transport errors
@@ -151,21 +175,7 @@ class Load {
 // the destructor. Throws std::runtime_error when it cannot connect.
 class RawConnection {
  public:
-  explicit RawConnection(int port) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd_ < 0) throw std::runtime_error("socket() failed");
-    int on = 1;
-    ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(static_cast<std::uint16_t>(port));
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-      ::close(fd_);
-      fd_ = -1;
-      throw std::runtime_error("connect to port " + std::to_string(port) + " failed");
-    }
-  }
+  explicit RawConnection(int port) : fd_(test::connect_loopback(port, "RawConnection", {.no_delay = true})) {}
   ~RawConnection() {
     if (fd_ >= 0) ::close(fd_);
   }
@@ -191,7 +201,7 @@ class RawConnection {
       if (n == 0) return true;
       if (n < 0) return errno != EAGAIN && errno != EWOULDBLOCK;
       received_.append(buf, static_cast<std::size_t>(n));
-      std::this_thread::sleep_for(1ms);
+      std::this_thread::sleep_for(1ms);  // let the rest of a reply or the EOF come
     }
     return false;
   }

@@ -1,4 +1,4 @@
-// Hardening (issue 8) on real processes: the contract's step order, the answer
+// Hardening on real processes: the contract's step order, the answer
 // at the end of a drain, strict query strings, memory bounded in bytes,
 // liveness judged by progress, and large replies end to end.
 
@@ -310,14 +310,7 @@ TEST_F(HardeningTest, SlowReaderGetsALargeReplyWhole) {
   int gw = stack->add_gateway({"--http-idle-timeout-ms", "500"});
   const std::string stored = reply_of_size("slow-read", 16 << 20);
   test::plant_stored_reply(stack->redis(), "box-1", "slow-read", kBody, stored);
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  int small = 64 * 1024;
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<std::uint16_t>(gw));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  int fd = test::connect_loopback(gw, "slow reader", {.receive_buffer = 64 * 1024});
   std::string request = std::string("POST ") + command_path("box-1") +
                         " HTTP/1.1\r\nHost: x\r\nX-Request-Id: slow-read\r\nContent-Type: application/json\r\n"
                         "Content-Length: " + std::to_string(std::string(kBody).size()) + "\r\n\r\n" + kBody;

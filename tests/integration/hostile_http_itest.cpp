@@ -1,4 +1,4 @@
-// Hostile HTTP input (issue 10, point 4), one test per class, on raw sockets:
+// Hostile HTTP input, one test per class, on raw sockets:
 // conflicting Content-Length/Transfer-Encoding, repeated Content-Length,
 // chunked bodies over the limit, header floods, very long request lines, NUL
 // and CR/LF/control bytes in header values, percent-encoded '/ + # NUL' in the
@@ -76,7 +76,7 @@ RawReply exchange(int port, const std::string& request, bool until_close) {
     if (!until_close && complete_response(conn.received())) break;
   }
   reply.bytes = conn.received();
-  // For tests/openapi_check.py: the first request line's method and path.
+  // For tests/docs/openapi_check.py: the first request line's method and path.
   std::string line = request.substr(0, request.find("\r\n"));
   auto sp1 = line.find(' ');
   auto sp2 = line.find(' ', sp1 == std::string::npos ? 0 : sp1 + 1);

@@ -9,10 +9,34 @@ namespace boxgate::itest {
 
 // ---------------------------------------------------------------- Stack
 
-Stack::Stack(const std::string& tag)
-    : tmp_(std::make_unique<test::TempDir>(tag)),
-      redis_(std::make_unique<test::RedisServer>(*tmp_)),
-      mqtt_(std::make_unique<test::Mosquitto>(*tmp_)) {}
+Stack::Stack(const std::string& tag) : Stack(StackOptions{.tag = tag}) {}
+
+Stack::Stack(StackOptions options) : tmp_(std::make_unique<test::TempDir>(options.tag)) {
+  if (options.redis_acl) {
+    const test::RedisCredentials admin = redis_admin();
+    redis_ = std::make_unique<test::RedisServer>(
+        *tmp_, 0, std::vector<std::string>{"--aclfile", test::redis_acl_file(*tmp_, redis_users_, admin)}, admin);
+  } else {
+    redis_ = std::make_unique<test::RedisServer>(*tmp_);
+  }
+  if (!options.mqtt_users.empty()) {
+    secure_mqtt_ = std::make_unique<test::SecureMosquitto>(*tmp_, std::move(options.mqtt_users), options.mqtt_config);
+    tls_port_ = secure_mqtt_->tls_port();
+    return;
+  }
+  if (options.mqtt_tls) {
+    pki_ = test::make_test_pki(*tmp_);
+    tls_port_ = test::free_port();
+    options.mqtt_config.insert(options.mqtt_config.end(),
+                               {"listener " + std::to_string(tls_port_) + " 127.0.0.1", "cafile " + pki_->ca_cert,
+                                "certfile " + pki_->server_cert, "keyfile " + pki_->server_key});
+  }
+  mqtt_ = std::make_unique<test::Mosquitto>(*tmp_, 0, std::move(options.mqtt_config));
+  if (tls_port_ != 0 && !test::wait_for_port(tls_port_, 5s)) {
+    throw std::runtime_error("mosquitto's TLS listener on port " + std::to_string(tls_port_) + " did not open; log:\n" +
+                             mqtt_->process().log_tail());
+  }
+}
 
 Stack::~Stack() {
   // Daemons first (reverse start order), then the brokers, then the directory.
@@ -20,34 +44,62 @@ Stack::~Stack() {
   while (!bridges_.empty()) bridges_.pop_back();
   while (!gateways_.empty()) gateways_.pop_back();
   mqtt_.reset();
+  secure_mqtt_.reset();
   redis_.reset();
   tmp_.reset();
 }
 
-int Stack::add_gateway(std::vector<std::string> extra_flags, bool wait_ready) {
+test::Mosquitto& Stack::mqtt() {
+  if (!mqtt_) throw std::logic_error("this Stack runs the hardened broker: use secure_mqtt()");
+  return *mqtt_;
+}
+
+test::SecureMosquitto& Stack::secure_mqtt() {
+  if (!secure_mqtt_) throw std::logic_error("this Stack runs the plain broker: use mqtt()");
+  return *secure_mqtt_;
+}
+
+const test::TestPki& Stack::pki() const {
+  if (secure_mqtt_) return secure_mqtt_->pki();
+  if (!pki_) throw std::logic_error("this Stack has no TLS listener (StackOptions::mqtt_tls)");
+  return *pki_;
+}
+
+std::vector<Process*> Stack::daemons() {
+  std::vector<Process*> out;
+  for (auto& g : gateways_) out.push_back(&g);
+  for (auto& b : bridges_) out.push_back(&b);
+  for (auto& d : devsims_) out.push_back(&d);
+  return out;
+}
+
+int Stack::add_gateway(std::vector<std::string> extra_flags, bool wait_ready, std::vector<std::string> env) {
   int port = test::free_port();
-  gateways_.push_back(test::start_gateway(*tmp_, port, redis_->port(), mqtt_->port(), std::move(extra_flags)));
+  gateways_.push_back(
+      test::start_gateway(*tmp_, port, redis_->port(), mqtt_port(), std::move(extra_flags), std::move(env)));
   gateway_ports_.push_back(port);
-  if (wait_ready && !test::wait_ready(port, 15s)) {
-    throw std::runtime_error("gateway on port " + std::to_string(port) + " not ready; log:\n" +
-                             gateways_.back().log_tail());
-  }
+  if (wait_ready) await_ready(gateways_.back(), port);
   return port;
 }
 
-int Stack::add_bridge(std::vector<std::string> extra_flags, bool wait_ready) {
+int Stack::add_bridge(std::vector<std::string> extra_flags, bool wait_ready, std::vector<std::string> env) {
   int port = test::free_port();
-  bridges_.push_back(test::start_bridge(*tmp_, port, redis_->port(), mqtt_->port(), std::move(extra_flags)));
+  bridges_.push_back(
+      test::start_bridge(*tmp_, port, redis_->port(), mqtt_port(), std::move(extra_flags), std::move(env)));
   bridge_ports_.push_back(port);
-  if (wait_ready && !test::wait_ready(port, 15s)) {
-    throw std::runtime_error("bridge on port " + std::to_string(port) + " not ready; log:\n" +
-                             bridges_.back().log_tail());
-  }
+  if (wait_ready) await_ready(bridges_.back(), port);
   return port;
 }
 
-std::size_t Stack::add_devsim(std::vector<std::string> flags) {
-  devsims_.push_back(test::start_devsim(*tmp_, mqtt_->port(), std::move(flags)));
+void Stack::await_ready(const Process& daemon, int port) {
+  if (!test::wait_ready(port, 15s)) {
+    throw std::runtime_error(daemon.name() + " on port " + std::to_string(port) + " not ready; log:\n" +
+                             daemon.log_tail());
+  }
+}
+
+std::size_t Stack::add_devsim(std::vector<std::string> flags, std::vector<std::string> env) {
+  devsims_.push_back(test::start_devsim(*tmp_, mqtt_port(), std::move(flags), std::move(env)));
   return devsims_.size() - 1;
 }
 
@@ -151,9 +203,8 @@ void ProbeDevice::run() {
 
 ProbeDevice::ReplyFn ProbeDevice::echo() {
   return [](const MqttMessage& m) -> std::optional<std::pair<std::string, std::string>> {
-    auto at = m.topic.find("/request/");
-    if (at == std::string::npos) return std::nullopt;
-    std::string topic = m.topic.substr(0, at) + "/response/" + m.topic.substr(at + 9);
+    std::string topic = test::response_topic_for(m.topic);
+    if (topic.empty()) return std::nullopt;
     return std::make_pair(topic, R"({"id":")" + last_level(m.topic) + R"(","result":{"ok":true}})");
   };
 }

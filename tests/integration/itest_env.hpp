@@ -11,6 +11,7 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -31,18 +32,39 @@ using test::MqttMessage;
 using test::MqttProbe;
 using test::Process;
 
+// What a Stack's brokers look like. The default: a plain redis-server and a
+// plain mosquitto, no credentials, no TLS.
+struct StackOptions {
+  std::string tag = "itest";
+  // Lines appended to the plain broker's config (e.g. a plugin).
+  std::vector<std::string> mqtt_config{};
+  // The plain broker gets a second listener speaking TLS (mqtt_tls_port())
+  // with a certificate for 127.0.0.1 signed by the test CA (pki()).
+  bool mqtt_tls = false;
+  // Non-empty: the hardened broker instead (test::SecureMosquitto: the shipped
+  // config and ACL, TLS, these users and passwords); mqtt_port() is its
+  // clear-text listener with the same users.
+  std::map<std::string, std::string> mqtt_users{};
+  // Redis started with the shipped ACL file (config/redis-users.acl, the
+  // passwords of redis_users()); the Stack's own clients log in as
+  // redis_admin(). The daemons need --redis-username/--redis-password.
+  bool redis_acl = false;
+};
+
 // redis-server + mosquitto on free ports, plus the daemons a test adds.
 class Stack {
  public:
   explicit Stack(const std::string& tag = "itest");
+  explicit Stack(StackOptions options);
   ~Stack();
 
   // Starts a gateway on a free port and returns the port. Readiness (Redis
-  // and MQTT connected) is awaited unless wait_ready is false.
-  int add_gateway(std::vector<std::string> extra_flags = {}, bool wait_ready = true);
-  int add_bridge(std::vector<std::string> extra_flags = {}, bool wait_ready = true);
+  // and MQTT connected) is awaited unless wait_ready is false. `env`: extra
+  // environment entries ("NAME=value"), e.g. a password.
+  int add_gateway(std::vector<std::string> extra_flags = {}, bool wait_ready = true, std::vector<std::string> env = {});
+  int add_bridge(std::vector<std::string> extra_flags = {}, bool wait_ready = true, std::vector<std::string> env = {});
   // boxgate-devsim on this broker; returns its index in devsims().
-  std::size_t add_devsim(std::vector<std::string> flags);
+  std::size_t add_devsim(std::vector<std::string> flags, std::vector<std::string> env = {});
 
   // Stops every daemon with SIGTERM and records a test failure for any that
   // did not exit 0 or whose log holds a sanitizer report. Idempotent.
@@ -50,20 +72,39 @@ class Stack {
 
   test::TempDir& tmp() { return *tmp_; }
   test::RedisServer& redis() { return *redis_; }
-  test::Mosquitto& mqtt() { return *mqtt_; }
-  int mqtt_port() const { return mqtt_->port(); }
+  // The plain broker; throws std::logic_error on a Stack with mqtt_users.
+  test::Mosquitto& mqtt();
+  // The hardened broker; throws std::logic_error on a Stack without mqtt_users.
+  test::SecureMosquitto& secure_mqtt();
+  int mqtt_port() const { return mqtt_ ? mqtt_->port() : secure_mqtt_->plain_port(); }
+  // The TLS listener (mqtt_tls or mqtt_users), else 0.
+  int mqtt_tls_port() const { return tls_port_; }
+  // The test CA and certificates (mqtt_tls or mqtt_users); throws otherwise.
+  const test::TestPki& pki() const;
+  // The daemons' Redis users (redis_acl) and the admin the Stack's clients use.
+  const test::BoxgateRedisUsers& redis_users() const { return redis_users_; }
+  static test::RedisCredentials redis_admin() { return {"admin", "admin-test-password"}; }
   Process& gateway(std::size_t i = 0) { return gateways_.at(i); }
   Process& bridge(std::size_t i = 0) { return bridges_.at(i); }
   Process& devsim(std::size_t i = 0) { return devsims_.at(i); }
+  // Every daemon started so far: gateways, bridges, devsims.
+  std::vector<Process*> daemons();
   int gateway_port(std::size_t i = 0) const { return gateway_ports_.at(i); }
   int bridge_port(std::size_t i = 0) const { return bridge_ports_.at(i); }
   // Log tails of every daemon, for failure messages.
   std::string logs(std::size_t lines = 30);
 
  private:
+  // Throws with the log tail unless the daemon's /readyz answers 200 (15 s).
+  static void await_ready(const Process& daemon, int port);
+
   std::unique_ptr<test::TempDir> tmp_;
+  test::BoxgateRedisUsers redis_users_;
   std::unique_ptr<test::RedisServer> redis_;
+  std::optional<test::TestPki> pki_;
+  int tls_port_ = 0;
   std::unique_ptr<test::Mosquitto> mqtt_;
+  std::unique_ptr<test::SecureMosquitto> secure_mqtt_;
   std::vector<Process> gateways_;
   std::vector<int> gateway_ports_;
   std::vector<Process> bridges_;
@@ -76,8 +117,9 @@ class Stack {
 // SIGTERM with no sanitizer report in its log.
 class StackTest : public ::testing::Test {
  protected:
-  explicit StackTest(std::string tag) : tag_(std::move(tag)) {}
-  void SetUp() override { stack = std::make_unique<Stack>(tag_); }
+  explicit StackTest(std::string tag) { options_.tag = std::move(tag); }
+  explicit StackTest(StackOptions options) : options_(std::move(options)) {}
+  void SetUp() override { stack = std::make_unique<Stack>(options_); }
   void TearDown() override {
     if (stack) stack->stop_daemons_and_check();
     stack.reset();
@@ -85,7 +127,7 @@ class StackTest : public ::testing::Test {
   std::unique_ptr<Stack> stack;
 
  private:
-  std::string tag_;
+  StackOptions options_;
 };
 
 // The HTTP call helpers live in tests/support/http.hpp (the chaos run uses them too).

@@ -1,4 +1,4 @@
-// The command lifecycle across the cluster (issue 11): the command record,
+// The command lifecycle across the cluster: the command record,
 // exactly-once publishing of one X-Request-Id over three gateways, async
 // commands polled and long-polled from another replica, late replies kept,
 // one-way messages answered after the broker's PUBACK, and the 504 that says
@@ -117,7 +117,7 @@ TEST_F(LifecycleTest, AsyncCommandIsPolledAndLongPolledFromAnotherReplica) {
   EXPECT_EQ(pending.json().value("state", ""), "pending");
 
   // A long poll on B, and one on A, whose waiting command shares the reply
-  // channel with it; the device answers 300 ms later.
+  // channel with it; the device answers once both are waiting.
   auto poll = std::async(std::launch::async, [&] {
     auto pc = client(b);
     return test::get(*pc, status_path("box-1", "job-1", "wait_ms=10000"));
@@ -126,7 +126,16 @@ TEST_F(LifecycleTest, AsyncCommandIsPolledAndLongPolledFromAnotherReplica) {
     auto pc = client(a);
     return test::get(*pc, status_path("box-1", "job-1", "wait_ms=10000"));
   });
-  std::this_thread::sleep_for(300ms);
+  // Both are waiting: each gateway counts its long poll, and B's subscription
+  // to the reply channel has reached Redis (A's command already holds it).
+  ASSERT_TRUE(test::eventually(
+      [&] {
+        return metric(a, "boxgate_command_status_long_polls") == 1.0 &&
+               metric(b, "boxgate_command_status_long_polls") == 1.0 &&
+               stack->redis().pubsub_numsub("dev/box-1/response/job-1") == 2;
+      },
+      5s))
+      << stack->logs();
   auto replied_at = Clock::now();
   const std::string reply = R"({"id":"job-1","result":{"flashed":true}})";
   device->publish("dev/box-1/response/job-1", reply);

@@ -1,4 +1,4 @@
-// Logs (issue 15, point 6): JSON lines about a command carry its request_id
+// Logs: JSON lines about a command carry its request_id
 // and box_id as fields, one access-log line per call that access_log=false
 // turns off, a level per component (log_levels), and a dependency that keeps
 // refusing is logged once per change, not once per retry.
@@ -146,8 +146,15 @@ TEST_F(LogsTest, RedisRefusingAuthIsLoggedOncePerChangeNotPerRetry) {
                               false);
   Process& p = stack->gateway();
   ASSERT_TRUE(p.wait_for_log("refused AUTH", 5s)) << p.log_tail();
-  // Retries every 50-100 ms: 2.5 s is dozens of refusals.
-  std::this_thread::sleep_for(2500ms);
+  // Retries every 50-100 ms: wait until Redis has refused dozens of AUTHs.
+  auto failed_auths = [&] {
+    std::string info = admin.command({"INFO", "commandstats"}).str;
+    auto at = info.find("cmdstat_auth:");
+    if (at == std::string::npos) return 0L;
+    at = info.find("failed_calls=", at);
+    return at == std::string::npos ? 0L : std::stol(info.substr(at + 13));
+  };
+  ASSERT_TRUE(test::eventually([&] { return failed_auths() >= 24; }, 10s)) << failed_auths() << " refusals";
   EXPECT_EQ(get(gw, "/readyz").status, 503);
   // One line per connection (command and subscriber), whatever the retries.
   std::size_t refused = count_lines(p, "refused AUTH");
@@ -172,7 +179,14 @@ TEST_F(LogsTest, BrokerRefusingTheConnectionIsLoggedOncePerChange) {
                                         {"--log-level", "info", "--mqtt-backoff-max-ms", "100"});
   // "cannot connect to ...: refused: not authorized (retrying; logged again when the reason changes)"
   ASSERT_TRUE(gateway.wait_for_log("refused: not authorized", 5s)) << gateway.log_tail();
-  std::this_thread::sleep_for(2500ms);
+  // Retries every 50-100 ms: wait until the broker has refused a dozen of them.
+  auto refusals = [&] {
+    std::string log = closed.process().log();
+    int n = 0;
+    for (auto at = log.find("not authorised"); at != std::string::npos; at = log.find("not authorised", at + 1)) ++n;
+    return n;
+  };
+  ASSERT_TRUE(test::eventually([&] { return refusals() >= 12; }, 10s)) << closed.process().log_tail();
   EXPECT_EQ(get(gw, "/readyz").status, 503);
   EXPECT_EQ(count_lines(gateway, "refused: not authorized"), 1u) << gateway.log_tail(60);
   EXPECT_EQ(count_lines(gateway, "cannot connect"), 1u) << gateway.log_tail(60);

@@ -1,4 +1,4 @@
-// The broker side of MQTT security (issue 10, point 2) on a real mosquitto
+// The broker side of MQTT security on a real mosquitto
 // started with the shipped config/mosquitto-secure.conf and
 // config/mosquitto.acl (tests/support/secure_mosquitto.hpp): no anonymous
 // client, no wrong password; a device reads only its own commands and

@@ -1,4 +1,4 @@
-// The MQTT broker frozen with SIGSTOP (issue 9): its TCP connections stay
+// The MQTT broker frozen with SIGSTOP: its TCP connections stay
 // open and the kernel still accepts new ones, so only MQTT itself can tell.
 // - keep-alive: /readyz says "mqtt":"down" within about 2 x keep-alive,
 //   commands fail fast with 503 mqtt_unavailable, and both daemons serve
@@ -116,14 +116,7 @@ TEST_F(FrozenBroker, UnacknowledgedPublishesAreBoundedAndTheRestAnswered503AtOnc
   ASSERT_TRUE(test::eventually([&] { return metric(gw, "boxgate_commands_pending") == kBound; }, 5s))
       << metric(gw, "boxgate_commands_pending").value_or(-1) << "\n" << stack->logs();
 
-  long long slowest = 0;
-  for (int i = 0; i < 10; ++i) {
-    HttpResult r = post(*c, command_path("box-9", "timeout_ms=2000"), kBody);
-    EXPECT_EQ(r.status, 503) << r.body;
-    EXPECT_EQ(r.error_code(), "mqtt_unavailable") << r.body;
-    EXPECT_FALSE(r.header("Retry-After").empty());
-    slowest = std::max<long long>(slowest, r.elapsed.count());
-  }
+  const long long slowest = slowest_of_refusals(*c, command_path("box-9", "timeout_ms=2000"), "mqtt_unavailable");
   report("slowest_of_10_refusals_over_the_bound_ms", slowest);
   EXPECT_LT(slowest, 100);
   EXPECT_EQ(metric(gw, "boxgate_commands_pending"), kBound) << "a refused command must not wait";

@@ -1,4 +1,4 @@
-// The daemons on the hardened broker (issue 10, point 2): the real
+// The daemons on the hardened broker: the real
 // boxgate-gateway and boxgate-bridge connect over TLS as their service users
 // (config/mosquitto.acl: gateway@boxgate may only publish commands,
 // bridge@boxgate only receive replies), a device logged in as its box id
@@ -50,33 +50,29 @@ std::size_t count_lines(const std::string& log, std::initializer_list<std::strin
   return n;
 }
 
-class MqttSecureTest : public ::testing::Test {
+class MqttSecureTest : public StackTest {
  protected:
-  void SetUp() override {
-    tmp = std::make_unique<test::TempDir>("mqtt-secure");
-    broker = std::make_unique<SecureMosquitto>(*tmp, std::map<std::string, std::string>{
-                                                         {"box-1", kBox1Password},
-                                                         {"box-2", kBox2Password},
-                                                         {SecureMosquitto::kGatewayUser, kGatewayPassword},
-                                                         {SecureMosquitto::kBridgeUser, kBridgePassword}});
-    redis = std::make_unique<test::RedisServer>(*tmp);
-  }
+  MqttSecureTest()
+      : StackTest(StackOptions{.tag = "mqtt-secure",
+                               .mqtt_users = {{"box-1", kBox1Password},
+                                              {"box-2", kBox2Password},
+                                              {SecureMosquitto::kGatewayUser, kGatewayPassword},
+                                              {SecureMosquitto::kBridgeUser, kBridgePassword}}}) {}
   void TearDown() override {
-    for (auto& p : daemons) {
-      EXPECT_EQ(p.stop(SIGTERM, 10s), 0) << p.name() << ":\n" << p.log_tail();
-      EXPECT_TRUE(p.sanitizer_report().empty()) << p.sanitizer_report();
+    if (stack) {
+      stack->stop_daemons_and_check();
       // Secrets never reach a log, at any level (the daemons log at debug here).
-      const std::string log = p.log();
-      for (const auto& secret : {kGatewayPassword, kBridgePassword, kBox1Password, kBox2Password, kWrongPassword,
-                                 std::string(TestPki::kClientKeyPassphrase)}) {
-        EXPECT_EQ(log.find(secret), std::string::npos) << p.name() << " logged a secret";
+      for (const Process* p : stack->daemons()) {
+        const std::string log = p->log();
+        for (const auto& secret : {kGatewayPassword, kBridgePassword, kBox1Password, kBox2Password, kWrongPassword,
+                                   std::string(TestPki::kClientKeyPassphrase)}) {
+          EXPECT_EQ(log.find(secret), std::string::npos) << p->name() << " logged a secret";
+        }
       }
     }
-    daemons.clear();
-    redis.reset();
-    broker.reset();
-    tmp.reset();
+    StackTest::TearDown();
   }
+  SecureMosquitto& broker() { return stack->secure_mqtt(); }
 
   // The flags of a daemon on `uri` as `user`; the password goes through the
   // environment, as docs/security.md recommends (flags show in ps).
@@ -84,23 +80,17 @@ class MqttSecureTest : public ::testing::Test {
     return {"--mqtt-uri", uri, "--mqtt-ca-file", ca, "--mqtt-username", user, "--mqtt-backoff-max-ms", "100"};
   }
   int add_gateway(const std::string& password, std::vector<std::string> flags, std::vector<std::string> env = {}) {
-    int port = test::free_port();
     env.push_back("BOXGATE_MQTT_PASSWORD=" + password);
-    daemons.push_back(
-        test::start_gateway(*tmp, port, redis->port(), broker->plain_port(), std::move(flags), std::move(env)));
-    return port;
+    return stack->add_gateway(std::move(flags), /*wait_ready=*/false, std::move(env));
   }
   int add_bridge(const std::string& password, std::vector<std::string> flags) {
-    int port = test::free_port();
-    daemons.push_back(test::start_bridge(*tmp, port, redis->port(), broker->plain_port(), std::move(flags),
-                                         {"BOXGATE_MQTT_PASSWORD=" + password}));
-    return port;
+    return stack->add_bridge(std::move(flags), /*wait_ready=*/false, {"BOXGATE_MQTT_PASSWORD=" + password});
   }
   int add_tls_gateway(const std::string& ca, const std::string& password = kGatewayPassword) {
-    return add_gateway(password, tls_flags(broker->tls_uri(), SecureMosquitto::kGatewayUser, ca));
+    return add_gateway(password, tls_flags(broker().tls_uri(), SecureMosquitto::kGatewayUser, ca));
   }
   int add_tls_bridge(const std::string& ca, const std::string& password = kBridgePassword) {
-    auto flags = tls_flags(broker->tls_uri(), SecureMosquitto::kBridgeUser, ca);
+    auto flags = tls_flags(broker().tls_uri(), SecureMosquitto::kBridgeUser, ca);
     flags.insert(flags.end(), {"--share-group", "bridges"});  // as deployed with several bridges
     return add_bridge(password, std::move(flags));
   }
@@ -130,39 +120,33 @@ class MqttSecureTest : public ::testing::Test {
                                                                       << daemon.log_tail();
     EXPECT_EQ(count_lines(log, {" error [mqtt]"}), 0u) << daemon.log_tail();
   }
-
-  std::unique_ptr<test::TempDir> tmp;
-  std::unique_ptr<SecureMosquitto> broker;
-  std::unique_ptr<test::RedisServer> redis;
-  std::vector<Process> daemons;
 };
 
 TEST_F(MqttSecureTest, GatewayBridgeAndDevicesMakeTheRoundTripOverTlsAsTheirOwnUsers) {
-  const std::string ca = broker->pki().ca_cert;
+  const std::string ca = broker().pki().ca_cert;
   int gw = add_tls_gateway(ca);
   int br = add_tls_bridge(ca);
-  ASSERT_TRUE(test::wait_ready(gw, 10s)) << get(gw, "/readyz").body << "\n" << daemons[0].log_tail();
-  ASSERT_TRUE(test::wait_ready(br, 10s)) << get(br, "/readyz").body << "\n" << daemons[1].log_tail();
+  ASSERT_TRUE(test::wait_ready(gw, 10s)) << get(gw, "/readyz").body << "\n" << stack->gateway().log_tail();
+  ASSERT_TRUE(test::wait_ready(br, 10s)) << get(br, "/readyz").body << "\n" << stack->bridge().log_tail();
 
   // box-1: a probe logged in as box-1 over TLS, on its own request topics only.
   MqttProbeOptions device;
-  device.uri = broker->tls_uri();
+  device.uri = broker().tls_uri();
   device.username = "box-1";
   device.password = kBox1Password;
   device.ca_file = ca;
   ProbeDevice box1(device, "dev/box-1/request/+", ProbeDevice::echo());
   // box-2: boxgate-devsim logged in as box-2 over mqtts://, its password from the environment.
-  daemons.push_back(test::start_devsim(*tmp, broker->plain_port(),
-                                       {"--mqtt-uri", "mqtts://127.0.0.1:" + std::to_string(broker->tls_port()),
-                                        "--mqtt-ca-file", ca, "--mqtt-username", "box-2", "--box-list", "box-2"},
-                                       {"BOXGATE_MQTT_PASSWORD=" + kBox2Password}));
+  stack->add_devsim({"--mqtt-uri", "mqtts://127.0.0.1:" + std::to_string(broker().tls_port()), "--mqtt-ca-file", ca,
+                     "--mqtt-username", "box-2", "--box-list", "box-2"},
+                    {"BOXGATE_MQTT_PASSWORD=" + kBox2Password});
 
   auto c = client(gw);
   HttpResult r1 = post(*c, command_path("box-1", "timeout_ms=5000"), kBody, {{"X-Request-Id", "tls-round-trip-1"}});
-  EXPECT_EQ(r1.status, 200) << r1.body << r1.error << "\n" << daemons[0].log_tail() << daemons[1].log_tail();
+  EXPECT_EQ(r1.status, 200) << r1.body << r1.error << "\n" << stack->gateway().log_tail() << stack->bridge().log_tail();
   EXPECT_EQ(r1.body, R"({"id":"tls-round-trip-1","result":{"ok":true}})");
   HttpResult r2 = post(*c, command_path("box-2", "timeout_ms=5000"), kBody, {{"X-Request-Id", "tls-round-trip-2"}});
-  EXPECT_EQ(r2.status, 200) << r2.body << r2.error << "\n" << daemons.back().log_tail();
+  EXPECT_EQ(r2.status, 200) << r2.body << r2.error << "\n" << stack->devsim().log_tail();
   EXPECT_EQ(r2.json().value("id", ""), "tls-round-trip-2") << r2.body;
   EXPECT_EQ(box1.commands().size(), 1u) << "box-1 received only its own command";
   EXPECT_EQ(get(gw, "/readyz").body, R"({"mqtt":"up","redis":"up","status":"ready"})");
@@ -173,9 +157,9 @@ TEST_F(MqttSecureTest, GatewayBridgeAndDevicesMakeTheRoundTripOverTlsAsTheirOwnU
 // mqtt_key_password) the gateway connects. A wrong passphrase fails on
 // loading the key, and says so.
 TEST_F(MqttSecureTest, ClientCertificateListenerTakesOnlyAGatewayWithItsCertificate) {
-  const TestPki& pki = broker->pki();
+  const TestPki& pki = broker().pki();
   auto flags = [&](std::vector<std::string> more) {
-    auto f = tls_flags(broker->cert_uri(), SecureMosquitto::kGatewayUser, pki.ca_cert);
+    auto f = tls_flags(broker().cert_uri(), SecureMosquitto::kGatewayUser, pki.ca_cert);
     f.insert(f.end(), more.begin(), more.end());
     return f;
   };
@@ -190,8 +174,8 @@ TEST_F(MqttSecureTest, ClientCertificateListenerTakesOnlyAGatewayWithItsCertific
   int wrong_passphrase =
       add_gateway(kGatewayPassword, flags(encrypted_key), {"BOXGATE_MQTT_KEY_PASSWORD=" + kWrongPassword});
 
-  EXPECT_TRUE(test::wait_ready(with_cert, 10s)) << get(with_cert, "/readyz").body << daemons[0].log_tail();
-  EXPECT_TRUE(test::wait_ready(encrypted, 10s)) << get(encrypted, "/readyz").body << daemons[1].log_tail();
+  EXPECT_TRUE(test::wait_ready(with_cert, 10s)) << get(with_cert, "/readyz").body << stack->gateway(0).log_tail();
+  EXPECT_TRUE(test::wait_ready(encrypted, 10s)) << get(encrypted, "/readyz").body << stack->gateway(1).log_tail();
 
   // TLS 1.3: the broker checks the certificate after the client's side of the
   // handshake, so its alert is read on some attempts and lost to the reset on
@@ -207,25 +191,25 @@ TEST_F(MqttSecureTest, ClientCertificateListenerTakesOnlyAGatewayWithItsCertific
         return error == required;
       },
       10s, 20ms))
-      << refused.body << "\n" << daemons[2].log_tail();
+      << refused.body << "\n" << stack->gateway(2).log_tail();
   for (const auto& error : seen) {
     EXPECT_TRUE(error == required || error == mqtt_closed_during_handshake()) << error;
   }
   EXPECT_EQ(refused.status, 503) << refused.body;
   EXPECT_EQ(refused.json().value("mqtt", ""), "down") << refused.body;
-  expect_logged_once(daemons[2], required);
+  expect_logged_once(stack->gateway(2), required);
   EXPECT_EQ(get(without_cert, "/readyz").json().value("mqtt_error", ""), required) << "a vaguer retry keeps it";
 
   HttpResult bad_key = readyz_with_error(wrong_passphrase);
   EXPECT_EQ(bad_key.status, 503) << bad_key.body;
   EXPECT_EQ(bad_key.json().value("mqtt_error", "").rfind("tls: unable to load client key file", 0), 0u)
       << bad_key.body;
-  expect_logged_once(daemons[3], "unable to load client key file");
+  expect_logged_once(stack->gateway(3), "unable to load client key file");
 }
 
 TEST_F(MqttSecureTest, WrongCaKeepsGatewayAndBridgeNotReadyAndReadyzSaysWhy) {
-  int gw = add_tls_gateway(broker->pki().wrong_ca_cert);
-  int br = add_tls_bridge(broker->pki().wrong_ca_cert);
+  int gw = add_tls_gateway(broker().pki().wrong_ca_cert);
+  int br = add_tls_bridge(broker().pki().wrong_ca_cert);
   for (int port : {gw, br}) {
     HttpResult r = readyz_with_error(port);
     EXPECT_EQ(r.status, 503) << r.body;
@@ -234,15 +218,15 @@ TEST_F(MqttSecureTest, WrongCaKeepsGatewayAndBridgeNotReadyAndReadyzSaysWhy) {
     EXPECT_EQ(r.json().value("redis", ""), "up") << r.body;
     EXPECT_EQ(r.json().value("mqtt_error", ""), "tls: certificate verify failed") << r.body;
   }
-  for (auto& daemon : daemons) expect_logged_once(daemon, "tls: certificate verify failed");
+  for (Process* daemon : stack->daemons()) expect_logged_once(*daemon, "tls: certificate verify failed");
 }
 
 // mosquitto answers a wrong password with CONNACK "not authorized" (0x87 in
 // v5, 5 in 3.1.1): the same words either way.
 TEST_F(MqttSecureTest, WrongPasswordKeepsGatewayAndBridgeNotReadyAndReadyzSaysWhy) {
-  const std::string ca = broker->pki().ca_cert;
+  const std::string ca = broker().pki().ca_cert;
   int gw = add_tls_gateway(ca, kWrongPassword);
-  auto flags = tls_flags(broker->tls_uri(), SecureMosquitto::kBridgeUser, ca);
+  auto flags = tls_flags(broker().tls_uri(), SecureMosquitto::kBridgeUser, ca);
   flags.insert(flags.end(), {"--mqtt-version", "3"});
   int br = add_bridge(kWrongPassword, std::move(flags));
   for (int port : {gw, br}) {
@@ -251,7 +235,7 @@ TEST_F(MqttSecureTest, WrongPasswordKeepsGatewayAndBridgeNotReadyAndReadyzSaysWh
     EXPECT_EQ(r.json().value("mqtt", ""), "down") << r.body;
     EXPECT_EQ(r.json().value("mqtt_error", ""), "refused: not authorized") << r.body;
   }
-  for (auto& daemon : daemons) expect_logged_once(daemon, "refused: not authorized");
+  for (Process* daemon : stack->daemons()) expect_logged_once(*daemon, "refused: not authorized");
 }
 
 }  // namespace

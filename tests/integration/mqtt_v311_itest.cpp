@@ -1,4 +1,4 @@
-// MQTT 3.1.1 (mqtt_version 3) end to end (issue 9): the gateway publishes
+// MQTT 3.1.1 (mqtt_version 3) end to end: the gateway publishes
 // without v5 properties, the bridge subscribes (shared group) and forwards,
 // and a 3.1.1 device gets the command and its reply reaches the caller.
 

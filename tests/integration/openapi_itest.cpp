@@ -1,6 +1,6 @@
-// GET /openapi.yaml (issue 15, point 5): docs/openapi.yaml as compiled into
+// GET /openapi.yaml: docs/openapi.yaml as compiled into
 // the gateway, next to /healthz, with no token; and the answers every path
-// gives to a method it does not take. tests/openapi_check.py holds the
+// gives to a method it does not take. tests/docs/openapi_check.py holds the
 // document against every answer the integration tests see.
 
 #include <gtest/gtest.h>

@@ -1,4 +1,4 @@
-// The two ops layouts (issue 10, point 1; docs/security.md): by default the
+// The two ops layouts (docs/security.md): by default the
 // gateway serves /healthz, /readyz and /metrics on its API port; with
 // ops_port set they move to their own listener (ops_host, default
 // http_host) and the API port answers them 404, so the API can face callers

@@ -1,4 +1,4 @@
-// Presence (issue 11, point 5) on real processes: devsim announces its boxes
+// Presence on real processes: devsim announces its boxes
 // on the retained status topic and leaves `offline` as the will of a one-box
 // connection; the bridge keeps {prefix}/{box}/presence in Redis, moving
 // `since` only on a change; GET /v1/devices/{boxId} on the gateway answers

@@ -1,4 +1,4 @@
-// Redis credentials (issue 10, point 3) on a real redis-server started with
+// Redis credentials on a real redis-server started with
 // the shipped config/redis-users.acl: the gateway and the bridge AUTH as
 // their own users and run a command end to end with nothing but their grants
 // (Redis's ACL LOG records no denial), each user is refused every command and
@@ -18,30 +18,17 @@ using test::RedisClient;
 using test::RedisCredentials;
 using test::RespValue;
 
-const RedisCredentials kAdmin{"admin", "admin-test-password"};
-
-class RedisAclTest : public ::testing::Test {
+class RedisAclTest : public StackTest {
  protected:
-  void SetUp() override {
-    tmp = std::make_unique<test::TempDir>("redis-acl");
-    redis = std::make_unique<test::RedisServer>(
-        *tmp, 0, std::vector<std::string>{"--aclfile", test::redis_acl_file(*tmp, users, kAdmin)}, kAdmin);
-    mqtt = std::make_unique<test::Mosquitto>(*tmp);
-  }
-  void TearDown() override {
-    for (auto* p : {&bridge, &gateway}) {
-      if (!p->running()) continue;
-      EXPECT_EQ(p->stop(SIGTERM, 10s), 0) << p->name() << " log:\n" << p->log_tail();
-      EXPECT_TRUE(p->sanitizer_report().empty()) << p->sanitizer_report();
-    }
-  }
+  RedisAclTest() : StackTest(StackOptions{.tag = "redis-acl", .redis_acl = true}) {}
 
+  const test::BoxgateRedisUsers& users() const { return stack->redis_users(); }
   std::vector<std::string> credentials_flags(const RedisCredentials& c) {
     return {"--redis-username", c.user, "--redis-password", c.password};
   }
   // Denials Redis recorded since the start (ACL LOG), one line each.
   std::vector<std::string> acl_denials() {
-    RespValue log = redis->client().command({"ACL", "LOG"});
+    RespValue log = stack->redis().client().command({"ACL", "LOG"});
     std::vector<std::string> out;
     for (const auto& entry : log.elements) {
       // Alternating field names and values; the strings say what was refused.
@@ -54,13 +41,6 @@ class RedisAclTest : public ::testing::Test {
     }
     return out;
   }
-
-  test::BoxgateRedisUsers users;
-  std::unique_ptr<test::TempDir> tmp;
-  std::unique_ptr<test::RedisServer> redis;
-  std::unique_ptr<test::Mosquitto> mqtt;
-  Process gateway;
-  Process bridge;
 };
 
 std::string denial_list(const std::vector<std::string>& denials) {
@@ -70,13 +50,13 @@ std::string denial_list(const std::vector<std::string>& denials) {
 }
 
 TEST_F(RedisAclTest, GatewayAndBridgeWorkEndToEndWithinTheirGrants) {
-  int gw = test::free_port();
-  int br = test::free_port();
-  gateway = test::start_gateway(*tmp, gw, redis->port(), mqtt->port(), credentials_flags(users.gateway()));
-  bridge = test::start_bridge(*tmp, br, redis->port(), mqtt->port(), credentials_flags(users.bridge()));
+  int gw = stack->add_gateway(credentials_flags(users().gateway()), /*wait_ready=*/false);
+  int br = stack->add_bridge(credentials_flags(users().bridge()), /*wait_ready=*/false);
+  Process& gateway = stack->gateway();
+  Process& bridge = stack->bridge();
   ASSERT_TRUE(test::wait_ready(gw)) << gateway.log_tail();
   ASSERT_TRUE(test::wait_ready(br)) << bridge.log_tail();
-  ProbeDevice device(mqtt->port(), "dev/box-1/request/+", ProbeDevice::echo());
+  ProbeDevice device(stack->mqtt_port(), "dev/box-1/request/+", ProbeDevice::echo());
 
   auto c = client(gw);
   HttpResult r = post(*c, command_path("box-1", "timeout_ms=5000"), R"({"method":"ping"})",
@@ -93,7 +73,7 @@ TEST_F(RedisAclTest, GatewayAndBridgeWorkEndToEndWithinTheirGrants) {
 
   // Presence: the bridge's script (EVALSHA, then EVAL after NOSCRIPT on a
   // fresh Redis) and the gateway's HMGET.
-  MqttProbe status(mqtt->port());
+  MqttProbe status(stack->mqtt_port());
   test::MqttPublishOptions retained;
   retained.retained = true;
   status.publish("dev/box-1/status", "online", 1, retained);
@@ -108,7 +88,7 @@ TEST_F(RedisAclTest, GatewayAndBridgeWorkEndToEndWithinTheirGrants) {
   {
     SseClient live(gw, "/v1/devices/box-1/events?after=0");
     ASSERT_EQ(live.status(), 200) << gateway.log_tail();
-    MqttProbe sender(mqtt->port());
+    MqttProbe sender(stack->mqtt_port());
     sender.publish("dev/box-1/event/boot", R"({"v":1})");
     sender.publish("dev/box-1/state", R"({"on":true})");
     ASSERT_TRUE(live.wait_events(1, 5s)) << bridge.log_tail() << gateway.log_tail();
@@ -123,7 +103,7 @@ TEST_F(RedisAclTest, GatewayAndBridgeWorkEndToEndWithinTheirGrants) {
   EXPECT_TRUE(denials.empty()) << denial_list(denials);
 
   // Who did what, seen by Redis: each connection is its own user.
-  RespValue clients = redis->client().command({"CLIENT", "LIST"});
+  RespValue clients = stack->redis().client().command({"CLIENT", "LIST"});
   EXPECT_NE(clients.str.find("user=boxgate-gateway"), std::string::npos) << clients.str;
   EXPECT_NE(clients.str.find("user=boxgate-bridge"), std::string::npos) << clients.str;
   EXPECT_EQ(clients.str.find("user=default"), std::string::npos) << clients.str;
@@ -131,8 +111,8 @@ TEST_F(RedisAclTest, GatewayAndBridgeWorkEndToEndWithinTheirGrants) {
   // The passwords were never written anywhere the daemons write.
   for (const Process* p : {&gateway, &bridge}) {
     std::string log = p->log();
-    EXPECT_EQ(log.find(users.gateway_password), std::string::npos) << p->name();
-    EXPECT_EQ(log.find(users.bridge_password), std::string::npos) << p->name();
+    EXPECT_EQ(log.find(users().gateway_password), std::string::npos) << p->name();
+    EXPECT_EQ(log.find(users().bridge_password), std::string::npos) << p->name();
     EXPECT_NE(log.find(R"("redis_password":"***")"), std::string::npos) << p->name();
   }
 }
@@ -146,72 +126,72 @@ TEST_F(RedisAclTest, EachUserIsRefusedEverythingOutsideItsGrant) {
   const std::vector<Case> cases = {
       // The gateway: GET under the prefix, SET/DEL of command records, DEL of
       // a stored reply no record claims, SUBSCRIBE/UNSUBSCRIBE, PING.
-      {users.gateway(), {"GET", "dev/box-1/response/r"}, true},
-      {users.gateway(), {"PING"}, true},
-      {users.gateway(), {"SET", "dev/box-1/command/r", "{}", "NX", "PX", "1000"}, true},
-      {users.gateway(), {"SET", "dev/box-1/command/r", "{}", "XX", "KEEPTTL"}, true},
-      {users.gateway(), {"DEL", "dev/box-1/command/r"}, true},
-      {users.gateway(), {"DEL", "dev/box-1/response/r"}, true},
-      {users.gateway(), {"GET", "other/box-1/response/r"}, false},
-      {users.gateway(), {"SET", "dev/box-1/response/r", "forged"}, false},
-      {users.gateway(), {"PUBLISH", "dev/box-1/response/r", "forged"}, false},
-      {users.gateway(), {"DEL", "other/box-1/command/r"}, false},
-      {users.gateway(), {"SET", "other/x", "1"}, false},
-      {users.gateway(), {"KEYS", "*"}, false},
-      {users.gateway(), {"CONFIG", "GET", "*"}, false},
-      {users.gateway(), {"FLUSHALL"}, false},
-      {users.gateway(), {"PSUBSCRIBE", "dev/*"}, false},
+      {users().gateway(), {"GET", "dev/box-1/response/r"}, true},
+      {users().gateway(), {"PING"}, true},
+      {users().gateway(), {"SET", "dev/box-1/command/r", "{}", "NX", "PX", "1000"}, true},
+      {users().gateway(), {"SET", "dev/box-1/command/r", "{}", "XX", "KEEPTTL"}, true},
+      {users().gateway(), {"DEL", "dev/box-1/command/r"}, true},
+      {users().gateway(), {"DEL", "dev/box-1/response/r"}, true},
+      {users().gateway(), {"GET", "other/box-1/response/r"}, false},
+      {users().gateway(), {"SET", "dev/box-1/response/r", "forged"}, false},
+      {users().gateway(), {"PUBLISH", "dev/box-1/response/r", "forged"}, false},
+      {users().gateway(), {"DEL", "other/box-1/command/r"}, false},
+      {users().gateway(), {"SET", "other/x", "1"}, false},
+      {users().gateway(), {"KEYS", "*"}, false},
+      {users().gateway(), {"CONFIG", "GET", "*"}, false},
+      {users().gateway(), {"FLUSHALL"}, false},
+      {users().gateway(), {"PSUBSCRIBE", "dev/*"}, false},
       // ... and reads the event streams and state.
-      {users.gateway(), {"XRANGE", "dev/box-1/events", "-", "+", "COUNT", "10"}, true},
-      {users.gateway(), {"XREVRANGE", "dev/events", "+", "-", "COUNT", "1"}, true},
-      {users.gateway(), {"XREAD", "COUNT", "1", "STREAMS", "dev/events", "0"}, true},
-      {users.gateway(), {"GET", "dev/box-1/state"}, true},
-      {users.gateway(), {"XADD", "dev/events", "*", "box", "forged"}, false},
-      {users.gateway(), {"XRANGE", "other/events", "-", "+"}, false},
-      {users.gateway(), {"EVAL", "return 1", "0"}, false},
+      {users().gateway(), {"XRANGE", "dev/box-1/events", "-", "+", "COUNT", "10"}, true},
+      {users().gateway(), {"XREVRANGE", "dev/events", "+", "-", "COUNT", "1"}, true},
+      {users().gateway(), {"XREAD", "COUNT", "1", "STREAMS", "dev/events", "0"}, true},
+      {users().gateway(), {"GET", "dev/box-1/state"}, true},
+      {users().gateway(), {"XADD", "dev/events", "*", "box", "forged"}, false},
+      {users().gateway(), {"XRANGE", "other/events", "-", "+"}, false},
+      {users().gateway(), {"EVAL", "return 1", "0"}, false},
       // The bridge: SET and PUBLISH under the prefix, PING.
-      {users.bridge(), {"SET", "dev/box-1/response/r", "{}", "PX", "1000"}, true},
-      {users.bridge(), {"PUBLISH", "dev/box-1/response/r", "{}"}, true},
-      {users.bridge(), {"GET", "dev/box-1/response/r"}, false},
-      {users.bridge(), {"SET", "other/x", "1"}, false},
-      {users.bridge(), {"SET", "dev/box-1/response/r", "{}", "GET"}, false},
-      {users.bridge(), {"PUBLISH", "other/x", "1"}, false},
-      {users.bridge(), {"SUBSCRIBE", "dev/box-1/response/r"}, false},
+      {users().bridge(), {"SET", "dev/box-1/response/r", "{}", "PX", "1000"}, true},
+      {users().bridge(), {"PUBLISH", "dev/box-1/response/r", "{}"}, true},
+      {users().bridge(), {"GET", "dev/box-1/response/r"}, false},
+      {users().bridge(), {"SET", "other/x", "1"}, false},
+      {users().bridge(), {"SET", "dev/box-1/response/r", "{}", "GET"}, false},
+      {users().bridge(), {"PUBLISH", "other/x", "1"}, false},
+      {users().bridge(), {"SUBSCRIBE", "dev/box-1/response/r"}, false},
       // Presence: the bridge's script on presence hashes only; inside it,
       // each command is checked against the same grants.
-      {users.bridge(), {"EVAL", "return redis.call('HSET', KEYS[1], 'online', '1')", "1", "dev/box-1/presence"}, true},
-      {users.bridge(), {"HGET", "dev/box-1/presence", "online"}, true},
-      {users.bridge(), {"EVAL", "return 1", "1", "dev/box-1/response/r"}, false},
-      {users.bridge(), {"EVAL", "return redis.call('GET', KEYS[1])", "1", "dev/box-1/presence"}, false},
-      {users.bridge(), {"EVAL", "return redis.call('DEL', 'dev/box-1/presence')", "0"}, false},
-      {users.bridge(), {"HSET", "dev/box-1/response/r", "a", "1"}, false},
-      {users.bridge(), {"HSET", "other/box-1/presence", "online", "1"}, false},
-      {users.bridge(), {"SCRIPT", "FLUSH"}, false},
-      {users.bridge(), {"HGETALL", "dev/box-1/presence"}, false},
-      {users.gateway(), {"HMGET", "dev/box-1/presence", "online", "since"}, true},
-      {users.gateway(), {"HMGET", "dev/box-1/response/r", "online"}, false},
-      {users.gateway(), {"HSET", "dev/box-1/presence", "online", "0"}, false},
-      {users.gateway(), {"EVAL", "return 1", "1", "dev/box-1/presence"}, false},
+      {users().bridge(), {"EVAL", "return redis.call('HSET', KEYS[1], 'online', '1')", "1", "dev/box-1/presence"}, true},
+      {users().bridge(), {"HGET", "dev/box-1/presence", "online"}, true},
+      {users().bridge(), {"EVAL", "return 1", "1", "dev/box-1/response/r"}, false},
+      {users().bridge(), {"EVAL", "return redis.call('GET', KEYS[1])", "1", "dev/box-1/presence"}, false},
+      {users().bridge(), {"EVAL", "return redis.call('DEL', 'dev/box-1/presence')", "0"}, false},
+      {users().bridge(), {"HSET", "dev/box-1/response/r", "a", "1"}, false},
+      {users().bridge(), {"HSET", "other/box-1/presence", "online", "1"}, false},
+      {users().bridge(), {"SCRIPT", "FLUSH"}, false},
+      {users().bridge(), {"HGETALL", "dev/box-1/presence"}, false},
+      {users().gateway(), {"HMGET", "dev/box-1/presence", "online", "since"}, true},
+      {users().gateway(), {"HMGET", "dev/box-1/response/r", "online"}, false},
+      {users().gateway(), {"HSET", "dev/box-1/presence", "online", "0"}, false},
+      {users().gateway(), {"EVAL", "return 1", "1", "dev/box-1/presence"}, false},
       // Events: EVAL (the two XADDs in one script) and XADD on the streams.
-      {users.bridge(), {"EVAL", "return 1", "0"}, true},
-      {users.bridge(), {"XADD", "dev/events", "MAXLEN", "~", "10", "*", "box", "b"}, true},
-      {users.bridge(), {"XADD", "dev/box-1/events", "*", "box", "b"}, true},
-      {users.bridge(), {"SET", "dev/box-1/state", "{}"}, true},
-      {users.bridge(), {"XADD", "other/events", "*", "box", "b"}, false},
-      {users.bridge(), {"XRANGE", "dev/events", "-", "+"}, false},
-      {users.bridge(), {"XREAD", "STREAMS", "dev/events", "0"}, false},
-      {users.bridge(), {"FLUSHALL"}, false},
+      {users().bridge(), {"EVAL", "return 1", "0"}, true},
+      {users().bridge(), {"XADD", "dev/events", "MAXLEN", "~", "10", "*", "box", "b"}, true},
+      {users().bridge(), {"XADD", "dev/box-1/events", "*", "box", "b"}, true},
+      {users().bridge(), {"SET", "dev/box-1/state", "{}"}, true},
+      {users().bridge(), {"XADD", "other/events", "*", "box", "b"}, false},
+      {users().bridge(), {"XRANGE", "dev/events", "-", "+"}, false},
+      {users().bridge(), {"XREAD", "STREAMS", "dev/events", "0"}, false},
+      {users().bridge(), {"FLUSHALL"}, false},
       // Sentinel mode's handshake and heartbeat: ROLE, and no other admin command.
-      {users.gateway(), {"ROLE"}, true},
-      {users.bridge(), {"ROLE"}, true},
-      {users.gateway(), {"REPLICAOF", "NO", "ONE"}, false},
-      {users.bridge(), {"INFO", "replication"}, false},
+      {users().gateway(), {"ROLE"}, true},
+      {users().bridge(), {"ROLE"}, true},
+      {users().gateway(), {"REPLICAOF", "NO", "ONE"}, false},
+      {users().bridge(), {"INFO", "replication"}, false},
   };
   for (const auto& tc : cases) {
     std::string label = tc.who.user;
     for (const auto& a : tc.command) label += " " + a;
     SCOPED_TRACE(label);
-    RedisClient conn(redis->port(), 5s, tc.who);
+    RedisClient conn(stack->redis().port(), 5s, tc.who);
     RespValue reply = conn.command(tc.command);
     if (tc.allowed) {
       EXPECT_NE(reply.type, RespValue::Type::error) << reply.str;
@@ -226,7 +206,7 @@ TEST_F(RedisAclTest, EachUserIsRefusedEverythingOutsideItsGrant) {
   // A script runs with the bridge's grants, no more: what the user may not
   // do directly, it may not do from Lua either.
   {
-    RedisClient br(redis->port(), 5s, users.bridge());
+    RedisClient br(stack->redis().port(), 5s, users().bridge());
     for (const char* script : {"return redis.call('GET', KEYS[1])", "return redis.call('FLUSHALL')",
                                "return redis.call('XADD', KEYS[1], '*', 'a', 'b')"}) {
       SCOPED_TRACE(script);
@@ -235,11 +215,11 @@ TEST_F(RedisAclTest, EachUserIsRefusedEverythingOutsideItsGrant) {
     }
   }
   // A subscription outside the prefix is refused too (its own reply shape).
-  RedisClient gw(redis->port(), 5s, users.gateway());
+  RedisClient gw(stack->redis().port(), 5s, users().gateway());
   RespValue sub = gw.command({"SUBSCRIBE", "other/box-1/response/r"});
   EXPECT_EQ(sub.type, RespValue::Type::error) << sub.str;
   // Without credentials, nothing.
-  RedisClient anonymous(redis->port());
+  RedisClient anonymous(stack->redis().port());
   RespValue ping = anonymous.command({"PING"});
   ASSERT_EQ(ping.type, RespValue::Type::error);
   EXPECT_EQ(ping.str.rfind("NOAUTH", 0), 0u) << ping.str;
@@ -247,10 +227,10 @@ TEST_F(RedisAclTest, EachUserIsRefusedEverythingOutsideItsGrant) {
 
 TEST_F(RedisAclTest, WrongPasswordIsNotReadyAndNeverLogged) {
   const std::string wrong = "not-the-gateway-password-5kq";
-  int gw = test::free_port();
   // The password from the environment, as docs/security.md recommends.
-  gateway = test::start_gateway(*tmp, gw, redis->port(), mqtt->port(), {"--redis-username", "boxgate-gateway"},
-                                {"BOXGATE_REDIS_PASSWORD=" + wrong});
+  int gw = stack->add_gateway({"--redis-username", "boxgate-gateway"}, /*wait_ready=*/false,
+                              {"BOXGATE_REDIS_PASSWORD=" + wrong});
+  Process& gateway = stack->gateway();
   ASSERT_TRUE(gateway.wait_for_log("Redis refused AUTH as 'boxgate-gateway': WRONGPASS", 10s)) << gateway.log_tail();
   HttpResult ready = get(gw, "/readyz");
   EXPECT_EQ(ready.status, 503) << ready.body;
@@ -261,7 +241,7 @@ TEST_F(RedisAclTest, WrongPasswordIsNotReadyAndNeverLogged) {
   EXPECT_EQ(ready.body.find(wrong), std::string::npos);
 
   // --help shows no secret either, whatever the environment holds.
-  Process help("gateway-help", {test::gateway_binary(), "--help"}, tmp->path(), {"BOXGATE_REDIS_PASSWORD=" + wrong});
+  Process help("gateway-help", {test::gateway_binary(), "--help"}, stack->tmp().path(), {"BOXGATE_REDIS_PASSWORD=" + wrong});
   EXPECT_EQ(help.wait_exit(10s), 0);
   EXPECT_NE(help.log().find("--redis-password  (secret, not shown"), std::string::npos) << help.log();
   EXPECT_EQ(help.log().find(wrong), std::string::npos);

@@ -1,4 +1,4 @@
-// Redis Sentinel (issue 13), in-process: redis::SentinelResolver against
+// Redis Sentinel, in-process: redis::SentinelResolver against
 // real sentinels (order, fallback past dead and silent sentinels, AUTH, the
 // errors readiness shows), and redis::Commands in sentinel mode on real
 // Redis nodes when the named master is, or becomes, a replica (ROLE check,
@@ -236,6 +236,14 @@ class SentinelDemotion : public ::testing::Test {
     ASSERT_EQ(a->client().command({"REPLICAOF", "127.0.0.1", std::to_string(b->port())}).str, "OK");
     sentinel->name(b->port());
   }
+  // redis::Commands on `settings`, started; `ups` counts its connections.
+  std::unique_ptr<redis::Commands> start_commands() {
+    auto commands = std::unique_ptr<redis::Commands>(
+        new redis::Commands(loop, settings, readiness.dependency("redis"), [this] { ++ups; }, {}));
+    commands->start();
+    return commands;
+  }
+  int ups = 0;
   test::TempDir tmp{"sentinel-demotion"};
   std::unique_ptr<test::RedisServer> a, b;
   std::unique_ptr<NamingSentinel> sentinel;
@@ -248,38 +256,34 @@ class SentinelDemotion : public ::testing::Test {
 TEST_F(SentinelDemotion, WriteAnsweredReadonlyIsLostAndTheConnectionMovesToTheNewMaster) {
   settings.heartbeat_ms = 60000;  // only the READONLY reply may move it
   auto& dep = readiness.dependency("redis");
-  int ups = 0;
-  redis::Commands commands(loop, settings, dep, [&] { ++ups; }, {});
-  commands.start();
-  ASSERT_TRUE(run_until(loop, [&] { return commands.up(); }, 5s)) << dep.reason();
+  auto commands = start_commands();
+  ASSERT_TRUE(run_until(loop, [&] { return commands->up(); }, 5s)) << dep.reason();
   demote_a();
   std::optional<redis::Commands::Status> status;
-  ASSERT_TRUE(commands.set_and_publish("dev/box-1/response/r1", "x", "x", 60000,
+  ASSERT_TRUE(commands->set_and_publish("dev/box-1/response/r1", "x", "x", 60000,
                                        [&](redis::Commands::Status s, long long) { status = s; }));
   ASSERT_TRUE(run_until(loop, [&] { return status.has_value(); }, 5s));
   EXPECT_EQ(*status, redis::Commands::Status::lost) << "a READONLY SET must be sent again, not counted delivered";
-  ASSERT_TRUE(run_until(loop, [&] { return ups == 2 && commands.up(); }, 5s)) << dep.reason();
+  ASSERT_TRUE(run_until(loop, [&] { return ups == 2 && commands->up(); }, 5s)) << dep.reason();
   status.reset();
-  ASSERT_TRUE(commands.set_and_publish("dev/box-1/response/r2", "y", "y", 60000,
+  ASSERT_TRUE(commands->set_and_publish("dev/box-1/response/r2", "y", "y", 60000,
                                        [&](redis::Commands::Status s, long long) { status = s; }));
   ASSERT_TRUE(run_until(loop, [&] { return status.has_value(); }, 5s));
   EXPECT_EQ(*status, redis::Commands::Status::ok);
   EXPECT_EQ(b->get("dev/box-1/response/r2").value_or(""), "y");
-  commands.stop();
+  commands->stop();
 }
 
 TEST_F(SentinelDemotion, HeartbeatRoleMovesAnIdleConnectionOffADemotedMaster) {
   settings.heartbeat_ms = 100;
   auto& dep = readiness.dependency("redis");
-  int ups = 0;
-  redis::Commands commands(loop, settings, dep, [&] { ++ups; }, {});
-  commands.start();
-  ASSERT_TRUE(run_until(loop, [&] { return commands.up(); }, 5s)) << dep.reason();
+  auto commands = start_commands();
+  ASSERT_TRUE(run_until(loop, [&] { return commands->up(); }, 5s)) << dep.reason();
   demote_a();
   const auto demoted = Clock::now();
-  ASSERT_TRUE(run_until(loop, [&] { return ups == 2 && commands.up(); }, 3s)) << dep.reason();
+  ASSERT_TRUE(run_until(loop, [&] { return ups == 2 && commands->up(); }, 3s)) << dep.reason();
   report("moved_ms_after_demotion", ms_since(demoted));
-  commands.stop();
+  commands->stop();
 }
 
 // The stand-in names a replica: never up, and readiness says why.

@@ -12,26 +12,15 @@
 #include <nlohmann/json.hpp>
 
 #include "support/http.hpp"
+#include "support/net.hpp"
 
 namespace boxgate::itest {
 
 SseClient::SseClient(int port, const std::string& path, std::map<std::string, std::string> headers, bool read)
     : reading_(read), path_(path) {
-  fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (!read) {
-    // A small window: a reader that stops shows up as unsent bytes in the
-    // gateway quickly, not after megabytes of kernel buffers.
-    int small = 4096;
-    ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
-  }
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    ::close(fd_);
-    throw std::runtime_error("SseClient: cannot connect to port " + std::to_string(port));
-  }
+  // A small window when not reading: a reader that stops shows up as unsent
+  // bytes in the gateway quickly, not after megabytes of kernel buffers.
+  fd_ = test::connect_loopback(port, "SseClient", {.receive_buffer = read ? 0 : 4096});
   std::string request = "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\n";
   if (!headers.count("Accept")) headers["Accept"] = "text/event-stream";
   for (const auto& [k, v] : headers) request += k + ": " + v + "\r\n";
@@ -54,6 +43,7 @@ void SseClient::run() {
   char buf[16384];
   while (!stop_) {
     if (!reading_) {
+      // A paused reader (the point of read=false): idle until resume().
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
       continue;
     }
@@ -134,7 +124,7 @@ void SseClient::parse_lines() {
 }
 
 // What this stream was answered goes to the tests' HTTP log, as every other
-// call does (tests/openapi_check.py holds it against docs/openapi.yaml).
+// call does (tests/docs/openapi_check.py holds it against docs/openapi.yaml).
 void SseClient::record() const {
   std::lock_guard<std::mutex> lock(mu_);
   if (status_ <= 0) return;

@@ -1,4 +1,4 @@
-// W3C trace context (issue 12 point 6): a valid traceparent on a command
+// W3C trace context: a valid traceparent on a command
 // reaches the device as an MQTT v5 user property and is logged with the
 // request id; an invalid one is dropped (the command still runs); a device
 // reply's traceparent user property is logged by the bridge.

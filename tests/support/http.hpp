@@ -54,7 +54,7 @@ HttpResult get(int port, const std::string& path);
 // When the environment names a file in BOXGATE_HTTP_LOG, appends one line
 // "<test>\t<method>\t<path>\t<status>\t<error code>" to it (the path without
 // its query; status -1 for no response). post() and get() call it for every
-// call; a test that speaks raw HTTP calls it itself. tests/openapi_check.py
+// call; a test that speaks raw HTTP calls it itself. tests/docs/openapi_check.py
 // reads the file: every status seen for a documented path must be in
 // docs/openapi.yaml, and every documented error code must be seen.
 void record_http(const std::string& method, const std::string& path, int status, const std::string& error_code);

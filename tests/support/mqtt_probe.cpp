@@ -212,4 +212,11 @@ std::vector<MqttMessage> MqttProbe::take() {
 
 bool MqttProbe::connected() const { return client_->is_connected(); }
 
+std::string response_topic_for(const std::string& request_topic) {
+  static const std::string kRequest = "/request/";
+  auto at = request_topic.find(kRequest);
+  if (at == std::string::npos) return "";
+  return request_topic.substr(0, at) + "/response/" + request_topic.substr(at + kRequest.size());
+}
+
 }  // namespace boxgate::test

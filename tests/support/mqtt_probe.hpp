@@ -126,4 +126,9 @@ class MqttProbe {
   std::vector<Filter> filters_;
 };
 
+// The topic a device answers the command on `request_topic` on
+// ("<prefix>/<box>/request/<id>" -> "<prefix>/<box>/response/<id>"); "" when
+// the topic has no request level.
+std::string response_topic_for(const std::string& request_topic);
+
 }  // namespace boxgate::test

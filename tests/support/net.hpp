@@ -19,9 +19,16 @@ using namespace std::chrono_literals;
 // no socket can be bound.
 int free_port();
 
-// A connected TCP socket to 127.0.0.1:port (the caller closes it); throws
-// std::runtime_error naming `who` when the connection fails.
-int connect_loopback(int port, const std::string& who);
+// Socket options a test client sets before it connects (a receive buffer
+// set later would not shrink the window the handshake advertised).
+struct ConnectOptions {
+  int receive_buffer = 0;  // SO_RCVBUF in bytes; 0: the kernel's default
+  bool no_delay = false;   // TCP_NODELAY
+};
+
+// A connected, blocking TCP socket to 127.0.0.1:port (the caller closes it);
+// throws std::runtime_error naming `who` when the connection fails.
+int connect_loopback(int port, const std::string& who, ConnectOptions options = {});
 
 // True once a TCP connect() to 127.0.0.1:port succeeds, false at the deadline.
 bool wait_for_port(int port, std::chrono::milliseconds timeout);

@@ -15,6 +15,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "support/net.hpp"
 #include "support/tempdir.hpp"
 
 extern char** environ;
@@ -200,12 +201,8 @@ void Process::signal(int sig) {
 }
 
 std::optional<int> Process::wait_exit(std::chrono::milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (true) {
-    if (reap_nonblocking()) return status_;
-    if (std::chrono::steady_clock::now() >= deadline) return std::nullopt;
-    std::this_thread::sleep_for(5ms);
-  }
+  if (eventually([this] { return reap_nonblocking(); }, timeout, 5ms)) return status_;
+  return std::nullopt;
 }
 
 std::string Process::log() const { return read_file(log_path_); }
@@ -217,13 +214,12 @@ std::size_t Process::log_size() const {
 
 bool Process::wait_for_log(const std::string& needle, std::chrono::milliseconds timeout,
                            std::size_t from) const {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (true) {
-    std::string text = log();
-    if (text.size() > from && text.find(needle, from) != std::string::npos) return true;
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(20ms);
-  }
+  return eventually(
+      [&] {
+        std::string text = log();
+        return text.size() > from && text.find(needle, from) != std::string::npos;
+      },
+      timeout, 20ms);
 }
 
 // The last `lines` lines, without the gateway's access log ("[access]", one

@@ -6,7 +6,7 @@
 #   systemd_units_test.sh BUILD_DIR
 # Exit 0 passed, 1 failed, 77 skipped (no systemd-analyze).
 set -euo pipefail
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 build=$(cd "$1" && pwd)
 
 if ! command -v systemd-analyze >/dev/null; then
