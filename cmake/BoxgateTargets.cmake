@@ -54,3 +54,15 @@ function(boxgate_target target)
   boxgate_precompile(${target})
 endfunction()
 
+
+# Unity builds for the test suites: their files share GoogleTest's and
+# nlohmann's templates, which a batch of 8 files instantiates and optimises
+# once instead of 8 times (about half the suites' compile time). Names at file
+# scope must then differ between test files. BOXGATE_UNITY_TESTS=OFF compiles
+# them one by one (quicker while editing one test).
+option(BOXGATE_UNITY_TESTS "Compile the test suites in batches (unity build)" ON)
+function(boxgate_unity target)
+  if(BOXGATE_UNITY_TESTS)
+    set_target_properties(${target} PROPERTIES UNITY_BUILD ON UNITY_BUILD_BATCH_SIZE 8)
+  endif()
+endfunction()

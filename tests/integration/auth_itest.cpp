@@ -16,10 +16,8 @@ namespace boxgate::itest {
 namespace {
 
 // printf %s secret-ci | sha256sum (and so on): the hashes the gateway is given.
-const std::string kCiHash = "ce2eda71cf833a8bf08ec730a7ba5374db9957a70f1f0d80705d9fbdcb952c06";
 const std::string kOpsHash = "1e626bcab8c43d59e0ea641629da784e4b3b0d7633af589ee757187cdbfa8ffd";
 const std::string kTokens = "ci:" + kCiHash + ":box-*|lab-7,ops:" + kOpsHash + ":*";
-const std::string kBody = R"({"method":"ping"})";
 
 httplib::Headers bearer(const std::string& token) { return {{"Authorization", "Bearer " + token}}; }
 
@@ -65,7 +63,7 @@ TEST_F(AuthTest, RefusedCallersGet401Or403AndNothingIsPublishedOrSubscribed) {
   auto c = client(gw);
   for (const auto& tc : cases) {
     SCOPED_TRACE(tc.label);
-    HttpResult r = post(*c, command_path(tc.box), kBody, tc.headers);
+    HttpResult r = post(*c, command_path(tc.box), kPing, tc.headers);
     ASSERT_EQ(r.status, tc.status) << r.body << r.error;
     EXPECT_EQ(r.error_code(), tc.status == 401 ? "unauthorized" : "forbidden") << r.body;
     EXPECT_EQ(r.header("WWW-Authenticate"), tc.www_authenticate);
@@ -75,7 +73,7 @@ TEST_F(AuthTest, RefusedCallersGet401Or403AndNothingIsPublishedOrSubscribed) {
 
   // A command that is let through, sent last: once the device has it, the
   // observer and MONITOR have seen everything the refused ones caused.
-  HttpResult ok = post(*c, command_path("zz-sentinel"), kBody, bearer("secret-ops"));
+  HttpResult ok = post(*c, command_path("zz-sentinel"), kPing, bearer("secret-ops"));
   ASSERT_EQ(ok.status, 200) << ok.body;
   const std::string sentinel = "dev/zz-sentinel/";
   ASSERT_TRUE(monitor.wait_for("\"dev/zz-sentinel/response/", 5s));
@@ -111,7 +109,7 @@ TEST_F(AuthTest, ValidTokensCommandTheBoxesOfTheirScope) {
   auto c = client(gw);
   for (const auto& [token, box] : std::vector<std::pair<std::string, std::string>>{
            {"secret-ci", "box-3"}, {"secret-ci", "lab-7"}, {"secret-ops", "anything-else"}}) {
-    HttpResult r = post(*c, command_path(box), kBody, {{"Authorization", "bEaReR " + token}});
+    HttpResult r = post(*c, command_path(box), kPing, {{"Authorization", "bEaReR " + token}});
     EXPECT_EQ(r.status, 200) << box << ": " << r.body;
   }
   EXPECT_EQ(metric(gw, R"(boxgate_auth_allowed_total{token="ci"})"), 2);
@@ -129,8 +127,8 @@ TEST_F(AuthTest, TokenFileWorksAndAWritableOneIsWarnedAbout) {
   stack->add_bridge();
   ProbeDevice device(stack->mqtt_port(), "dev/+/request/+", ProbeDevice::echo());
   auto c = client(gw);
-  EXPECT_EQ(post(*c, command_path("box-1"), kBody, bearer("secret-ci")).status, 200);
-  EXPECT_EQ(post(*c, command_path("box-2"), kBody, bearer("secret-ci")).status, 403);
+  EXPECT_EQ(post(*c, command_path("box-1"), kPing, bearer("secret-ci")).status, 200);
+  EXPECT_EQ(post(*c, command_path("box-2"), kPing, bearer("secret-ci")).status, 403);
   EXPECT_TRUE(stack->gateway().wait_for_log("is writable by group or others", 0ms)) << stack->gateway().log_tail();
 }
 
@@ -139,7 +137,7 @@ TEST_F(AuthTest, NoTokensKeepsTheApiOpenWithAWarning) {
   stack->add_bridge();
   ProbeDevice device(stack->mqtt_port(), "dev/+/request/+", ProbeDevice::echo());
   auto c = client(gw);
-  EXPECT_EQ(post(*c, command_path("box-1"), kBody).status, 200);
+  EXPECT_EQ(post(*c, command_path("box-1"), kPing).status, 200);
   EXPECT_TRUE(stack->gateway().wait_for_log("no api_tokens configured: anyone who reaches", 0ms))
       << stack->gateway().log_tail();
   HttpResult metrics = get(gw, "/metrics");

@@ -27,7 +27,7 @@ class CommandTest : public ::testing::Test {
   int gw = 0;
 };
 
-const std::string kBody = R"({"method":"ping","params":{"a":[1,2]},"extra":"kept"})";
+const std::string kEchoBody = R"({"method":"ping","params":{"a":[1,2]},"extra":"kept"})";
 
 // A reply a JSON library would never produce: odd spacing, raw UTF-8,
 // escapes, a number spelled oddly, trailing whitespace.
@@ -64,14 +64,14 @@ TEST_F(CommandTest, HappyPathReturnsDeviceReplyByteForByte) {
 
   // Caller-supplied id: echoed, used in the topic and the command.
   const std::string given = "Caller-1.a:b_c";
-  HttpResult r = post(*c, command_path("box-1"), kBody, {{"X-Request-Id", given}});
+  HttpResult r = post(*c, command_path("box-1"), kEchoBody, {{"X-Request-Id", given}});
   ASSERT_EQ(r.status, 200) << r.body << r.error << "\n" << stack->logs();
   EXPECT_EQ(r.body, odd_reply(given));
   EXPECT_EQ(r.header("Content-Type").rfind("application/json", 0), 0u) << r.header("Content-Type");
   EXPECT_EQ(r.header("X-Request-Id"), given);
 
   // No id given: a lowercase UUIDv4 is generated, echoed and used everywhere.
-  HttpResult g = post(*c, command_path("box-1"), kBody);
+  HttpResult g = post(*c, command_path("box-1"), kEchoBody);
   ASSERT_EQ(g.status, 200) << g.body << g.error;
   const std::string generated = g.header("X-Request-Id");
   EXPECT_TRUE(is_uuid_v4_lowercase(generated)) << generated;
@@ -106,7 +106,7 @@ TEST_F(CommandTest, RetryWithSameRequestIdReturnsStoredReplyWithoutPublishing) {
   auto c = client(gw);
   const httplib::Headers id{{"X-Request-Id", "retry-1"}};
 
-  HttpResult first = post(*c, command_path("box-1"), kBody, id);
+  HttpResult first = post(*c, command_path("box-1"), kEchoBody, id);
   ASSERT_EQ(first.status, 200) << first.body << first.error;
   EXPECT_EQ(first.body, R"({"id":"retry-1","result":{"n":1}})");
 
@@ -117,14 +117,14 @@ TEST_F(CommandTest, RetryWithSameRequestIdReturnsStoredReplyWithoutPublishing) {
   EXPECT_LE(ttl, 60000);
 
   // ... so the retry gets it again, unpublished.
-  HttpResult second = post(*c, command_path("box-1"), kBody, id);
+  HttpResult second = post(*c, command_path("box-1"), kEchoBody, id);
   ASSERT_EQ(second.status, 200) << second.body << second.error;
   EXPECT_EQ(second.body, first.body);
   EXPECT_EQ(second.header("X-Request-Id"), "retry-1");
 
   // A later command on the same connection is published after anything the
   // retry could have published: once it arrived, the count is final.
-  HttpResult sentinel = post(*c, command_path("box-1"), kBody, {{"X-Request-Id", "sentinel-1"}});
+  HttpResult sentinel = post(*c, command_path("box-1"), kEchoBody, {{"X-Request-Id", "sentinel-1"}});
   ASSERT_EQ(sentinel.status, 200) << sentinel.body << sentinel.error;
   auto commands = device.commands();
   ASSERT_EQ(commands.size(), 2u);
@@ -144,11 +144,11 @@ TEST_F(CommandTest, InFlightRequestIdIsRefusedWith409) {
   watcher.subscribe("dev/+/request/+", 1);  // a silent device
   auto first = std::async(std::launch::async, [&] {
     auto c = client(gw);
-    return post(*c, command_path("box-1", "timeout_ms=1500"), kBody, {{"X-Request-Id", "twice"}});
+    return post(*c, command_path("box-1", "timeout_ms=1500"), kEchoBody, {{"X-Request-Id", "twice"}});
   });
   ASSERT_TRUE(watcher.wait_for(1, 5s));
   auto c = client(gw);
-  HttpResult dup = post(*c, command_path("box-1"), kBody, {{"X-Request-Id", "twice"}});
+  HttpResult dup = post(*c, command_path("box-1"), kEchoBody, {{"X-Request-Id", "twice"}});
   EXPECT_EQ(dup.status, 409) << dup.body;
   EXPECT_EQ(dup.error_code(), "duplicate_request_id") << dup.body;
   EXPECT_EQ(dup.header("X-Request-Id"), "twice");
@@ -160,7 +160,7 @@ TEST_F(CommandTest, SilentDeviceTimesOutWith504InTime) {
   MqttProbe watcher(stack->mqtt_port());
   watcher.subscribe("dev/#", 1);
   auto c = client(gw);
-  HttpResult r = post(*c, command_path("box-1", "timeout_ms=500"), kBody, {{"X-Request-Id", "slow-1"}});
+  HttpResult r = post(*c, command_path("box-1", "timeout_ms=500"), kEchoBody, {{"X-Request-Id", "slow-1"}});
   EXPECT_EQ(r.status, 504) << r.body;
   // libevent times with CLOCK_MONOTONIC_COARSE (no EVENT_BASE_FLAG_PRECISE_TIMER;
   // 4 ms ticks here), so the deadline may fire up to one tick early: 499 ms
@@ -187,7 +187,7 @@ TEST_F(CommandTest, ReplyWithIdInPayloadOnlyCompletesTheCommand) {
                                                                         last_level(m.topic) + "\"}");
                      });
   auto c = client(gw);
-  HttpResult r = post(*c, command_path("box-2"), kBody, {{"X-Request-Id", "in-payload"}});
+  HttpResult r = post(*c, command_path("box-2"), kEchoBody, {{"X-Request-Id", "in-payload"}});
   ASSERT_EQ(r.status, 200) << r.body << r.error << "\n" << stack->logs();
   EXPECT_EQ(r.body, R"( {"result" : [1, 2],"id":"in-payload"})");
 }
@@ -196,7 +196,7 @@ TEST_F(CommandTest, DevsimInPayloadReplyModeCompletesCommands) {
   stack->add_devsim({"--box-list", "box-1,box-2", "--reply-mode", "payload"});
   auto c = client(gw);
   for (const std::string box : {"box-1", "box-2"}) {
-    HttpResult r = post(*c, command_path(box), kBody);
+    HttpResult r = post(*c, command_path(box), kEchoBody);
     ASSERT_EQ(r.status, 200) << r.body << r.error << "\n" << stack->logs();
     auto body = r.json();
     EXPECT_EQ(body.value("id", ""), r.header("X-Request-Id")) << r.body;
@@ -214,7 +214,7 @@ TEST_F(CommandTest, MqttV5PropertiesOnTheCommand) {
   const std::vector<Case> cases{{"timeout_ms=2500", 3}, {"timeout_ms=1000", 1}, {"timeout_ms=1", 1}, {"", 10}};
   for (std::size_t i = 0; i < cases.size(); ++i) {
     const std::string id = "v5-" + std::to_string(i);
-    HttpResult r = post(*c, command_path("box-7", cases[i].query), kBody, {{"X-Request-Id", id}});
+    HttpResult r = post(*c, command_path("box-7", cases[i].query), kEchoBody, {{"X-Request-Id", id}});
     if (cases[i].query != "timeout_ms=1") {
       ASSERT_EQ(r.status, 200) << cases[i].query << ": " << r.body << r.error;
     } else {

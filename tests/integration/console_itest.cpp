@@ -52,7 +52,7 @@ TEST_F(ConsoleTest, SendsACommandAndShowsItsReplyAndALiveEventInChromium) {
   stack->add_devsim({"--boxes", "2", "--event-rate", "20", "--state-every-ms", "200"});
   ASSERT_TRUE(test::eventually([&] { return get(gw, "/v1/devices/box-1/state").status == 200; }, 10s))
       << stack->logs();
-  std::string script = std::string(BOXGATE_SOURCE_DIR) + "/tests/browser/console.mjs";
+  std::string script = BOXGATE_SOURCE_DIR "/tests/browser/console.mjs";
   Process browser("console-browser",
                   {node, "--experimental-websocket", "--no-warnings", script, "http://127.0.0.1:" + std::to_string(gw),
                    chromium, stack->tmp().path() + "/chromium-profile"},

@@ -15,8 +15,7 @@ namespace boxgate::itest {
 namespace {
 
 // As auth_itest.cpp: sha256("secret-ci"), scope box-*|lab-7.
-const std::string kCiHash = "ce2eda71cf833a8bf08ec730a7ba5374db9957a70f1f0d80705d9fbdcb952c06";
-const std::string kTokens = "ci:" + kCiHash + ":box-*|lab-7";
+const std::string kScopedTokens = "ci:" + kCiHash + ":box-*|lab-7";
 
 class EventApiTest : public StackTest {
  protected:
@@ -289,7 +288,7 @@ TEST_F(EventApiTest, FleetStreamRefusesABadPatternAndACallerNotAskingForAStream)
 }
 
 TEST_F(EventApiTest, TokensAndScopesApplyToEveryRead) {
-  int gw = stack->add_gateway({"--api-tokens", kTokens});
+  int gw = stack->add_gateway({"--api-tokens", kScopedTokens});
   int br = stack->add_bridge();
   const std::map<std::string, std::string> ci = {{"Authorization", "Bearer secret-ci"}};
   EXPECT_EQ(get(gw, "/v1/devices/box-1/state").status, 401);

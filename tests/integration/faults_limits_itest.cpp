@@ -11,7 +11,6 @@
 namespace boxgate::itest::faults {
 namespace {
 
-const std::string kBody = R"({"method":"ping"})";
 
 class LimitFaults : public StackTest {
  protected:
@@ -53,7 +52,7 @@ TEST_F(LimitFaults, IdleAndSlowClientsDoNotStarveANormalCommand) {
   long long slowest = 0;
   for (int i = 0; i < 10; ++i) {
     auto c = client(gw);  // a new connection each time: accept must not be starved either
-    HttpResult r = post(*c, command_path("box-2"), kBody);
+    HttpResult r = post(*c, command_path("box-2"), kPing);
     EXPECT_EQ(r.status, 200) << r.body << r.error;
     EXPECT_LE(r.elapsed.count(), 1000);
     slowest = std::max<long long>(slowest, r.elapsed.count());
@@ -145,7 +144,7 @@ TEST_F(LimitFaults, SlowClientsCannotHoldMoreConnectionsThanTheCap) {
   const int fds_held = open_fds() - fds_before;
   auto c = client(gw);
   c->set_read_timeout(std::chrono::seconds(3));
-  HttpResult r = post(*c, command_path("box-2", "timeout_ms=1000"), kBody);
+  HttpResult r = post(*c, command_path("box-2", "timeout_ms=1000"), kPing);
   stop = true;
   trickler.join();
   report("normal_command_with_40_slow_clients", std::to_string(r.status) + (r.error.empty() ? "" : " " + r.error) +
@@ -177,12 +176,12 @@ TEST_F(LimitFaults, PendingLimitsAnswer429WithRetryAfter) {
   };
   const std::string q = "timeout_ms=10000";
 
-  auto a1 = post_async(gw, command_path("box-a", q), kBody, {{"X-Request-Id", "a1"}});
-  auto a2 = post_async(gw, command_path("box-a", q), kBody, {{"X-Request-Id", "a2"}});
+  auto a1 = post_async(gw, command_path("box-a", q), kPing, {{"X-Request-Id", "a1"}});
+  auto a2 = post_async(gw, command_path("box-a", q), kPing, {{"X-Request-Id", "a2"}});
   ASSERT_TRUE(device.wait_for(2, 5s)) << stack->logs();
 
   auto c = client(gw);
-  HttpResult busy = post(*c, command_path("box-a", q), kBody, {{"X-Request-Id", "a3"}});
+  HttpResult busy = post(*c, command_path("box-a", q), kPing, {{"X-Request-Id", "a3"}});
   EXPECT_EQ(busy.status, 429) << busy.body;
   EXPECT_EQ(busy.error_code(), "device_busy") << busy.body;
   EXPECT_FALSE(busy.header("Retry-After").empty());
@@ -191,11 +190,11 @@ TEST_F(LimitFaults, PendingLimitsAnswer429WithRetryAfter) {
                             busy.header("Retry-After") + " in " + std::to_string(busy.elapsed.count()) + " ms");
 
   // Another box still works while box-a is full (and brings the total to 3).
-  auto b1 = post_async(gw, command_path("box-b", q), kBody, {{"X-Request-Id", "b1"}});
+  auto b1 = post_async(gw, command_path("box-b", q), kPing, {{"X-Request-Id", "b1"}});
   ASSERT_TRUE(device.wait_for(3, 5s)) << stack->logs();
   ASSERT_TRUE(test::eventually([&] { return metric(gw, "boxgate_commands_pending") == 3.0; }, 2s));
 
-  HttpResult full = post(*c, command_path("box-c", q), kBody, {{"X-Request-Id", "c1"}});
+  HttpResult full = post(*c, command_path("box-c", q), kPing, {{"X-Request-Id", "c1"}});
   EXPECT_EQ(full.status, 429) << full.body;
   EXPECT_EQ(full.error_code(), "too_many_pending") << full.body;
   EXPECT_FALSE(full.header("Retry-After").empty());
@@ -219,7 +218,7 @@ TEST_F(LimitFaults, PendingLimitsAnswer429WithRetryAfter) {
   EXPECT_EQ(device.count(), 3u);
   EXPECT_EQ(metric(gw, R"(boxgate_commands_total{outcome="device_busy"})"), 1.0);
   EXPECT_EQ(metric(gw, R"(boxgate_commands_total{outcome="too_many_pending"})"), 1.0);
-  auto again = post_async(gw, command_path("box-a", q), kBody, {{"X-Request-Id", "a4"}});
+  auto again = post_async(gw, command_path("box-a", q), kPing, {{"X-Request-Id", "a4"}});
   ASSERT_TRUE(device.wait_for(4, 5s));
   answer("a4");
   EXPECT_EQ(again.get().status, 200);

@@ -10,7 +10,6 @@
 namespace boxgate::itest::faults {
 namespace {
 
-const std::string kBody = R"({"method":"ping"})";
 
 class MqttFaults : public StackTest {
  protected:
@@ -24,7 +23,7 @@ TEST_F(MqttFaults, BrokerRestartedCommandsSucceedAgainWithin10s) {
   int br = stack->add_bridge();
   stack->add_devsim({"--boxes", "4", "--delay-ms", "0"});
   auto c = client(gw);
-  ASSERT_EQ(post(*c, command_path("box-1"), kBody).status, 200) << stack->logs();
+  ASSERT_EQ(post(*c, command_path("box-1"), kPing).status, 200) << stack->logs();
 
   const auto stopped = Clock::now();
   stack->mqtt().stop();
@@ -37,7 +36,7 @@ TEST_F(MqttFaults, BrokerRestartedCommandsSucceedAgainWithin10s) {
   // few reconnect attempts to fail.
   EXPECT_TRUE(eventually_refused(*c, "mqtt_unavailable", 4s, r, 100ms, "timeout_ms=300", 20ms))
       << r.status << " " << r.body << "\n" << stack->logs();
-  r = post(*c, command_path("box-1"), kBody, {{"X-Request-Id", "no-broker"}});
+  r = post(*c, command_path("box-1"), kPing, {{"X-Request-Id", "no-broker"}});
   EXPECT_EQ(r.status, 503);
   EXPECT_EQ(r.error_code(), "mqtt_unavailable") << r.body;
   EXPECT_LT(r.elapsed.count(), 200) << "answered at once";
@@ -57,7 +56,7 @@ TEST_F(MqttFaults, BrokerRestartedCommandsSucceedAgainWithin10s) {
   EXPECT_TRUE(test::eventually(
       [&] {
         ++attempts;
-        r = post(*c, command_path("box-" + std::to_string(attempts % 4 + 1), "timeout_ms=1000"), kBody);
+        r = post(*c, command_path("box-" + std::to_string(attempts % 4 + 1), "timeout_ms=1000"), kPing);
         if (r.status == 200) first_200 = ms_since(restarted);
         return r.status == 200;
       },
@@ -73,7 +72,7 @@ TEST_F(MqttFaults, BrokerRestartedCommandsSucceedAgainWithin10s) {
 
   // Every box answers: devsim resubscribed all of them, the bridge its filters.
   for (int box = 1; box <= 4; ++box) {
-    r = post(*c, command_path("box-" + std::to_string(box), "timeout_ms=2000"), kBody);
+    r = post(*c, command_path("box-" + std::to_string(box), "timeout_ms=2000"), kPing);
     EXPECT_EQ(r.status, 200) << "box-" << box << ": " << r.body << r.error;
   }
   EXPECT_GE(metric(gw, R"(boxgate_reconnects_total{dependency="mqtt"})").value_or(0), 1.0);
@@ -98,7 +97,7 @@ TEST_F(MqttFaults, GatewayWithBrokerDownAnswers503MqttUnavailableAtOnce) {
   // first command waits out the grace (the broker may be about to come up);
   // once the outage is older than it, refusals are immediate.
   ASSERT_TRUE(test::eventually([&] { return get(gw, "/readyz").json().value("redis", "") == "up"; }, 5s));
-  HttpResult first = post(*c, command_path("box-1", "timeout_ms=5000"), kBody);
+  HttpResult first = post(*c, command_path("box-1", "timeout_ms=5000"), kPing);
   EXPECT_EQ(first.error_code(), "mqtt_unavailable") << first.body;
   report("first_refusal_ms", first.elapsed.count());
   EXPECT_LE(first.elapsed.count(), 1500) << "held at most dependency_grace_ms";

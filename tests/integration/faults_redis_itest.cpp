@@ -13,7 +13,6 @@
 namespace boxgate::itest::faults {
 namespace {
 
-const std::string kBody = R"({"method":"ping"})";
 
 class RedisFaults : public ::testing::Test {
  protected:
@@ -25,7 +24,7 @@ class RedisFaults : public ::testing::Test {
     br = stack->add_bridge();
     device = std::make_unique<ProbeDevice>(stack->mqtt_port(), "dev/+/request/+", ProbeDevice::echo());
     c = client(gw);
-    ASSERT_EQ(post(*c, command_path("box-1"), kBody).status, 200) << stack->logs();
+    ASSERT_EQ(post(*c, command_path("box-1"), kPing).status, 200) << stack->logs();
   }
   void TearDown() override {
     if (stack) {
@@ -62,7 +61,7 @@ TEST_F(RedisFaults, RedisRestartedWhileACommandWaitsStillAnswers200) {
     // A previous trial may have been answered before both Redis connections
     // were back; a command sent then is rightly refused with 503.
     ASSERT_TRUE(test::wait_ready(gw, 5s));
-    auto call = post_async(gw, command_path("box-1", "timeout_ms=5000"), kBody, {{"X-Request-Id", id}});
+    auto call = post_async(gw, command_path("box-1", "timeout_ms=5000"), kPing, {{"X-Request-Id", id}});
     ASSERT_TRUE(device.wait_for(seen + 1, 5s)) << stack->logs();
     ASSERT_TRUE(test::wait_ready(gw, 5s));
 
@@ -110,7 +109,7 @@ TEST_F(RedisFaults, ReplyPublishedWhileGatewaySubscriberIsDownIsRecoveredFromThe
   const std::string id = "gap-1";
   const std::string channel = "dev/box-1/response/" + id;
   const std::size_t commands_before = device.count();
-  auto call = post_async(gw, command_path("box-1", "timeout_ms=8000"), kBody, {{"X-Request-Id", id}});
+  auto call = post_async(gw, command_path("box-1", "timeout_ms=8000"), kPing, {{"X-Request-Id", id}});
   ASSERT_TRUE(device.wait_for(commands_before + 1, 5s)) << stack->logs();
   ASSERT_EQ(admin.pubsub_numsub(channel), 1);
 
@@ -170,7 +169,7 @@ TEST_F(RedisFaults, RedisDownGives503QuicklyAndServiceResumesWithin5s) {
 
   // Refused at once, with the contract's headers and body, and never published.
   const std::size_t published_before = device->commands().size();
-  r = post(*c, command_path("box-1"), kBody, {{"X-Request-Id", "refused-1"}});
+  r = post(*c, command_path("box-1"), kPing, {{"X-Request-Id", "refused-1"}});
   EXPECT_EQ(r.status, 503) << r.body;
   EXPECT_EQ(r.error_code(), "redis_unavailable") << r.body;
   EXPECT_LT(r.elapsed.count(), 100) << "refused at once";
@@ -199,7 +198,7 @@ TEST_F(RedisFaults, RedisDownGives503QuicklyAndServiceResumesWithin5s) {
   long long first_200 = -1;
   EXPECT_TRUE(test::eventually(
       [&] {
-        r = post(*c, command_path("box-1", "timeout_ms=2000"), kBody);
+        r = post(*c, command_path("box-1", "timeout_ms=2000"), kPing);
         if (r.status == 200 && first_200 < 0) first_200 = ms_since(restarted);
         return r.status == 200;
       },
@@ -210,7 +209,7 @@ TEST_F(RedisFaults, RedisDownGives503QuicklyAndServiceResumesWithin5s) {
   EXPECT_LE(first_200, 500) << "the first reconnect after a loss is immediate, the backoff cap 500 ms";
   EXPECT_TRUE(test::wait_ready(gw, 5s)) << get(gw, "/readyz").body << "\n" << stack->logs();
   EXPECT_TRUE(test::wait_ready(br, 5s)) << get(br, "/readyz").body;
-  HttpResult back = post(*c, command_path("box-1"), kBody, {{"X-Request-Id", "after-restart"}});
+  HttpResult back = post(*c, command_path("box-1"), kPing, {{"X-Request-Id", "after-restart"}});
   EXPECT_EQ(back.status, 200) << back.body << back.error << "\n" << stack->logs();
   EXPECT_EQ(back.body, R"({"id":"after-restart","result":{"ok":true}})");
   EXPECT_GE(metric(gw, R"(boxgate_reconnects_total{dependency="redis"})").value_or(0), 1.0);
@@ -242,7 +241,7 @@ TEST_F(RedisFaults, FrozenRedisIsReportedStalledThenDownUntilItAnswersAgain) {
   report("not_ready_ms_after_sigstop", ms_since(frozen));
   EXPECT_LE(ms_since(frozen), 2000);
   EXPECT_EQ(ready.json().value("redis", ""), "stalled") << ready.body;
-  HttpResult r = post(*c, command_path("box-1", "timeout_ms=1000"), kBody);
+  HttpResult r = post(*c, command_path("box-1", "timeout_ms=1000"), kPing);
   EXPECT_EQ(r.status, 503) << r.body;
   EXPECT_EQ(r.error_code(), "redis_unavailable") << r.body;
   report("command_while_stalled", std::to_string(r.status) + " " + r.error_code() + " in " +
@@ -261,7 +260,7 @@ TEST_F(RedisFaults, FrozenRedisIsReportedStalledThenDownUntilItAnswersAgain) {
   while (Clock::now() < until) {
     ++samples;
     if (redis_state() != "down") ++up_samples;
-    r = post(*c, command_path("box-1", "timeout_ms=300"), kBody);
+    r = post(*c, command_path("box-1", "timeout_ms=300"), kPing);
     if (r.status != 503 || r.error_code() != "redis_unavailable" || r.elapsed >= 200ms) ++slow_refusals;
     std::this_thread::sleep_for(50ms);
   }
@@ -274,7 +273,7 @@ TEST_F(RedisFaults, FrozenRedisIsReportedStalledThenDownUntilItAnswersAgain) {
   EXPECT_TRUE(test::wait_ready(gw, 5s)) << get(gw, "/readyz").body << "\n" << stack->logs();
   report("ready_ms_after_sigcont", ms_since(resumed));
   EXPECT_TRUE(test::wait_ready(br, 5s)) << get(br, "/readyz").body;
-  r = post(*c, command_path("box-1"), kBody);
+  r = post(*c, command_path("box-1"), kPing);
   EXPECT_EQ(r.status, 200) << r.body << r.error << "\n" << stack->logs();
 }
 

@@ -9,7 +9,6 @@
 namespace boxgate::itest::faults {
 namespace {
 
-const std::string kBody = R"({"method":"ping"})";
 
 class ReplyFaults : public StackTest {
  protected:
@@ -22,7 +21,7 @@ TEST_F(ReplyFaults, DuplicateReplyGivesOneResponseAndIsCounted) {
   MqttProbe device(stack->mqtt_port());
   device.subscribe("dev/+/request/+", 1);
 
-  auto call = post_async(gw, command_path("box-1", "timeout_ms=5000"), kBody, {{"X-Request-Id", "dup-1"}});
+  auto call = post_async(gw, command_path("box-1", "timeout_ms=5000"), kPing, {{"X-Request-Id", "dup-1"}});
   ASSERT_TRUE(device.wait_for(1, 5s)) << stack->logs();
   const std::string first = R"({"id":"dup-1","result":"first"})";
   const std::string second = R"({"id":"dup-1","result":"second"})";
@@ -62,7 +61,7 @@ TEST_F(ReplyFaults, LateReplyIsCountedStoredAndReturnedToARetry) {
   HttpResult timed_out;
   {
     auto c = client(gw);
-    timed_out = post(*c, command_path("box-1", "timeout_ms=300"), kBody, {{"X-Request-Id", "late-1"}});
+    timed_out = post(*c, command_path("box-1", "timeout_ms=300"), kPing, {{"X-Request-Id", "late-1"}});
   }
   EXPECT_EQ(timed_out.status, 504) << timed_out.body;
   EXPECT_EQ(timed_out.error_code(), "device_timeout");
@@ -77,7 +76,7 @@ TEST_F(ReplyFaults, LateReplyIsCountedStoredAndReturnedToARetry) {
   EXPECT_EQ(stack->redis().get("dev/box-1/response/late-1"), reply);
 
   auto c = client(gw);
-  HttpResult retry = post(*c, command_path("box-1", "timeout_ms=300"), kBody, {{"X-Request-Id", "late-1"}});
+  HttpResult retry = post(*c, command_path("box-1", "timeout_ms=300"), kPing, {{"X-Request-Id", "late-1"}});
   EXPECT_EQ(retry.status, 200) << retry.body;
   EXPECT_EQ(retry.body, reply);
   report("retry_with_same_id", std::to_string(retry.status) + " in " + std::to_string(retry.elapsed.count()) + " ms");
@@ -127,7 +126,7 @@ TEST_F(ReplyFaults, GarbageRepliesAreDroppedCountedAndTheBridgeKeepsServing) {
   EXPECT_EQ(get(br, "/healthz").status, 200);
   EXPECT_EQ(get(br, "/readyz").status, 200);
   auto c = client(gw);
-  HttpResult r = post(*c, command_path("box-1", "timeout_ms=2000"), kBody);
+  HttpResult r = post(*c, command_path("box-1", "timeout_ms=2000"), kPing);
   EXPECT_EQ(r.status, 200) << r.body << r.error << "\n" << stack->logs();
   report("real_command_after_garbage", std::to_string(r.status) + " in " + std::to_string(r.elapsed.count()) + " ms");
   // The drop log is rate-limited: 509 drops, a handful of lines.

@@ -15,7 +15,7 @@ namespace {
 
 using namespace faults;
 
-constexpr const char* kBody = R"({"method":"m"})";
+constexpr const char* kMethodOnly = R"({"method":"m"})";
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 constexpr bool kSanitized = true;  // shadow memory and quarantine make RSS meaningless
@@ -58,17 +58,17 @@ TEST_F(HardeningTest, StoredReplyIsAnsweredBeforeEveryRefusal) {
   int gw = stack->add_gateway({"--max-pending", "1"});
   auto device = silent_device(stack->mqtt_port());
   const std::string stored = R"({"id":"kept","result":42})";
-  test::plant_stored_reply(stack->redis(), "box-1", "kept", kBody, stored);
+  test::plant_stored_reply(stack->redis(), "box-1", "kept", kMethodOnly, stored);
   auto retry = [&] {
     auto c = client(gw);
-    return post(*c, command_path("box-1"), kBody, {{"X-Request-Id", "kept"}});
+    return post(*c, command_path("box-1"), kMethodOnly, {{"X-Request-Id", "kept"}});
   };
 
   // At the limit: one command waits and fills max_pending.
-  auto waiting = post_async(gw, command_path("box-2", "timeout_ms=4000"), kBody);
+  auto waiting = post_async(gw, command_path("box-2", "timeout_ms=4000"), kMethodOnly);
   ASSERT_TRUE(device->wait_for(1, 3s));
   auto c = client(gw);
-  EXPECT_EQ(post(*c, command_path("box-3"), kBody).error_code(), "too_many_pending");
+  EXPECT_EQ(post(*c, command_path("box-3"), kMethodOnly).error_code(), "too_many_pending");
   HttpResult at_limit = retry();
   EXPECT_EQ(at_limit.status, 200) << at_limit.body;
   EXPECT_EQ(at_limit.body, stored);
@@ -87,7 +87,7 @@ TEST_F(HardeningTest, StoredReplyIsAnsweredBeforeEveryRefusal) {
   EXPECT_EQ(draining.status, 200) << draining.body;
   EXPECT_EQ(draining.body, stored);
   auto c2 = client(gw);
-  EXPECT_EQ(post(*c2, command_path("box-3"), kBody).error_code(), "shutting_down");
+  EXPECT_EQ(post(*c2, command_path("box-3"), kMethodOnly).error_code(), "shutting_down");
 
   EXPECT_EQ(waiting.get().status, 504);
   EXPECT_EQ(stack->gateway().wait_exit(10s), 0) << stack->logs();
@@ -99,7 +99,7 @@ TEST_F(HardeningTest, StoredReplyIsAnsweredBeforeEveryRefusal) {
 TEST_F(HardeningTest, DrainEndAnswersPublishedCommandsDeliveredNotRetry) {
   int gw = stack->add_gateway({"--drain-timeout-ms", "300"});
   auto device = silent_device(stack->mqtt_port());
-  auto call = post_async(gw, command_path("box-1", "timeout_ms=20000"), kBody, {{"X-Request-Id", "sent-1"}});
+  auto call = post_async(gw, command_path("box-1", "timeout_ms=20000"), kMethodOnly, {{"X-Request-Id", "sent-1"}});
   ASSERT_TRUE(device->wait_for(1, 3s));
   auto signalled = Clock::now();
   stack->gateway().signal(SIGTERM);
@@ -132,13 +132,13 @@ TEST_F(HardeningTest, QueryStringsAreReadStrictly) {
   };
   auto c = client(gw);
   for (const Case& k : refused) {
-    HttpResult r = post(*c, command_path("box-1", k.query), kBody);
+    HttpResult r = post(*c, command_path("box-1", k.query), kMethodOnly);
     EXPECT_EQ(r.status, 400) << k.query << ": " << r.body;
     EXPECT_EQ(r.error_code(), k.code) << k.query << ": " << r.body;
   }
   EXPECT_EQ(device.commands().size(), 0u) << "nothing is published for a refused query";
   for (const std::string ok : {"timeout_ms=2000&", "&timeout_ms=2000", ""}) {
-    HttpResult r = post(*c, command_path("box-1", ok), kBody);
+    HttpResult r = post(*c, command_path("box-1", ok), kMethodOnly);
     EXPECT_EQ(r.status, 200) << ok << ": " << r.body;
   }
 }
@@ -266,10 +266,10 @@ TEST_F(HardeningTest, LargeGetOnASlowLinkIsNotDeclaredDead) {
   int gw = stack->add_gateway({"--redis-port", std::to_string(link.port()), "--redis-dead-after-ms", "500",
                                "--redis-heartbeat-ms", "100"});
   const std::string stored = reply_of_size("big-get", 4 << 20);
-  test::plant_stored_reply(stack->redis(), "box-1", "big-get", kBody, stored);
+  test::plant_stored_reply(stack->redis(), "box-1", "big-get", kMethodOnly, stored);
   auto c = client(gw);
   c->set_read_timeout(std::chrono::seconds(20));
-  HttpResult r = post(*c, command_path("box-1"), kBody, {{"X-Request-Id", "big-get"}});
+  HttpResult r = post(*c, command_path("box-1"), kMethodOnly, {{"X-Request-Id", "big-get"}});
   report("answered_ms", r.elapsed.count());
   EXPECT_EQ(r.status, 200) << r.body.substr(0, 200) << stack->logs();
   EXPECT_EQ(r.body.size(), stored.size());
@@ -291,7 +291,7 @@ TEST_F(HardeningTest, EightConcurrentSixteenMiBRepliesArriveWhole) {
   });
   std::vector<std::future<HttpResult>> calls;
   for (int i = 0; i < 8; ++i) {
-    calls.push_back(post_async(gw, command_path("box-" + std::to_string(i), "timeout_ms=30000"), kBody,
+    calls.push_back(post_async(gw, command_path("box-" + std::to_string(i), "timeout_ms=30000"), kMethodOnly,
                                {{"X-Request-Id", "huge-" + std::to_string(i)}}));
   }
   for (int i = 0; i < 8; ++i) {
@@ -309,11 +309,11 @@ TEST_F(HardeningTest, EightConcurrentSixteenMiBRepliesArriveWhole) {
 TEST_F(HardeningTest, SlowReaderGetsALargeReplyWhole) {
   int gw = stack->add_gateway({"--http-idle-timeout-ms", "500"});
   const std::string stored = reply_of_size("slow-read", 16 << 20);
-  test::plant_stored_reply(stack->redis(), "box-1", "slow-read", kBody, stored);
+  test::plant_stored_reply(stack->redis(), "box-1", "slow-read", kMethodOnly, stored);
   int fd = test::connect_loopback(gw, "slow reader", {.receive_buffer = 64 * 1024});
   std::string request = std::string("POST ") + command_path("box-1") +
                         " HTTP/1.1\r\nHost: x\r\nX-Request-Id: slow-read\r\nContent-Type: application/json\r\n"
-                        "Content-Length: " + std::to_string(std::string(kBody).size()) + "\r\n\r\n" + kBody;
+                        "Content-Length: " + std::to_string(std::string(kMethodOnly).size()) + "\r\n\r\n" + kMethodOnly;
   ASSERT_EQ(::send(fd, request.data(), request.size(), MSG_NOSIGNAL), static_cast<ssize_t>(request.size()));
   std::string got;
   auto started = Clock::now();

@@ -20,7 +20,7 @@ namespace {
 
 using faults::RawConnection;
 
-const std::string kBody = R"({"method":"m"})";  // 14 bytes
+const std::string kFourteenBytes = R"({"method":"m"})";  // 14 bytes
 
 // A request head for POST /v1/devices/<box>/commands with the given extra
 // header lines (each ending in CRLF); the blank line is added.
@@ -28,7 +28,7 @@ std::string post_head(const std::string& box, const std::string& headers, const 
   return "POST /v1/devices/" + box + "/commands?" + query + " HTTP/1.1\r\nHost: gw\r\n" + headers + "\r\n";
 }
 std::string post_with_length(const std::string& box, const std::string& headers = "") {
-  return post_head(box, headers + "Content-Length: 14\r\n") + kBody;
+  return post_head(box, headers + "Content-Length: 14\r\n") + kFourteenBytes;
 }
 
 struct RawReply {
@@ -146,7 +146,7 @@ class HostileHttpTest : public StackTest {
   // a test sent for the boxes in `allowed`.
   void expect_nothing_reached_mqtt_or_redis(const std::vector<std::string>& allowed = {}) {
     auto c = client(gw);
-    HttpResult ok = post(*c, command_path("zz-sentinel", "timeout_ms=5000"), kBody);
+    HttpResult ok = post(*c, command_path("zz-sentinel", "timeout_ms=5000"), kFourteenBytes);
     ASSERT_EQ(ok.status, 200) << ok.body << ok.error << stack->logs();
     const std::string sentinel = "dev/zz-sentinel/";
     ASSERT_TRUE(monitor->wait_for("\"" + sentinel, 5s));
@@ -175,14 +175,14 @@ class HostileHttpTest : public StackTest {
 // ---- framing ---------------------------------------------------------------
 
 TEST_F(HostileHttpTest, ConflictingContentLengthAndTransferEncoding) {
-  const std::string chunked = "e\r\n" + kBody + "\r\n0\r\n\r\n";
+  const std::string chunked = "e\r\n" + kFourteenBytes + "\r\n0\r\n\r\n";
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"CL then TE", post_head("box-1", "Content-Length: 14\r\nTransfer-Encoding: chunked\r\n") + chunked},
       {"TE then CL", post_head("box-1", "Transfer-Encoding: chunked\r\nContent-Length: 3\r\n") + chunked},
       {"TE gzip, chunked", post_head("box-1", "Transfer-Encoding: gzip, chunked\r\n") + chunked},
       {"TE twice", post_head("box-1", "Transfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n") + chunked},
       {"TE with a space before the colon", post_head("box-1", "Transfer-Encoding : chunked\r\nContent-Length: 14\r\n") +
-                                               kBody},
+                                               kFourteenBytes},
   };
   for (const auto& [label, request] : cases) {
     RawReply r = exchange(gw, request, true);
@@ -195,12 +195,12 @@ TEST_F(HostileHttpTest, ConflictingContentLengthAndTransferEncoding) {
 
 TEST_F(HostileHttpTest, RepeatedOrMalformedContentLength) {
   const std::vector<std::pair<std::string, std::string>> cases = {
-      {"two lengths", post_head("box-1", "Content-Length: 14\r\nContent-Length: 5\r\n") + kBody},
-      {"the same length twice", post_head("box-1", "Content-Length: 14\r\nContent-Length: 14\r\n") + kBody},
-      {"signed", post_head("box-1", "Content-Length: +14\r\n") + kBody},
-      {"hex", post_head("box-1", "Content-Length: 0xe\r\n") + kBody},
-      {"a list", post_head("box-1", "Content-Length: 14, 14\r\n") + kBody},
-      {"space before the colon", post_head("box-1", "Content-Length : 14\r\n") + kBody},
+      {"two lengths", post_head("box-1", "Content-Length: 14\r\nContent-Length: 5\r\n") + kFourteenBytes},
+      {"the same length twice", post_head("box-1", "Content-Length: 14\r\nContent-Length: 14\r\n") + kFourteenBytes},
+      {"signed", post_head("box-1", "Content-Length: +14\r\n") + kFourteenBytes},
+      {"hex", post_head("box-1", "Content-Length: 0xe\r\n") + kFourteenBytes},
+      {"a list", post_head("box-1", "Content-Length: 14, 14\r\n") + kFourteenBytes},
+      {"space before the colon", post_head("box-1", "Content-Length : 14\r\n") + kFourteenBytes},
   };
   for (const auto& [label, request] : cases) {
     RawReply r = exchange(gw, request, true);
@@ -210,7 +210,7 @@ TEST_F(HostileHttpTest, RepeatedOrMalformedContentLength) {
   }
   // The smuggled request after a short Content-Length is never read.
   RawReply smuggle = exchange(
-      gw, post_head("box-1", "Content-Length: 14\r\nContent-Length: 0\r\n") + kBody + post_with_length("box-2"), true);
+      gw, post_head("box-1", "Content-Length: 14\r\nContent-Length: 0\r\n") + kFourteenBytes + post_with_length("box-2"), true);
   EXPECT_EQ(smuggle.error_code(), "invalid_request") << smuggle.bytes;
   EXPECT_EQ(smuggle.bytes.find("HTTP/1.1", 1), std::string::npos) << "a second response: " << smuggle.bytes;
   expect_nothing_reached_mqtt_or_redis();
@@ -247,13 +247,13 @@ TEST_F(HostileHttpTest, HeaderFloods) {
   for (int i = 0; i < 300; ++i) many_small += "a" + std::to_string(i) + ":b\r\n";
   std::string too_many;
   for (int i = 0; i < 2000; ++i) too_many += "X-Flood-" + std::to_string(i) + ": v\r\n";
-  RawReply small = exchange(gw, post_head("box-1", many_small + "X-Request-Id: bad id\r\nContent-Length: 14\r\n") + kBody,
+  RawReply small = exchange(gw, post_head("box-1", many_small + "X-Request-Id: bad id\r\nContent-Length: 14\r\n") + kFourteenBytes,
                             false);
   EXPECT_EQ(small.error_code(), "invalid_request_id") << "many small headers are read and judged: " << small.bytes;
-  RawReply flood = exchange(gw, post_head("box-1", too_many + "Content-Length: 14\r\n") + kBody, true);
+  RawReply flood = exchange(gw, post_head("box-1", too_many + "Content-Length: 14\r\n") + kFourteenBytes, true);
   expect_refused("header flood", flood);
   EXPECT_TRUE(flood.closed);
-  RawReply one_huge = exchange(gw, post_head("box-1", "X-Big: " + std::string(8000, 'v') + "\r\n") + kBody, true);
+  RawReply one_huge = exchange(gw, post_head("box-1", "X-Big: " + std::string(8000, 'v') + "\r\n") + kFourteenBytes, true);
   expect_refused("one huge header", one_huge);
   EXPECT_TRUE(one_huge.closed);
   // Singletons sent twice: parsers differ on which one wins.
@@ -270,7 +270,7 @@ TEST_F(HostileHttpTest, VeryLongRequestLines) {
   expect_refused("20 KB path", long_box);
   EXPECT_TRUE(long_box.closed);
   RawReply long_query =
-      exchange(gw, post_head("box-1", "Content-Length: 14\r\n", "timeout_ms=1&" + std::string(9000, 'q')) + kBody, true);
+      exchange(gw, post_head("box-1", "Content-Length: 14\r\n", "timeout_ms=1&" + std::string(9000, 'q')) + kFourteenBytes, true);
   expect_refused("9 KB query", long_query);
   // A request line that never ends is cut off once it passes the limit.
   RawConnection endless(gw);
@@ -290,7 +290,7 @@ TEST_F(HostileHttpTest, NulBytesCloseTheConnectionUnanswered) {
       {"NUL in a header value", post_with_length("box-1", "X-Request-Id: abc\0def\r\n"s)},
       // libevent would take this line for the end of the headers.
       {"NUL starting a header line", post_with_length("box-1", "\0X: y\r\n"s)},
-      {"NUL in the request line", "POST /v1/devices/box-1\0/x/commands HTTP/1.1\r\nContent-Length: 14\r\n\r\n"s + kBody},
+      {"NUL in the request line", "POST /v1/devices/box-1\0/x/commands HTTP/1.1\r\nContent-Length: 14\r\n\r\n"s + kFourteenBytes},
       {"NUL in the body", post_head("box-1", "Content-Length: 14\r\n") + "{\"method\":\"\0\"}"s},
       // The valid first one may or may not be read before the NUL arrives.
       {"NUL in a pipelined request", post_with_length("pipe-ok", "X-Request-Id: ok-1\r\n") +
@@ -333,7 +333,7 @@ TEST_F(HostileHttpTest, CrLfAndControlBytesInHeaderValues) {
 TEST_F(HostileHttpTest, CallerBytesNeverComeBackRaw) {
   // A query name of raw bytes used to make the error body's JSON encoder
   // throw (invalid UTF-8): a 500, and the URI raw in the log.
-  RawReply query = exchange(gw, post_head("box-1", "Content-Length: 14\r\n", "\xff\x1b[2J=1") + kBody, false);
+  RawReply query = exchange(gw, post_head("box-1", "Content-Length: 14\r\n", "\xff\x1b[2J=1") + kFourteenBytes, false);
   EXPECT_EQ(query.error_code(), "invalid_query") << query.bytes;
   // Shown as printable ASCII only: each raw byte as '?'.
   EXPECT_NE(query.body().find("Unknown query parameter '" + std::string(2, '?') + "[2J'"), std::string::npos)
@@ -384,9 +384,9 @@ TEST_F(HostileHttpTest, RequestsPipelinedBehindAWaitingCommand) {
   // it, a valid one, a smuggling attempt and one that must never be read.
   RawConnection conn(gw);
   auto started = faults::Clock::now();
-  ASSERT_TRUE(conn.send(post_head("box-a", "X-Request-Id: wait-1\r\nContent-Length: 14\r\n", "timeout_ms=2000") + kBody +
-                        post_head("box-b", "X-Request-Id: next-1\r\nContent-Length: 14\r\n", "timeout_ms=100") + kBody +
-                        post_head("box-c", "Content-Length: 14\r\nContent-Length: 0\r\n") + kBody +
+  ASSERT_TRUE(conn.send(post_head("box-a", "X-Request-Id: wait-1\r\nContent-Length: 14\r\n", "timeout_ms=2000") + kFourteenBytes +
+                        post_head("box-b", "X-Request-Id: next-1\r\nContent-Length: 14\r\n", "timeout_ms=100") + kFourteenBytes +
+                        post_head("box-c", "Content-Length: 14\r\nContent-Length: 0\r\n") + kFourteenBytes +
                         post_with_length("box-d", "X-Request-Id: never-1\r\n")));
   // While box-a waits, other callers are served: /healthz answers while
   // nothing has come back on the pipelined connection yet.

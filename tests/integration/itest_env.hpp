@@ -32,6 +32,11 @@ using test::MqttMessage;
 using test::MqttProbe;
 using test::Process;
 
+// The command most tests send: what matters is the device's reply.
+inline const std::string kPing = R"({"method":"ping"})";
+// SHA-256 of the API token "secret-ci", the tests' ordinary caller.
+inline const std::string kCiHash = "ce2eda71cf833a8bf08ec730a7ba5374db9957a70f1f0d80705d9fbdcb952c06";
+
 // What a Stack's brokers look like. The default: a plain redis-server and a
 // plain mosquitto, no credentials, no TLS.
 struct StackOptions {

@@ -15,7 +15,7 @@ namespace {
 
 using namespace faults;
 
-const std::string kBody = R"({"method":"reboot"})";
+const std::string kReboot = R"({"method":"reboot"})";
 
 class LifecycleTest : public StackTest {
  protected:
@@ -45,7 +45,7 @@ TEST_F(LifecycleTest, OneIdSentToThreeGatewaysAtOncePublishesExactlyOnce) {
     const std::string id = "once-" + std::to_string(round);
     std::vector<std::future<HttpResult>> calls;
     for (int gw : gws) {
-      calls.push_back(post_async(gw, command_path("box-1", "timeout_ms=1500"), kBody, {{"X-Request-Id", id}}));
+      calls.push_back(post_async(gw, command_path("box-1", "timeout_ms=1500"), kReboot, {{"X-Request-Id", id}}));
     }
     std::map<int, int> statuses;
     for (auto& call : calls) ++statuses[call.get().status];
@@ -60,7 +60,7 @@ TEST_F(LifecycleTest, OneIdSentToThreeGatewaysAtOncePublishesExactlyOnce) {
   // The id is spent: a retry anywhere is told it timed out, and says whether
   // the broker took it; nothing is sent again.
   auto c = client(gws[2]);
-  HttpResult retry = post(*c, command_path("box-1"), kBody, {{"X-Request-Id", "once-0"}});
+  HttpResult retry = post(*c, command_path("box-1"), kReboot, {{"X-Request-Id", "once-0"}});
   EXPECT_EQ(retry.status, 504) << retry.body;
   EXPECT_EQ(retry.error_code(), "device_timeout");
   EXPECT_EQ(retry.json().value("delivered", false), true) << retry.body;
@@ -76,12 +76,12 @@ TEST_F(LifecycleTest, ARetryWhileTheFirstWaitsIs409AnywhereThenGetsTheReply) {
     // The caller hangs up; the command goes on.
     auto c = client(a);
     c->set_read_timeout(std::chrono::milliseconds(300));
-    HttpResult gone = post(*c, command_path("box-1", "timeout_ms=10000"), kBody, {{"X-Request-Id", "hung-up"}});
+    HttpResult gone = post(*c, command_path("box-1", "timeout_ms=10000"), kReboot, {{"X-Request-Id", "hung-up"}});
     EXPECT_EQ(gone.status, -1) << gone.body;
   }
   ASSERT_TRUE(device->wait_for(1, 3s));
   auto c = client(b);
-  HttpResult dup = post(*c, command_path("box-1"), kBody, {{"X-Request-Id", "hung-up"}});
+  HttpResult dup = post(*c, command_path("box-1"), kReboot, {{"X-Request-Id", "hung-up"}});
   EXPECT_EQ(dup.status, 409) << dup.body;
   EXPECT_EQ(dup.error_code(), "duplicate_request_id");
   HttpResult other = post(*c, command_path("box-1"), R"({"method":"other"})", {{"X-Request-Id", "hung-up"}});
@@ -91,7 +91,7 @@ TEST_F(LifecycleTest, ARetryWhileTheFirstWaitsIs409AnywhereThenGetsTheReply) {
   const std::string reply = R"({"id":"hung-up","result":"done"})";
   device->publish("dev/box-1/response/hung-up", reply);
   EXPECT_TRUE(test::eventually([&] { return stack->redis().get("dev/box-1/response/hung-up").has_value(); }, 3s));
-  HttpResult replay = post(*c, command_path("box-1"), kBody, {{"X-Request-Id", "hung-up"}});
+  HttpResult replay = post(*c, command_path("box-1"), kReboot, {{"X-Request-Id", "hung-up"}});
   EXPECT_EQ(replay.status, 200) << replay.body;
   EXPECT_EQ(replay.body, reply);
   EXPECT_EQ(device->messages().size(), 1u) << "never published twice";
@@ -103,7 +103,7 @@ TEST_F(LifecycleTest, AsyncCommandIsPolledAndLongPolledFromAnotherReplica) {
   stack->add_bridge();
   auto device = silent_device(stack->mqtt_port());
   auto c = client(a);
-  HttpResult accepted = post(*c, command_path("box-1", "timeout_ms=120000"), kBody, async_headers("job-1"));
+  HttpResult accepted = post(*c, command_path("box-1", "timeout_ms=120000"), kReboot, async_headers("job-1"));
   ASSERT_EQ(accepted.status, 202) << accepted.body;
   EXPECT_EQ(accepted.header("Location"), "/v1/devices/box-1/commands/job-1");
   EXPECT_EQ(accepted.header("Preference-Applied"), "respond-async");
@@ -169,7 +169,7 @@ TEST_F(LifecycleTest, AReplyAfterTheTimeoutIsKeptAsLate) {
   stack->add_bridge();
   auto device = silent_device(stack->mqtt_port());
   auto c = client(gw);
-  HttpResult accepted = post(*c, command_path("box-1", "timeout_ms=300"), kBody, async_headers("slow-job"));
+  HttpResult accepted = post(*c, command_path("box-1", "timeout_ms=300"), kReboot, async_headers("slow-job"));
   ASSERT_EQ(accepted.status, 202) << accepted.body;
   ASSERT_TRUE(device->wait_for(1, 3s));
   // Until the holder has noted the end (its last read of the result key
@@ -197,12 +197,12 @@ TEST_F(LifecycleTest, A504SaysWhetherTheBrokerTookTheCommand) {
   stack->add_bridge();
   auto device = silent_device(stack->mqtt_port());
   auto c = client(gw);
-  HttpResult taken = post(*c, command_path("box-1", "timeout_ms=300"), kBody);
+  HttpResult taken = post(*c, command_path("box-1", "timeout_ms=300"), kReboot);
   EXPECT_EQ(taken.status, 504);
   EXPECT_EQ(taken.json().value("delivered", false), true) << taken.body;
 
   stack->mqtt().process().signal(SIGSTOP);  // connected, but no PUBACK comes
-  HttpResult lost = post(*c, command_path("box-1", "timeout_ms=300"), kBody);
+  HttpResult lost = post(*c, command_path("box-1", "timeout_ms=300"), kReboot);
   EXPECT_EQ(lost.status, 504) << lost.body;
   EXPECT_EQ(lost.json().value("delivered", true), false) << lost.body;
   stack->mqtt().process().signal(SIGCONT);
@@ -242,7 +242,7 @@ TEST_F(LifecycleTest, AReplyNoRecordClaimsIsNeverHandedToTheNextCaller) {
   ProbeDevice device(stack->mqtt_port(), "dev/+/request/+", ProbeDevice::echo());
   stack->redis().set("dev/box-1/response/picked", R"({"id":"picked","result":"planted"})", 60000);
   auto c = client(gw);
-  HttpResult r = post(*c, command_path("box-1"), kBody, {{"X-Request-Id", "picked"}});
+  HttpResult r = post(*c, command_path("box-1"), kReboot, {{"X-Request-Id", "picked"}});
   ASSERT_EQ(r.status, 200) << r.body;
   EXPECT_EQ(r.body.find("planted"), std::string::npos) << "the planted reply was replayed: " << r.body;
   EXPECT_EQ(device.commands().size(), 1u) << "the command ran";
@@ -250,7 +250,7 @@ TEST_F(LifecycleTest, AReplyNoRecordClaimsIsNeverHandedToTheNextCaller) {
 
   // A planted record whose body differs is a reused id.
   test::plant_stored_reply(stack->redis(), "box-1", "theirs", R"({"method":"x"})", R"({"result":1})");
-  EXPECT_EQ(post(*c, command_path("box-1"), kBody, {{"X-Request-Id", "theirs"}}).status, 422);
+  EXPECT_EQ(post(*c, command_path("box-1"), kReboot, {{"X-Request-Id", "theirs"}}).status, 422);
 }
 
 TEST_F(LifecycleTest, IdempotencyKeyNamesTheCommandLikeXRequestId) {
@@ -258,14 +258,14 @@ TEST_F(LifecycleTest, IdempotencyKeyNamesTheCommandLikeXRequestId) {
   stack->add_bridge();
   ProbeDevice device(stack->mqtt_port(), "dev/+/request/+", ProbeDevice::echo());
   auto c = client(gw);
-  HttpResult first = post(*c, command_path("box-1"), kBody, {{"Idempotency-Key", "idem-1"}});
+  HttpResult first = post(*c, command_path("box-1"), kReboot, {{"Idempotency-Key", "idem-1"}});
   ASSERT_EQ(first.status, 200) << first.body;
   EXPECT_EQ(first.header("X-Request-Id"), "idem-1");
-  HttpResult again = post(*c, command_path("box-1"), kBody, {{"X-Request-Id", "idem-1"}});
+  HttpResult again = post(*c, command_path("box-1"), kReboot, {{"X-Request-Id", "idem-1"}});
   EXPECT_EQ(again.status, 200);
   EXPECT_EQ(again.body, first.body);
   EXPECT_EQ(device.commands().size(), 1u) << "a replay, not a second run";
-  HttpResult both = post(*c, command_path("box-1"), kBody, {{"X-Request-Id", "a"}, {"Idempotency-Key", "b"}});
+  HttpResult both = post(*c, command_path("box-1"), kReboot, {{"X-Request-Id", "a"}, {"Idempotency-Key", "b"}});
   EXPECT_EQ(both.status, 400);
   EXPECT_EQ(both.error_code(), "invalid_request_id");
 }
@@ -281,7 +281,7 @@ TEST_F(LifecycleTest, OfflinePolicyFailAnswersAnOfflineBoxAtOnceAndSendsNothing)
   ASSERT_TRUE(test::eventually([&] { return get(gw, "/v1/devices/box-1").json().value("online", true) == false; }, 3s));
 
   auto c = client(gw);
-  HttpResult offline = post(*c, command_path("box-1"), kBody);
+  HttpResult offline = post(*c, command_path("box-1"), kReboot);
   EXPECT_EQ(offline.status, 404) << offline.body;
   EXPECT_EQ(offline.error_code(), "device_offline");
   EXPECT_LT(offline.elapsed.count(), 50) << "answered at once, not at the timeout";
@@ -290,15 +290,15 @@ TEST_F(LifecycleTest, OfflinePolicyFailAnswersAnOfflineBoxAtOnceAndSendsNothing)
   EXPECT_FALSE(stack->redis().get("dev/box-1/command/" + id)) << "never sent: no record left";
 
   // A box with no presence stored is not refused (presence is advice).
-  EXPECT_EQ(post(*c, command_path("box-unknown"), kBody).status, 200);
+  EXPECT_EQ(post(*c, command_path("box-unknown"), kReboot).status, 200);
   // The default policy sends it anyway (and the device, being a probe, answers).
   auto w = client(wait_gw);
-  EXPECT_EQ(post(*w, command_path("box-1"), kBody).status, 200);
+  EXPECT_EQ(post(*w, command_path("box-1"), kReboot).status, 200);
   EXPECT_EQ(device.commands().size(), 2u) << "only the two that were not refused were published";
 
   device.probe().publish("dev/box-1/status", "online", 1, retained);
   ASSERT_TRUE(test::eventually([&] { return get(gw, "/v1/devices/box-1").json().value("online", false); }, 3s));
-  EXPECT_EQ(post(*c, command_path("box-1"), kBody).status, 200);
+  EXPECT_EQ(post(*c, command_path("box-1"), kReboot).status, 200);
   EXPECT_EQ(metric(gw, R"(boxgate_commands_total{outcome="device_offline"})"), 1.0);
   (void)br;
 }

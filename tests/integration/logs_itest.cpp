@@ -13,7 +13,6 @@
 namespace boxgate::itest {
 namespace {
 
-const std::string kBody = R"({"method":"ping"})";
 
 // Every line of a daemon's log that parses as a JSON object.
 std::vector<nlohmann::json> json_lines(const Process& p) {
@@ -45,12 +44,12 @@ TEST_F(LogsTest, JsonLinesAboutACommandCarryItsIdsAndEachCallHasAnAccessLine) {
   ProbeDevice device(stack->mqtt_port(), "dev/box-1/request/+", ProbeDevice::echo());
   stack->add_bridge();
   auto c = client(gw);
-  HttpResult ok = post(*c, command_path("box-1", "timeout_ms=5000"), kBody, {{"X-Request-Id", "log-ok-1"}});
+  HttpResult ok = post(*c, command_path("box-1", "timeout_ms=5000"), kPing, {{"X-Request-Id", "log-ok-1"}});
   ASSERT_EQ(ok.status, 200) << ok.body << stack->logs();
   // No device for box-2: a 504, and the gateway's own line about it.
-  HttpResult late = post(*c, command_path("box-2", "timeout_ms=300"), kBody, {{"X-Request-Id", "log-late-1"}});
+  HttpResult late = post(*c, command_path("box-2", "timeout_ms=300"), kPing, {{"X-Request-Id", "log-late-1"}});
   ASSERT_EQ(late.status, 504) << late.body;
-  HttpResult bad = post(*c, command_path("box-3", "timeout_ms=x"), kBody, {{"X-Request-Id", "log-bad-1"}});
+  HttpResult bad = post(*c, command_path("box-3", "timeout_ms=x"), kPing, {{"X-Request-Id", "log-bad-1"}});
   ASSERT_EQ(bad.status, 400) << bad.body;
   ASSERT_TRUE(stack->gateway().wait_for_log("log-bad-1", 5s)) << stack->gateway().log_tail();
 
@@ -102,7 +101,7 @@ TEST_F(LogsTest, PlainAccessLinesAndAccessLogOff) {
     // One Redis: each gateway its own id, or the second would replay the first's 504.
     std::string id = port == on ? "plain-1" : "plain-2";
     auto c = client(port);
-    HttpResult r = post(*c, command_path("box-9", "timeout_ms=100"), kBody, {{"X-Request-Id", id}});
+    HttpResult r = post(*c, command_path("box-9", "timeout_ms=100"), kPing, {{"X-Request-Id", id}});
     EXPECT_EQ(r.status, 504) << r.body;
     HttpResult s = get(*c, "/v1/devices/box-9/commands/" + id);
     EXPECT_EQ(s.status, 200) << s.body;
@@ -123,7 +122,7 @@ TEST_F(LogsTest, LevelPerComponent) {
   // Everything at warn but the access log at info and redis at debug.
   int gw = stack->add_gateway({"--log-level", "warn", "--log-levels", "access=info,redis=debug"});
   auto c = client(gw);
-  EXPECT_EQ(post(*c, command_path("box-1", "timeout_ms=50"), kBody).status, 504);
+  EXPECT_EQ(post(*c, command_path("box-1", "timeout_ms=50"), kPing).status, 504);
   ASSERT_TRUE(stack->gateway().wait_for_log("[access] POST command box box-1", 5s)) << stack->gateway().log_tail();
   const Process& p = stack->gateway();
   EXPECT_GE(count_lines(p, "info  [redis]"), 1u) << p.log_tail();    // "connected to ...": shown

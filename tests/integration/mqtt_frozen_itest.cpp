@@ -16,7 +16,6 @@
 namespace boxgate::itest::faults {
 namespace {
 
-const std::string kBody = R"({"method":"ping"})";
 constexpr int kKeepaliveS = 5;  // libmosquitto's smallest keep-alive
 
 class FrozenBroker : public ::testing::Test {
@@ -48,7 +47,7 @@ TEST_F(FrozenBroker, NotReadyWithinTwiceTheKeepAliveCommandsFailFastThenServesAf
   int br = stack->add_bridge(flags);
   ProbeDevice device(stack->mqtt_port(), "dev/+/request/+", ProbeDevice::echo());
   auto c = client(gw);
-  ASSERT_EQ(post(*c, command_path("box-1"), kBody).status, 200) << stack->logs();
+  ASSERT_EQ(post(*c, command_path("box-1"), kPing).status, 200) << stack->logs();
 
   const auto frozen = Clock::now();
   freeze();
@@ -70,7 +69,7 @@ TEST_F(FrozenBroker, NotReadyWithinTwiceTheKeepAliveCommandsFailFastThenServesAf
   ASSERT_TRUE(test::eventually([&] { return ms_since(detected) > 1100; }, 2s));
   long long slowest = 0;
   for (int i = 0; i < 5; ++i) {
-    HttpResult r = post(*c, command_path("box-1", "timeout_ms=5000"), kBody);
+    HttpResult r = post(*c, command_path("box-1", "timeout_ms=5000"), kPing);
     EXPECT_EQ(r.status, 503) << r.body;
     EXPECT_EQ(r.error_code(), "mqtt_unavailable") << r.body;
     slowest = std::max<long long>(slowest, r.elapsed.count());
@@ -87,7 +86,7 @@ TEST_F(FrozenBroker, NotReadyWithinTwiceTheKeepAliveCommandsFailFastThenServesAf
   HttpResult r;
   EXPECT_TRUE(test::eventually(
       [&] {
-        r = post(*c, command_path("box-1", "timeout_ms=1000"), kBody);
+        r = post(*c, command_path("box-1", "timeout_ms=1000"), kPing);
         return r.status == 200;
       },
       15s, 20ms))
@@ -104,12 +103,12 @@ TEST_F(FrozenBroker, UnacknowledgedPublishesAreBoundedAndTheRestAnswered503AtOnc
   stack->add_bridge();
   ProbeDevice device(stack->mqtt_port(), "dev/+/request/+", ProbeDevice::echo());
   auto c = client(gw);
-  ASSERT_EQ(post(*c, command_path("box-1"), kBody).status, 200) << stack->logs();
+  ASSERT_EQ(post(*c, command_path("box-1"), kPing).status, 200) << stack->logs();
 
   freeze();
   std::vector<std::future<HttpResult>> waiting;
   for (int i = 0; i < kBound; ++i) {
-    waiting.push_back(post_async(gw, command_path("box-" + std::to_string(i % 5 + 1), "timeout_ms=2000"), kBody));
+    waiting.push_back(post_async(gw, command_path("box-" + std::to_string(i % 5 + 1), "timeout_ms=2000"), kPing));
   }
   // Admitted in order, so their subscriptions are confirmed (and their
   // commands published) before any later command's.
@@ -133,7 +132,7 @@ TEST_F(FrozenBroker, UnacknowledgedPublishesAreBoundedAndTheRestAnswered503AtOnc
   HttpResult r;
   EXPECT_TRUE(test::eventually(
       [&] {
-        r = post(*c, command_path("box-1", "timeout_ms=1000"), kBody);
+        r = post(*c, command_path("box-1", "timeout_ms=1000"), kPing);
         return r.status == 200;
       },
       10s, 20ms))

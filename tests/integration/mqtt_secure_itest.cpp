@@ -26,7 +26,6 @@ using test::MqttProbeOptions;
 using test::SecureMosquitto;
 using test::TestPki;
 
-const std::string kBody = R"({"method":"ping"})";
 const std::string kGatewayPassword = "pw-gateway-7f3a";
 const std::string kBridgePassword = "pw-bridge-91c2";
 const std::string kBox1Password = "pw-box-1-5d0e";
@@ -142,10 +141,10 @@ TEST_F(MqttSecureTest, GatewayBridgeAndDevicesMakeTheRoundTripOverTlsAsTheirOwnU
                     {"BOXGATE_MQTT_PASSWORD=" + kBox2Password});
 
   auto c = client(gw);
-  HttpResult r1 = post(*c, command_path("box-1", "timeout_ms=5000"), kBody, {{"X-Request-Id", "tls-round-trip-1"}});
+  HttpResult r1 = post(*c, command_path("box-1", "timeout_ms=5000"), kPing, {{"X-Request-Id", "tls-round-trip-1"}});
   EXPECT_EQ(r1.status, 200) << r1.body << r1.error << "\n" << stack->gateway().log_tail() << stack->bridge().log_tail();
   EXPECT_EQ(r1.body, R"({"id":"tls-round-trip-1","result":{"ok":true}})");
-  HttpResult r2 = post(*c, command_path("box-2", "timeout_ms=5000"), kBody, {{"X-Request-Id", "tls-round-trip-2"}});
+  HttpResult r2 = post(*c, command_path("box-2", "timeout_ms=5000"), kPing, {{"X-Request-Id", "tls-round-trip-2"}});
   EXPECT_EQ(r2.status, 200) << r2.body << r2.error << "\n" << stack->devsim().log_tail();
   EXPECT_EQ(r2.json().value("id", ""), "tls-round-trip-2") << r2.body;
   EXPECT_EQ(box1.commands().size(), 1u) << "box-1 received only its own command";

@@ -17,7 +17,6 @@
 namespace boxgate::itest::faults {
 namespace {
 
-const std::string kBody = R"({"method":"ping"})";
 
 // utime + stime of a process in milliseconds (from /proc/<pid>/stat).
 long long cpu_ms(pid_t pid) {
@@ -56,7 +55,7 @@ TEST_F(MqttTls, GatewayVerifiesTheBrokerAgainstItsCaFileAndServes) {
   ProbeDevice device(stack->mqtt_port(), "dev/+/request/+", ProbeDevice::echo());
 
   auto c = client(gw);
-  HttpResult r = post(*c, command_path("box-1"), kBody, {{"X-Request-Id", "over-tls"}});
+  HttpResult r = post(*c, command_path("box-1"), kPing, {{"X-Request-Id", "over-tls"}});
   EXPECT_EQ(r.status, 200) << r.body << r.error << "\n" << stack->gateway().log_tail();
   EXPECT_EQ(r.body, R"({"id":"over-tls","result":{"ok":true}})");
   report("gateway_cpu_ms_after_tls_connect_and_one_command", cpu_ms(stack->gateway().pid()));

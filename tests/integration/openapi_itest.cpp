@@ -14,7 +14,7 @@ namespace boxgate::itest {
 namespace {
 
 std::string source_file(const std::string& relative) {
-  std::ifstream in(std::string(BOXGATE_SOURCE_DIR) + "/" + relative);
+  std::ifstream in(BOXGATE_SOURCE_DIR "/" + relative);
   std::stringstream text;
   text << in.rdbuf();
   return text.str();

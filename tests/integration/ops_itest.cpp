@@ -10,7 +10,6 @@
 namespace boxgate::itest {
 namespace {
 
-const std::string kBody = R"({"method":"ping"})";
 
 class OpsTest : public ::testing::Test {
  protected:
@@ -38,7 +37,7 @@ TEST_F(OpsTest, HealthReadinessAndMetricsOfGatewayAndBridge) {
   }
 
   auto c = client(gw);
-  HttpResult r = post(*c, command_path("box-1"), kBody);
+  HttpResult r = post(*c, command_path("box-1"), kPing);
   ASSERT_EQ(r.status, 200) << r.body << r.error;
 
   HttpResult m = get(gw, "/metrics");
@@ -76,7 +75,7 @@ TEST_F(OpsTest, SigtermFinishesTheCommandInFlightRefusesNewOnesAndExits0) {
 
   auto in_flight = std::async(std::launch::async, [gw] {
     auto c = client(gw);
-    return post(*c, command_path("box-1"), kBody, {{"X-Request-Id", "in-flight"}});
+    return post(*c, command_path("box-1"), kPing, {{"X-Request-Id", "in-flight"}});
   });
   ASSERT_TRUE(test::eventually([&] { return metric(gw, "boxgate_commands_pending") == 1.0; }, 2s));
   const auto term_at = std::chrono::steady_clock::now();
@@ -92,7 +91,7 @@ TEST_F(OpsTest, SigtermFinishesTheCommandInFlightRefusesNewOnesAndExits0) {
       300ms, 5ms));
   EXPECT_EQ(ready.json().value("status", ""), "draining") << ready.body;
   // ... and a new command is refused, while the first is still waiting.
-  HttpResult refused = post(*client(gw), command_path("box-1"), kBody, {{"X-Request-Id", "too-late"}});
+  HttpResult refused = post(*client(gw), command_path("box-1"), kPing, {{"X-Request-Id", "too-late"}});
   EXPECT_EQ(refused.status, 503) << refused.body;
   EXPECT_EQ(refused.error_code(), "shutting_down") << refused.body;
   EXPECT_FALSE(refused.header("Retry-After").empty());

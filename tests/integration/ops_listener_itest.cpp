@@ -11,7 +11,6 @@
 namespace boxgate::itest {
 namespace {
 
-const std::string kCiHash = "ce2eda71cf833a8bf08ec730a7ba5374db9957a70f1f0d80705d9fbdcb952c06";  // secret-ci
 
 TEST(OpsListenerTest, OpsEndpointsMoveToTheirOwnListener) {
   test::TempDir tmp("ops-listener");

@@ -14,7 +14,6 @@ namespace {
 
 using test::RedisSentinelGroup;
 
-const std::string kBody = R"({"method":"ping"})";
 
 // Mosquitto, a sentinel group and the daemons pointed at the sentinels.
 class SentinelFailover : public ::testing::Test {
@@ -111,7 +110,7 @@ class TimedLoad {
         auto c = client(port);
         const std::string path = command_path("box-" + std::to_string(t % 4 + 1), "timeout_ms=" + std::to_string(timeout));
         while (!stop_) {
-          HttpResult r = post(*c, path, kBody);
+          HttpResult r = post(*c, path, kPing);
           long long ended = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - origin).count();
           {
             std::lock_guard lock(mu_);
@@ -179,7 +178,7 @@ TEST_F(SentinelFailover, MasterKilledUnderLoadCallsFailFastAndServiceIsBackWithi
   int gw = add_gateway();
   int br = add_bridge();
   devsims.push_back(test::start_devsim(*tmp, mqtt->port(), {"--box-list", "box-1,box-2,box-3,box-4", "--delay-ms", "50"}));
-  ASSERT_EQ(post(*client(gw), command_path("box-1"), kBody).status, 200) << logs();
+  ASSERT_EQ(post(*client(gw), command_path("box-1"), kPing).status, 200) << logs();
 
   const auto origin = Clock::now() + 1s;  // the kill, below
   TimedLoad load(gw, {3000, 3000, 3000, 3000, 1000, 1000, 1000, 1000}, origin);
@@ -220,7 +219,7 @@ TEST_F(SentinelFailover, FrozenMasterIsLeftOnTheSwitchMasterHintBeforeTheHeartbe
   add_bridge();
   devsims.push_back(test::start_devsim(*tmp, mqtt->port(), {"--box-list", "box-1"}));
   auto c = client(gw);
-  ASSERT_EQ(post(*c, command_path("box-1"), kBody).status, 200) << logs();
+  ASSERT_EQ(post(*c, command_path("box-1"), kPing).status, 200) << logs();
 
   const int replica = group->node(1).port();
   killed = Clock::now();
@@ -230,7 +229,7 @@ TEST_F(SentinelFailover, FrozenMasterIsLeftOnTheSwitchMasterHintBeforeTheHeartbe
   HttpResult r;
   const bool back = test::eventually(
       [&] {
-        r = post(*c, command_path("box-1", "timeout_ms=1000"), kBody);
+        r = post(*c, command_path("box-1", "timeout_ms=1000"), kPing);
         return r.status == 200;
       },
       8s, 20ms);
@@ -253,7 +252,7 @@ TEST_F(SentinelFailover, WaitingCommandIsAnsweredFromTheResultKeyOnTheNewMaster)
   device.subscribe("dev/+/request/+", 1);
   const std::string id = "failover-1";
   const std::string key = "dev/box-1/response/" + id;
-  auto call = post_async(gw, command_path("box-1", "timeout_ms=15000"), kBody, {{"X-Request-Id", id}});
+  auto call = post_async(gw, command_path("box-1", "timeout_ms=15000"), kPing, {{"X-Request-Id", id}});
   ASSERT_TRUE(device.wait_for(1, 5s)) << logs();
 
   const std::string reply = R"({"id":")" + id + R"(","result":"stored before the failover"})";

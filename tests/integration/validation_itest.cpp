@@ -22,7 +22,6 @@ struct Case {
   std::string error;  // "" : do not check the error body
 };
 
-const std::string kBody = R"({"method":"ping"})";
 
 class ValidationTest : public ::testing::Test {
  protected:
@@ -159,10 +158,10 @@ TEST_F(ValidationTest, InvalidBoxIdsAre400) {
                                  "+", "a+b", "*", std::string(129, 'a')};
   std::vector<Case> cases;
   for (const auto& box : boxes) {
-    cases.push_back({"box " + box.substr(0, 20), command_path(box), {}, kBody, 400, "invalid_box_id"});
+    cases.push_back({"box " + box.substr(0, 20), command_path(box), {}, kPing, 400, "invalid_box_id"});
   }
   // With a caller id too: the id is echoed, the box is not.
-  cases.push_back({"box %2F with id", command_path("a%2Fb"), {{"X-Request-Id", "given-1"}}, kBody, 400,
+  cases.push_back({"box %2F with id", command_path("a%2Fb"), {{"X-Request-Id", "given-1"}}, kPing, 400,
                    "invalid_box_id"});
   run(cases);
   expect_nothing_reached_mqtt_or_redis();
@@ -173,7 +172,7 @@ TEST_F(ValidationTest, InvalidRequestIdsAre400) {
                                "\xC3\xA9"};
   std::vector<Case> cases;
   for (const auto& id : ids) {
-    cases.push_back({"id '" + id.substr(0, 20) + "'", command_path("box-1"), {{"X-Request-Id", id}}, kBody, 400,
+    cases.push_back({"id '" + id.substr(0, 20) + "'", command_path("box-1"), {{"X-Request-Id", id}}, kPing, 400,
                      "invalid_request_id"});
   }
   run(cases);
@@ -221,24 +220,24 @@ TEST_F(ValidationTest, InvalidTimeoutsAre400) {
                                   "5ms"};
   std::vector<Case> cases;
   for (const auto& v : values) {
-    cases.push_back({"timeout_ms=" + v, command_path("box-1", "timeout_ms=" + v), {}, kBody, 400, "invalid_timeout"});
+    cases.push_back({"timeout_ms=" + v, command_path("box-1", "timeout_ms=" + v), {}, kPing, 400, "invalid_timeout"});
   }
-  cases.push_back({"timeout with id", command_path("box-1", "timeout_ms=0"), {{"X-Request-Id", "t-1"}}, kBody, 400,
+  cases.push_back({"timeout with id", command_path("box-1", "timeout_ms=0"), {{"X-Request-Id", "t-1"}}, kPing, 400,
                    "invalid_timeout"});
   run(cases);
   expect_nothing_reached_mqtt_or_redis();
 }
 
 TEST_F(ValidationTest, PathsThatDoNotRouteAre404) {
-  run({{"extra segment", "/v1/devices/a/b/commands", {}, kBody, 404, ""},
-       {"trailing segments", "/v1/devices/box-1/commands/x/y", {}, kBody, 404, ""},
+  run({{"extra segment", "/v1/devices/a/b/commands", {}, kPing, 404, ""},
+       {"trailing segments", "/v1/devices/box-1/commands/x/y", {}, kPing, 404, ""},
        // These route, to GET endpoints: a command's status, a device's presence.
-       {"POST on a status", "/v1/devices/box-1/commands/x", {}, kBody, 405, ""},
-       {"wrong suffix", "/v1/devices/box-1/command", {}, kBody, 404, ""},
-       {"POST on a device", "/v1/devices/box-1", {}, kBody, 405, ""},
-       {"no box", "/v1/devices/", {}, kBody, 404, ""},
-       {"wrong version", "/v2/devices/box-1/commands", {}, kBody, 404, ""},
-       {"root", "/", {}, kBody, 404, ""}});
+       {"POST on a status", "/v1/devices/box-1/commands/x", {}, kPing, 405, ""},
+       {"wrong suffix", "/v1/devices/box-1/command", {}, kPing, 404, ""},
+       {"POST on a device", "/v1/devices/box-1", {}, kPing, 405, ""},
+       {"no box", "/v1/devices/", {}, kPing, 404, ""},
+       {"wrong version", "/v2/devices/box-1/commands", {}, kPing, 404, ""},
+       {"root", "/", {}, kPing, 404, ""}});
   auto c = client(gw);
   HttpResult r = get(*c, command_path("box-1"));
   EXPECT_EQ(r.status, 405) << "GET on the command route: " << r.body;

@@ -260,7 +260,7 @@ std::vector<std::string> RedisServer::pubsub_channels(const std::string& pattern
 }
 
 std::string redis_acl_file(const TempDir& dir, const BoxgateRedisUsers& users, const RedisCredentials& admin) {
-  const std::string shipped = std::string(BOXGATE_SOURCE_DIR) + "/config/redis-users.acl";
+  const std::string shipped = BOXGATE_SOURCE_DIR "/config/redis-users.acl";
   std::string text = read_file(shipped);
   if (text.empty()) throw std::runtime_error("cannot read " + shipped);
   // The shipped file's users log in with nothing until a hash is set: put a

@@ -14,7 +14,7 @@ namespace boxgate::test {
 
 namespace {
 
-std::string shipped(const std::string& name) { return std::string(BOXGATE_SOURCE_DIR) + "/config/" + name; }
+std::string shipped(const std::string& name) { return BOXGATE_SOURCE_DIR "/config/" + name; }
 
 // Runs a tool to completion (10 s); throws with its output if it fails.
 void run_tool(const TempDir& dir, const std::string& name, std::vector<std::string> argv) {

@@ -100,7 +100,7 @@ TEST(Options, ShippedConfigFilesListEveryKeyWithItsDefault) {
   Options d1("prog", "t"), l1("prog", "t");
   declare_gateway(d1, defaults_g);
   declare_gateway(l1, loaded_g);
-  std::string gw = std::string(BOXGATE_SOURCE_DIR) + "/config/gateway.json";
+  std::string gw = BOXGATE_SOURCE_DIR "/config/gateway.json";
   load(l1, {"--config", gw.c_str()});
   EXPECT_EQ(l1.describe(), d1.describe());
   auto keys = nlohmann::json::parse(std::ifstream(gw));
@@ -110,7 +110,7 @@ TEST(Options, ShippedConfigFilesListEveryKeyWithItsDefault) {
   Options d2("prog", "t"), l2("prog", "t");
   declare_bridge(d2, defaults_b);
   declare_bridge(l2, loaded_b);
-  std::string br = std::string(BOXGATE_SOURCE_DIR) + "/config/bridge.json";
+  std::string br = BOXGATE_SOURCE_DIR "/config/bridge.json";
   load(l2, {"--config", br.c_str()});
   EXPECT_EQ(l2.describe(), d2.describe());
   EXPECT_EQ(nlohmann::json::parse(std::ifstream(br)).size(), nlohmann::json::parse(d2.describe()).size());
