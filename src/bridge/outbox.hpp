@@ -62,10 +62,16 @@ class Outbox {
       if (in_flight_ > 0 && in_flight_bytes_ + cost > limits_.window_bytes) break;
       auto item = std::make_shared<Item>(std::move(queue_.front()));
       queue_.pop_front();
+      const bool was_returned = returned_ > 0;
+      if (was_returned) --returned_;
       ++in_flight_;
       in_flight_bytes_ += cost;
       if (!send(item)) {
-        answered(*item, true);
+        // Back where it was, at the head.
+        --in_flight_;
+        in_flight_bytes_ -= cost;
+        queue_.push_front(std::move(*item));
+        if (was_returned) ++returned_;
         break;
       }
     }
@@ -73,13 +79,15 @@ class Outbox {
   }
 
   // An item in flight got its answer. again: its command was lost, so it goes
-  // back to the head (moved out of `item`); else it is released.
+  // back to the head (moved out of `item`), behind the items that came back
+  // before it: a broken connection fails its commands oldest first, and they
+  // leave again in that order; else it is released.
   void answered(Item& item, bool again) {
     std::size_t cost = item.cost();
     --in_flight_;
     in_flight_bytes_ -= cost;
     if (again) {
-      queue_.push_front(std::move(item));
+      queue_.insert(queue_.begin() + static_cast<std::ptrdiff_t>(returned_++), std::move(item));
     } else {
       held_bytes_ -= cost;
     }
@@ -94,6 +102,7 @@ class Outbox {
   std::deque<Item> abandon() {
     std::deque<Item> left;
     left.swap(queue_);
+    returned_ = 0;
     for (const Item& item : left) held_bytes_ -= item.cost();
     update_gauges();
     return left;
@@ -107,6 +116,7 @@ class Outbox {
 
   OutboxLimits limits_;
   std::deque<Item> queue_;
+  std::size_t returned_ = 0;  // items at the head of queue_ that came back from Redis
   std::size_t held_bytes_ = 0;  // cost of the items queued or in flight
   std::size_t in_flight_ = 0;
   std::size_t in_flight_bytes_ = 0;

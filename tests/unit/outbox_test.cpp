@@ -80,6 +80,34 @@ TEST(Outbox, ALostItemGoesBackToTheHeadAndLeavesFirst) {
   EXPECT_EQ(f.sent[0]->payload, "a");
 }
 
+TEST(Outbox, ItemsLostTogetherLeaveAgainInTheirOrderBeforeTheQueuedOnes) {
+  Fixture f;
+  Outbox<Item> box({100, 1000, 3, 1000}, f.queued, f.held);
+  for (const char* p : {"a", "b", "c", "d"}) ASSERT_TRUE(box.push({p}));
+  f.flush(box);
+  ASSERT_EQ(f.sent.size(), 3u);
+  // A broken connection answers its commands oldest first, each with "lost".
+  for (auto& item : f.sent) box.answered(*item, true);
+  f.sent.clear();
+  f.accept = false;
+  f.flush(box);  // refused (still down): "a" stays first
+  f.accept = true;
+  f.flush(box);
+  auto order = [&] {
+    std::string payloads;
+    for (auto& item : f.sent) payloads += item->payload;
+    return payloads;
+  };
+  EXPECT_EQ(order(), "abc");
+  box.answered(*f.sent[1], true);  // "b" lost again, "a" and "c" still out
+  box.answered(*f.sent[2], true);  // then "c"
+  f.sent.erase(f.sent.begin() + 1, f.sent.end());
+  box.answered(*f.sent[0], false);  // "a" done
+  f.sent.clear();
+  f.flush(box);
+  EXPECT_EQ(order(), "bcd");
+}
+
 TEST(Outbox, OneItemAlwaysGoesHoweverLargeButTheWindowBytesBoundTheRest) {
   Fixture f;
   Outbox<Item> box({100, 1000, 100, 4}, f.queued, f.held);

@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <cctype>
+#include <iterator>
+#include <vector>
 
 #include "boxgate/logging.hpp"
 
@@ -16,6 +18,7 @@ struct ClusterCommands::Request {
   std::optional<NodeAddress> ask;     // send ASKING first, to this node (one ASK redirect)
   int attempts = 0;
   Commands::ReplyCallback done;       // may be empty (reply ignored)
+  std::uint64_t seq = 0;              // submission order, for the slot's held queue
 };
 
 struct ClusterCommands::InFlight {
@@ -86,6 +89,10 @@ void ClusterCommands::stop() {
   pool_.stop();  // in-flight callbacks run now, with null (lost)
   std::deque<Parked> parked;
   parked.swap(parked_);
+  for (auto& [slot, queue] : held_) parked.insert(parked.end(), queue.begin(), queue.end());
+  held_.clear();
+  held_count_ = 0;
+  flights_.clear();
   for (Parked& p : parked) {
     if (p.request->done) p.request->done(nullptr);
   }
@@ -112,8 +119,19 @@ bool ClusterCommands::run(const std::vector<std::string_view>& argv, Commands::R
   request->resp = resp_command(argv);
   if (auto key = routing_key(argv)) request->slot = key_slot(*key);
   request->done = std::move(done);
+  return submit(std::move(request));
+}
+
+bool ClusterCommands::submit(std::shared_ptr<Request> request) {
+  request->seq = ++next_seq_;
   auto target = target_of(*request);
-  return target && write(*target, std::move(request));
+  if (!target) return false;
+  if (request->slot && (held_.count(*request->slot) || in_flight_elsewhere(*request->slot, *target))) {
+    if (parked_.size() + held_count_ >= kMaxParked) return false;
+    hold(std::move(request), Clock::duration::zero());
+    return true;
+  }
+  return write(*target, std::move(request));
 }
 
 bool ClusterCommands::set_and_publish(const std::string& key, std::string_view payload, std::string_view message,
@@ -123,14 +141,14 @@ bool ClusterCommands::set_and_publish(const std::string& key, std::string_view p
   const SlotMap* map = topology_.map();
   const NodeAddress* master = map ? map->master_of(slot) : nullptr;
   if (!master || !pool_.up(*master)) return false;
-  NodeAddress node = *master;
   std::string ttl = std::to_string(ttl_ms);
   // Both follow redirects on their own: during a migration the SET of a new
   // key is ASKed to the importing node while the source, which still owns
   // the slot and its subscribers, takes the SPUBLISH.
-  auto set = std::make_shared<Request>(Request{resp_command({"SET", key, payload, "PX", ttl}), slot, {}, 0, {}});
-  auto publish = std::make_shared<Request>(Request{resp_command({"SPUBLISH", key, message}), slot, {}, 0, std::move(done)});
-  return write(node, std::move(set)) && write(node, std::move(publish));
+  auto set = std::make_shared<Request>(Request{resp_command({"SET", key, payload, "PX", ttl}), slot, {}, 0, {}, 0});
+  auto publish =
+      std::make_shared<Request>(Request{resp_command({"SPUBLISH", key, message}), slot, {}, 0, std::move(done), 0});
+  return submit(std::move(set)) && submit(std::move(publish));
 }
 
 bool ClusterCommands::write(const NodeAddress& node, std::shared_ptr<Request> request) {
@@ -146,6 +164,11 @@ bool ClusterCommands::write(const NodeAddress& node, std::shared_ptr<Request> re
     delete flight;
     return false;
   }
+  if (request->slot) {
+    Flight& on_wire = flights_[*request->slot];
+    on_wire.node = node;
+    ++on_wire.count;
+  }
   pool_.flush_soon(node);
   return true;
 }
@@ -156,9 +179,19 @@ void ClusterCommands::on_reply(redisAsyncContext*, void* reply, void* privdata) 
 }
 
 void ClusterCommands::answered(std::shared_ptr<Request> request, const NodeAddress& node, const redisReply* reply) {
-  if (!reply || stopping_) {
-    if (!stopping_) topology_.refresh_soon();
+  if (stopping_) {
     if (request->done) request->done(reply);
+    return;
+  }
+  const std::optional<std::uint16_t> slot = request->slot;
+  if (slot) {
+    auto on_wire = flights_.find(*slot);
+    if (on_wire != flights_.end() && --on_wire->second.count == 0) flights_.erase(on_wire);
+  }
+  if (!reply) {
+    topology_.refresh_soon();
+    if (request->done) request->done(reply);
+    if (slot) drain(*slot);
     return;
   }
   if (reply->type == REDIS_REPLY_ERROR && request->attempts + 1 < kMaxAttempts) {
@@ -172,20 +205,80 @@ void ClusterCommands::answered(std::shared_ptr<Request> request, const NodeAddre
         request->ask = redirect->to;
       }
       log::get("redis")->debug("{} from {}: following", error, node.text());
-      return dispatch(std::move(request), Clock::duration::zero());
+      return again(std::move(request), Clock::duration::zero());
     }
     if (retryable(error)) {
       ++request->attempts;
       request->ask.reset();
       topology_.refresh_soon();
-      return dispatch(std::move(request), std::chrono::milliseconds(25) * request->attempts);
+      return again(std::move(request), std::chrono::milliseconds(25) * request->attempts);
     }
   }
   if (request->done) request->done(reply);
+  if (slot && !held_.empty()) drain(*slot);
 }
 
-// A redirected or retried command: written now when its node is up, else
-// parked until it is (or kParkLimit passes: lost).
+void ClusterCommands::again(std::shared_ptr<Request> request, Clock::duration after) {
+  if (!request->slot) return dispatch(std::move(request), after);
+  std::uint16_t slot = *request->slot;
+  hold(std::move(request), after);
+  drain(slot);
+}
+
+bool ClusterCommands::in_flight_elsewhere(std::uint16_t slot, const NodeAddress& node) const {
+  auto on_wire = flights_.find(slot);
+  return on_wire != flights_.end() && !(on_wire->second.node == node);
+}
+
+void ClusterCommands::hold(std::shared_ptr<Request> request, Clock::duration after) {
+  if (parked_.size() + held_count_ >= kMaxParked) {
+    if (request->done) request->done(nullptr);
+    return;
+  }
+  auto now = Clock::now();
+  std::deque<Parked>& queue = held_[*request->slot];
+  // A redirected command is older than the ones held since it left: it goes
+  // before them.
+  auto at = queue.end();
+  while (at != queue.begin() && std::prev(at)->request->seq > request->seq) --at;
+  queue.insert(at, Parked{std::move(request), now + after, now + kParkLimit});
+  ++held_count_;
+  if (!retry_timer_.pending()) retry_timer_.start(std::chrono::milliseconds(10));
+}
+
+void ClusterCommands::drain(std::uint16_t slot) {
+  const auto now = Clock::now();
+  while (!stopping_) {
+    auto queue = held_.find(slot);
+    if (queue == held_.end()) return;
+    if (queue->second.empty()) {
+      held_.erase(queue);
+      return;
+    }
+    Parked& head = queue->second.front();
+    auto target = target_of(*head.request);
+    if (now >= head.due && target && pool_.up(*target) && !in_flight_elsewhere(slot, *target) &&
+        write(*target, head.request)) {
+      queue->second.pop_front();
+      --held_count_;
+      continue;
+    }
+    if (target && !pool_.up(*target)) pool_.connect(*target);
+    if (now < head.give_up) return;  // the slot's next answer or the retry timer tries again
+    // Lost, and with it every later command of the slot: their owners send
+    // them again in their order, none overtakes the one given up.
+    std::deque<Parked> lost;
+    lost.swap(queue->second);
+    held_.erase(queue);
+    held_count_ -= lost.size();
+    for (Parked& p : lost) {
+      if (p.request->done) p.request->done(nullptr);
+    }
+  }
+}
+
+// A redirected or retried command without a slot: written now when its node
+// is up, else parked until it is (or kParkLimit passes: lost).
 void ClusterCommands::dispatch(std::shared_ptr<Request> request, Clock::duration after) {
   auto now = Clock::now();
   if (after == Clock::duration::zero()) {
@@ -216,7 +309,12 @@ void ClusterCommands::retry_parked() {
     }
     parked_.push_back(std::move(p));
   }
-  if (!parked_.empty() && !retry_timer_.pending()) retry_timer_.start(std::chrono::milliseconds(10));
+  std::vector<std::uint16_t> slots;
+  for (const auto& [slot, queue] : held_) slots.push_back(slot);
+  for (std::uint16_t slot : slots) drain(slot);
+  if ((!parked_.empty() || !held_.empty()) && !retry_timer_.pending()) {
+    retry_timer_.start(std::chrono::milliseconds(10));
+  }
 }
 
 void ClusterCommands::map_changed(const SlotMap& map) {
@@ -231,7 +329,7 @@ void ClusterCommands::node_up(const NodeAddress&) {
   topology_.node_up();
   update_state();
   notify_up_soon();
-  if (!parked_.empty()) retry_parked();
+  if (!parked_.empty() || !held_.empty()) retry_parked();
 }
 
 void ClusterCommands::update_state() {

@@ -10,18 +10,30 @@
 // (lost: the node broke, or no node could take it within kParkLimit) --
 // the same contract as standalone Commands.
 //
+// Order: the commands of one slot run in the order they were given, as on
+// one standalone connection, across MOVED/ASK redirects and retries. While
+// one of them is redirected, waits for a retry, or is in flight on another
+// node than the slot's (the map moved under it), the slot's later commands
+// wait behind it, sorted by submission, and then go to one node at a time;
+// otherwise they are pipelined. One that waits kParkLimit is lost (nullptr)
+// with every later one of its slot, so a caller's resend keeps the order.
+// (A node that redirected a command redirects the later ones too, which
+// keeps a pipeline to one node in order.)
+//
 // Readiness ("redis"): up while the map serves every slot and the master
 // of every slot is connected; stalled while one of them has not answered its
 // PING for stall_after_ms. on_up runs when it comes up, and again when a
 // node reconnects or the map changes while up (owners flush what they hold).
 
 #include <chrono>
+#include <cstdint>
 #include <deque>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "boxgate/redis/commands.hpp"
@@ -59,8 +71,16 @@ class ClusterCommands {
 
   static void on_reply(struct redisAsyncContext* ctx, void* reply, void* privdata);
   std::optional<NodeAddress> target_of(const Request& request) const;
+  // Writes a new command, or holds it behind its slot's earlier ones.
+  bool submit(std::shared_ptr<Request> request);
   bool write(const NodeAddress& node, std::shared_ptr<Request> request);
+  // A redirected or retried command: a slot's is held (in order), any other parked.
+  void again(std::shared_ptr<Request> request, Clock::duration after);
   void dispatch(std::shared_ptr<Request> request, Clock::duration after);
+  bool in_flight_elsewhere(std::uint16_t slot, const NodeAddress& node) const;
+  void hold(std::shared_ptr<Request> request, Clock::duration after);
+  // Writes the slot's held commands that may go now, oldest first.
+  void drain(std::uint16_t slot);
   void answered(std::shared_ptr<Request> request, const NodeAddress& node, const struct redisReply* reply);
   void retry_parked();
   void map_changed(const SlotMap& map);
@@ -78,7 +98,16 @@ class ClusterCommands {
   std::function<void()> on_up_;
   NodePool pool_;
   ClusterTopology topology_;
-  std::deque<Parked> parked_;
+  // Commands on the wire, per slot, and the node they went to (one at a time).
+  struct Flight {
+    NodeAddress node;
+    std::uint32_t count = 0;
+  };
+  std::deque<Parked> parked_;  // commands without a slot
+  std::unordered_map<std::uint16_t, std::deque<Parked>> held_;  // per slot, oldest first
+  std::unordered_map<std::uint16_t, Flight> flights_;
+  std::size_t held_count_ = 0;
+  std::uint64_t next_seq_ = 0;
   bool stopping_ = false;
   bool ever_up_ = false;
   Timer retry_timer_;
