@@ -64,7 +64,9 @@ int ids(const std::uint8_t* data, std::size_t size) {
     check(!p.name.empty() || p.has_value, "an empty piece was kept");
     check(p.name.find('&') == std::string_view::npos && p.name.find('=') == std::string_view::npos, "name holds & or =");
     check(p.value.find('&') == std::string_view::npos, "value holds &");
-    rebuilt += (rebuilt.empty() ? "" : "&") + std::string(p.name) + (p.has_value ? "=" + std::string(p.value) : "");
+    if (!rebuilt.empty()) rebuilt += '&';
+    rebuilt += p.name;
+    if (p.has_value) (rebuilt += '=') += p.value;
   }
   std::string pieces;  // the raw query without its empty pieces
   for (std::size_t start = 0; start <= input.size();) {

@@ -23,7 +23,7 @@ class EventApiTest : public StackTest {
 
   // Publishes and waits until the bridge has stored them all.
   void send_events(MqttProbe& device, const std::string& box, int from, int to, int bridge_port, double& total) {
-    for (int i = from; i < to; ++i) device.publish("dev/" + box + "/event/n", "e" + std::to_string(i));
+    for (int i = from; i < to; ++i) device.publish("dev/" + box + "/event/n", 'e' + std::to_string(i));
     total += to - from;
     ASSERT_TRUE(test::eventually([&] { return metric(bridge_port, "boxgate_events_forwarded_total") == total; }, 5s))
         << stack->logs();

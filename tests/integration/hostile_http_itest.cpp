@@ -244,7 +244,7 @@ TEST_F(HostileHttpTest, ChunkedBodiesOverTheLimit) {
 
 TEST_F(HostileHttpTest, HeaderFloods) {
   std::string many_small;  // within http_max_header_bytes (4096)
-  for (int i = 0; i < 300; ++i) many_small += "a" + std::to_string(i) + ":b\r\n";
+  for (int i = 0; i < 300; ++i) many_small.append(1, 'a').append(std::to_string(i)).append(":b\r\n");
   std::string too_many;
   for (int i = 0; i < 2000; ++i) too_many += "X-Flood-" + std::to_string(i) + ": v\r\n";
   RawReply small = exchange(gw, post_head("box-1", many_small + "X-Request-Id: bad id\r\nContent-Length: 14\r\n") + kFourteenBytes,

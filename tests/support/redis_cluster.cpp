@@ -90,7 +90,7 @@ RedisServer& RedisCluster::node_on(int port) {
 
 std::string RedisCluster::seeds() const {
   std::string out;
-  for (const auto& n : nodes_) out += (out.empty() ? "" : ",") + std::string("127.0.0.1:") + std::to_string(n->port());
+  for (const auto& n : nodes_) (out += out.empty() ? "127.0.0.1:" : ",127.0.0.1:") += std::to_string(n->port());
   return out;
 }
 

@@ -95,7 +95,7 @@ void RedisSentinelGroup::wait_agreed() {
 
 std::string RedisSentinelGroup::sentinels_flag() const {
   std::string out;
-  for (int port : sentinel_ports_) out += (out.empty() ? "" : ",") + std::string("127.0.0.1:") + std::to_string(port);
+  for (int port : sentinel_ports_) (out += out.empty() ? "127.0.0.1:" : ",127.0.0.1:") += std::to_string(port);
   return out;
 }
 
