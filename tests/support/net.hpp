@@ -13,11 +13,15 @@ namespace boxgate::test {
 
 using namespace std::chrono_literals;
 
-// Binds 127.0.0.1:0, reads the port the kernel chose, closes the socket.
-// Another process may grab the port before the caller binds it; on loopback in
-// a test run that race is rare enough to accept. Throws std::runtime_error if
-// no socket can be bound.
+// A port of 127.0.0.1 that nothing holds now, from 10000-22767 (below the
+// kernel's ephemeral ports, so no outgoing connection takes it before the
+// caller binds it). Another test may still bind it first; with each test
+// process walking the range from its own start, that is rare enough to
+// accept. Throws std::runtime_error if none of the range is free.
 int free_port();
+
+// True when 127.0.0.1:port can be bound now (the socket is closed again).
+bool port_bindable(int port);
 
 // Socket options a test client sets before it connects (a receive buffer
 // set later would not shrink the window the handshake advertised).

@@ -6,7 +6,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <random>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -23,26 +22,12 @@ std::string field(const std::string& info, const std::string& name) {
   return info.substr(at + name.size() + 1, end - at - name.size() - 1);
 }
 
-bool bindable(int port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return false;
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<std::uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
-  ::close(fd);
-  return ok;
-}
-
-// A free port whose cluster bus port (port + 10000, so at most 55535) is
-// free too; random in 20000..45535 so parallel tests rarely pick the same.
+// A free port whose cluster bus port (port + 10000) is free too; free_port()
+// keeps both below the kernel's ephemeral ports.
 int cluster_port() {
-  static std::mt19937 random{std::random_device{}()};
-  std::uniform_int_distribution<int> pick(20000, 45535);
   for (int attempt = 0; attempt < 1000; ++attempt) {
-    int port = pick(random);
-    if (bindable(port) && bindable(port + 10000)) return port;
+    int port = free_port();
+    if (port_bindable(port + 10000)) return port;
   }
   throw std::runtime_error("no free port pair for a cluster node");
 }
