@@ -1,6 +1,9 @@
 #include "routes.hpp"
 
+#include <algorithm>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "api/access_log.hpp"
 #include "api/auth.hpp"
@@ -16,114 +19,156 @@ namespace boxgate::gateway {
 
 namespace {
 
-constexpr std::string_view kDevices = "/v1/devices/";
-
-enum class Method { get, post };
-
-// An endpoint under /v1/devices/{boxId}.
-enum class Endpoint { none, device, command, status, message, state, events };
-
-struct DevicePath {
-  Endpoint endpoint = Endpoint::none;
-  std::string_view box;  // still percent-encoded
-  std::string_view id;   // status: the command's id, still percent-encoded
+// A request's path parameters, still percent-encoded: views into its path.
+struct Params {
+  std::string_view box;  // {boxId}
+  std::string_view id;   // {requestId}
 };
 
-DevicePath device_path_of(std::string_view path) {
-  std::string_view rest = path.substr(kDevices.size());
-  auto slash = rest.find('/');
-  std::string_view box = rest.substr(0, slash);
-  if (box.empty()) return {};
-  if (slash == std::string_view::npos) return {Endpoint::device, box, {}};
-  std::string_view tail = rest.substr(slash);
-  if (tail == "/commands") return {Endpoint::command, box, {}};
-  if (tail == "/messages") return {Endpoint::message, box, {}};
-  if (tail == "/state") return {Endpoint::state, box, {}};
-  if (tail == "/events") return {Endpoint::events, box, {}};
-  constexpr std::string_view kCommands = "/commands/";
-  if (tail.substr(0, kCommands.size()) == kCommands) {
-    std::string_view id = tail.substr(kCommands.size());
-    if (!id.empty() && id.find('/') == std::string_view::npos) return {Endpoint::status, box, id};
-  }
-  return {};
-}
-
-// The access log's name of an endpoint, and the one method it takes.
-struct EndpointInfo {
-  const char* name;
-  Method method;
+// What a handler gets besides the exchange. `caller` is set when the path
+// names a box ({boxId}): its token was checked for that box.
+struct Call {
+  const Families& families;
+  const Caller* caller;
+  Params params;
 };
 
-EndpointInfo info_of(Endpoint endpoint) {
-  switch (endpoint) {
-    case Endpoint::command: return {"command", Method::post};
-    case Endpoint::status: return {"status", Method::get};
-    case Endpoint::message: return {"message", Method::post};
-    case Endpoint::device: return {"device", Method::get};
-    case Endpoint::state: return {"state", Method::get};
-    case Endpoint::events: return {"events", Method::get};
-    case Endpoint::none: break;
-  }
-  return {"none", Method::get};
+using Serve = void (*)(http::Exchange, const Call&);
+
+void post_command(http::Exchange ex, const Call& c) { c.families.commands.post_command(std::move(ex), *c.caller); }
+void get_status(http::Exchange ex, const Call& c) {
+  c.families.commands.get_status(std::move(ex), *c.caller, c.params.id);
 }
+void post_message(http::Exchange ex, const Call& c) { c.families.commands.post_message(std::move(ex), *c.caller); }
+void read_device(http::Exchange ex, const Call& c) { c.families.devices.read(std::move(ex), *c.caller); }
+void get_state(http::Exchange ex, const Call& c) { c.families.events.get_state(std::move(ex), *c.caller); }
+void get_events(http::Exchange ex, const Call& c) { c.families.events.get_events(std::move(ex), *c.caller); }
+void fleet_events(http::Exchange ex, const Call& c) { c.families.events.fleet(std::move(ex)); }
+void console(http::Exchange ex, const Call&) { console_page(std::move(ex)); }
+void openapi(http::Exchange ex, const Call&) { openapi_document(std::move(ex)); }
+
+// Registered by ops::serve_endpoints (every daemon serves them alike); listed
+// here so the table names every path the gateway serves.
+constexpr Serve kCoreOps = nullptr;
+
+enum class Method { GET, POST };
+using enum Method;
+enum class Listener { api, ops };
+using enum Listener;
+
+struct Route {
+  Method method;            // the one method it takes
+  std::string_view path;    // as documented; a {name} segment matches any non-empty segment
+  const char* log;          // the access log's endpoint name; nullptr: not logged
+  Listener listener;        // ops: the ops listener (the API's unless ops_port is set)
+  Serve serve;
+};
+
+// Every route of the gateway. tests/docs/routes_doc_check.py reads these rows
+// and checks README.md and docs/ against them: keep one row per line.
+// clang-format off
+constexpr Route kRoutes[] = {
+    {POST, "/v1/devices/{boxId}/commands",             "command",      api, post_command},
+    {GET,  "/v1/devices/{boxId}/commands/{requestId}", "status",       api, get_status},
+    {POST, "/v1/devices/{boxId}/messages",             "message",      api, post_message},
+    {GET,  "/v1/devices/{boxId}",                      "device",       api, read_device},
+    {GET,  "/v1/devices/{boxId}/state",                "state",        api, get_state},
+    {GET,  "/v1/devices/{boxId}/events",               "events",       api, get_events},
+    {GET,  "/v1/events",                               "fleet_events", api, fleet_events},
+    {GET,  "/console",                                 nullptr,        api, console},
+    {GET,  "/openapi.yaml",                            nullptr,        ops, openapi},
+    {GET,  "/healthz",                                 nullptr,        ops, kCoreOps},
+    {GET,  "/readyz",                                  nullptr,        ops, kCoreOps},
+    {GET,  "/metrics",                                 nullptr,        ops, kCoreOps},
+};
+// clang-format on
+
+// The next '/'-separated segment of `s` (which starts after a '/'); `s` moves past it.
+std::string_view next_segment(std::string_view& s) {
+  auto slash = s.find('/');
+  std::string_view segment = s.substr(0, slash);
+  s = slash == std::string_view::npos ? std::string_view{} : s.substr(slash + 1);
+  return segment;
+}
+
+// Whether `path` matches `pattern` segment by segment; fills `params` from its {name} segments.
+bool matches(std::string_view pattern, std::string_view path, Params& params) {
+  if (pattern.empty() || path.empty() || path[0] != '/') return false;
+  pattern.remove_prefix(1);
+  path.remove_prefix(1);
+  bool more = true;
+  while (more) {
+    more = pattern.find('/') != std::string_view::npos;
+    if (more != (path.find('/') != std::string_view::npos)) return false;
+    std::string_view want = next_segment(pattern);
+    std::string_view got = next_segment(path);
+    if (want.starts_with('{')) {
+      if (got.empty()) return false;
+      (want == "{boxId}" ? params.box : params.id) = got;
+    } else if (want != got) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// The part of a pattern before its first {name}: what http::Server routes on.
+std::string_view literal_prefix(std::string_view pattern) { return pattern.substr(0, pattern.find('{')); }
 
 const char* method_name(const http::Exchange& ex) { return ex.is_get() ? "GET" : ex.is_post() ? "POST" : "other"; }
 
-// The one method check: false (answered 405) when `ex` is not `method`.
-bool method_is(http::Exchange& ex, Method method) {
-  if (method == Method::get ? ex.is_get() : ex.is_post()) return true;
-  http::reply_method_not_allowed(ex, method == Method::get ? "GET" : "POST");
-  return false;
-}
+const char* name_of(Method method) { return method == GET ? "GET" : "POST"; }
 
-// A route that only serves GET.
-template <typename Serve>
-http::Handler get_only(Serve serve) {
-  return [serve](http::Exchange ex) {
-    if (method_is(ex, Method::get)) serve(std::move(ex));
-  };
-}
+bool takes(const http::Exchange& ex, Method method) { return method == GET ? ex.is_get() : ex.is_post(); }
 
 void not_found(http::Exchange& ex) { ex.reply(404, R"({"error":"not_found","message":"no such endpoint"})"); }
 
 }  // namespace
 
-Routes::Routes(http::Server& api, http::Server& ops_server, Families families, Authorizer& auth,
+Routes::Routes(http::Server& api_server, http::Server& ops_server, Families families, Authorizer& auth,
                const ops::Metrics& metrics, const ops::Readiness& readiness, bool access_log)
     : families_(families), auth_(auth), access_log_(access_log) {
-  api.route_prefix(std::string(kDevices), [this](http::Exchange ex) { device_path(std::move(ex)); });
-  api.route("/v1/events", [this](http::Exchange ex) { fleet_events(std::move(ex)); });
-  api.route("/console", get_only(console_page));
+  // http::Server routes a literal path exactly, a templated one by its
+  // literal prefix (once per prefix and server); dispatch() walks the table.
+  std::vector<std::pair<const http::Server*, std::string_view>> prefixes;
+  for (const Route& route : kRoutes) {
+    if (!route.serve) continue;
+    http::Server& server = route.listener == api ? api_server : ops_server;
+    std::string_view prefix = literal_prefix(route.path);
+    auto handler = [this](http::Exchange ex) { dispatch(std::move(ex)); };
+    if (prefix == route.path) {
+      server.route(std::string(prefix), handler);
+    } else if (std::find(prefixes.begin(), prefixes.end(), std::pair{&std::as_const(server), prefix}) ==
+               prefixes.end()) {
+      prefixes.emplace_back(&server, prefix);
+      server.route_prefix(std::string(prefix), handler);
+    }
+  }
   // Ops endpoints stay open (load balancers and Prometheus carry no token):
   // on their own listener they can be kept off the network the API faces.
   ops::serve_endpoints(ops_server, metrics, readiness);
-  ops_server.route("/openapi.yaml", get_only(openapi_document));
 }
 
-void Routes::device_path(http::Exchange ex) {
-  DevicePath path = device_path_of(ex.path());
-  if (path.endpoint == Endpoint::none) return not_found(ex);
-  EndpointInfo info = info_of(path.endpoint);
-  if (access_log_) attach_access_log(ex, method_name(ex), info.name, path.box);
-  if (!method_is(ex, info.method)) return;
-  std::optional<Caller> caller = identify(ex, path.box, auth_);
-  if (!caller) return;
-  switch (path.endpoint) {
-    case Endpoint::command: return families_.commands.post_command(std::move(ex), *caller);
-    case Endpoint::status: return families_.commands.get_status(std::move(ex), *caller, path.id);
-    case Endpoint::message: return families_.commands.post_message(std::move(ex), *caller);
-    case Endpoint::device: return families_.devices.read(std::move(ex), *caller);
-    case Endpoint::state: return families_.events.get_state(std::move(ex), *caller);
-    case Endpoint::events: return families_.events.get_events(std::move(ex), *caller);
-    case Endpoint::none: break;
+void Routes::dispatch(http::Exchange ex) {
+  Params params;
+  const Route* route = nullptr;
+  for (const Route& r : kRoutes) {
+    Params p;
+    if (!r.serve || !matches(r.path, ex.path(), p)) continue;
+    if (!route || (takes(ex, r.method) && !takes(ex, route->method))) {
+      route = &r;
+      params = p;
+    }
   }
-  not_found(ex);
-}
-
-void Routes::fleet_events(http::Exchange ex) {
-  // No box in the path: the line's box is "-".
-  if (access_log_) attach_access_log(ex, method_name(ex), "fleet_events", {});
-  if (method_is(ex, Method::get)) families_.events.fleet(std::move(ex));
+  if (!route) return not_found(ex);
+  if (access_log_ && route->log) attach_access_log(ex, method_name(ex), route->log, params.box);
+  if (!takes(ex, route->method)) return http::reply_method_not_allowed(ex, name_of(route->method));
+  std::optional<Caller> caller;
+  if (!params.box.empty()) {
+    caller = identify(ex, params.box, auth_);
+    if (!caller) return;
+  }
+  route->serve(std::move(ex), Call{families_, caller ? &*caller : nullptr, params});
 }
 
 }  // namespace boxgate::gateway

@@ -1,16 +1,8 @@
 #pragma once
-// The gateway's route table: every path it serves, in one place.
-//
-//   POST /v1/devices/{boxId}/commands          commands/  send a command
-//   GET  /v1/devices/{boxId}/commands/{id}     commands/  a command's status
-//   POST /v1/devices/{boxId}/messages          commands/  a one-way message
-//   GET  /v1/devices/{boxId}                   devices/   presence
-//   GET  /v1/devices/{boxId}/state             events/    the latest state
-//   GET  /v1/devices/{boxId}/events            events/    history, or a live stream (SSE)
-//   GET  /v1/events                            events/    the fleet's live stream (SSE)
-//   GET  /console                              api/       the browser console
-//   GET  /openapi.yaml                         api/       this version's API document   (ops listener)
-//   GET  /healthz, /readyz, /metrics           core ops                                  (ops listener)
+// The gateway's route table: every path it serves, in one place -- kRoutes in
+// routes.cpp, one row per endpoint: method, path as documented, access-log
+// name, listener (API or ops) and handler. A {name} segment of a path matches
+// any non-empty segment, still percent-encoded.
 //
 // For every API call (the /v1/ paths) it starts the one access-log line
 // (api/access_log.hpp), then checks the method -- any other is 405 with the
@@ -52,8 +44,8 @@ class Routes {
   Routes& operator=(const Routes&) = delete;
 
  private:
-  void device_path(http::Exchange ex);
-  void fleet_events(http::Exchange ex);
+  // Finds the request's row in the table (routes.cpp) and serves it.
+  void dispatch(http::Exchange ex);
 
   Families families_;
   Authorizer& auth_;
