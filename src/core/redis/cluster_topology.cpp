@@ -30,8 +30,7 @@ void on_slots(redisAsyncContext*, void* reply, void* privdata) {
 
 ClusterTopology::ClusterTopology(EventLoop& loop, NodePool& pool, std::vector<NodeAddress> seeds,
                                  std::function<void(const SlotMap&)> on_map)
-    : loop_(loop),
-      pool_(pool),
+    : pool_(pool),
       seeds_(std::move(seeds)),
       on_map_(std::move(on_map)),
       soon_timer_(loop, [this] { fetch(); }),

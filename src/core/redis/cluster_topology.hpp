@@ -52,7 +52,6 @@ class ClusterTopology {
   void answered(const NodeAddress& asked, const struct redisReply* reply, unsigned generation);
   std::vector<NodeAddress> known_nodes() const;
 
-  EventLoop& loop_;
   NodePool& pool_;
   std::vector<NodeAddress> seeds_;
   std::function<void(const SlotMap&)> on_map_;

@@ -41,7 +41,7 @@ ShardSubscriber::ShardSubscriber(EventLoop& loop, const RedisSettings& settings,
       settings_(settings),
       dependency_(dependency),
       pool_(loop, settings, "redis cluster map connection",
-            {[this](const NodeAddress&) { topology_.node_up(); }, [this](const NodeAddress&) {}}),
+            {[this](const NodeAddress&) { topology_.node_up(); }, [](const NodeAddress&) {}}),
       topology_(loop, pool_, seeds_of(settings), [this](const SlotMap& map) { map_changed(map); }),
       retry_timer_(loop, [this] { place_all(); }),
       bury_timer_(loop, [this] { bury_closed_links(); }) {}

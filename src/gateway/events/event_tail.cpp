@@ -23,7 +23,6 @@ EventTail::EventTail(EventLoop& loop, const redis::Commands& commands, const Top
                      ops::Readiness& readiness, ops::Metrics& metrics)
     : loop_(loop),
       commands_(commands),
-      topics_(topics),
       stream_(topics.fleet_events_stream()),
       up_gauge_(metrics.gauge("boxgate_event_tail_up", "1 while the fleet event stream reader is connected")),
       reconnects_(metrics.counter("boxgate_event_tail_reconnects_total", "reconnections of the fleet stream reader")),

@@ -80,7 +80,6 @@ class EventTail {
   EventLoop& loop_;
   const redis::Commands& commands_;
   RedisSettings settings_;  // of the connection now open (or last tried)
-  const Topics& topics_;
   std::string stream_;
   ops::Gauge& up_gauge_;
   ops::Counter& reconnects_;
