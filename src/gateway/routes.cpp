@@ -152,13 +152,17 @@ Routes::Routes(http::Server& api_server, http::Server& ops_server, Families fami
 void Routes::dispatch(http::Exchange ex) {
   Params params;
   const Route* route = nullptr;
+  // The first row whose path and method match serves; a path that matches
+  // only with another method is remembered for the 405. Stopping at the first
+  // full match keeps the command path (the first row) to one comparison.
   for (const Route& r : kRoutes) {
     Params p;
     if (!r.serve || !matches(r.path, ex.path(), p)) continue;
-    if (!route || (takes(ex, r.method) && !takes(ex, route->method))) {
+    if (!route || takes(ex, r.method)) {
       route = &r;
       params = p;
     }
+    if (takes(ex, r.method)) break;
   }
   if (!route) return not_found(ex);
   if (access_log_ && route->log) attach_access_log(ex, method_name(ex), route->log, params.box);
