@@ -57,7 +57,7 @@ std::optional<Caller> identify(http::Exchange& ex, std::string_view box_segment,
     reply_error(ex, Error::forbidden, "This token is not scoped for this box.", &rid, &bid);
     return std::nullopt;
   }
-  return Caller{std::move(*request_id), caller_id, std::move(*box)};
+  return Caller{std::move(*request_id), caller_id, std::move(*box), std::move(access.token)};
 }
 
 }  // namespace boxgate::gateway
