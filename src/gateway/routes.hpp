@@ -11,7 +11,9 @@
 // (api/caller.hpp) before the family's handler runs; then, for a caller
 // with a token, the token's request rate (api/rate_limiter.hpp: 429
 // rate_limited), on every /v1/ route. A path that names no endpoint is 404
-// not_found.
+// not_found. An API request that announces a body and carries no valid
+// token is answered 401 before its body is read (api/caller.hpp,
+// refuse_before_body).
 //
 // This is the only file that includes the families (commands/, devices/,
 // events/); they include api/ and core only. Loop thread only.
@@ -49,6 +51,8 @@ class Routes {
  private:
   // Finds the request's row in the table (routes.cpp) and serves it.
   void dispatch(http::Exchange ex);
+  // Before the body of a request that announces one (http::Server::admit_bodies).
+  std::optional<http::Refusal> admit(const http::RequestHead& head) const;
 
   Families families_;
   Authorizer& auth_;

@@ -317,7 +317,7 @@ std::optional<std::size_t> Authorizer::find(std::string_view token) const {
 
 // The token alone: missing and invalid ones are counted here; which verdict
 // an allowed token's use gets counted under is the caller's.
-Decision Authorizer::identify(const char* authorization, std::size_t& index) {
+Decision Authorizer::identify_at(const char* authorization, std::size_t& index) {
   if (open()) return {Verdict::allowed, nullptr};
   if (!authorization) {
     missing_->inc();
@@ -333,9 +333,14 @@ Decision Authorizer::identify(const char* authorization, std::size_t& index) {
   return {Verdict::allowed, token_at(*found)};
 }
 
+Decision Authorizer::identify(const char* authorization) {
+  std::size_t index = 0;
+  return identify_at(authorization, index);
+}
+
 Decision Authorizer::authorize(const char* authorization, const BoxId& box) {
   std::size_t index = 0;
-  Decision decision = identify(authorization, index);
+  Decision decision = identify_at(authorization, index);
   if (!decision.token) return decision;  // open, or refused
   if (!decision.token->allows(box.view())) {
     set_->forbidden[index]->inc();
@@ -347,7 +352,7 @@ Decision Authorizer::authorize(const char* authorization, const BoxId& box) {
 
 Decision Authorizer::authenticate(const char* authorization) {
   std::size_t index = 0;
-  Decision decision = identify(authorization, index);
+  Decision decision = identify_at(authorization, index);
   if (decision.token) set_->allowed[index]->inc();
   return decision;
 }

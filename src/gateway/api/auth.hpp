@@ -134,6 +134,9 @@ class Authorizer {
   // For a request about no single box (the fleet event stream): is the
   // token valid? The caller then filters by the token's scope. Counts the answer.
   Decision authenticate(const char* authorization);
+  // The token alone, before a request's body is read: missing and invalid
+  // tokens are counted; an allowed one is counted by the later authorize().
+  Decision identify(const char* authorization);
   // The token of an Authorization header, counting nothing (the route table's
   // rate limit of /v1/events, whose handler then authenticates); null when
   // absent or invalid.
@@ -148,7 +151,8 @@ class Authorizer {
   std::shared_ptr<const TokenSet> make_set(std::vector<ApiToken> tokens);
   // The index of the matching token in set_, or nullopt.
   std::optional<std::size_t> find(std::string_view token) const;
-  Decision identify(const char* authorization, std::size_t& index);
+  // identify(), and the token's index in set_ when allowed.
+  Decision identify_at(const char* authorization, std::size_t& index);
   std::shared_ptr<const ApiToken> token_at(std::size_t index) const;
 
   ops::Metrics& metrics_;
