@@ -40,6 +40,7 @@
 #include "boxgate/logging.hpp"
 #include "boxgate/ops/metrics.hpp"
 #include "boxgate/redis/commands.hpp"
+#include "boxgate/redis/script.hpp"
 #include "boxgate/topics.hpp"
 
 namespace boxgate::bridge {
@@ -97,7 +98,7 @@ class PresenceTracker {
   const Topics& topics_;
   PresenceSettings settings_;
   redis::Commands& redis_;
-  std::string script_sha_;  // SHA-1 of kPresenceScript, lowercase hex
+  redis::Script script_;  // kPresenceScript
 
   // The queue: box keys in arrival order, and each one's newest update.
   // Invariant: every key in order_ is in queued_ and the other way round.
