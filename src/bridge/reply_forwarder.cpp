@@ -1,5 +1,7 @@
 #include "reply_forwarder.hpp"
 
+#include <hiredis/hiredis.h>
+
 #include "boxgate/json_scan.hpp"
 #include "boxgate/logging.hpp"
 #include "boxgate/stored_reply.hpp"
@@ -8,8 +10,31 @@ namespace boxgate::bridge {
 
 namespace {
 const char* drop_reason(int reason) {
-  static const char* names[] = {"invalid_topic", "invalid_id", "too_large", "queue_full", "redis_error", "shutdown"};
+  static const char* names[] = {"invalid_topic", "invalid_id", "too_large", "queue_full",
+                                "redis_error",   "shutdown",   "unsolicited"};
   return names[reason];
+}
+
+// KEYS[1] the result key (and channel), KEYS[2] the command record; ARGV the
+// payload and the TTL in ms. -1 when no gateway issued the id (no record),
+// else the PUBLISH's receivers. Atomic, so a record cannot expire between
+// the check and the SET. Without a record the reply is still published,
+// never kept: only a gateway waiting for that very id listens (one whose
+// record a Redis restart without persistence lost), at no memory cost.
+constexpr const char* kStoreReply = R"lua(
+if redis.call('EXISTS', KEYS[2]) == 0 then
+  redis.call('PUBLISH', KEYS[1], ARGV[1])
+  return -1
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return redis.call('PUBLISH', KEYS[1], ARGV[1])
+)lua";
+
+// A write refused by a replica (sentinel mode: the master was demoted under
+// the connection): not stored, so it is sent again once the new master is
+// found, as set_and_publish() does for its SET.
+bool is_readonly(const redisReply* reply) {
+  return std::string_view(reply->str, reply->len).find("READONLY") != std::string_view::npos;
 }
 
 // The request id of a reply sent without one in its topic: the payload's one
@@ -29,10 +54,11 @@ ReplyForwarder::ReplyForwarder(const Topics& topics, ForwarderSettings settings,
     : topics_(topics),
       settings_(settings),
       redis_(redis),
+      store_script_(kStoreReply),
       received_(metrics.counter("boxgate_replies_received_total", "device replies received from MQTT")),
       forwarded_(metrics.counter("boxgate_replies_forwarded_total", "replies stored and published in Redis")),
       unclaimed_(metrics.counter("boxgate_replies_unclaimed_total",
-                                 "forwarded replies no gateway was waiting for (late, duplicate or unknown)")),
+                                 "forwarded replies no gateway was waiting for (late or duplicate)")),
       outbox_({settings.queue_capacity, settings.queue_max_bytes},
               metrics.gauge("boxgate_replies_queued", "replies waiting to be forwarded to Redis"),
               metrics.gauge("boxgate_replies_held_bytes", "payload bytes of replies queued or in flight to Redis")) {
@@ -51,7 +77,8 @@ void ReplyForwarder::accept(std::string_view topic, std::string_view payload) {
     address->request = id_from_payload(payload);
     if (!address->request) return drop(Drop::invalid_id, topic);
   }
-  if (!outbox_.push({topics_.response_channel(address->box, *address->request), std::string(payload)})) {
+  if (!outbox_.push({topics_.response_channel(address->box, *address->request),
+                     topics_.command_key(address->box, *address->request), std::string(payload)})) {
     return drop(Drop::queue_full, topic);
   }
   flush();
@@ -71,6 +98,48 @@ void ReplyForwarder::flush() {
 }
 
 bool ReplyForwarder::send(const std::shared_ptr<Reply>& reply) {
+  if (!redis_.clustered() && !reply_goes_stored(reply->payload, settings_.reply_inline_max_bytes)) {
+    return store_by_script(reply, false);
+  }
+  return check_then_store(reply);
+}
+
+bool ReplyForwarder::store_by_script(const std::shared_ptr<Reply>& reply, bool by_text) {
+  std::string ttl = std::to_string(settings_.result_ttl_ms);
+  return redis_.run({store_script_.command(by_text), store_script_.body(by_text), "2", reply->key, reply->record,
+                     reply->payload, ttl},
+                    [this, reply, by_text](const redisReply* answer) { script_answered(reply, by_text, answer); });
+}
+
+void ReplyForwarder::script_answered(const std::shared_ptr<Reply>& reply, bool by_text, const redisReply* answer) {
+  using Status = redis::Commands::Status;
+  if (redis::Script::unknown(answer, by_text)) {
+    if (!store_by_script(reply, true)) sent(*reply, Status::lost, 0);
+    return;
+  }
+  if (!answer || (answer->type == REDIS_REPLY_ERROR && is_readonly(answer))) return sent(*reply, Status::lost, 0);
+  if (answer->type == REDIS_REPLY_ERROR) return sent(*reply, Status::error, 0);
+  if (answer->type == REDIS_REPLY_INTEGER && answer->integer < 0) return unsolicited(*reply);
+  sent(*reply, Status::ok, answer->type == REDIS_REPLY_INTEGER ? answer->integer : 0);
+}
+
+bool ReplyForwarder::check_then_store(const std::shared_ptr<Reply>& reply) {
+  return redis_.run({"EXISTS", reply->record}, [this, reply](const redisReply* answer) {
+    using Status = redis::Commands::Status;
+    if (!answer) return sent(*reply, Status::lost, 0);
+    if (answer->type == REDIS_REPLY_ERROR) return sent(*reply, Status::error, 0);
+    if (answer->type != REDIS_REPLY_INTEGER || answer->integer == 0) {
+      // As the script does: published (a small reply), never kept.
+      if (!reply_goes_stored(reply->payload, settings_.reply_inline_max_bytes)) {
+        redis_.run({redis_.clustered() ? "SPUBLISH" : "PUBLISH", reply->key, reply->payload}, {});
+      }
+      return unsolicited(*reply);
+    }
+    if (!store(reply)) sent(*reply, Status::lost, 0);  // the connection broke meanwhile
+  });
+}
+
+bool ReplyForwarder::store(const std::shared_ptr<Reply>& reply) {
   // A large reply goes through the result key alone; its channel gets a notice.
   std::string notice;
   if (reply_goes_stored(reply->payload, settings_.reply_inline_max_bytes)) {
@@ -101,6 +170,14 @@ void ReplyForwarder::sent(Reply& reply, redis::Commands::Status status, long lon
   }
   outbox_.answered(reply, false);
   flush();  // room in flight again
+}
+
+// No gateway issued the id (or its record expired: a reply later than
+// timeout + result_ttl_ms, which no caller could read any more).
+void ReplyForwarder::unsolicited(Reply& reply) {
+  drop(Drop::unsolicited, reply.key);
+  outbox_.answered(reply, false);
+  flush();
 }
 
 void ReplyForwarder::abandon() {
