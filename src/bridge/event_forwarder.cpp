@@ -37,7 +37,7 @@ namespace {
 // The trim: a stream over a cap loses its oldest entries, never the new
 // one, down to 31/32 of each cap, so the XRANGE (the sizes) and XTRIM run
 // once per few dozen events rather than on each, and a stream holds between
-// 31/32 of a cap and the cap. At most kTrimBudget (1000) entries go per
+// 31/32 of a cap and the cap. At most 1000 entries (trim_budget) go per
 // call: a lowered cap is reached over a few events, not in one long script.
 // Redis frees an entry's memory when its whole node (4 KiB or 100 entries)
 // is gone.
@@ -141,7 +141,6 @@ EventForwarder::EventForwarder(const Topics& topics, EventSettings settings, red
     : topics_(topics),
       settings_(settings),
       redis_(redis),
-      add_script_(kAddEvent),
       events_received_(metrics.counter("boxgate_events_received_total", "device events received from MQTT")),
       states_received_(metrics.counter("boxgate_states_received_total", "device states received from MQTT")),
       events_forwarded_(metrics.counter("boxgate_events_forwarded_total",
@@ -215,7 +214,7 @@ bool EventForwarder::send(const std::shared_ptr<Item>& owned) {
         {fleet_stream, topics_.events_bytes_key(fleet_stream), settings_.fleet_maxlen, settings_.fleet_max_bytes},
         {box_stream, topics_.events_bytes_key(box_stream), settings_.box_maxlen, settings_.box_max_bytes}};
     if (redis_.may_combine(fleet_stream, box_stream)) {
-      accepted = add(owned, std::move(streams), "*", std::move(done), false);
+      accepted = add(owned, streams, "*", std::move(done));
     } else {
       accepted = add_in_two_steps(owned, std::move(streams[0]), std::move(streams[1]), std::move(done));
     }
@@ -231,32 +230,27 @@ bool EventForwarder::send(const std::shared_ptr<Item>& owned) {
   return true;
 }
 
-bool EventForwarder::add(const std::shared_ptr<Item>& owned, std::vector<Stream> streams, std::string id,
-                         redis::Commands::ReplyCallback done, bool by_text) {
+// By text (EVAL), not EVALSHA: a NOSCRIPT answer (a restarted or failed-over
+// Redis) would send that event again behind others already stored, out of
+// the order the bridge received them. Redis hashing the text costs no more
+// than noise (INFO commandstats: 14.7 against 14.6 us per call).
+bool EventForwarder::add(const std::shared_ptr<Item>& owned, const std::vector<Stream>& streams, std::string_view id,
+                         redis::Commands::ReplyCallback done) {
+  std::string keys = std::to_string(2 * streams.size());
   std::string received = std::to_string(owned->received_ms);
   std::vector<std::string> limits;
-  std::vector<std::string_view> argv{add_script_.command(by_text), add_script_.body(by_text)};
-  std::string keys = std::to_string(2 * streams.size());
-  argv.push_back(keys);
+  for (const Stream& s : streams) {
+    limits.push_back(std::to_string(s.max_len));
+    limits.push_back(std::to_string(s.max_bytes));
+  }
+  std::vector<std::string_view> argv{"EVAL", kAddEvent, keys};
   for (const Stream& s : streams) {
     argv.push_back(s.name);
     argv.push_back(s.bytes_key);
   }
   argv.insert(argv.end(), {id, owned->box.view(), owned->name, owned->payload, received});
-  limits.reserve(2 * streams.size());
-  for (const Stream& s : streams) {
-    limits.push_back(std::to_string(s.max_len));
-    limits.push_back(std::to_string(s.max_bytes));
-  }
   argv.insert(argv.end(), limits.begin(), limits.end());
-  return redis_.run(argv, [this, owned, streams, id, done, by_text](const redisReply* reply) {
-    // Another node, a restart or a failover: its script cache is empty.
-    if (redis::Script::unknown(reply, by_text)) {
-      if (!add(owned, streams, id, done, true)) done(nullptr);
-      return;
-    }
-    done(reply);
-  });
+  return redis_.run(argv, std::move(done));
 }
 
 // A Redis Cluster keeps the two streams on different slots, where no script
@@ -267,9 +261,9 @@ bool EventForwarder::add_in_two_steps(const std::shared_ptr<Item>& owned, Stream
                                       redis::Commands::ReplyCallback done) {
   auto box_step = [this, owned, box, done](const redisReply* reply) {
     if (!reply || reply->type != REDIS_REPLY_STRING) return done(reply);
-    if (!add(owned, {box}, std::string(reply->str, reply->len), done, false)) done(nullptr);
+    if (!add(owned, {box}, std::string_view(reply->str, reply->len), done)) done(nullptr);
   };
-  return add(owned, {std::move(fleet)}, "*", std::move(box_step), false);
+  return add(owned, {fleet}, "*", std::move(box_step));
 }
 
 void EventForwarder::sent(Item& item, const redisReply* reply) {

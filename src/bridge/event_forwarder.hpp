@@ -35,7 +35,6 @@
 #include "boxgate/logging.hpp"
 #include "boxgate/ops/metrics.hpp"
 #include "boxgate/redis/commands.hpp"
-#include "boxgate/redis/script.hpp"
 #include "boxgate/topics.hpp"
 #include "outbox.hpp"
 
@@ -92,10 +91,10 @@ class EventForwarder {
     std::int64_t max_bytes;
   };
   bool send(const std::shared_ptr<Item>& item);  // false when not connected
-  // The add script on `streams` (one call; the first stream gets `id`). A
-  // NOSCRIPT answer is sent again by text (by_text). false when not connected.
-  bool add(const std::shared_ptr<Item>& owned, std::vector<Stream> streams, std::string id,
-           redis::Commands::ReplyCallback done, bool by_text);
+  // The add script on `streams` (one call; the first stream gets `id`).
+  // false when not connected.
+  bool add(const std::shared_ptr<Item>& owned, const std::vector<Stream>& streams, std::string_view id,
+           redis::Commands::ReplyCallback done);
   // Cluster mode: one call per stream (a script cannot span the two
   // streams' slots). false when not connected.
   bool add_in_two_steps(const std::shared_ptr<Item>& owned, Stream fleet, Stream box,
@@ -105,7 +104,6 @@ class EventForwarder {
   const Topics& topics_;
   EventSettings settings_;
   redis::Commands& redis_;
-  redis::Script add_script_;
 
   log::RateLimit drop_log_;
 
