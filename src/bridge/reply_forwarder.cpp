@@ -15,28 +15,6 @@ const char* drop_reason(int reason) {
   return names[reason];
 }
 
-// KEYS[1] the result key (and channel), KEYS[2] the command record; ARGV the
-// payload and the TTL in ms. -1 when no gateway issued the id (no record),
-// else the PUBLISH's receivers. Atomic, so a record cannot expire between
-// the check and the SET. Without a record the reply is still published,
-// never kept: only a gateway waiting for that very id listens (one whose
-// record a Redis restart without persistence lost), at no memory cost.
-constexpr const char* kStoreReply = R"lua(
-if redis.call('EXISTS', KEYS[2]) == 0 then
-  redis.call('PUBLISH', KEYS[1], ARGV[1])
-  return -1
-end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-return redis.call('PUBLISH', KEYS[1], ARGV[1])
-)lua";
-
-// A write refused by a replica (sentinel mode: the master was demoted under
-// the connection): not stored, so it is sent again once the new master is
-// found, as set_and_publish() does for its SET.
-bool is_readonly(const redisReply* reply) {
-  return std::string_view(reply->str, reply->len).find("READONLY") != std::string_view::npos;
-}
-
 // The request id of a reply sent without one in its topic: the payload's one
 // top-level "id", a string. The payload must be valid JSON; two "id" members
 // are ambiguous (parsers differ on which wins), so neither is trusted. The
@@ -54,7 +32,6 @@ ReplyForwarder::ReplyForwarder(const Topics& topics, ForwarderSettings settings,
     : topics_(topics),
       settings_(settings),
       redis_(redis),
-      store_script_(kStoreReply),
       received_(metrics.counter("boxgate_replies_received_total", "device replies received from MQTT")),
       forwarded_(metrics.counter("boxgate_replies_forwarded_total", "replies stored and published in Redis")),
       unclaimed_(metrics.counter("boxgate_replies_unclaimed_total",
@@ -97,39 +74,21 @@ void ReplyForwarder::flush() {
   outbox_.flush(redis_.up(), [this](const std::shared_ptr<Reply>& reply) { return send(reply); });
 }
 
+// EXISTS of the record, then SET+PUBLISH once it answered 1: one more round
+// trip, but the cheapest on Redis, the resource every gateway and bridge
+// shares (bench/instructions --redis, per command: Redis +5k instructions,
+// the bridge +7k, against +28k and -1k for a Lua script doing all three;
+// docs/performance.md, "The reply's record check"), and one way for every
+// redis_mode (in a cluster the two keys sit on different slots).
 bool ReplyForwarder::send(const std::shared_ptr<Reply>& reply) {
-  if (!redis_.clustered() && !reply_goes_stored(reply->payload, settings_.reply_inline_max_bytes)) {
-    return store_by_script(reply, false);
-  }
-  return check_then_store(reply);
-}
-
-bool ReplyForwarder::store_by_script(const std::shared_ptr<Reply>& reply, bool by_text) {
-  std::string ttl = std::to_string(settings_.result_ttl_ms);
-  return redis_.run({store_script_.command(by_text), store_script_.body(by_text), "2", reply->key, reply->record,
-                     reply->payload, ttl},
-                    [this, reply, by_text](const redisReply* answer) { script_answered(reply, by_text, answer); });
-}
-
-void ReplyForwarder::script_answered(const std::shared_ptr<Reply>& reply, bool by_text, const redisReply* answer) {
-  using Status = redis::Commands::Status;
-  if (redis::Script::unknown(answer, by_text)) {
-    if (!store_by_script(reply, true)) sent(*reply, Status::lost, 0);
-    return;
-  }
-  if (!answer || (answer->type == REDIS_REPLY_ERROR && is_readonly(answer))) return sent(*reply, Status::lost, 0);
-  if (answer->type == REDIS_REPLY_ERROR) return sent(*reply, Status::error, 0);
-  if (answer->type == REDIS_REPLY_INTEGER && answer->integer < 0) return unsolicited(*reply);
-  sent(*reply, Status::ok, answer->type == REDIS_REPLY_INTEGER ? answer->integer : 0);
-}
-
-bool ReplyForwarder::check_then_store(const std::shared_ptr<Reply>& reply) {
   return redis_.run({"EXISTS", reply->record}, [this, reply](const redisReply* answer) {
     using Status = redis::Commands::Status;
     if (!answer) return sent(*reply, Status::lost, 0);
     if (answer->type == REDIS_REPLY_ERROR) return sent(*reply, Status::error, 0);
     if (answer->type != REDIS_REPLY_INTEGER || answer->integer == 0) {
-      // As the script does: published (a small reply), never kept.
+      // Published (a small reply), never kept: only a gateway waiting for
+      // that very id listens (one whose record a Redis restart without
+      // persistence lost), and a message nobody listens to costs nothing.
       if (!reply_goes_stored(reply->payload, settings_.reply_inline_max_bytes)) {
         redis_.run({redis_.clustered() ? "SPUBLISH" : "PUBLISH", reply->key, reply->payload}, {});
       }
@@ -156,8 +115,8 @@ void ReplyForwarder::sent(Reply& reply, redis::Commands::Status status, long lon
   switch (status) {
     case redis::Commands::Status::ok:
       forwarded_.inc();
-      // Nobody subscribed: the command timed out, was already answered
-      // (duplicate reply) or never came from a gateway. The result key keeps
+      // Nobody subscribed: the command timed out or was already answered
+      // (duplicate reply). The result key keeps
       // it for a retry with the same X-Request-Id.
       if (receivers == 0) unclaimed_.inc();
       break;

@@ -3,22 +3,18 @@
 //
 // Only under an id a gateway issued: a reply is stored when its command
 // record ({prefix}/{box}/command/{id}, written by the gateway before it
-// publishes the command, kept timeout + result_ttl_ms) exists; otherwise it
-// is not stored and is counted as dropped (reason="unsolicited"), so a
-// device cannot fill Redis with result keys nobody asked for. (One up to
-// reply_inline_max_bytes is still published: only a gateway waiting for
-// that id listens, one whose record a Redis restart without persistence
-// lost, and a message nobody listens to costs Redis no memory.) A late reply (after the gateway's
-// timeout) finds its record and is stored. Standalone and sentinel: one
-// script checks the record and does the SET and PUBLISH (kStoreReply, no
-// added round trip). Redis Cluster, where the record and the result key
-// hash to different slots, and replies above reply_inline_max_bytes (kept
-// out of the script, which would copy them twice more): EXISTS of the record
-// first, then SET+PUBLISH once it answered 1 -- one more round trip.
+// publishes the command, kept timeout + result_ttl_ms) exists: EXISTS of
+// the record first, then SET+PUBLISH. Otherwise it is not stored and is
+// counted as dropped (reason="unsolicited"), so a device cannot fill Redis
+// with result keys nobody asked for; one up to reply_inline_max_bytes is
+// still published (nobody listens but a gateway waiting for that id, one
+// whose record a Redis restart without persistence lost). A late reply
+// (after the gateway's timeout) finds its record and is stored.
 //
 // Thread ownership: loop thread only. accept() runs inside the MQTT client's
 // message handler: it validates the reply, queues it and hands what Redis can
-// take to the command connection (pipelined SET+PUBLISH pairs), then returns.
+// take to the command connection (EXISTS of the record, then a SET+PUBLISH
+// pair; a burst's commands pipelined), then returns.
 //
 // Overflow policy: the queue and the pairs in flight hold at most
 // queue_capacity replies and queue_max_bytes payload bytes (while Redis is
@@ -41,7 +37,6 @@
 #include "boxgate/logging.hpp"
 #include "boxgate/ops/metrics.hpp"
 #include "boxgate/redis/commands.hpp"
-#include "boxgate/redis/script.hpp"
 #include "boxgate/topics.hpp"
 #include "outbox.hpp"
 
@@ -79,12 +74,9 @@ class ReplyForwarder {
   enum class Drop { invalid_topic, invalid_id, too_large, queue_full, redis_error, shutdown, unsolicited };
   static constexpr int kDropReasons = 7;
   void drop(Drop reason, std::string_view topic);
+  // EXISTS of the record, then store() (false when not connected).
   bool send(const std::shared_ptr<Reply>& reply);
-  // The script: record check, SET and PUBLISH in one call (by_text: EVAL).
-  bool store_by_script(const std::shared_ptr<Reply>& reply, bool by_text);
-  void script_answered(const std::shared_ptr<Reply>& reply, bool by_text, const struct redisReply* answer);
-  // EXISTS of the record, then SET+PUBLISH.
-  bool check_then_store(const std::shared_ptr<Reply>& reply);
+  // SET + PUBLISH (or the stored-reply notice).
   bool store(const std::shared_ptr<Reply>& reply);
   void sent(Reply& reply, redis::Commands::Status status, long long receivers);
   void unsolicited(Reply& reply);
@@ -92,7 +84,6 @@ class ReplyForwarder {
   const Topics& topics_;
   ForwarderSettings settings_;
   redis::Commands& redis_;
-  redis::Script store_script_;
   log::RateLimit drop_log_;
 
   ops::Counter& received_;
