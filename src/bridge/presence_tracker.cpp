@@ -6,6 +6,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 
+#include "boxgate/digest.hpp"
 #include "boxgate/json_scan.hpp"
 #include "boxgate/logging.hpp"
 
@@ -24,6 +25,16 @@ const char* drop_reason(int reason) {
   static const char* names[] = {"invalid_topic", "invalid_payload", "too_large",
                                 "queue_full",    "redis_error",     "shutdown"};
   return names[reason];
+}
+
+// The name Redis gives the script (EVALSHA); "" when libcrypto fails, and
+// then only EVAL is sent (EVALSHA of "" is always NOSCRIPT).
+std::string sha1_hex(std::string_view text) {
+  try {
+    return digest::to_hex(digest::sha1(text));
+  } catch (const std::exception&) {
+    return {};
+  }
 }
 
 std::int64_t wall_ms() {
@@ -67,7 +78,7 @@ PresenceTracker::PresenceTracker(const Topics& topics, PresenceSettings settings
     : topics_(topics),
       settings_(settings),
       redis_(redis),
-      script_(kPresenceScript),
+      script_sha_(sha1_hex(kPresenceScript)),
       received_(metrics.counter("boxgate_presence_received_total", "device status messages received from MQTT")),
       superseded_(metrics.counter("boxgate_presence_superseded_total",
                                   "queued status updates replaced by a newer one for the same box")),
@@ -131,7 +142,7 @@ void PresenceTracker::flush() {
     Update update = std::move(found->second);
     queued_.erase(found);
     set_queued_gauge();
-    send(std::move(update), false);
+    send(std::move(update), script_sha_.empty());
   }
 }
 
@@ -140,7 +151,11 @@ void PresenceTracker::send(Update update, bool use_eval) {
   ++in_flight_;
   const std::string at = std::to_string(owned->at_ms);
   const std::string_view state = owned->online ? "1" : "0";
-  std::vector<std::string_view> argv = {script_.command(use_eval), script_.body(use_eval), "1", owned->key, state,
+  std::vector<std::string_view> argv = {use_eval ? "EVAL" : "EVALSHA",
+                                        use_eval ? std::string_view(kPresenceScript) : std::string_view(script_sha_),
+                                        "1",
+                                        owned->key,
+                                        state,
                                         at};
   bool accepted = redis_.run(argv, [this, owned, use_eval](const redisReply* reply) {
     answered(*owned, use_eval, reply);
@@ -160,7 +175,9 @@ void PresenceTracker::answered(Update& update, bool use_eval, const redisReply* 
   }
   if (reply->type == REDIS_REPLY_ERROR) {
     std::string_view error(reply->str, reply->len);
-    if (redis::Script::unknown(reply, use_eval)) return send(std::move(update), true);
+    // A restarted Redis (or a failover) has an empty script cache: send the
+    // script itself, which also caches it for the next EVALSHA.
+    if (!use_eval && error.substr(0, 8) == "NOSCRIPT") return send(std::move(update), true);
     drop(Drop::redis_error, std::string(update.key) + ": " + std::string(error.substr(0, 200)));
   } else {
     updates_[update.online]->inc();

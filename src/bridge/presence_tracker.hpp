@@ -40,7 +40,6 @@
 #include "boxgate/logging.hpp"
 #include "boxgate/ops/metrics.hpp"
 #include "boxgate/redis/commands.hpp"
-#include "boxgate/redis/script.hpp"
 #include "boxgate/topics.hpp"
 
 namespace boxgate::bridge {
@@ -98,7 +97,7 @@ class PresenceTracker {
   const Topics& topics_;
   PresenceSettings settings_;
   redis::Commands& redis_;
-  redis::Script script_;  // kPresenceScript
+  std::string script_sha_;  // SHA-1 of kPresenceScript, lowercase hex
 
   // The queue: box keys in arrival order, and each one's newest update.
   // Invariant: every key in order_ is in queued_ and the other way round.
