@@ -76,8 +76,8 @@ void ReplyForwarder::flush() {
 
 // EXISTS of the record, then SET+PUBLISH once it answered 1: one more round
 // trip, but the cheapest on Redis, the resource every gateway and bridge
-// shares (bench/instructions --redis, per command: Redis +5k instructions,
-// the bridge +7k, against +28k and -1k for a Lua script doing all three;
+// shares (bench/instructions --redis, per command: Redis +5.6k instructions,
+// the bridge +7.2k, against +28.2k and -1.4k for a Lua script doing all three;
 // docs/performance.md, "The reply's record check"), and one way for every
 // redis_mode (in a cluster the two keys sit on different slots).
 bool ReplyForwarder::send(const std::shared_ptr<Reply>& reply) {
