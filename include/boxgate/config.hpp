@@ -171,7 +171,7 @@ struct BridgeConfig {
   std::int64_t drain_timeout_ms = 10000;
   // Device data plane (docs/events.md): events and state.
   std::int64_t max_event_bytes = 1 << 20;       // larger event/state payloads are dropped
-  // Stream caps (XADD MAXLEN ~): Redis holds about entries x (payload + ~100 B).
+  // Stream caps in entries (a stream over one is trimmed to 31/32 of it).
   std::int64_t events_box_maxlen = 1000;        // per box: {prefix}/{box}/events
   std::int64_t events_fleet_maxlen = 100000;    // fleet: {prefix}/events
   // Stream caps in bytes (each entry counts its values + 64 B; the newest
