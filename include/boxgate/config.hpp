@@ -171,9 +171,15 @@ struct BridgeConfig {
   std::int64_t drain_timeout_ms = 10000;
   // Device data plane (docs/events.md): events and state.
   std::int64_t max_event_bytes = 1 << 20;       // larger event/state payloads are dropped
-  // Stream caps (XADD MAXLEN ~): Redis holds about entries x (payload + ~100 B).
+  // Stream caps in entries (a stream over one is trimmed to 31/32 of it).
   std::int64_t events_box_maxlen = 1000;        // per box: {prefix}/{box}/events
   std::int64_t events_fleet_maxlen = 100000;    // fleet: {prefix}/events
+  // Stream caps in bytes (each entry counts its values + 64 B; the newest
+  // entry is always kept), so a device sending large events cannot make a
+  // stream hold maxlen x max_event_bytes: Redis holds at most about
+  // events_fleet_max_bytes + boxes x events_box_max_bytes for events.
+  std::int64_t events_box_max_bytes = 1LL << 20;
+  std::int64_t events_fleet_max_bytes = 256LL << 20;
   std::int64_t events_queue_max_bytes = 64LL << 20;  // held while Redis is away (payload + 128 B each)
 };
 

@@ -301,9 +301,14 @@ void declare_bridge(Options& o, BridgeConfig& c) {
   o.add("drain_timeout_ms", &c.drain_timeout_ms, 0, kMaxInt, "on SIGTERM, time allowed to flush the queue");
   o.add("max_event_bytes", &c.max_event_bytes, 1, 256 << 20, "largest event or state payload forwarded");
   o.add("events_box_maxlen", &c.events_box_maxlen, 1, 1LL << 32,
-        "entries kept (about: MAXLEN ~) in each box's event stream");
+        "entries kept in each box's event stream");
   o.add("events_fleet_maxlen", &c.events_fleet_maxlen, 1, 1LL << 32,
-        "entries kept (about: MAXLEN ~) in the fleet event stream");
+        "entries kept in the fleet event stream");
+  // Bytes as well as entries: an entry counts its values + 64 B.
+  o.add("events_box_max_bytes", &c.events_box_max_bytes, 1024, 1LL << 40,
+        "bytes kept in each box's event stream (the newest event always)");
+  o.add("events_fleet_max_bytes", &c.events_fleet_max_bytes, 1024, 1LL << 40,
+        "bytes kept in the fleet event stream (the newest event always)");
   o.add("events_queue_max_bytes", &c.events_queue_max_bytes, 1 << 20, 1LL << 40,
         "bytes of events and states queued or in flight to Redis (payload + 128 each), at most");
   o.check([&c] {
