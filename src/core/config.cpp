@@ -261,7 +261,7 @@ void declare_gateway(Options& o, GatewayConfig& c) {
   o.add("sse_heartbeat_ms", &c.sse_heartbeat_ms, 10, 3600000, "a ': hb' comment on a quiet event stream this often");
   // Event reads bounded in bytes.
   o.add("events_page_max_bytes", &c.events_page_max_bytes, 4096, 1LL << 32,
-        "a JSON event history page ends early (with next_after) once its body reaches this many bytes");
+        "a JSON event history page ends early (with next_after) before the event that would take its body over this");
   o.add("access_log", &c.access_log,
         "one info line per command, status or message call answered (logger access: method, box, request id, "
         "status, outcome, duration)");

@@ -86,8 +86,9 @@ bool resume_point(http::Exchange& ex, EventQuery& q, const std::string* rid, con
 }
 
 // One JSON history page, read in XRANGEs sized to the byte budget
-// (event_pages.hpp) until it holds `limit` events, its body reaches
-// `max_bytes` (it then ends early, with next_after), or the stream ends.
+// (event_pages.hpp) until it holds `limit` events, the next event would take
+// its body over `max_bytes` (it then ends early, with next_after; a first
+// event larger than that comes alone), or the stream ends.
 // Owned by the pending Redis callback; loop thread only.
 class HistoryRead : public std::enable_shared_from_this<HistoryRead> {
  public:
@@ -104,10 +105,8 @@ class HistoryRead : public std::enable_shared_from_this<HistoryRead> {
         body_(R"({"box_id":)" + json_string(bid_) + R"(,"events":[)") {}
 
   void next() {
-    std::size_t left = limit_ - count_;
-    // The first read is small: nothing tells yet how large the events are.
-    std::size_t want = largest_ ? next_page_count(max_bytes_ - body_.size(), largest_, left)
-                                : std::min(left, EventStreams::kPageEntries);
+    std::size_t want =
+        next_page_count(max_bytes_ - body_.size(), largest_, std::min(limit_ - count_, EventStreams::kPageEntries));
     bool sent = redis_.run({"XRANGE", key_, redis::range_start_after(after_), "+", "COUNT", std::to_string(want)},
                            [self = shared_from_this(), want](const redisReply* reply) { self->on_page(reply, want); });
     if (!sent) unavailable();
@@ -119,13 +118,20 @@ class HistoryRead : public std::enable_shared_from_this<HistoryRead> {
     if (!reply || reply->type != REDIS_REPLY_ARRAY) return unavailable();
     for (const redis::StoredEvent& event : redis::parse_entries(reply)) {
       largest_ = std::max(largest_, entry_bytes(event));
+      std::size_t before = body_.size();
       if (count_) body_ += ',';
       append_event_json(body_, event);
+      // Over the cap: the page ends before this event (unless it is the first).
+      if (count_ && body_.size() > max_bytes_) {
+        body_.resize(before);
+        return finish(true);
+      }
       after_ = event.id;
-      // Full (in events or bytes): there may be more after its last id.
-      if (++count_ == limit_ || body_.size() >= max_bytes_) return finish(true);
+      // Full: there may be more after its last id.
+      if (++count_ == limit_) return finish(true);
     }
     if (reply->elements < asked) return finish(false);  // the end of the stream
+    if (body_.size() >= max_bytes_) return finish(true);  // one event as large as the cap
     if (auto last = redis::last_entry_id(reply)) after_ = std::move(last);  // past entries not shown
     next();
   }
