@@ -14,10 +14,11 @@ and measures, each on a fresh gateway:
            GET /v1/devices/box-1/events?limit=1000 of the same box at once
            (bodies read in full; their sizes are printed)
   scan     p50/p99 of GET /v1/devices/box-1/state (one Redis GET on the
-           commands' connection), one caller in a loop for 4 s, alone and then
-           while 20 fleet readers filtered to a box pattern that matches
-           nothing (/v1/events?box=nomatch-*, Last-Event-ID: 0-0) resume over
-           a fleet stream of N entries (default 100000)
+           commands' connection), one caller in a loop for 4 s alone, then
+           for two 2 s windows while 20 fleet readers filtered to a box
+           pattern that matches nothing (/v1/events?box=nomatch-*,
+           Last-Event-ID: 0-0) resume over a fleet stream of N entries
+           (default 100000); with Redis's XRANGE count after each window
 
 Python 3 standard library only. Every process started here is stopped by its
 pid on exit. About a minute per run; prints one line per figure.
@@ -198,6 +199,13 @@ def latency(port, seconds):
     return samples[len(samples) // 2], samples[int(len(samples) * 0.99)], len(samples)
 
 
+def xrange_calls(stack):
+    for line in redis(stack.redis_port, "INFO", "commandstats").decode().splitlines():
+        if line.startswith("cmdstat_xrange:"):
+            return int(line.split("calls=")[1].split(",")[0])
+    return 0
+
+
 def scan(stack, readers):
     stack.start_gateway()
     redis(stack.redis_port, "SET", "dev/box-1/state", '{"fw":"1.0"}')
@@ -223,13 +231,14 @@ def scan(stack, readers):
 
     t = threading.Thread(target=drain)
     t.start()
-    p50, p99, n = latency(stack.gw_port, 4)
+    for window in ("0-2 s", "2-4 s"):
+        p50, p99, n = latency(stack.gw_port, 2)
+        print(f"scan: GET state with {readers} fleet readers matching nothing, {window} after they opened: "
+              f"p50 {p50:.3f} ms, p99 {p99:.3f} ms ({n} calls); Redis XRANGE calls so far {xrange_calls(stack)}")
     stop_drain.set()
     t.join()
     for s in socks:
         s.close()
-    print(f"scan: GET state with {readers} fleet readers matching nothing: p50 {p50:.3f} ms, p99 {p99:.3f} ms "
-          f"({n} calls)")
 
 
 def main():
