@@ -35,6 +35,16 @@ class EventBoundsTest : public StackTest {
     }
   }
 
+  // `count` small events of boxes box-0 .. box-49 in the fleet stream.
+  void fill_fleet(int count) {
+    test::RespValue added = stack->redis().client().command(
+        {"EVAL",
+         "for i = 1, tonumber(ARGV[1]) do redis.call('XADD', KEYS[1], '*', 'box', 'box-' .. (i % 50), 'name', 'n', "
+         "'payload', '{}', 'received_ms', '1') end return redis.call('XLEN', KEYS[1])",
+         "1", "dev/events", std::to_string(count)});
+    ASSERT_EQ(added.integer, count) << added.str;
+  }
+
   // XRANGE calls Redis has answered so far (INFO commandstats).
   long long xrange_calls() {
     test::RespValue info = stack->redis().client().command({"INFO", "commandstats"});
@@ -137,13 +147,7 @@ TEST_F(EventBoundsTest, StreamIdsBeyond64BitsAre400) {
 // pauses (it used to page through all of them at once, on the connection of
 // every command). An exact box reads that box's own stream: no scan.
 TEST_F(EventBoundsTest, FleetFilterThatShowsNothingScansAtABoundedRate) {
-  test::RedisClient redis = stack->redis().client();
-  test::RespValue added = redis.command(
-      {"EVAL",
-       "for i = 1, tonumber(ARGV[1]) do redis.call('XADD', KEYS[1], '*', 'box', 'box-' .. (i % 50), 'name', 'n', "
-       "'payload', '{}', 'received_ms', '1') end return redis.call('XLEN', KEYS[1])",
-       "1", "dev/events", "20000"});
-  ASSERT_EQ(added.integer, 20000) << added.str;
+  fill_fleet(20000);
   int gw = stack->add_gateway();
   long long before = xrange_calls();
   {
@@ -164,6 +168,21 @@ TEST_F(EventBoundsTest, FleetFilterThatShowsNothingScansAtABoundedRate) {
   double pauses = metric(gw, "boxgate_stream_scan_pauses_total").value_or(0);
   EXPECT_LE(static_cast<double>(calls), (pauses + 1) * (2048 / 32 + 2));
   EXPECT_EQ(pattern.events().size(), 0u);
+}
+
+// A token scoped to lab-* asking for box-*: no box can be shown, so its
+// catch-up reads nothing (it used to page through all 20k entries).
+// Heartbeats start once the catch-up is over. (A pattern that overlaps the
+// scope, such as *, scans at the bounded rate above.)
+TEST_F(EventBoundsTest, FleetReaderOutsideItsScopeReadsNoHistory) {
+  fill_fleet(20000);
+  int gw = stack->add_gateway({"--api-tokens", "ci:" + kCiHash + ":lab-*", "--sse-heartbeat-ms", "100"});
+  long long before = xrange_calls();
+  SseClient fleet(gw, "/v1/events?box=box-*", {{"Authorization", "Bearer secret-ci"}, {"Last-Event-ID", "0-0"}});
+  ASSERT_EQ(fleet.status(), 200);
+  ASSERT_TRUE(fleet.wait_comments(3, 10s)) << stack->logs();
+  EXPECT_EQ(xrange_calls(), before);
+  EXPECT_EQ(fleet.events().size(), 0u);
 }
 
 }  // namespace

@@ -51,11 +51,10 @@ struct EventQuery {
 // A stream id to resume after: in range, and not the last id there can be
 // (nothing follows it; Redis refuses it as an exclusive start).
 bool resumable(std::string_view value) { return redis::is_stream_id(value) && !redis::is_last_stream_id(value); }
-bool valid_after(std::string_view value) { return resumable(value); }
 bool valid_limit(std::string_view value) { return parse_decimal(value, 4, 1, EventApi::kMaxHistory).has_value(); }
 
-constexpr QueryParamSpec kAfter{"after", Error::invalid_after, "after must be one stream id (<ms>-<seq>, decimal).",
-                                valid_after};
+constexpr QueryParamSpec kAfter{"after", Error::invalid_after,
+                                "after must be one stream id (<ms>-<seq>, decimal, each part below 2^64).", resumable};
 constexpr QueryParamSpec kLimit{"limit", Error::invalid_limit, "limit must be one integer from 1 to 1000.",
                                 valid_limit};
 constexpr QueryParamSpec kBox{"box", Error::invalid_box_pattern};
@@ -78,7 +77,8 @@ bool resume_point(http::Exchange& ex, EventQuery& q, const std::string* rid, con
   const char* last = ex.header("Last-Event-ID");
   if (!last) return true;
   if (!resumable(last)) {
-    reply_error(ex, Error::invalid_after, "Last-Event-ID must be a stream id (<ms>-<seq>, decimal).", rid, bid);
+    reply_error(ex, Error::invalid_after,
+                "Last-Event-ID must be a stream id (<ms>-<seq>, decimal, each part below 2^64).", rid, bid);
     return false;
   }
   q.after = std::string(last);
@@ -145,7 +145,8 @@ class HistoryRead : public std::enable_shared_from_this<HistoryRead> {
   }
 
   void unavailable() {
-    if (exchange_.open()) reply_error(exchange_, Error::redis_unavailable, "Redis is unavailable; retry later.", &rid_, &bid_);
+    if (!exchange_.open()) return;
+    reply_error(exchange_, Error::redis_unavailable, "Redis is unavailable; retry later.", &rid_, &bid_);
   }
 
   http::Exchange exchange_;
