@@ -146,6 +146,10 @@ struct GatewayConfig {
   std::int64_t max_streams = 1000;                // open at once; more are 429 too_many_streams
   std::int64_t sse_max_buffer_bytes = 1 << 20;    // unsent bytes a slow reader may hold, then cut off
   std::int64_t sse_heartbeat_ms = 15000;          // ": hb" comment this often on a quiet stream
+  // Event reads bounded in bytes (docs/security.md, "Event reads"): a JSON
+  // history page ends early (with next_after) before the event that would
+  // take its body over this.
+  std::int64_t events_page_max_bytes = 1 << 20;
   // One info line per command answered (logger "access"; access_log.hpp).
   bool access_log = true;
 };

@@ -259,6 +259,9 @@ void declare_gateway(Options& o, GatewayConfig& c) {
   o.add("sse_max_buffer_bytes", &c.sse_max_buffer_bytes, 4096, 1LL << 32,
         "bytes an event stream's reader has not taken yet, at most; then it is disconnected");
   o.add("sse_heartbeat_ms", &c.sse_heartbeat_ms, 10, 3600000, "a ': hb' comment on a quiet event stream this often");
+  // Event reads bounded in bytes.
+  o.add("events_page_max_bytes", &c.events_page_max_bytes, 4096, 1LL << 32,
+        "a JSON event history page ends early (with next_after) before the event that would take its body over this");
   o.add("access_log", &c.access_log,
         "one info line per command, status or message call answered (logger access: method, box, request id, "
         "status, outcome, duration)");
