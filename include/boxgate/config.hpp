@@ -152,6 +152,15 @@ struct GatewayConfig {
   std::int64_t events_page_max_bytes = 1 << 20;
   // One info line per command answered (logger "access"; access_log.hpp).
   bool access_log = true;
+  // Per-token limits (docs/security.md, "Per-token limits"); a token file
+  // entry may set its own. Shares of this gateway (0: a quarter of
+  // max_pending / max_streams), and a request rate shared by all gateways
+  // through Redis (a token bucket: token_rate per second, up to token_burst
+  // at once; token_rate 0: no rate limit).
+  std::int64_t token_max_pending = 0;
+  std::int64_t token_max_streams = 0;
+  std::int64_t token_rate = 100;
+  std::int64_t token_burst = 200;
 };
 
 struct BridgeConfig {

@@ -46,6 +46,21 @@ class ShutdownSignals {
   event* int_ = nullptr;
 };
 
+// Runs `on_signal` on the loop thread for each SIGHUP (a reload: the
+// gateway reads its token file again). Loop thread only.
+class HangupSignal {
+ public:
+  HangupSignal(EventLoop& loop, std::function<void()> on_signal);
+  ~HangupSignal();
+  HangupSignal(const HangupSignal&) = delete;
+  HangupSignal& operator=(const HangupSignal&) = delete;
+
+ private:
+  static void on_event(int, short, void* self);
+  std::function<void()> on_signal_;
+  event* hup_ = nullptr;
+};
+
 // Drain: what SIGTERM/SIGINT start. Reports "draining" on /readyz at once,
 // runs stop_intake, then checks remaining() every 20 ms until it is 0 or
 // `timeout` passed, runs give_up(left) if work is left, and ends the loop

@@ -265,6 +265,15 @@ void declare_gateway(Options& o, GatewayConfig& c) {
   o.add("access_log", &c.access_log,
         "one info line per command, status or message call answered (logger access: method, box, request id, "
         "status, outcome, duration)");
+  // Per-token limits (docs/security.md, "Per-token limits").
+  o.add("token_max_pending", &c.token_max_pending, 0, 10000000,
+        "commands (sync and async) one API token may have waiting on this gateway; more are 429 "
+        "(0: a quarter of max_pending)");
+  o.add("token_max_streams", &c.token_max_streams, 0, 1000000,
+        "event streams one API token may have open on this gateway; more are 429 (0: a quarter of max_streams)");
+  o.add("token_rate", &c.token_rate, 0, 10000000,
+        "API requests per second one token may send to all gateways together (0: no limit); more are 429");
+  o.add("token_burst", &c.token_burst, 1, 10000000, "API requests one token may send at once within token_rate");
   o.check([&c] {
     if (c.default_timeout_ms > c.max_timeout_ms) {
       throw ConfigError("default_timeout_ms", "must not exceed max_timeout_ms");

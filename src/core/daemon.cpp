@@ -60,6 +60,15 @@ ShutdownSignals::~ShutdownSignals() {
 
 void ShutdownSignals::on_event(int, short, void* self) { static_cast<ShutdownSignals*>(self)->on_signal_(); }
 
+HangupSignal::HangupSignal(EventLoop& loop, std::function<void()> on_signal) : on_signal_(std::move(on_signal)) {
+  hup_ = evsignal_new(loop.base(), SIGHUP, &HangupSignal::on_event, this);
+  evsignal_add(hup_, nullptr);
+}
+
+HangupSignal::~HangupSignal() { event_free(hup_); }
+
+void HangupSignal::on_event(int, short, void* self) { static_cast<HangupSignal*>(self)->on_signal_(); }
+
 Drain::Drain(EventLoop& loop, ops::Readiness& readiness, std::chrono::milliseconds timeout, Work work)
     : loop_(loop), readiness_(readiness), timeout_(timeout), work_(std::move(work)), poll_(loop, [this] { check(); }) {}
 

@@ -5,6 +5,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <chrono>
 #include <cstdio>
@@ -27,6 +28,7 @@
 // alone knows the paths. It includes the family headers for that and nothing
 // else of them; no family includes another.
 #include "api/auth.hpp"
+#include "api/rate_limiter.hpp"
 #include "commands/command_api.hpp"
 #include "commands/command_service.hpp"
 #include "devices/device_api.hpp"
@@ -65,6 +67,43 @@ void log_access(const gateway::Authorizer& auth, const GatewayConfig& config) {
     return;
   }
   for (const auto& token : auth.tokens()) logger->info("API token '{}' may command {}", token.name, token.scope_text());
+}
+
+// The limits of a token that sets none of its own: a share of 0 is a
+// quarter of the gateway-wide limit, so no one token can fill it.
+gateway::TokenLimits token_defaults(const GatewayConfig& config) {
+  auto share = [](std::int64_t set, std::int64_t total) {
+    return set > 0 ? set : std::max<std::int64_t>(1, total / 4);
+  };
+  return {share(config.token_max_pending, config.max_pending),
+          config.max_streams == 0 ? 0 : share(config.token_max_streams, config.max_streams), config.token_rate,
+          config.token_burst};
+}
+
+// SIGHUP: reads the api_tokens file again. A file that does not parse, or
+// that lists no token (which would open the API to everyone), keeps the
+// tokens in force, and the line says why. Connections and streams go on;
+// requests already let through finish under the token they came with.
+void reload_tokens(gateway::Authorizer& auth, const GatewayConfig& config) {
+  auto logger = log::get("gateway");
+  if (!gateway::names_token_file(config.api_tokens)) {
+    logger->warn("SIGHUP: api_tokens is not a file; nothing to reload (restart to change the tokens)");
+    return;
+  }
+  try {
+    std::vector<gateway::ApiToken> tokens = gateway::parse_api_tokens(config.api_tokens);
+    if (tokens.empty()) {
+      throw ConfigError("api_tokens", "the file lists no token, which would open the API to everyone "
+                                      "(restart with api_tokens empty to do that)");
+    }
+    auth.replace(std::move(tokens));
+  } catch (const ConfigError& e) {
+    logger->error("SIGHUP: token file not reloaded, keeping the {} tokens in force: {}", auth.tokens().size(),
+                  e.what());
+    return;
+  }
+  logger->info("SIGHUP: token file reloaded, {} tokens", auth.tokens().size());
+  log_access(auth, config);
 }
 
 // hostname-pid, kept to the id pattern: unique enough to tell replicas apart
@@ -178,7 +217,8 @@ int main(int argc, char** argv) {
       if (!resume.pending()) resume.start(std::chrono::milliseconds(0));
     });
 
-    gateway::Authorizer auth(std::move(tokens), metrics);
+    gateway::Authorizer auth(std::move(tokens), metrics, token_defaults(config));
+    gateway::RateLimiter rate_limiter(config.prefix, commands, metrics);
     log_access(auth, config);
     http::Server server(loop, config.http, static_cast<std::size_t>(config.max_body_bytes));
     // Device data plane: state, history and event streams (docs/events.md).
@@ -199,8 +239,8 @@ int main(int argc, char** argv) {
     std::optional<HttpSettings> ops_settings = ops_listener(config);
     std::optional<http::Server> ops_server;
     if (ops_settings) ops_server.emplace(loop, *ops_settings, 4096);
-    gateway::Routes routes(server, ops_server ? *ops_server : server, {command_api, devices, event_api}, auth, metrics,
-                           readiness, config.access_log);
+    gateway::Routes routes(server, ops_server ? *ops_server : server, {command_api, devices, event_api}, auth,
+                           rate_limiter, metrics, readiness, config.access_log);
     auto port = server.listen();
     logger->info("listening on {}:{}", config.http.host, port);
     if (ops_server) logger->info("ops endpoints on {}:{}", ops_settings->host, ops_server->listen());
@@ -217,6 +257,7 @@ int main(int argc, char** argv) {
                  [&service, &messages] { return service.callers_waiting() + messages.in_flight(); },
                  [&service](std::size_t) { service.abandon_all(); }});
     ShutdownSignals signals(loop, [&drain] { drain.begin(); });
+    HangupSignal hangup(loop, [&auth, &config] { reload_tokens(auth, config); });
 
     subscriber.start();
     commands.start();

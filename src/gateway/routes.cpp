@@ -9,7 +9,9 @@
 #include "api/auth.hpp"
 #include "api/caller.hpp"
 #include "api/console.hpp"
+#include "api/errors.hpp"
 #include "api/openapi.hpp"
+#include "api/rate_limiter.hpp"
 #include "boxgate/ops/endpoints.hpp"
 #include "commands/command_api.hpp"
 #include "devices/device_api.hpp"
@@ -123,11 +125,41 @@ bool takes(const http::Exchange& ex, Method method) { return method == GET ? ex.
 
 void not_found(http::Exchange& ex) { ex.reply(404, R"({"error":"not_found","message":"no such endpoint"})"); }
 
+// Serves the route once the caller's token is within its rate (429
+// rate_limited otherwise). Every /v1/ call of a token counts; /v1/events
+// checks its token in its handler, so here it is only looked up (an invalid
+// one is answered 401 there, unmetered). No token (the API is open, or a
+// path outside /v1/): served at once.
+void serve_within_rate(http::Exchange ex, const Route& route, Call call, std::optional<Caller> caller,
+                       const Authorizer& auth, RateLimiter& rate) {
+  std::shared_ptr<const ApiToken> token;
+  if (caller) {
+    token = caller->token;
+  } else if (ex.path().starts_with("/v1/")) {
+    token = auth.peek(ex.header("Authorization"));
+  }
+  if (!token) {
+    call.caller = caller ? &*caller : nullptr;
+    return route.serve(std::move(ex), call);
+  }
+  auto waiting = std::make_shared<http::Exchange>(std::move(ex));
+  auto held = std::make_shared<std::optional<Caller>>(std::move(caller));
+  rate.admit(*token, [&route, call, waiting, held](std::optional<std::chrono::milliseconds> retry_after) mutable {
+    if (!waiting->open()) return;
+    call.caller = *held ? &**held : nullptr;
+    if (retry_after) {
+      return reply_rate_limited(*waiting, *retry_after, call.caller ? &call.caller->id.str() : nullptr,
+                                call.caller ? &call.caller->box.str() : nullptr);
+    }
+    route.serve(std::move(*waiting), call);
+  });
+}
+
 }  // namespace
 
 Routes::Routes(http::Server& api_server, http::Server& ops_server, Families families, Authorizer& auth,
-               const ops::Metrics& metrics, const ops::Readiness& readiness, bool access_log)
-    : families_(families), auth_(auth), access_log_(access_log) {
+               RateLimiter& rate, const ops::Metrics& metrics, const ops::Readiness& readiness, bool access_log)
+    : families_(families), auth_(auth), rate_(rate), access_log_(access_log) {
   // http::Server routes a literal path exactly, a templated one by its
   // literal prefix (once per prefix and server); dispatch() walks the table.
   std::vector<std::pair<const http::Server*, std::string_view>> prefixes;
@@ -187,7 +219,7 @@ void Routes::dispatch(http::Exchange ex) {
     caller = identify(ex, params.box, auth_);
     if (!caller) return;
   }
-  route->serve(std::move(ex), Call{families_, caller ? &*caller : nullptr, params});
+  serve_within_rate(std::move(ex), *route, Call{families_, nullptr, params}, std::move(caller), auth_, rate_);
 }
 
 }  // namespace boxgate::gateway

@@ -8,10 +8,12 @@
 // (api/access_log.hpp), then checks the method -- any other is 405 with the
 // one body every route answers (http::reply_method_not_allowed) -- then,
 // under /v1/devices/, the request id, the box and the caller's token
-// (api/caller.hpp) before the family's handler runs. A path that names no
-// endpoint is 404 not_found. An API request that announces a body and
-// carries no valid token is answered 401 before its body is read
-// (api/caller.hpp, refuse_before_body).
+// (api/caller.hpp) before the family's handler runs; then, for a caller
+// with a token, the token's request rate (api/rate_limiter.hpp: 429
+// rate_limited), on every /v1/ route. A path that names no endpoint is 404
+// not_found. An API request that announces a body and carries no valid
+// token is answered 401 before its body is read (api/caller.hpp,
+// refuse_before_body).
 //
 // This is the only file that includes the families (commands/, devices/,
 // events/); they include api/ and core only. Loop thread only.
@@ -23,6 +25,7 @@
 namespace boxgate::gateway {
 
 class Authorizer;
+class RateLimiter;
 class CommandApi;
 class DeviceApi;
 class EventApi;
@@ -40,8 +43,8 @@ class Routes {
   // endpoints and /openapi.yaml on `ops` (the same server unless the ops
   // endpoints have a listener of their own). `access_log`: false turns the
   // access log off (access_log=false).
-  Routes(http::Server& api, http::Server& ops, Families families, Authorizer& auth, const ops::Metrics& metrics,
-         const ops::Readiness& readiness, bool access_log);
+  Routes(http::Server& api, http::Server& ops, Families families, Authorizer& auth, RateLimiter& rate,
+         const ops::Metrics& metrics, const ops::Readiness& readiness, bool access_log);
   Routes(const Routes&) = delete;
   Routes& operator=(const Routes&) = delete;
 
@@ -53,6 +56,7 @@ class Routes {
 
   Families families_;
   Authorizer& auth_;
+  RateLimiter& rate_;
   bool access_log_;
 };
 

@@ -148,7 +148,12 @@ TEST_F(RedisAclTest, EachUserIsRefusedEverythingOutsideItsGrant) {
       {users().gateway(), {"GET", "dev/box-1/state"}, true},
       {users().gateway(), {"XADD", "dev/events", "*", "box", "forged"}, false},
       {users().gateway(), {"XRANGE", "other/events", "-", "+"}, false},
-      {users().gateway(), {"EVAL", "return 1", "0"}, false},
+      // The per-token rate limit: its script on the token buckets only (an
+      // ACL cannot refuse a script without keys; inside one, every call is
+      // still held to the user's grant).
+      {users().gateway(), {"EVAL", "return redis.call('TIME')[1]", "1", "dev/_tokens/ci/rate"}, true},
+      {users().gateway(), {"HSET", "dev/_tokens/ci/rate", "l", "0"}, true},
+      {users().gateway(), {"HSET", "dev/box-1/state", "l", "0"}, false},
       // The bridge: SET and PUBLISH under the prefix, PING.
       {users().bridge(), {"SET", "dev/box-1/response/r", "{}", "PX", "1000"}, true},
       {users().bridge(), {"PUBLISH", "dev/box-1/response/r", "{}"}, true},

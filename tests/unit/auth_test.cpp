@@ -181,3 +181,49 @@ TEST(Auth, NoTokensMeansOpenAndUncounted) {
   EXPECT_EQ(auth.authorize(nullptr, box("box-1")).verdict, Verdict::allowed);
   EXPECT_EQ(metrics.render().find("boxgate_auth"), std::string::npos);
 }
+
+TEST(Auth, TokenFileEntriesMaySetTheirOwnLimits) {
+  auto tokens = parse_token_json(R"([{"name":"ci","sha256":")" + kCiHash +
+                                     R"(","scopes":["*"],"max_pending":3,"rate":0},)"
+                                     R"({"name":"ops","sha256":")" + kOpsHash + R"(","scopes":["*"]}])",
+                                 "t.json");
+  ops::Metrics metrics;
+  Authorizer auth(std::move(tokens), metrics, TokenLimits{10, 5, 100, 200});
+  const ApiToken& ci = auth.tokens()[0];
+  EXPECT_EQ(ci.limits.max_pending, 3);
+  EXPECT_EQ(ci.limits.max_streams, 5) << "left out: the default";
+  EXPECT_EQ(ci.limits.rate, 0);
+  EXPECT_EQ(ci.limits.burst, 200);
+  EXPECT_EQ(auth.tokens()[1].limits.max_pending, 10);
+  for (const char* bad : {R"("max_pending":0)", R"("burst":0)", R"("rate":-1)", R"("rate":"5")",
+                          R"("max_streams":1.5)", R"("rate":99999999999)", R"("max_pendnig":1)"}) {
+    SCOPED_TRACE(bad);
+    const std::string entry = R"([{"name":"ci","sha256":")" + kCiHash + R"(","scopes":["*"],)" + bad + "}]";
+    EXPECT_THROW(parse_token_json(entry, "t.json"), ConfigError);
+  }
+}
+
+TEST(Auth, SharesAreCountedAndAReloadKeepsAKeptTokensCounts) {
+  ops::Metrics metrics;
+  Authorizer auth(parse_api_tokens("ci:" + kCiHash + ":*,ops:" + kOpsHash + ":*"), metrics, TokenLimits{2, 1, 0, 1});
+  std::shared_ptr<const ApiToken> ci = auth.authenticate("Bearer secret-ci").token;
+  ASSERT_NE(ci, nullptr);
+  std::optional<TokenSlot> first = ci->take_pending();
+  std::optional<TokenSlot> second = ci->take_pending();
+  ASSERT_TRUE(first && second);
+  EXPECT_FALSE(ci->take_pending()) << "at its share";
+  EXPECT_TRUE(auth.authenticate("Bearer secret-ops").token->take_pending()) << "another token's share is its own";
+  second.reset();
+  std::optional<TokenSlot> again = ci->take_pending();
+  EXPECT_TRUE(again) << "a slot given back";
+
+  // ci kept, ops removed: ci's two slots still count; the old token stays valid while held.
+  auth.replace(parse_api_tokens("ci:" + kCiHash + ":*"));
+  EXPECT_EQ(auth.authenticate("Bearer secret-ops").verdict, Verdict::invalid_token);
+  std::shared_ptr<const ApiToken> reloaded = auth.authenticate("Bearer secret-ci").token;
+  ASSERT_NE(reloaded, nullptr);
+  EXPECT_FALSE(reloaded->take_pending());
+  EXPECT_EQ(ci->name, "ci");
+  first.reset();
+  EXPECT_TRUE(reloaded->take_pending());
+}

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <iterator>
 #include <memory>
 #include <set>
 #include <sstream>
@@ -73,6 +74,35 @@ std::string read_whole_file(const std::string& path) {
   std::ostringstream text;
   text << in.rdbuf();
   return text.str();
+}
+
+// A token entry's own limits: its optional members besides name, sha256 and
+// scopes. Any other member is refused (a typo must not silently mean "the
+// default").
+TokenLimits parse_limits(const nlohmann::json& item, const std::string& where) {
+  constexpr std::int64_t kMaxLimit = 10000000;
+  TokenLimits limits;
+  const std::pair<const char*, std::int64_t*> members[] = {{"max_pending", &limits.max_pending},
+                                                           {"max_streams", &limits.max_streams},
+                                                           {"rate", &limits.rate},
+                                                           {"burst", &limits.burst}};
+  for (const auto& [key, value] : item.items()) {
+    if (key == "name" || key == "sha256" || key == "scopes") continue;
+    auto member = std::find_if(std::begin(members), std::end(members),
+                               [&key](const auto& m) { return key == m.first; });
+    if (member == std::end(members)) {
+      throw ConfigError(kKey, where + ": unknown member '" + key.substr(0, 64) +
+                                  "' (known: name, sha256, scopes, max_pending, max_streams, rate, burst)");
+    }
+    if (!value.is_number_integer() || value.get<std::int64_t>() < 0 || value.get<std::int64_t>() > kMaxLimit) {
+      throw ConfigError(kKey, where + ": " + key + " must be an integer from 0 to " + std::to_string(kMaxLimit));
+    }
+    *member->second = value.get<std::int64_t>();
+  }
+  if (limits.max_pending == 0 || limits.burst == 0) {
+    throw ConfigError(kKey, where + ": max_pending and burst must be at least 1");
+  }
+  return limits;
 }
 
 // b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
@@ -184,8 +214,8 @@ std::vector<ApiToken> parse_token_json(std::string_view text, const std::string&
     const std::string where = origin + " item " + std::to_string(i + 1);
     if (!item.is_object() || !item.contains("name") || !item["name"].is_string() || !item.contains("sha256") ||
         !item["sha256"].is_string() || !item.contains("scopes") || !item["scopes"].is_array() ||
-        item["scopes"].empty() || item.size() != 3) {
-      throw ConfigError(kKey, where + ": expected exactly {\"name\": string, \"sha256\": string, \"scopes\": [string, ...]}");
+        item["scopes"].empty()) {
+      throw ConfigError(kKey, where + ": expected {\"name\": string, \"sha256\": string, \"scopes\": [string, ...]}");
     }
     std::vector<Scope> scopes;
     for (const auto& scope : item["scopes"]) {
@@ -194,8 +224,10 @@ std::vector<ApiToken> parse_token_json(std::string_view text, const std::string&
       if (!parsed) throw ConfigError(kKey, where + ": a scope is not a box id, a prefix pattern such as box-* or *");
       scopes.push_back(std::move(*parsed));
     }
-    tokens.push_back(make_token(item["name"].get<std::string>(), item["sha256"].get<std::string>(),
-                                std::move(scopes), where));
+    ApiToken token = make_token(item["name"].get<std::string>(), item["sha256"].get<std::string>(),
+                                std::move(scopes), where);
+    token.limits = parse_limits(item, where);
+    tokens.push_back(std::move(token));
   }
   check_unique(tokens);
   return tokens;
@@ -239,69 +271,112 @@ HashedToken hash_token_input(std::string_view input) {
   return {to_hex(sha256(input)), {}};
 }
 
-Authorizer::Authorizer(std::vector<ApiToken> tokens, ops::Metrics& metrics) : tokens_(std::move(tokens)) {
-  if (tokens_.empty()) return;
+Authorizer::Authorizer(std::vector<ApiToken> tokens, ops::Metrics& metrics, TokenLimits defaults)
+    : metrics_(metrics), defaults_(defaults) {
+  set_ = make_set(std::move(tokens));
+}
+
+std::shared_ptr<const Authorizer::TokenSet> Authorizer::make_set(std::vector<ApiToken> tokens) {
+  auto set = std::make_shared<TokenSet>();
+  set->tokens = std::move(tokens);
+  if (set->tokens.empty()) return set;
   const std::string family = "boxgate_auth_failures_total";
   const std::string help = "commands refused by authentication (401) or scope (403)";
-  missing_ = &metrics.counter(family, help, R"(status="401",reason="missing_token")");
-  invalid_ = &metrics.counter(family, help, R"(status="401",reason="invalid_token")");
-  // Names are validated to be label-safe (is_valid_token_name).
-  for (const auto& token : tokens_) {
-    forbidden_.push_back(&metrics.counter(family, help, R"(status="403",reason="forbidden",token=")" + token.name + "\""));
+  if (!missing_) {
+    missing_ = &metrics_.counter(family, help, R"(status="401",reason="missing_token")");
+    invalid_ = &metrics_.counter(family, help, R"(status="401",reason="invalid_token")");
   }
-  for (const auto& token : tokens_) {
-    allowed_.push_back(&metrics.counter("boxgate_auth_allowed_total", "commands let through, by token",
-                                        "token=\"" + token.name + "\""));
+  for (auto& token : set->tokens) {
+    TokenLimits& l = token.limits;
+    if (l.max_pending < 0) l.max_pending = defaults_.max_pending;
+    if (l.max_streams < 0) l.max_streams = defaults_.max_streams;
+    if (l.rate < 0) l.rate = defaults_.rate;
+    if (l.burst < 0) l.burst = defaults_.burst;
+    // Names are validated to be label-safe (is_valid_token_name); a name
+    // kept across a reload finds its counters again.
+    set->forbidden.push_back(
+        &metrics_.counter(family, help, R"(status="403",reason="forbidden",token=")" + token.name + "\""));
+    set->allowed.push_back(&metrics_.counter("boxgate_auth_allowed_total", "commands let through, by token",
+                                             "token=\"" + token.name + "\""));
   }
+  return set;
+}
+
+void Authorizer::replace(std::vector<ApiToken> tokens) {
+  for (auto& token : tokens) {
+    for (const auto& old : set_->tokens) {
+      if (old.name == token.name) token.usage = old.usage;
+    }
+  }
+  set_ = make_set(std::move(tokens));
+}
+
+std::shared_ptr<const ApiToken> Authorizer::token_at(std::size_t index) const {
+  // Aliases the set: the token keeps every token of its set alive.
+  return std::shared_ptr<const ApiToken>(set_, &set_->tokens[index]);
 }
 
 // Every configured hash is compared, whatever matched before: the time taken
 // says nothing about which hash (or how much of one) matched. The hash itself
 // already hides the token's bytes from timing; this keeps the comparison
 // honest too.
-const ApiToken* Authorizer::find(std::string_view token) const {
+std::optional<std::size_t> Authorizer::find(std::string_view token) const {
   const TokenHash presented = sha256(token);
-  const ApiToken* match = nullptr;
-  for (const auto& candidate : tokens_) {
-    bool equal = digest::equal(presented, candidate.hash);
-    if (equal) match = &candidate;
+  std::optional<std::size_t> match;
+  for (std::size_t i = 0; i < set_->tokens.size(); ++i) {
+    bool equal = digest::equal(presented, set_->tokens[i].hash);
+    if (equal) match = i;
   }
   return match;
 }
 
 // The token alone: missing and invalid ones are counted here; which verdict
 // an allowed token's use gets counted under is the caller's.
-Decision Authorizer::identify(const char* authorization) {
+Decision Authorizer::identify_at(const char* authorization, std::size_t& index) {
   if (open()) return {Verdict::allowed, nullptr};
   if (!authorization) {
     missing_->inc();
     return {Verdict::missing_token, nullptr};
   }
   std::optional<std::string_view> token = bearer_token(authorization);
-  const ApiToken* found = token ? find(*token) : nullptr;
+  std::optional<std::size_t> found = token ? find(*token) : std::nullopt;
   if (!found) {
     invalid_->inc();
     return {Verdict::invalid_token, nullptr};
   }
-  return {Verdict::allowed, found};
+  index = *found;
+  return {Verdict::allowed, token_at(*found)};
+}
+
+Decision Authorizer::identify(const char* authorization) {
+  std::size_t index = 0;
+  return identify_at(authorization, index);
 }
 
 Decision Authorizer::authorize(const char* authorization, const BoxId& box) {
-  Decision decision = identify(authorization);
+  std::size_t index = 0;
+  Decision decision = identify_at(authorization, index);
   if (!decision.token) return decision;  // open, or refused
-  auto index = static_cast<std::size_t>(decision.token - tokens_.data());
   if (!decision.token->allows(box.view())) {
-    forbidden_[index]->inc();
-    return {Verdict::forbidden, decision.token};
+    set_->forbidden[index]->inc();
+    return {Verdict::forbidden, std::move(decision.token)};
   }
-  allowed_[index]->inc();
+  set_->allowed[index]->inc();
   return decision;
 }
 
 Decision Authorizer::authenticate(const char* authorization) {
-  Decision decision = identify(authorization);
-  if (decision.token) allowed_[static_cast<std::size_t>(decision.token - tokens_.data())]->inc();
+  std::size_t index = 0;
+  Decision decision = identify_at(authorization, index);
+  if (decision.token) set_->allowed[index]->inc();
   return decision;
+}
+
+std::shared_ptr<const ApiToken> Authorizer::peek(const char* authorization) const {
+  if (open() || !authorization) return nullptr;
+  std::optional<std::string_view> token = bearer_token(authorization);
+  std::optional<std::size_t> found = token ? find(*token) : std::nullopt;
+  return found ? token_at(*found) : nullptr;
 }
 
 }  // namespace boxgate::gateway

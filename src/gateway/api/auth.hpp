@@ -8,11 +8,16 @@
 // A scope entry is an exact box id, a prefix pattern `box-*` (every id that
 // starts with `box-`), or `*` (every box).
 //
+// Each token also has its limits (api/token_limits.hpp): a token file entry
+// may set its own, the others take the gateway-wide token_* defaults.
+//
 // Thread ownership: the parsing functions are pure (any thread). An
-// Authorizer is immutable after construction except for its counters, which
-// are atomics; the gateway calls it on the loop thread only.
+// Authorizer is called on the loop thread only; replace() swaps its token set
+// there (SIGHUP), while requests and streams that hold a token of the old set
+// keep that set alive (shared_ptr) until they end.
 
 #include <array>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -21,6 +26,7 @@
 #include "boxgate/digest.hpp"
 #include "boxgate/ids.hpp"
 #include "boxgate/ops/metrics.hpp"
+#include "api/token_limits.hpp"
 
 namespace boxgate::gateway {
 
@@ -53,6 +59,16 @@ struct ApiToken {
   std::string name;
   TokenHash hash;
   std::vector<Scope> scopes;
+  TokenLimits limits = {};  // -1 members: the gateway-wide default (filled by the Authorizer)
+  std::shared_ptr<TokenUsage> usage = std::make_shared<TokenUsage>();
+
+  // A share of this gateway's pending commands or streams; nullopt at the limit.
+  std::optional<TokenSlot> take_pending() const {
+    return TokenSlot::take(usage, TokenSlot::Kind::pending, limits.max_pending);
+  }
+  std::optional<TokenSlot> take_stream() const {
+    return TokenSlot::take(usage, TokenSlot::Kind::stream, limits.max_streams);
+  }
 
   bool allows(std::string_view box) const noexcept;
   // True when some box matches both `pattern` and this token's scope.
@@ -99,18 +115,24 @@ enum class Verdict {
 
 struct Decision {
   Verdict verdict;
-  const ApiToken* token;  // the matching token, when there is one
+  // The matching token, when there is one; it keeps its token set alive.
+  std::shared_ptr<const ApiToken> token;
 };
 
 class Authorizer {
  public:
   // No tokens: the API is open (every request allowed, nothing counted).
-  Authorizer(std::vector<ApiToken> tokens, ops::Metrics& metrics);
+  // `defaults` fills the limits a token leaves unset (-1: none).
+  Authorizer(std::vector<ApiToken> tokens, ops::Metrics& metrics, TokenLimits defaults = {});
   Authorizer(const Authorizer&) = delete;
   Authorizer& operator=(const Authorizer&) = delete;
 
-  bool open() const noexcept { return tokens_.empty(); }
-  const std::vector<ApiToken>& tokens() const noexcept { return tokens_; }
+  bool open() const noexcept { return set_->tokens.empty(); }
+  const std::vector<ApiToken>& tokens() const noexcept { return set_->tokens; }
+
+  // A new token set (SIGHUP). A token whose name is kept keeps its counts of
+  // pending commands and streams; requests already let through go on.
+  void replace(std::vector<ApiToken> tokens);
 
   // The one question the HTTP layer asks: may the caller with this
   // Authorization header (nullptr when absent) command `box`? Counts the answer.
@@ -121,15 +143,29 @@ class Authorizer {
   // The token alone, before a request's body is read: missing and invalid
   // tokens are counted; an allowed one is counted by the later authorize().
   Decision identify(const char* authorization);
+  // The token of an Authorization header, counting nothing (the route table's
+  // rate limit of /v1/events, whose handler then authenticates); null when
+  // absent or invalid.
+  std::shared_ptr<const ApiToken> peek(const char* authorization) const;
 
  private:
-  const ApiToken* find(std::string_view token) const;
+  struct TokenSet {
+    std::vector<ApiToken> tokens;
+    std::vector<ops::Counter*> forbidden;  // per token, same order as tokens
+    std::vector<ops::Counter*> allowed;
+  };
+  std::shared_ptr<const TokenSet> make_set(std::vector<ApiToken> tokens);
+  // The index of the matching token in set_, or nullopt.
+  std::optional<std::size_t> find(std::string_view token) const;
+  // identify(), and the token's index in set_ when allowed.
+  Decision identify_at(const char* authorization, std::size_t& index);
+  std::shared_ptr<const ApiToken> token_at(std::size_t index) const;
 
-  std::vector<ApiToken> tokens_;
+  ops::Metrics& metrics_;
+  TokenLimits defaults_;
+  std::shared_ptr<const TokenSet> set_;
   ops::Counter* missing_ = nullptr;
   ops::Counter* invalid_ = nullptr;
-  std::vector<ops::Counter*> forbidden_;  // per token, same order as tokens_
-  std::vector<ops::Counter*> allowed_;
 };
 
 }  // namespace boxgate::gateway

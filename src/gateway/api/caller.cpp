@@ -76,7 +76,7 @@ std::optional<Caller> identify(http::Exchange& ex, std::string_view box_segment,
     reply_error(ex, Error::forbidden, "This token is not scoped for this box.", &rid, &bid);
     return std::nullopt;
   }
-  return Caller{std::move(*ids.request_id), ids.caller_id, std::move(*ids.box)};
+  return Caller{std::move(*ids.request_id), ids.caller_id, std::move(*ids.box), std::move(access.token)};
 }
 
 std::optional<http::Refusal> refuse_before_body(const http::RequestHead& head, std::string_view box_segment,

@@ -6,6 +6,7 @@
 // or published for a caller without a valid token for the box. Loop thread
 // only.
 
+#include <memory>
 #include <optional>
 #include <string_view>
 
@@ -19,6 +20,7 @@ struct Caller {
   RequestId id;
   bool caller_supplied_id;  // false: generated here
   BoxId box;
+  std::shared_ptr<const ApiToken> token;  // null when the API is open
 };
 
 // The pattern every id must match, for error messages.

@@ -36,6 +36,9 @@ Answer answer_for(Error error) noexcept {
     case Error::too_many_pending: return {429, "too_many_pending"};
     case Error::device_busy: return {429, "device_busy"};
     case Error::too_many_streams: return {429, "too_many_streams"};
+    case Error::token_pending_full: return {429, "token_pending_full"};
+    case Error::token_streams_full: return {429, "token_streams_full"};
+    case Error::rate_limited: return {429, "rate_limited"};
     case Error::internal: break;
     case Error::mqtt_unavailable: return {503, "mqtt_unavailable"};
     case Error::redis_unavailable: return {503, "redis_unavailable"};
@@ -50,8 +53,10 @@ Answer answer_for(Error error) noexcept {
 int http_status(Error error) noexcept { return answer_for(error).status; }
 const char* error_code(Error error) noexcept { return answer_for(error).code; }
 
-void reply_error(http::Exchange& ex, Error error, const std::string& message, const std::string* request_id,
-                 const std::string* box_id, std::optional<bool> delivered) {
+namespace {
+
+void send_error(http::Exchange& ex, Error error, const std::string& message, const std::string* request_id,
+                const std::string* box_id, std::optional<bool> delivered, long retry_after_seconds) {
   auto [status, code] = answer_for(error);
   ex.set_note(code);  // the access log's outcome
   nlohmann::ordered_json body = {{"error", code}, {"message", message}};
@@ -61,8 +66,22 @@ void reply_error(http::Exchange& ex, Error error, const std::string& message, co
   }
   if (box_id) body["box_id"] = *box_id;
   if (delivered) body["delivered"] = *delivered;
-  if (status == 429 || status == 503) ex.set_header("Retry-After", "1");
+  if (status == 429 || status == 503) ex.set_header("Retry-After", std::to_string(retry_after_seconds));
   ex.reply(status, body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+}
+
+}  // namespace
+
+void reply_error(http::Exchange& ex, Error error, const std::string& message, const std::string* request_id,
+                 const std::string* box_id, std::optional<bool> delivered) {
+  send_error(ex, error, message, request_id, box_id, delivered, 1);
+}
+
+void reply_rate_limited(http::Exchange& ex, std::chrono::milliseconds retry_after, const std::string* request_id,
+                        const std::string* box_id) {
+  long seconds = static_cast<long>((retry_after.count() + 999) / 1000);
+  send_error(ex, Error::rate_limited, "This token sent more requests than its rate allows; retry later.", request_id,
+             box_id, std::nullopt, seconds < 1 ? 1 : seconds);
 }
 
 namespace {

@@ -4,6 +4,7 @@
 // to its HTTP status and code: every family names an Error, none writes a
 // status number. Loop thread only (they answer an http::Exchange).
 
+#include <chrono>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -37,6 +38,9 @@ enum class Error {
   too_many_pending,      // 429 (pending commands, their bytes, or messages awaiting the broker)
   device_busy,           // 429
   too_many_streams,      // 429
+  token_pending_full,    // 429 (the caller's token holds its token_max_pending)
+  token_streams_full,    // 429 (the caller's token holds its token_max_streams)
+  rate_limited,          // 429 (the caller's token is over its token_rate; Retry-After says when)
   internal,              // 500
   mqtt_unavailable,      // 503
   redis_unavailable,     // 503
@@ -53,6 +57,10 @@ const char* error_code(Error error) noexcept;
 // (they are replaced): an error answer must not turn into a 500.
 void reply_error(http::Exchange& ex, Error error, const std::string& message, const std::string* request_id,
                  const std::string* box_id, std::optional<bool> delivered = std::nullopt);
+
+// 429 rate_limited with Retry-After: `retry_after` in whole seconds, rounded up.
+void reply_rate_limited(http::Exchange& ex, std::chrono::milliseconds retry_after, const std::string* request_id,
+                        const std::string* box_id);
 
 // 401 for a missing or invalid bearer token, with RFC 6750's
 // WWW-Authenticate (no error attribute when no credentials were sent).

@@ -62,6 +62,8 @@ ErrorInfo error_for(Outcome outcome) {
       return {Error::too_many_pending, "The gateway holds too many command bytes waiting; retry later."};
     case Outcome::device_busy:
       return {Error::device_busy, "This device has too many commands waiting; retry later."};
+    case Outcome::token_pending_full:
+      return {Error::token_pending_full, "This token has as many commands waiting as it may; retry later."};
     case Outcome::device_offline:
       return {Error::device_offline, "The device is offline (its presence says so); the command was not sent."};
     case Outcome::mqtt_unavailable:
@@ -164,7 +166,7 @@ void CommandApi::post_command(http::Exchange ex, const Caller& caller) {
   auto shared = std::make_shared<http::Exchange>(std::move(ex));
   shared->on_disconnect([this, id = caller.id] { services_.commands.cancel(id); });
   CommandRequest request{caller.box, caller.id, caller.caller_supplied_id, std::move(*payload), timeout,
-                         std::move(hash), mode, std::move(traceparent)};
+                         std::move(hash), mode, std::move(traceparent), caller.token};
   services_.commands.submit(std::move(request), [shared, rid, bid](CommandResult&& result) {
     http::Exchange& exchange = *shared;
     exchange.set_note(outcome_name(result.outcome));

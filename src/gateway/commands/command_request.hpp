@@ -4,9 +4,11 @@
 
 #include <chrono>
 #include <functional>
+#include <memory>
+#include <optional>
 #include <string>
 
-#include <optional>
+#include "api/auth.hpp"
 
 #include "boxgate/ids.hpp"
 #include "commands/command_record.hpp"
@@ -25,6 +27,10 @@ struct CommandRequest {
   // A valid W3C traceparent the caller sent ("" if none): an MQTT v5 user
   // property of the published command.
   std::string traceparent = {};
+  // The caller's token (null: the API is open), and the share of its
+  // max_pending this command holds while it waits (taken by the service).
+  std::shared_ptr<const ApiToken> token = {};
+  TokenSlot slot = {};
 };
 
 struct CommandResult {

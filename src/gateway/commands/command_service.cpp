@@ -209,6 +209,13 @@ std::optional<Outcome> CommandService::missing_dependency() const {
 
 void CommandService::admit(CommandRequest&& request, Completion&& done, bool resumed) {
   if (draining_ && !resumed) return complete_immediately(done, Outcome::shutting_down);
+  // The token's share first: one token must not fill the gateway-wide limits
+  // (a command resumed from grace holds its slot already).
+  if (request.token && !request.slot.held()) {
+    std::optional<TokenSlot> slot = request.token->take_pending();
+    if (!slot) return complete_immediately(done, Outcome::token_pending_full);
+    request.slot = std::move(*slot);
+  }
   std::size_t bytes = request.payload.size() + kPendingEntryBytes;
   if (auto missing = missing_dependency()) {
     if (hold_in_grace(request, done, bytes)) return;

@@ -15,6 +15,7 @@ enum class Outcome {
   too_many_pending,      // gateway-wide limit in count
   too_many_bytes,        // gateway-wide limit in bytes (max_pending_bytes)
   device_busy,           // per-device limit
+  token_pending_full,    // the caller's token holds its max_pending on this gateway
   device_offline,        // offline_policy=fail and the box's presence says offline
   mqtt_unavailable,
   redis_unavailable,
@@ -35,6 +36,7 @@ inline const char* outcome_name(Outcome o) {
     case Outcome::too_many_pending: return "too_many_pending";
     case Outcome::too_many_bytes: return "too_many_bytes";
     case Outcome::device_busy: return "device_busy";
+    case Outcome::token_pending_full: return "token_pending_full";
     case Outcome::device_offline: return "device_offline";
     case Outcome::mqtt_unavailable: return "mqtt_unavailable";
     case Outcome::redis_unavailable: return "redis_unavailable";
@@ -50,8 +52,8 @@ inline const char* outcome_name(Outcome o) {
 inline constexpr Outcome kAllOutcomes[] = {
     Outcome::ok,               Outcome::replayed,          Outcome::accepted,         Outcome::duplicate_request_id,
     Outcome::request_id_reused, Outcome::timed_out_before, Outcome::too_many_pending, Outcome::too_many_bytes,
-    Outcome::device_busy,      Outcome::device_offline,    Outcome::mqtt_unavailable,  Outcome::redis_unavailable,
-    Outcome::shutting_down,
+    Outcome::device_busy,      Outcome::token_pending_full, Outcome::device_offline,  Outcome::mqtt_unavailable,
+    Outcome::redis_unavailable, Outcome::shutting_down,
     Outcome::device_timeout,   Outcome::delivered,         Outcome::client_gone};
 
 }  // namespace boxgate::gateway

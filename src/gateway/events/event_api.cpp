@@ -162,6 +162,20 @@ class HistoryRead : public std::enable_shared_from_this<HistoryRead> {
   std::size_t largest_ = 0;  // the largest entry_bytes() read
 };
 
+// The caller's token's share of streams into `filter.slot` (nothing to take
+// when the API is open); false once answered 429 token_streams_full.
+bool take_stream_slot(http::Exchange& ex, const ApiToken* token, StreamFilter& filter, const std::string* rid,
+                      const std::string* bid) {
+  if (!token) return true;
+  std::optional<TokenSlot> slot = token->take_stream();
+  if (!slot) {
+    reply_error(ex, Error::token_streams_full, "This token has as many event streams open as it may.", rid, bid);
+    return false;
+  }
+  filter.slot = std::move(*slot);
+  return true;
+}
+
 }  // namespace
 
 bool wants_event_stream(const char* accept) {
@@ -206,8 +220,9 @@ void EventApi::get_events(http::Exchange ex, const Caller& caller) {
       streams_.refused();
       return reply_error(ex, Error::too_many_streams, "This gateway has too many event streams open.", &rid, &bid);
     }
-    ex.set_header("X-Request-Id", rid);
     StreamFilter filter;
+    if (!take_stream_slot(ex, caller.token.get(), filter, &rid, &bid)) return;
+    ex.set_header("X-Request-Id", rid);
     filter.box = bid;
     return streams_.open(std::move(ex), std::move(filter), topics_.box_events_stream(box), std::move(q.after), "box");
   }
@@ -248,8 +263,9 @@ void EventApi::fleet(http::Exchange ex) {
     history = topics_.box_events_stream(*box);
   }
   StreamFilter filter;
+  if (!take_stream_slot(ex, access.token.get(), filter, nullptr, nullptr)) return;
   filter.pattern = std::move(pattern);
-  filter.token = access.token;
+  filter.token = std::move(access.token);
   streams_.open(std::move(ex), std::move(filter), std::move(history), std::move(q.after), "fleet");
 }
 

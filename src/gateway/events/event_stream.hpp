@@ -66,7 +66,8 @@ struct StreamSettings {
 struct StreamFilter {
   std::optional<std::string> box;        // one box's stream
   std::optional<Scope> pattern;          // the fleet stream: boxes matching this
-  const ApiToken* token = nullptr;       // and the caller's scope (nullptr: the API is open)
+  std::shared_ptr<const ApiToken> token;  // and the caller's scope (null: the API is open)
+  TokenSlot slot;                          // the token's share of streams, held while open
   bool matches(std::string_view box_id) const;
 };
 
