@@ -159,8 +159,8 @@ struct GatewayConfig {
   // at once; token_rate 0: no rate limit).
   std::int64_t token_max_pending = 0;
   std::int64_t token_max_streams = 0;
-  std::int64_t token_rate = 100;
-  std::int64_t token_burst = 200;
+  std::int64_t token_rate = 1000;
+  std::int64_t token_burst = 2000;
 };
 
 struct BridgeConfig {
