@@ -148,6 +148,14 @@ struct GatewayConfig {
   std::int64_t sse_heartbeat_ms = 15000;          // ": hb" comment this often on a quiet stream
   // One info line per command answered (logger "access"; access_log.hpp).
   bool access_log = true;
+  // Browsers (src/gateway/api/browser_guard.hpp; docs/contract.md, "Browsers").
+  // Origins besides the gateway's own whose requests are served, exactly as a
+  // browser sends them ("https://app.example.com"); any other cross-site
+  // Origin is 403 origin_not_allowed.
+  std::vector<std::string> allowed_origins;
+  // Host header values served (empty: any); others are 421 host_not_allowed.
+  // Against DNS rebinding, where a page's own name points at this gateway.
+  std::vector<std::string> allowed_hosts;
 };
 
 struct BridgeConfig {

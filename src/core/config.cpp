@@ -103,6 +103,32 @@ void check_redis(Options& o, RedisSettings& r) {
   });
 }
 
+// Browsers: which Origin and Host headers the gateway serves
+// (api/browser_guard.hpp). An entry that could never equal a header a
+// browser sends is a start-up error, not a silent refusal of every call.
+void declare_browser_checks(Options& o, GatewayConfig& c) {
+  o.add("allowed_origins", &c.allowed_origins,
+        "cross-site origins served besides the gateway's own, http(s)://host[:port],... (others: 403)");
+  o.add("allowed_hosts", &c.allowed_hosts, "Host header values served, name or name:port,... (empty: any; others: 421)");
+  auto plain = [](const std::string& s) {
+    return !s.empty() && std::none_of(s.begin(), s.end(), [](unsigned char ch) {
+      return ch <= ' ' || ch >= 0x7f || ch == '/' || ch == ',' || ch == '?' || ch == '#' || ch == '@';
+    });
+  };
+  o.check([&c, plain] {
+    for (const std::string& origin : c.allowed_origins) {
+      auto scheme = origin.find("://");
+      std::string name = origin.substr(0, scheme);
+      if (scheme == std::string::npos || (name != "http" && name != "https") || !plain(origin.substr(scheme + 3))) {
+        throw ConfigError("allowed_origins", "'" + origin + "' is not http(s)://host[:port]");
+      }
+    }
+    for (const std::string& host : c.allowed_hosts) {
+      if (!plain(host)) throw ConfigError("allowed_hosts", "'" + host + "' is not a host or host:port");
+    }
+  });
+}
+
 void declare_common(Options& o, std::string& prefix, HttpSettings& http, RedisSettings& redis,
                     MqttSettings& mqtt, LogSettings& log) {
   declare_prefix(o, prefix);
@@ -262,6 +288,7 @@ void declare_gateway(Options& o, GatewayConfig& c) {
   o.add("access_log", &c.access_log,
         "one info line per command, status or message call answered (logger access: method, box, request id, "
         "status, outcome, duration)");
+  declare_browser_checks(o, c);
   o.check([&c] {
     if (c.default_timeout_ms > c.max_timeout_ms) {
       throw ConfigError("default_timeout_ms", "must not exceed max_timeout_ms");

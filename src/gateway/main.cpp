@@ -27,6 +27,7 @@
 // alone knows the paths. It includes the family headers for that and nothing
 // else of them; no family includes another.
 #include "api/auth.hpp"
+#include "api/browser_guard.hpp"
 #include "commands/command_api.hpp"
 #include "commands/command_service.hpp"
 #include "devices/device_api.hpp"
@@ -198,8 +199,9 @@ int main(int argc, char** argv) {
     std::optional<HttpSettings> ops_settings = ops_listener(config);
     std::optional<http::Server> ops_server;
     if (ops_settings) ops_server.emplace(loop, *ops_settings, 4096);
-    gateway::Routes routes(server, ops_server ? *ops_server : server, {command_api, devices, event_api}, auth, metrics,
-                           readiness, config.access_log);
+    gateway::BrowserGuard browser(config.allowed_origins, config.allowed_hosts);
+    gateway::Routes routes(server, ops_server ? *ops_server : server, {command_api, devices, event_api}, auth, browser,
+                           metrics, readiness, config.access_log);
     auto port = server.listen();
     logger->info("listening on {}:{}", config.http.host, port);
     if (ops_server) logger->info("ops endpoints on {}:{}", ops_settings->host, ops_server->listen());

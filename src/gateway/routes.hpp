@@ -6,8 +6,9 @@
 //
 // For every API call (the /v1/ paths) it starts the one access-log line
 // (api/access_log.hpp), then checks the method -- any other is 405 with the
-// one body every route answers (http::reply_method_not_allowed) -- then,
-// under /v1/devices/, the request id, the box and the caller's token
+// one body every route answers (http::reply_method_not_allowed) -- then what
+// keeps browsers out (api/browser_guard.hpp: Host, Origin, and a POST's
+// Content-Type), then, under /v1/devices/, the request id, the box and the caller's token
 // (api/caller.hpp) before the family's handler runs. A path that names no
 // endpoint is 404 not_found.
 //
@@ -21,6 +22,7 @@
 namespace boxgate::gateway {
 
 class Authorizer;
+class BrowserGuard;
 class CommandApi;
 class DeviceApi;
 class EventApi;
@@ -38,8 +40,8 @@ class Routes {
   // endpoints and /openapi.yaml on `ops` (the same server unless the ops
   // endpoints have a listener of their own). `access_log`: false turns the
   // access log off (access_log=false).
-  Routes(http::Server& api, http::Server& ops, Families families, Authorizer& auth, const ops::Metrics& metrics,
-         const ops::Readiness& readiness, bool access_log);
+  Routes(http::Server& api, http::Server& ops, Families families, Authorizer& auth, const BrowserGuard& browser,
+         const ops::Metrics& metrics, const ops::Readiness& readiness, bool access_log);
   Routes(const Routes&) = delete;
   Routes& operator=(const Routes&) = delete;
 
@@ -49,6 +51,7 @@ class Routes {
 
   Families families_;
   Authorizer& auth_;
+  const BrowserGuard& browser_;
   bool access_log_;
 };
 
