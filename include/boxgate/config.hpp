@@ -67,7 +67,7 @@ struct RedisSettings {
 
 struct MqttSettings {
   std::string uri = "tcp://127.0.0.1:1883";
-  std::string client_id;                 // empty: <program>-<host>-<pid>
+  std::string client_id;                 // empty: <program>-<random UUID> (not guessable)
   std::string username;
   std::string password;
   std::int64_t version = 5;              // 3 (3.1.1) or 5

@@ -194,7 +194,7 @@ void declare_prefix(Options& o, std::string& prefix) {
 
 void declare_mqtt(Options& o, MqttSettings& m) {
   o.add("mqtt_uri", &m.uri, "MQTT broker, tcp://host:port, or ssl://host:port (mqtts://) for TLS");
-  o.add("mqtt_client_id", &m.client_id, "MQTT client id (empty: program-host-pid)");
+  o.add("mqtt_client_id", &m.client_id, "MQTT client id (empty: program-<random UUID>, which no other client can guess)");
   o.add("mqtt_username", &m.username, "MQTT user name");
   o.add("mqtt_password", &m.password, "MQTT password", true);
   o.add("mqtt_version", &m.version, 3, 5, "MQTT protocol: 3 (3.1.1) or 5");
