@@ -105,8 +105,9 @@ struct GatewayConfig {
   std::string prefix = "dev";
   HttpSettings http;
   // /healthz, /readyz and /metrics on their own listener when ops_port is
-  // set (ops_host empty: http_host); otherwise on the API listener.
-  std::string ops_host;
+  // set; otherwise on the API listener. Loopback unless told otherwise:
+  // /metrics names the tokens (ops_host empty: http_host).
+  std::string ops_host = "127.0.0.1";
   std::int64_t ops_port = 0;
   // API tokens (src/gateway/api/auth.hpp): "" (the API is open), a comma list of
   // name:sha256hex:scope|scope, or the path of a JSON file of them.
@@ -161,7 +162,7 @@ struct GatewayConfig {
 struct BridgeConfig {
   std::string prefix = "dev";
   std::string share_group;               // empty: plain subscriptions
-  HttpSettings http;                     // the ops port
+  HttpSettings http;                     // the ops port (loopback unless told otherwise)
   RedisSettings redis;
   MqttSettings mqtt;
   LogSettings log;
