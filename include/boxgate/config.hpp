@@ -105,9 +105,9 @@ struct GatewayConfig {
   std::string prefix = "dev";
   HttpSettings http;
   // /healthz, /readyz and /metrics on their own listener when ops_port is
-  // set; otherwise on the API listener. Loopback unless told otherwise:
-  // /metrics names the tokens (ops_host empty: http_host).
-  std::string ops_host = "127.0.0.1";
+  // set; otherwise on the API listener. ops_host empty: 127.0.0.1, loopback
+  // unless told otherwise (/metrics names the tokens).
+  std::string ops_host;
   std::int64_t ops_port = 0;
   // API tokens (src/gateway/api/auth.hpp): "" (the API is open), a comma list of
   // name:sha256hex:scope|scope, or the path of a JSON file of them.

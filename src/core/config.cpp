@@ -255,7 +255,7 @@ void declare_log(Options& o, LogSettings& l) {
 
 void declare_gateway(Options& o, GatewayConfig& c) {
   declare_common(o, c.prefix, c.http, c.redis, c.mqtt, c.log);
-  o.add("ops_host", &c.ops_host, "address of the separate ops listener, used when ops_port is set (empty: http_host)");
+  o.add("ops_host", &c.ops_host, "address of the separate ops listener (empty: 127.0.0.1)");
   o.add("ops_port", &c.ops_port, 0, 65535,
         "port of a separate listener for /healthz, /readyz, /metrics (0: served on http_port)");
   // Hashes, not tokens -- but a weak token's hash can be guessed offline, so
@@ -305,6 +305,7 @@ void declare_gateway(Options& o, GatewayConfig& c) {
     if (!c.instance.empty() && !is_valid_id(c.instance)) {
       throw ConfigError("instance", "'" + c.instance + "' must match the id pattern");
     }
+    if (!c.ops_host.empty() && c.ops_port == 0) throw ConfigError("ops_port", "must be set when ops_host is");
     if (c.ops_port != 0 && c.ops_port == c.http.port && (c.ops_host.empty() || c.ops_host == c.http.host)) {
       throw ConfigError("ops_port", "must differ from http_port (0 serves the ops endpoints on http_port)");
     }

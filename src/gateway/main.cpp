@@ -86,7 +86,7 @@ std::string default_instance_name() {
 std::optional<HttpSettings> ops_listener(const GatewayConfig& config) {
   if (config.ops_port == 0) return std::nullopt;
   HttpSettings ops = config.http;
-  ops.host = config.ops_host.empty() ? config.http.host : config.ops_host;
+  ops.host = config.ops_host.empty() ? "127.0.0.1" : config.ops_host;  // loopback unless told otherwise
   ops.port = config.ops_port;
   return ops;
 }
