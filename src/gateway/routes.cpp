@@ -146,9 +146,24 @@ Routes::Routes(http::Server& api_server, http::Server& ops_server, Families fami
       server.route_prefix(std::string(prefix), handler);
     }
   }
+  api_server.admit_bodies([this](const http::RequestHead& head) { return admit(head); });
   // Ops endpoints stay open (load balancers and Prometheus carry no token):
   // on their own listener they can be kept off the network the API faces.
   ops::serve_endpoints(ops_server, metrics, readiness);
+}
+
+
+// A body is announced: for a row that takes it and names a box, the caller
+// is checked as far as it can be without the body (api/caller.hpp).
+std::optional<http::Refusal> Routes::admit(const http::RequestHead& head) const {
+  const std::string_view path = head.target.substr(0, head.target.find('?'));
+  for (const Route& r : kRoutes) {
+    Params p;
+    if (r.serve && r.listener == api && name_of(r.method) == head.method && matches(r.path, path, p)) {
+      return p.box.empty() ? std::nullopt : refuse_before_body(head, p.box, auth_);
+    }
+  }
+  return std::nullopt;
 }
 
 void Routes::dispatch(http::Exchange ex) {

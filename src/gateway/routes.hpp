@@ -10,7 +10,9 @@
 // keeps browsers out (api/browser_guard.hpp: Host, Origin, and a POST's
 // Content-Type), then, under /v1/devices/, the request id, the box and the caller's token
 // (api/caller.hpp) before the family's handler runs. A path that names no
-// endpoint is 404 not_found.
+// endpoint is 404 not_found. An API request that announces a body and
+// carries no valid token is answered 401 before its body is read
+// (api/caller.hpp, refuse_before_body).
 //
 // This is the only file that includes the families (commands/, devices/,
 // events/); they include api/ and core only. Loop thread only.
@@ -48,6 +50,8 @@ class Routes {
  private:
   // Finds the request's row in the table (routes.cpp) and serves it.
   void dispatch(http::Exchange ex);
+  // Before the body of a request that announces one (http::Server::admit_bodies).
+  std::optional<http::Refusal> admit(const http::RequestHead& head) const;
 
   Families families_;
   Authorizer& auth_;

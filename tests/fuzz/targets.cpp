@@ -12,6 +12,7 @@ const std::vector<Target>& all_targets() {
       {"config", &config},     {"command_body", &command_body}, {"token_scope", &token_scope},
       {"json_scan", &json_scan},     {"status_payload", &status_payload},
       {"redis_address", &redis_address},
+      {"request_framing", &request_framing},
   };
   return targets;
 }

@@ -47,6 +47,8 @@ int json_scan(const std::uint8_t* data, std::size_t size);
 int status_payload(const std::uint8_t* data, std::size_t size);
 // Redis addresses (config and slot_map), MOVED/ASK errors, key_slot.
 int redis_address(const std::uint8_t* data, std::size_t size);
+// http::RequestFraming against a whole-buffer model of the same grammar.
+int request_framing(const std::uint8_t* data, std::size_t size);
 
 struct Target {
   const char* name;  // also the corpus directory and the executable <name>_fuzz

@@ -9,6 +9,7 @@
 
 #include <sys/stat.h>
 
+#include "faults_support.hpp"
 #include "itest_env.hpp"
 #include "support/redis_monitor.hpp"
 
@@ -165,6 +166,28 @@ TEST(AuthConfigTest, HashTokenPrintsTheHashOfStdin) {
   Process empty("hash-empty", {"sh", "-c", "'" + bin + "' hash-token </dev/null"}, tmp.path());
   EXPECT_EQ(empty.wait_exit(10s), 2);
   EXPECT_NE(empty.log().find("no token on stdin"), std::string::npos) << empty.log();
+}
+
+// A caller without a valid token costs no body: the 401 comes as soon as the
+// headers are in, and the connection closes without reading the body (old
+// gateways waited for all of it, up to twice max_body_bytes).
+TEST_F(AuthTest, A401ComesBeforeTheBodyIsRead) {
+  int gw = stack->add_gateway({"--api-tokens", kTokens});
+  for (const std::string& authorization : {std::string(), std::string("Authorization: Bearer wrong\r\n")}) {
+    SCOPED_TRACE(authorization.empty() ? "no token" : "a wrong token");
+    faults::RawConnection conn(gw);
+    ASSERT_TRUE(conn.send("POST /v1/devices/box-1/commands HTTP/1.1\r\nHost: gw\r\n" + authorization +
+                          "Content-Type: application/json\r\nContent-Length: 20000\r\n\r\n{\"method\":"));
+    EXPECT_TRUE(test::eventually([&] { return conn.closed_by_peer(20ms); }, 3s, 0ms)) << conn.received();
+    const std::string& bytes = conn.received();
+    EXPECT_EQ(bytes.rfind("HTTP/1.1 401 ", 0), 0u) << bytes;
+    EXPECT_NE(bytes.find("WWW-Authenticate: Bearer"), std::string::npos) << bytes;
+    EXPECT_NE(bytes.find(R"("error":"unauthorized")"), std::string::npos) << bytes;
+  }
+  // A valid token's body is read as ever.
+  auto c = client(gw);
+  HttpResult ok = post(*c, "/v1/devices/box-1/commands?timeout_ms=200", R"({"method":"m"})", bearer("secret-ci"));
+  EXPECT_EQ(ok.status, 504) << ok.body;
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 // Hostile HTTP input, one test per class, on raw sockets:
 // conflicting Content-Length/Transfer-Encoding, repeated Content-Length,
+// chunked framing outside RFC 9112 (alone and pipelined behind good requests),
 // chunked bodies over the limit, header floods, very long request lines, NUL
 // and CR/LF/control bytes in header values, percent-encoded '/ + # NUL' in the
 // box id, and requests pipelined behind a waiting command. Each gets a clean
@@ -243,6 +244,59 @@ TEST_F(HostileHttpTest, ChunkedBodiesOverTheLimit) {
   expect_nothing_reached_mqtt_or_redis({"chunked-ok"});
 }
 
+// Chunked framing evhttp 2.1 reads leniently and RFC 9112 does not allow:
+// each is 400 and closed, before a byte reaches a handler (old gateways
+// published every one of these commands).
+TEST_F(HostileHttpTest, ChunkedFramingOutsideRfc9112IsRefusedAndNothingIsPublished) {
+  const std::string body = kFourteenBytes;  // 0xe bytes
+  auto chunked = [](const std::string& box) { return post_head(box, "Transfer-Encoding: chunked\r\n"); };
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"size 0xe", chunked("frame-1") + "0xe\r\n" + body + "\r\n0\r\n\r\n"},
+      {"size +e", chunked("frame-2") + "+e\r\n" + body + "\r\n0\r\n\r\n"},
+      {"size 'e junk'", chunked("frame-3") + "e junk\r\n" + body + "\r\n0\r\n\r\n"},
+      {"data without CRLF", chunked("frame-4") + "e\r\n" + body + "0\r\n\r\n"},
+      {"a blank line before the size", chunked("frame-5") + "\r\ne\r\n" + body + "\r\n0\r\n\r\n"},
+      {"last chunk -0", chunked("frame-6") + "e\r\n" + body + "\r\n-0\r\n\r\n"},
+      {"chunked on HTTP/1.0", "POST /v1/devices/frame-7/commands?timeout_ms=300 HTTP/1.0\r\nHost: gw\r\n"
+                              "Transfer-Encoding: chunked\r\n\r\ne\r\n" + body + "\r\n0\r\n\r\n"},
+      {"a trailer field", chunked("frame-8") + "e\r\n" + body + "\r\n0\r\nX-Request-Id: t-1\r\n\r\n"},
+      {"a chunk extension", chunked("frame-9") + "e;x=1\r\n" + body + "\r\n0\r\n\r\n"},
+      {"a bare LF after the size", chunked("frame-10") + "e\n" + body + "\r\n0\r\n\r\n"},
+  };
+  for (const auto& [label, request] : cases) {
+    RawReply r = exchange(gw, request, true);
+    expect_refused(label, r);
+    EXPECT_EQ(r.status(), 400) << label << ": " << r.bytes.substr(0, 200);
+    EXPECT_EQ(r.error_code(), "invalid_request") << label;
+    EXPECT_TRUE(r.closed) << label << ": the connection must not be read further";
+  }
+  // Strict chunked framing, cut into pieces, is read as ever.
+  RawConnection conn(gw);
+  const std::string good = chunked("frame-ok") + "4\r\n" + body.substr(0, 4) + "\r\na\r\n" + body.substr(4) + "\r\n0\r\n\r\n";
+  for (std::size_t at = 0; at < good.size(); at += 5) ASSERT_TRUE(conn.send(good.substr(at, 5)));
+  EXPECT_TRUE(test::eventually([&] { return complete_response(conn.received()) || conn.closed_by_peer(20ms); }, 3s));
+  EXPECT_NE(conn.received().find(" 504 "), std::string::npos) << "read, published, timed out: " << conn.received();
+  expect_nothing_reached_mqtt_or_redis({"frame-ok"});
+}
+
+// A request with bad framing pipelined behind good ones: the good ones are
+// served and answered first, in order, then the 400, then the close.
+TEST_F(HostileHttpTest, BadFramingPipelinedBehindGoodRequestsIsAnsweredInOrder) {
+  RawConnection conn(gw);
+  ASSERT_TRUE(conn.send(post_with_length("pipe-1", "X-Request-Id: pipe-1\r\n") +
+                        post_head("pipe-2", "Transfer-Encoding: chunked\r\n") + "0x1\r\n{\r\n0\r\n\r\n" +
+                        post_with_length("pipe-3", "X-Request-Id: never-3\r\n")));
+  EXPECT_TRUE(test::eventually([&] { return conn.closed_by_peer(20ms); }, 5s, 0ms)) << conn.received();
+  const std::string& bytes = conn.received();
+  const auto first = bytes.find("X-Request-Id: pipe-1");
+  const auto refused = bytes.find("invalid_request");
+  ASSERT_NE(first, std::string::npos) << bytes;
+  ASSERT_NE(refused, std::string::npos) << bytes;
+  EXPECT_LT(first, refused);
+  EXPECT_EQ(bytes.find("never-3"), std::string::npos) << bytes;
+  expect_nothing_reached_mqtt_or_redis({"pipe-1"});
+}
+
 TEST_F(HostileHttpTest, HeaderFloods) {
   std::string many_small;  // within http_max_header_bytes (4096)
   for (int i = 0; i < 300; ++i) many_small.append(1, 'a').append(std::to_string(i)).append(":b\r\n");
@@ -321,28 +375,29 @@ TEST_F(HostileHttpTest, CrLfAndControlBytesInHeaderValues) {
     EXPECT_EQ(r.status(), 400) << label << ": " << r.bytes.substr(0, 200);
     EXPECT_EQ(r.head().find("Injected"), std::string::npos) << r.head();
   }
-  // A LF-split value is two headers: the id is then judged on its own and the
-  // "injected" line is never echoed.
-  RawReply split = exchange(gw, post_with_length("split-1", "X-Request-Id: good-1\nX-Injected: yes\r\n"), false);
+  // A bare LF is no line end (RFC 9112 needs CRLF): a proxy may read the
+  // "injected" line as part of the id.
+  RawReply split = exchange(gw, post_with_length("split-1", "X-Request-Id: good-1\nX-Injected: yes\r\n"), true);
+  expect_refused("LF-split value", split);
+  EXPECT_EQ(split.status(), 400) << split.bytes.substr(0, 200);
   EXPECT_EQ(split.head().find("Injected"), std::string::npos) << split.head();
-  EXPECT_EQ(split.status(), 504) << "published with its own id: " << split.bytes.substr(0, 200);
-  ASSERT_TRUE(watcher->wait_for(1, 5s));
-  EXPECT_EQ(watcher->messages().front().topic, "dev/split-1/request/good-1");
-  expect_nothing_reached_mqtt_or_redis({"split-1"});
+  expect_nothing_reached_mqtt_or_redis();
 }
 
 TEST_F(HostileHttpTest, CallerBytesNeverComeBackRaw) {
   // A query name of raw bytes used to make the error body's JSON encoder
-  // throw (invalid UTF-8): a 500, and the URI raw in the log.
+  // throw (invalid UTF-8): a 500, and the URI raw in the log. A request
+  // target is %x21-7E only: raw bytes there are refused with the framing.
   RawReply query = exchange(gw, post_head("box-1", "Content-Length: 14\r\n", "\xff\x1b[2J=1") + kFourteenBytes, false);
-  EXPECT_EQ(query.error_code(), "invalid_query") << query.bytes;
-  // Shown as printable ASCII only: each raw byte as '?'.
-  EXPECT_NE(query.body().find("Unknown query parameter '" + std::string(2, '?') + "[2J'"), std::string::npos)
-      << query.body();
+  EXPECT_EQ(query.error_code(), "invalid_request") << query.bytes;
   expect_only_known_headers(query);
   RawReply path = exchange(gw, post_with_length("a\x1b[31m\xfe"), false);
-  EXPECT_EQ(path.error_code(), "invalid_box_id") << path.bytes;
-  for (const RawReply* r : {&query, &path}) {
+  EXPECT_EQ(path.error_code(), "invalid_request") << path.bytes;
+  // Percent-encoded, they reach the query check, which quotes them as sent.
+  RawReply encoded = exchange(gw, post_head("box-1", "Content-Length: 14\r\n", "%FF%1B[2J=1") + kFourteenBytes, false);
+  EXPECT_EQ(encoded.error_code(), "invalid_query") << encoded.bytes;
+  EXPECT_NE(encoded.body().find("Unknown query parameter '%FF%1B[2J'"), std::string::npos) << encoded.body();
+  for (const RawReply* r : {&query, &path, &encoded}) {
     for (char c : r->bytes) {
       auto b = static_cast<unsigned char>(c);
       EXPECT_TRUE(b >= 0x20 || c == '\r' || c == '\n') << "raw 0x" << std::hex << int(b) << " in " << r->bytes;

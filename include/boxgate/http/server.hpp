@@ -11,12 +11,15 @@
 // connections (the listener pauses while the cap is reached; further clients
 // wait in the kernel backlog).
 //
-// Hostile input (docs/contract.md, "Malformed HTTP"): a connection that sends
-// a NUL byte is closed unanswered; a request whose framing or headers a proxy
-// could read differently (repeated Content-Length, Content-Length with
-// Transfer-Encoding, a header name that is not a token, a control character
-// in a value, ...) is answered 400 invalid_request and its connection closed,
-// before any handler runs.
+// Hostile input (docs/contract.md, "Malformed HTTP"): every byte a client
+// sends is read by RequestFraming (request_framing.hpp) before evhttp parses
+// it. A connection that sends a NUL byte is closed unanswered; at the first
+// byte that does not frame a request per RFC 9112 (framing or headers a proxy
+// could read differently: a lenient chunk size, repeated Content-Length, a
+// header name that is not a token, ...) the connection is answered 400
+// invalid_request and closed, before any handler runs and before evhttp reads
+// the request. A request that announces a body is put to the admission check
+// (admit_bodies) before a byte of the body is read.
 
 #include <cstdint>
 #include <functional>
@@ -28,6 +31,7 @@
 #include <vector>
 
 #include "boxgate/config.hpp"
+#include "boxgate/http/request_framing.hpp"
 #include "boxgate/loop/event_loop.hpp"
 
 struct evhttp;
@@ -110,6 +114,20 @@ class Exchange {
 
 using Handler = std::function<void(Exchange)>;
 
+// An answer sent in place of evhttp's, before the request's body is read.
+struct Refusal {
+  int status;
+  std::string body;  // JSON
+  std::vector<std::pair<std::string, std::string>> headers;
+};
+// Asked on the loop thread at the end of the header section of each request
+// that announces a body. A Refusal is written at once and the connection
+// closed without reading the body (so a caller that may not send one costs
+// no body). The caller cannot tell it from a handler's answer, except that
+// the connection closes; a connection with an earlier request still
+// unanswered is closed unanswered instead (answers keep their order).
+using Admission = std::function<std::optional<Refusal>(const RequestHead&)>;
+
 class Server {
  public:
   Server(EventLoop& loop, const HttpSettings& settings, std::size_t max_body_bytes);
@@ -119,6 +137,7 @@ class Server {
 
   void route(std::string path, Handler handler);          // exact path
   void route_prefix(std::string prefix, Handler handler);  // longest prefix wins over none
+  void admit_bodies(Admission admission) { admission_ = std::move(admission); }
   // Binds host:port with the configured backlog; returns the bound port. Throws.
   std::uint16_t listen();
   std::size_t connections() const noexcept { return connections_.size(); }
@@ -128,7 +147,6 @@ class Server {
   friend class Exchange;
   struct Connection;
   static void on_request(evhttp_request* req, void* self);
-  static const char* framing_problem(evhttp_request* req);
   static bufferevent* new_bufferevent(event_base* base, void* self);
   static void adopt_accepted(int fd, short what, void* self);
   static void on_connection_closed(evhttp_connection* conn, void* arg);
@@ -145,6 +163,7 @@ class Server {
   std::vector<bufferevent*> accepted_;  // accepted this iteration, not yet tracked
   std::vector<std::pair<std::string, Handler>> exact_;
   std::vector<std::pair<std::string, Handler>> prefixes_;
+  Admission admission_;
   std::unordered_map<evhttp_connection*, Connection*> connections_;
 };
 

@@ -25,19 +25,25 @@
 
 namespace boxgate::http {
 
+// How long a refused connection is read (and its bytes dropped) after its
+// answer, before it is closed.
+constexpr std::int64_t kLingerMs = 1000;
+
 // A client connection, from accept until evhttp frees it (close callback).
 // Its request deadline runs while the client owes us a complete request (after
 // accept, and after each reply): evhttp's own timeout restarts on every byte,
 // so a client trickling headers would otherwise hold its socket forever.
 //
-// Its input is watched for NUL bytes as they arrive, before evhttp parses
-// them: a NUL is never valid in a request to this server -- not in the
-// request line or a header (RFC 9110 5.5; libevent would cut a header value
-// at it, reading "X-Request-Id: abc\0def" as "abc" where a proxy may read
-// otherwise, and a line starting with NUL would end the headers early) and not
-// in a JSON body (control characters must be escaped). Such a connection is
-// closed without an answer.
-struct Server::Connection {
+// Its input is read by a RequestFraming as it arrives, before evhttp parses
+// it (an evbuffer callback runs as bytes are added, before the bufferevent's
+// read callback hands them to evhttp). A NUL byte is never valid in a request
+// to this server -- not in the request line or a header (RFC 9110 5.5;
+// libevent would cut a header value at it) and not in a JSON body (control
+// characters must be escaped): such a connection is closed unanswered. Bytes
+// that do not frame a request per RFC 9112, and a request the admission check
+// refuses, are answered (400, or the refusal) and the connection closed;
+// evhttp parses none of those bytes.
+struct Server::Connection : RequestFraming::Observer {
   Server* server;
   evhttp_connection* conn;
   ExchangeState* waiting = nullptr;  // the unanswered request on it, if any
@@ -45,8 +51,15 @@ struct Server::Connection {
   evbuffer* input = nullptr;  // the socket's input, as evhttp reads it
   evbuffer_cb_entry* input_watch = nullptr;
   const char* close_reason = nullptr;  // set when closing on purpose
+  RequestFraming framing;
+  std::uint64_t input_end = 0;     // bytes the client sent so far
+  std::uint64_t answered = 0;      // replies written whole
+  std::optional<Refusal> refusal;  // the answer to a refused request, until sent
+  std::uint64_t refuse_after = 0;  // ... once this many replies are written
 
-  ~Connection() { event_free(request_deadline); }
+  Connection(Server* owner, evhttp_connection* connection)
+      : server(owner), conn(connection), framing(2 * static_cast<std::size_t>(owner->settings_.max_header_bytes) + 1024) {}
+  ~Connection() override { event_free(request_deadline); }
   void arm(std::int64_t ms) {
     timeval tv{static_cast<time_t>(ms / 1000), static_cast<suseconds_t>((ms % 1000) * 1000)};
     event_add(request_deadline, &tv);
@@ -68,17 +81,16 @@ struct Server::Connection {
     if (input && input_watch) evbuffer_remove_cb_entry(input, input_watch);
     input_watch = nullptr;
   }
-  static void on_input(evbuffer* buffer, const evbuffer_cb_info* info, void* arg) {
-    auto* self = static_cast<Connection*>(arg);
-    if (info->n_added == 0 || self->close_reason) return;
-    // Only the bytes added since the last call are new (added at the end).
-    std::size_t length = evbuffer_get_length(buffer);
-    evbuffer_ptr from;
-    evbuffer_ptr_set(buffer, &from, info->n_added < length ? length - info->n_added : 0, EVBUFFER_PTR_SET);
-    if (evbuffer_search(buffer, "\0", 1, &from).pos < 0) return;
-    evbuffer_drain(buffer, length);  // evhttp parses none of it
-    self->close_soon("a NUL byte in the request");
+  bool on_head(const RequestHead& head) override {
+    if (!head.has_body() || !server->admission_) return true;
+    refusal = server->admission_(head);
+    return !refusal;
   }
+  static void on_input(evbuffer* buffer, const evbuffer_cb_info* info, void* arg);
+  RequestFraming::Status read_new_bytes(evbuffer* buffer, std::size_t added);
+  void refuse(evbuffer* buffer);
+  void keep_requests_before_refused(evbuffer* buffer);
+  void send_refusal_if_due();
   static void on_deadline(evutil_socket_t, short, void* arg) {
     auto* self = static_cast<Connection*>(arg);
     log::get("http")->debug("closing a connection: {}",
@@ -86,6 +98,104 @@ struct Server::Connection {
     evhttp_connection_free(self->conn);  // runs the close callback, which deletes self
   }
 };
+
+void Server::Connection::on_input(evbuffer* buffer, const evbuffer_cb_info* info, void* arg) {
+  auto* self = static_cast<Connection*>(arg);
+  if (info->n_added == 0) return;
+  self->input_end += info->n_added;
+  if (self->close_reason) {
+    evbuffer_drain(buffer, evbuffer_get_length(buffer));  // closing: evhttp parses nothing more
+    return;
+  }
+  switch (self->read_new_bytes(buffer, info->n_added)) {
+    case RequestFraming::Status::ok: return;
+    case RequestFraming::Status::nul:
+      evbuffer_drain(buffer, evbuffer_get_length(buffer));
+      self->close_soon("a NUL byte in the request");
+      return;
+    case RequestFraming::Status::invalid:
+    case RequestFraming::Status::stopped: self->refuse(buffer); return;
+  }
+}
+
+// Feeds the bytes added at the end of the buffer, segment by segment, without
+// copying them.
+RequestFraming::Status Server::Connection::read_new_bytes(evbuffer* buffer, std::size_t added) {
+  const std::size_t length = evbuffer_get_length(buffer);
+  evbuffer_ptr from;
+  evbuffer_ptr_set(buffer, &from, added < length ? length - added : 0, EVBUFFER_PTR_SET);
+  evbuffer_iovec segments[8];
+  std::size_t left = added < length ? added : length;
+  while (left > 0) {
+    int n = evbuffer_peek(buffer, static_cast<ev_ssize_t>(left), &from, segments, 8);
+    if (n <= 0) break;
+    for (int i = 0; i < n && i < 8 && left > 0; ++i) {
+      std::size_t take = segments[i].iov_len < left ? segments[i].iov_len : left;
+      auto status = framing.feed({static_cast<const char*>(segments[i].iov_base), take}, *this);
+      if (status != RequestFraming::Status::ok) return status;
+      left -= take;
+      evbuffer_ptr_set(buffer, &from, take, EVBUFFER_PTR_ADD);
+    }
+  }
+  return framing.status();
+}
+
+// The requests before the refused one are served and answered first, in
+// order; then the refusal is sent (400 for bad framing, or the admission
+// check's answer) and the connection closed. evhttp never reads a byte of
+// the refused request's bytes still unread, nor anything after them.
+void Server::Connection::refuse(evbuffer* buffer) {
+  keep_requests_before_refused(buffer);
+  if (!refusal) {
+    nlohmann::json body = {{"error", "invalid_request"}, {"message", framing.problem()}};
+    refusal = Refusal{400, body.dump(), {}};
+  }
+  close_reason = framing.status() == RequestFraming::Status::stopped
+                     ? "the admission check refused a request before its body"
+                     : framing.problem();
+  refuse_after = framing.messages();
+  send_refusal_if_due();
+}
+
+// Cuts the input where the refused request starts (when it starts in it).
+void Server::Connection::keep_requests_before_refused(evbuffer* buffer) {
+  const std::size_t length = evbuffer_get_length(buffer);
+  const std::uint64_t refused_bytes = input_end - framing.message_start();
+  if (refused_bytes >= length) {
+    evbuffer_drain(buffer, length);
+    return;
+  }
+  evbuffer* kept = evbuffer_new();
+  evbuffer_remove_buffer(buffer, kept, length - static_cast<std::size_t>(refused_bytes));
+  evbuffer_drain(buffer, evbuffer_get_length(buffer));
+  evbuffer_cb_clear_flags(buffer, input_watch, EVBUFFER_CB_ENABLED);  // not new bytes
+  evbuffer_add_buffer(buffer, kept);
+  evbuffer_cb_set_flags(buffer, input_watch, EVBUFFER_CB_ENABLED);
+  evbuffer_free(kept);
+}
+
+// Sent straight on the socket once every earlier reply is written (so
+// nothing else is being written), then the connection closes lingering: our
+// side is shut for writing and the client's remaining bytes are read and
+// dropped for a moment, so that closing with unread input (a TCP reset) does
+// not destroy the answer before the client reads it.
+void Server::Connection::send_refusal_if_due() {
+  if (!refusal || answered < refuse_after || waiting) return;
+  bufferevent* bev = evhttp_connection_get_bufferevent(conn);
+  if (!bev || evbuffer_get_length(bufferevent_get_output(bev)) != 0) return;
+  const Refusal& answer = *refusal;
+  std::string text = "HTTP/1.1 " + std::to_string(answer.status) + " " + reason_phrase(answer.status) +
+                     "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(answer.body.size()) +
+                     "\r\nConnection: close\r\n";
+  for (const auto& [name, value] : answer.headers) text += name + ": " + value + "\r\n";
+  text += "\r\n" + answer.body;
+  refusal.reset();
+  const evutil_socket_t fd = bufferevent_getfd(bev);
+  // A short answer to a socket with nothing waiting: the kernel takes it whole.
+  (void)::send(fd, text.data(), text.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+  ::shutdown(fd, SHUT_WR);
+  arm(kLingerMs);
+}
 
 struct ExchangeState {
   Server* server;
@@ -239,6 +349,8 @@ void ExchangeState::on_reply_written(evhttp_request*, void* arg) {
   timeval idle = to_timeval(connection->server->settings_.idle_timeout_ms);
   set_timeouts(connection->conn, &idle, &idle);
   connection->arm(connection->server->settings_.idle_timeout_ms);
+  ++connection->answered;
+  connection->send_refusal_if_due();  // a refused request pipelined behind this one
 }
 
 void Exchange::reply(int status, std::string body, const char* content_type) {
@@ -452,7 +564,7 @@ std::uint16_t Server::listen() {
 
 Server::Connection* Server::track(evhttp_connection* conn) {
   if (auto it = connections_.find(conn); it != connections_.end()) return it->second;
-  auto* connection = new Connection{this, conn};
+  auto* connection = new Connection(this, conn);
   connection->request_deadline = evtimer_new(loop_.base(), &Connection::on_deadline, connection);
   connection->arm(settings_.idle_timeout_ms);
   connection->watch_input();
@@ -514,89 +626,11 @@ const Handler* Server::find_handler(std::string_view path) const {
   return best;
 }
 
-namespace {
-
-// RFC 9110 5.6.2: a field name is a token.
-bool is_tchar(unsigned char c) {
-  if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')) return true;
-  return std::strchr("!#$%&'*+-.^_`|~", c) != nullptr && c != '\0';
-}
-
-bool is_token(const char* text) {
-  if (!*text) return false;
-  for (; *text; ++text) {
-    if (!is_tchar(static_cast<unsigned char>(*text))) return false;
-  }
-  return true;
-}
-
-// Control characters other than HTAB (RFC 9110 5.5). evhttp itself refuses
-// a bare CR or LF; this catches the rest (ESC, DEL, ...).
-bool has_control(const char* text) {
-  for (; *text; ++text) {
-    auto c = static_cast<unsigned char>(*text);
-    if ((c < 0x20 && c != '\t') || c == 0x7f) return true;
-  }
-  return false;
-}
-
-bool all_digits(const char* text) {
-  std::size_t n = 0;
-  for (; text[n]; ++n) {
-    if (text[n] < '0' || text[n] > '9') return false;
-  }
-  return n > 0 && n <= 18;
-}
-
-// Headers whose duplicates parsers resolve differently (first wins here, the
-// last in many proxies): sent twice, the request is refused.
-constexpr const char* kSingletons[] = {"Content-Length", "Transfer-Encoding", "Host", "Authorization",
-                                       "X-Request-Id", "Idempotency-Key"};
-
-}  // namespace
-
-// Why a request's framing or headers cannot be trusted, or nullptr. The body
-// was framed by evhttp's reading of them (the first Content-Length, chunked
-// over Content-Length, ...); a front proxy may have read them otherwise and
-// sent other requests in the bytes that follow -- request smuggling. So
-// such a request is answered 400 and its connection closed: nothing after it
-// is read.
-const char* Server::framing_problem(evhttp_request* req) {
-  const evkeyvalq* headers = evhttp_request_get_input_headers(req);
-  int counts[std::size(kSingletons)] = {};
-  const char* content_length = nullptr;
-  const char* transfer_encoding = nullptr;
-  for (const evkeyval* h = headers->tqh_first; h; h = h->next.tqe_next) {
-    if (!is_token(h->key)) return "A header name is not a token (RFC 9110).";
-    if (has_control(h->value)) return "A header value holds a control character.";
-    for (std::size_t i = 0; i < std::size(kSingletons); ++i) {
-      if (evutil_ascii_strcasecmp(h->key, kSingletons[i]) == 0 && ++counts[i] > 1) {
-        return "A header that may appear once (Content-Length, Transfer-Encoding, Host, Authorization, "
-               "X-Request-Id) appears twice.";
-      }
-    }
-    if (evutil_ascii_strcasecmp(h->key, "Content-Length") == 0) content_length = h->value;
-    if (evutil_ascii_strcasecmp(h->key, "Transfer-Encoding") == 0) transfer_encoding = h->value;
-  }
-  if (content_length && transfer_encoding) return "Content-Length and Transfer-Encoding are both given.";
-  if (content_length && !all_digits(content_length)) return "Content-Length is not a decimal number.";
-  if (transfer_encoding && evutil_ascii_strcasecmp(transfer_encoding, "chunked") != 0) {
-    return "The only Transfer-Encoding accepted is chunked.";
-  }
-  return nullptr;
-}
-
 void Server::on_request(evhttp_request* req, void* self) {
   auto* server = static_cast<Server*>(self);
   Connection* connection = server->track(evhttp_request_get_connection(req));
   connection->disarm();  // a complete request arrived
   Exchange exchange(std::make_unique<ExchangeState>(ExchangeState{server, req, connection, {}, nullptr, -1, false, {}}));
-  if (const char* problem = framing_problem(req)) {
-    nlohmann::json body = {{"error", "invalid_request"}, {"message", problem}};
-    exchange.set_header("Connection", "close");
-    exchange.reply(400, body.dump());
-    return;
-  }
   const Handler* handler = server->find_handler(exchange.path());
   if (!handler) {
     exchange.reply(404, R"({"error":"not_found","message":"no such endpoint"})");

@@ -112,10 +112,12 @@ class Authorizer {
   // For a request about no single box (the fleet event stream): is the
   // token valid? The caller then filters by the token's scope. Counts the answer.
   Decision authenticate(const char* authorization);
+  // The token alone, before a request's body is read: missing and invalid
+  // tokens are counted; an allowed one is counted by the later authorize().
+  Decision identify(const char* authorization);
 
  private:
   const ApiToken* find(std::string_view token) const;
-  Decision identify(const char* authorization);
 
   std::vector<ApiToken> tokens_;
   ops::Counter* missing_ = nullptr;

@@ -28,4 +28,13 @@ inline constexpr const char* kIdPattern = "^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$";
 // token, in that order; nullopt once answered (400, 401 or 403).
 std::optional<Caller> identify(http::Exchange& ex, std::string_view box_segment, Authorizer& auth);
 
+// The same checks at the end of the headers of an API request that
+// announces a body (http::Server::admit_bodies): the 401 identify() would
+// answer, sent before the body is read. Nothing for a request identify()
+// would refuse for its id or box first (it is answered, in that order, once
+// read), nor for one whose token is valid (its scope is checked then).
+// `box_segment` as for identify().
+std::optional<http::Refusal> refuse_before_body(const http::RequestHead& head, std::string_view box_segment,
+                                                Authorizer& auth);
+
 }  // namespace boxgate::gateway

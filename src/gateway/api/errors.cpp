@@ -68,13 +68,28 @@ void reply_error(http::Exchange& ex, Error error, const std::string& message, co
   ex.reply(status, body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
 }
 
+namespace {
+// RFC 6750: no error attribute when no credentials were sent.
+const char* www_authenticate(bool token_missing) {
+  return token_missing ? "Bearer" : R"(Bearer error="invalid_token")";
+}
+const char* unauthorized_message(bool token_missing) {
+  return token_missing ? "This API needs an Authorization: Bearer <token> header." : "The bearer token is not valid.";
+}
+}  // namespace
+
 void reply_unauthorized(http::Exchange& ex, bool token_missing, const std::string* request_id,
                         const std::string* box_id) {
-  ex.set_header("WWW-Authenticate", token_missing ? "Bearer" : R"(Bearer error="invalid_token")");
-  reply_error(ex, Error::unauthorized,
-              token_missing ? "This API needs an Authorization: Bearer <token> header."
-                            : "The bearer token is not valid.",
-              request_id, box_id);
+  ex.set_header("WWW-Authenticate", www_authenticate(token_missing));
+  reply_error(ex, Error::unauthorized, unauthorized_message(token_missing), request_id, box_id);
+}
+
+http::Refusal unauthorized_refusal(bool token_missing, const std::string& request_id, const std::string& box_id) {
+  nlohmann::ordered_json body = {{"error", answer_for(Error::unauthorized).code},
+                                 {"message", unauthorized_message(token_missing)},
+                                 {"request_id", request_id},
+                                 {"box_id", box_id}};
+  return {401, body.dump(), {{"X-Request-Id", request_id}, {"WWW-Authenticate", www_authenticate(token_missing)}}};
 }
 
 std::string quoted_name(std::string_view raw) {

@@ -61,6 +61,9 @@ void reply_error(http::Exchange& ex, Error error, const std::string& message, co
 // WWW-Authenticate (no error attribute when no credentials were sent).
 void reply_unauthorized(http::Exchange& ex, bool token_missing, const std::string* request_id,
                         const std::string* box_id);
+// The same 401, sent by the HTTP server before a request's body is read
+// (http::Server::admit_bodies).
+http::Refusal unauthorized_refusal(bool token_missing, const std::string& request_id, const std::string& box_id);
 
 // A caller's bytes quoted in a message: printable ASCII only (others as '?'),
 // at most 64 of them.
