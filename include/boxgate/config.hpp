@@ -147,6 +147,10 @@ struct GatewayConfig {
   std::int64_t max_streams = 1000;                // open at once; more are 429 too_many_streams
   std::int64_t sse_max_buffer_bytes = 1 << 20;    // unsent bytes a slow reader may hold, then cut off
   std::int64_t sse_heartbeat_ms = 15000;          // ": hb" comment this often on a quiet stream
+  // Event reads bounded in bytes (docs/security.md, "Event reads"): a JSON
+  // history page ends early (with next_after) before the event that would
+  // take its body over this.
+  std::int64_t events_page_max_bytes = 1 << 20;
   // One info line per command answered (logger "access"; access_log.hpp).
   bool access_log = true;
   // Browsers (src/gateway/api/browser_guard.hpp; docs/contract.md, "Browsers").
@@ -180,9 +184,15 @@ struct BridgeConfig {
   std::int64_t drain_timeout_ms = 10000;
   // Device data plane (docs/events.md): events and state.
   std::int64_t max_event_bytes = 1 << 20;       // larger event/state payloads are dropped
-  // Stream caps (XADD MAXLEN ~): Redis holds about entries x (payload + ~100 B).
+  // Stream caps in entries (a stream over one is trimmed to 31/32 of it).
   std::int64_t events_box_maxlen = 1000;        // per box: {prefix}/{box}/events
   std::int64_t events_fleet_maxlen = 100000;    // fleet: {prefix}/events
+  // Stream caps in bytes (each entry counts its values + 64 B; the newest
+  // entry is always kept), so a device sending large events cannot make a
+  // stream hold maxlen x max_event_bytes: Redis holds at most about
+  // events_fleet_max_bytes + boxes x events_box_max_bytes for events.
+  std::int64_t events_box_max_bytes = 1LL << 20;
+  std::int64_t events_fleet_max_bytes = 256LL << 20;
   std::int64_t events_queue_max_bytes = 64LL << 20;  // held while Redis is away (payload + 128 B each)
 };
 

@@ -75,6 +75,12 @@ class Topics {
   // Redis streams: one box's events {prefix}/{box}/events, the fleet's {prefix}/events.
   std::string box_events_stream(const BoxId& box) const;
   std::string fleet_events_stream() const;
+  // The hash in which the bridge counts a stream's bytes (its cap in bytes,
+  // docs/events.md): {stream}/bytes{{stream}}. The hash tag is the stream's
+  // whole name, so both hash to one Redis Cluster slot and one script may
+  // name both; the braces keep it apart from every name built from ids.
+  // `stream`: box_events_stream() or fleet_events_stream().
+  std::string events_bytes_key(std::string_view stream) const;
   // The MQTT topic of a box's state, the Redis key of its latest state and
   // the channel it is PUBLISHed on: {prefix}/{box}/state.
   std::string state_key(const BoxId& box) const;

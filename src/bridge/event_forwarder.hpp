@@ -5,7 +5,7 @@
 // An event {prefix}/{box}/event/{name}: one EVAL that XADDs it to the box's
 // stream {prefix}/{box}/events and, under the same stream id, to the fleet
 // stream {prefix}/events (fields box, name, payload, received_ms; each
-// MAXLEN ~), then PUBLISH of the payload verbatim on the channel of the topic's
+// trimmed to its caps in entries and in bytes), then PUBLISH of the payload verbatim on the channel of the topic's
 // name. The same id in both streams lets one SSE id (Last-Event-ID) resume a
 // box stream or the fleet stream alike. A state {prefix}/{box}/state: SET of
 // {"state":<payload if JSON, else a string>,"received_ms":N} on the key of
@@ -29,6 +29,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "boxgate/ids.hpp"
 #include "boxgate/logging.hpp"
@@ -43,6 +44,8 @@ struct EventSettings {
   std::size_t max_event_bytes;
   std::int64_t box_maxlen;
   std::int64_t fleet_maxlen;
+  std::int64_t box_max_bytes;
+  std::int64_t fleet_max_bytes;
   std::size_t queue_max_bytes;
 };
 
@@ -80,10 +83,22 @@ class EventForwarder {
   enum class Drop { invalid_topic, too_large, queue_full, redis_error, shutdown };
   static constexpr int kDropReasons = 5;
   void drop(Kind kind, Drop reason, std::string_view what);
+  // A stream an event goes to, its byte-count hash and its caps.
+  struct Stream {
+    std::string name;
+    std::string bytes_key;
+    std::int64_t max_len;
+    std::int64_t max_bytes;
+  };
   bool send(const std::shared_ptr<Item>& item);  // false when not connected
-  // Cluster mode: the event's two XADDs as separate commands (send()'s script
-  // cannot span the two streams' slots). false when not connected.
-  bool add_in_two_steps(const std::shared_ptr<Item>& owned, redis::Commands::ReplyCallback done);
+  // The add script on `streams` (one call; the first stream gets `id`).
+  // false when not connected.
+  bool add(const std::shared_ptr<Item>& owned, const std::vector<Stream>& streams, std::string_view id,
+           redis::Commands::ReplyCallback done);
+  // Cluster mode: one call per stream (a script cannot span the two
+  // streams' slots). false when not connected.
+  bool add_in_two_steps(const std::shared_ptr<Item>& owned, Stream fleet, Stream box,
+                        redis::Commands::ReplyCallback done);
   void sent(Item& item, const struct redisReply* reply);
 
   const Topics& topics_;

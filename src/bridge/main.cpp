@@ -65,22 +65,29 @@ int main(int argc, char** argv) {
     presence_ptr = &presence;
     bridge::EventForwarder events(topics,
                                   {static_cast<std::size_t>(config.max_event_bytes), config.events_box_maxlen,
-                                   config.events_fleet_maxlen, static_cast<std::size_t>(config.events_queue_max_bytes)},
+                                   config.events_fleet_maxlen, config.events_box_max_bytes,
+                                   config.events_fleet_max_bytes, static_cast<std::size_t>(config.events_queue_max_bytes)},
                                   redis, metrics);
     events_ptr = &events;
 
     boxgate::mqtt::Client broker(loop, config.mqtt, "boxgate-bridge", mqtt_dep);
+    // A device chooses how many replies carry a traceparent: at most one
+    // line a second (loop thread, like the handler).
+    log::RateLimit trace_log;
     // The status filter is never shared (topics.hpp): every bridge gets each
     // box's retained status on connect; the presence script is idempotent.
     broker.subscribe_on_connect(
         {topics.reply_filter_with_id(config.share_group), topics.reply_filter_without_id(config.share_group),
          topics.event_filter(config.share_group), topics.state_filter(config.share_group), topics.status_filter()},
-        [&forwarder, &presence, &events, &topics, &broker](std::string_view topic, std::string_view payload) {
+        [&forwarder, &presence, &events, &topics, &broker, &trace_log](std::string_view topic,
+                                                                        std::string_view payload) {
           if (topics.is_status_topic(topic)) return presence.accept(topic, payload);
           if (events.accept(topic, payload)) return;  // an event or state topic
           // W3C trace context a device sent with its reply: logged when well-formed.
-          if (auto trace = broker.user_property("traceparent"); trace && is_valid_traceparent(*trace)) {
-            log::get("bridge")->info("reply on {} carries traceparent {}", topic.substr(0, 300), *trace);
+          if (auto trace = broker.user_property("traceparent");
+              trace && is_valid_traceparent(*trace) && trace_log.allow()) {
+            log::get("bridge")->info("reply on {} carries traceparent {} (further ones this second not logged)",
+                                     topic.substr(0, 300), *trace);
           }
           forwarder.accept(topic, payload);
         });

@@ -1,5 +1,7 @@
 #include "reply_forwarder.hpp"
 
+#include <hiredis/hiredis.h>
+
 #include "boxgate/json_scan.hpp"
 #include "boxgate/logging.hpp"
 #include "boxgate/stored_reply.hpp"
@@ -8,7 +10,8 @@ namespace boxgate::bridge {
 
 namespace {
 const char* drop_reason(int reason) {
-  static const char* names[] = {"invalid_topic", "invalid_id", "too_large", "queue_full", "redis_error", "shutdown"};
+  static const char* names[] = {"invalid_topic", "invalid_id", "too_large", "queue_full",
+                                "redis_error",   "shutdown",   "unsolicited"};
   return names[reason];
 }
 
@@ -32,7 +35,7 @@ ReplyForwarder::ReplyForwarder(const Topics& topics, ForwarderSettings settings,
       received_(metrics.counter("boxgate_replies_received_total", "device replies received from MQTT")),
       forwarded_(metrics.counter("boxgate_replies_forwarded_total", "replies stored and published in Redis")),
       unclaimed_(metrics.counter("boxgate_replies_unclaimed_total",
-                                 "forwarded replies no gateway was waiting for (late, duplicate or unknown)")),
+                                 "forwarded replies no gateway was waiting for (late or duplicate)")),
       outbox_({settings.queue_capacity, settings.queue_max_bytes},
               metrics.gauge("boxgate_replies_queued", "replies waiting to be forwarded to Redis"),
               metrics.gauge("boxgate_replies_held_bytes", "payload bytes of replies queued or in flight to Redis")) {
@@ -51,7 +54,8 @@ void ReplyForwarder::accept(std::string_view topic, std::string_view payload) {
     address->request = id_from_payload(payload);
     if (!address->request) return drop(Drop::invalid_id, topic);
   }
-  if (!outbox_.push({topics_.response_channel(address->box, *address->request), std::string(payload)})) {
+  if (!outbox_.push({topics_.response_channel(address->box, *address->request),
+                     topics_.command_key(address->box, *address->request), std::string(payload)})) {
     return drop(Drop::queue_full, topic);
   }
   flush();
@@ -70,7 +74,31 @@ void ReplyForwarder::flush() {
   outbox_.flush(redis_.up(), [this](const std::shared_ptr<Reply>& reply) { return send(reply); });
 }
 
+// EXISTS of the record, then SET+PUBLISH once it answered 1: one more round
+// trip, but the cheapest on Redis, the resource every gateway and bridge
+// shares (bench/instructions --redis, per command: Redis +5.6k instructions,
+// the bridge +7.2k, against +28.2k and -1.4k for a Lua script doing all three;
+// docs/performance.md, "The reply's record check"), and one way for every
+// redis_mode (in a cluster the two keys sit on different slots).
 bool ReplyForwarder::send(const std::shared_ptr<Reply>& reply) {
+  return redis_.run({"EXISTS", reply->record}, [this, reply](const redisReply* answer) {
+    using Status = redis::Commands::Status;
+    if (!answer) return sent(*reply, Status::lost, 0);
+    if (answer->type == REDIS_REPLY_ERROR) return sent(*reply, Status::error, 0);
+    if (answer->type != REDIS_REPLY_INTEGER || answer->integer == 0) {
+      // Published (a small reply), never kept: only a gateway waiting for
+      // that very id listens (one whose record a Redis restart without
+      // persistence lost), and a message nobody listens to costs nothing.
+      if (!reply_goes_stored(reply->payload, settings_.reply_inline_max_bytes)) {
+        redis_.run({redis_.clustered() ? "SPUBLISH" : "PUBLISH", reply->key, reply->payload}, {});
+      }
+      return unsolicited(*reply);
+    }
+    if (!store(reply)) sent(*reply, Status::lost, 0);  // the connection broke meanwhile
+  });
+}
+
+bool ReplyForwarder::store(const std::shared_ptr<Reply>& reply) {
   // A large reply goes through the result key alone; its channel gets a notice.
   std::string notice;
   if (reply_goes_stored(reply->payload, settings_.reply_inline_max_bytes)) {
@@ -87,8 +115,8 @@ void ReplyForwarder::sent(Reply& reply, redis::Commands::Status status, long lon
   switch (status) {
     case redis::Commands::Status::ok:
       forwarded_.inc();
-      // Nobody subscribed: the command timed out, was already answered
-      // (duplicate reply) or never came from a gateway. The result key keeps
+      // Nobody subscribed: the command timed out or was already answered
+      // (duplicate reply). The result key keeps
       // it for a retry with the same X-Request-Id.
       if (receivers == 0) unclaimed_.inc();
       break;
@@ -101,6 +129,14 @@ void ReplyForwarder::sent(Reply& reply, redis::Commands::Status status, long lon
   }
   outbox_.answered(reply, false);
   flush();  // room in flight again
+}
+
+// No gateway issued the id (or its record expired: a reply later than
+// timeout + result_ttl_ms, which no caller could read any more).
+void ReplyForwarder::unsolicited(Reply& reply) {
+  drop(Drop::unsolicited, reply.key);
+  outbox_.answered(reply, false);
+  flush();
 }
 
 void ReplyForwarder::abandon() {

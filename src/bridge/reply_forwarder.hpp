@@ -1,9 +1,20 @@
 #pragma once
 // ReplyForwarder: device replies from MQTT into Redis (SET result key + PUBLISH).
 //
+// Only under an id a gateway issued: a reply is stored when its command
+// record ({prefix}/{box}/command/{id}, written by the gateway before it
+// publishes the command, kept timeout + result_ttl_ms) exists: EXISTS of
+// the record first, then SET+PUBLISH. Otherwise it is not stored and is
+// counted as dropped (reason="unsolicited"), so a device cannot fill Redis
+// with result keys nobody asked for; one up to reply_inline_max_bytes is
+// still published (nobody listens but a gateway waiting for that id, one
+// whose record a Redis restart without persistence lost). A late reply
+// (after the gateway's timeout) finds its record and is stored.
+//
 // Thread ownership: loop thread only. accept() runs inside the MQTT client's
 // message handler: it validates the reply, queues it and hands what Redis can
-// take to the command connection (pipelined SET+PUBLISH pairs), then returns.
+// take to the command connection (EXISTS of the record, then a SET+PUBLISH
+// pair; a burst's commands pipelined), then returns.
 //
 // Overflow policy: the queue and the pairs in flight hold at most
 // queue_capacity replies and queue_max_bytes payload bytes (while Redis is
@@ -55,15 +66,20 @@ class ReplyForwarder {
 
  private:
   struct Reply {
-    std::string key;  // the channel and result key
+    std::string key;     // the channel and result key
+    std::string record;  // the command record that must exist
     std::string payload;
     std::size_t cost() const noexcept { return payload.size(); }
   };
-  enum class Drop { invalid_topic, invalid_id, too_large, queue_full, redis_error, shutdown };
-  static constexpr int kDropReasons = 6;
+  enum class Drop { invalid_topic, invalid_id, too_large, queue_full, redis_error, shutdown, unsolicited };
+  static constexpr int kDropReasons = 7;
   void drop(Drop reason, std::string_view topic);
+  // EXISTS of the record, then store() (false when not connected).
   bool send(const std::shared_ptr<Reply>& reply);
+  // SET + PUBLISH (or the stored-reply notice).
+  bool store(const std::shared_ptr<Reply>& reply);
   void sent(Reply& reply, redis::Commands::Status status, long long receivers);
+  void unsolicited(Reply& reply);
 
   const Topics& topics_;
   ForwarderSettings settings_;

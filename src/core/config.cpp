@@ -285,6 +285,9 @@ void declare_gateway(Options& o, GatewayConfig& c) {
   o.add("sse_max_buffer_bytes", &c.sse_max_buffer_bytes, 4096, 1LL << 32,
         "bytes an event stream's reader has not taken yet, at most; then it is disconnected");
   o.add("sse_heartbeat_ms", &c.sse_heartbeat_ms, 10, 3600000, "a ': hb' comment on a quiet event stream this often");
+  // Event reads bounded in bytes.
+  o.add("events_page_max_bytes", &c.events_page_max_bytes, 4096, 1LL << 32,
+        "a JSON event history page ends early (with next_after) before the event that would take its body over this");
   o.add("access_log", &c.access_log,
         "one info line per command, status or message call answered (logger access: method, box, request id, "
         "status, outcome, duration)");
@@ -329,9 +332,14 @@ void declare_bridge(Options& o, BridgeConfig& c) {
   o.add("drain_timeout_ms", &c.drain_timeout_ms, 0, kMaxInt, "on SIGTERM, time allowed to flush the queue");
   o.add("max_event_bytes", &c.max_event_bytes, 1, 256 << 20, "largest event or state payload forwarded");
   o.add("events_box_maxlen", &c.events_box_maxlen, 1, 1LL << 32,
-        "entries kept (about: MAXLEN ~) in each box's event stream");
+        "entries kept in each box's event stream");
   o.add("events_fleet_maxlen", &c.events_fleet_maxlen, 1, 1LL << 32,
-        "entries kept (about: MAXLEN ~) in the fleet event stream");
+        "entries kept in the fleet event stream");
+  // Bytes as well as entries: an entry counts its values + 64 B.
+  o.add("events_box_max_bytes", &c.events_box_max_bytes, 1024, 1LL << 40,
+        "bytes kept in each box's event stream (the newest event always)");
+  o.add("events_fleet_max_bytes", &c.events_fleet_max_bytes, 1024, 1LL << 40,
+        "bytes kept in the fleet event stream (the newest event always)");
   o.add("events_queue_max_bytes", &c.events_queue_max_bytes, 1 << 20, 1LL << 40,
         "bytes of events and states queued or in flight to Redis (payload + 128 each), at most");
   o.check([&c] {

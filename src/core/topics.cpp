@@ -68,6 +68,14 @@ std::string Topics::box_events_stream(const BoxId& box) const { return prefix_ +
 
 std::string Topics::fleet_events_stream() const { return prefix_ + "/events"; }
 
+std::string Topics::events_bytes_key(std::string_view stream) const {
+  std::string key(stream);
+  key += "/bytes{";
+  key += stream;
+  key += '}';
+  return key;
+}
+
 std::string Topics::state_key(const BoxId& box) const { return prefix_ + '/' + box.str() + "/state"; }
 
 std::string Topics::event_filter(std::string_view share_group) const {

@@ -189,7 +189,8 @@ int main(int argc, char** argv) {
                                    static_cast<std::size_t>(config.sse_max_buffer_bytes),
                                    std::chrono::milliseconds(config.sse_heartbeat_ms)},
                                   metrics);
-    gateway::EventApi event_api(topics, commands, streams, auth);
+    gateway::EventApi event_api(topics, commands, streams, auth,
+                                static_cast<std::size_t>(config.events_page_max_bytes));
     gateway::CommandApi command_api({service, status, messages},
                                     {std::chrono::milliseconds(config.default_timeout_ms),
                                      std::chrono::milliseconds(config.max_timeout_ms),

@@ -37,9 +37,11 @@ class ClusterStack {
     EXPECT_TRUE(test::wait_ready(port, 20s)) << gateways_.back().log_tail();
     return port;
   }
-  int add_bridge() {
+  int add_bridge(std::vector<std::string> flags = {}) {
     int port = test::free_port();
-    bridges_.push_back(test::start_bridge(tmp_, port, cluster_.node(0).port(), mqtt_.port(), redis_flags()));
+    std::vector<std::string> base = redis_flags();
+    flags.insert(flags.begin(), base.begin(), base.end());
+    bridges_.push_back(test::start_bridge(tmp_, port, cluster_.node(0).port(), mqtt_.port(), flags));
     EXPECT_TRUE(test::wait_ready(port, 20s)) << bridges_.back().log_tail();
     return port;
   }
@@ -251,6 +253,53 @@ TEST_F(ClusterTest, ABoxStreamAheadOfTheFleetStreamStillGetsEveryEvent) {
   // The fleet stream is served as SSE only: read its length from Redis.
   test::RedisClient fleet(stack->cluster().master_of_slot(redis::key_slot("dev/events")));
   EXPECT_EQ(fleet.command({"XLEN", "dev/events"}).integer, 3);
+}
+
+// On a cluster the command record and the result key hash to different
+// slots: the bridge asks the record's master (EXISTS) before it stores. A
+// reply under an id no gateway issued is not stored on any master; a real
+// command's reply is. The stream caps in bytes hold there too, each byte
+// count on its stream's master.
+TEST_F(ClusterTest, RepliesNeedARecordAndStreamsAreCappedInBytes) {
+  int gw = stack->add_gateway();
+  int br = stack->add_bridge({"--events-box-max-bytes", "20000", "--events-fleet-max-bytes", "40000"});
+  MqttProbe device(stack->mqtt_port());
+  device.subscribe("dev/+/request/+", 1);
+  for (int i = 0; i < 10; ++i) device.publish("dev/box-1/response/forged-" + std::to_string(i), "{}");
+  const std::string unsolicited = R"(boxgate_replies_dropped_total{reason="unsolicited"})";
+  ASSERT_TRUE(test::eventually([&] { return metric(br, unsolicited) == 10.0; }, 10s))
+      << metric(br, unsolicited).value_or(-1) << "\n" << stack->logs();
+  for (int i = 0; i < 10; ++i) {
+    std::string key = "dev/box-1/response/forged-" + std::to_string(i);
+    test::RedisClient master(stack->cluster().master_of_slot(redis::key_slot(key)));
+    EXPECT_EQ(master.command({"EXISTS", key}).integer, 0) << key;
+  }
+  auto call = std::async(std::launch::async, [gw] {
+    auto c = client(gw);
+    return post(*c, command_path("box-1", "timeout_ms=5000"), kPing, {{"X-Request-Id", "real-1"}});
+  });
+  ASSERT_TRUE(device.wait_for(1, 5s)) << stack->logs();
+  ASSERT_NE(redis::key_slot("dev/box-1/command/real-1"), redis::key_slot("dev/box-1/response/real-1"));
+  device.publish("dev/box-1/response/real-1", R"({"id":"real-1"})");
+  HttpResult answered = call.get();
+  EXPECT_EQ(answered.status, 200) << answered.body << "\n" << stack->logs();
+
+  for (int i = 0; i < 60; ++i) device.publish("dev/box-1/event/e", std::to_string(i) + ":" + std::string(1000, 'x'));
+  ASSERT_TRUE(test::eventually([&] { return metric(br, "boxgate_events_forwarded_total") == 60.0; }, 10s))
+      << stack->logs();
+  for (const std::string stream : {"dev/box-1/events", "dev/events"}) {
+    SCOPED_TRACE(stream);
+    test::RedisClient master(stack->cluster().master_of_slot(redis::key_slot(stream)));
+    std::size_t bytes = 0, entries = 0;
+    for (const auto& e : master.command({"XRANGE", stream, "-", "+"}).elements) {
+      bytes += 64;
+      for (std::size_t i = 1; i < e.elements.at(1).elements.size(); i += 2) bytes += e.elements.at(1).elements[i].str.size();
+      ++entries;
+    }
+    EXPECT_LE(bytes, stream == "dev/events" ? 40000u : 20000u);
+    EXPECT_GT(entries, 10u);
+    EXPECT_EQ(master.command({"HGET", stream + "/bytes{" + stream + "}", "bytes"}).str, std::to_string(bytes));
+  }
 }
 
 // The gateway's fleet-stream reader follows the stream's slot to another

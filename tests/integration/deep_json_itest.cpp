@@ -11,6 +11,7 @@
 
 #include "boxgate/stored_reply.hpp"
 #include "itest_env.hpp"
+#include "support/records.hpp"
 
 namespace boxgate::itest {
 namespace {
@@ -125,6 +126,8 @@ TEST_F(DeepJsonTest, BridgeForwardsOrDropsDeepRepliesAndKeepsForwarding) {
   const std::string deep_with_id = R"({"id":"deep-1","p":)" + nested(100000) + "}";
   const std::string huge_with_id = deep_object_of_size(R"({"id":"huge-1","p":)", kReplyLimit);
   const std::string normal = R"({"id":"ok-1","result":1})";
+  for (const char* id : {"deep-1", "huge-1", "ok-1"}) test::issue_command(stack->redis(), "box-1", id);
+  test::issue_command(stack->redis(), "box-2", "ok-2");
   device.publish("dev/box-1/response", R"({"p":)" + nested(100000) + "}");                // no id
   device.publish("dev/box-1/response", R"({"id":)" + nested(100000) + "}");               // id not a string
   device.publish("dev/box-1/response", R"({"id":"x","p":)" + std::string(100000, '['));  // never closed

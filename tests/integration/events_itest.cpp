@@ -9,6 +9,7 @@
 #include <set>
 
 #include "itest_env.hpp"
+#include "support/records.hpp"
 
 namespace boxgate::itest {
 namespace {
@@ -117,7 +118,8 @@ TEST_F(EventsTest, BadTopicsAndOversizePayloadsAreDroppedAndCounted) {
       << "an event topic is never taken for a reply";
   EXPECT_EQ(xrange(stack->redis(), "dev/events").size(), 1u);
   EXPECT_FALSE(stack->redis().get("dev/box-1/state"));
-  // The bridge still forwards replies.
+  // The bridge still forwards replies (to an id a gateway issued).
+  test::issue_command(stack->redis(), "box-1", "r-1");
   device.publish("dev/box-1/response/r-1", R"({"id":"r-1"})");
   EXPECT_TRUE(test::eventually([&] { return stack->redis().get("dev/box-1/response/r-1").has_value(); }, 5s));
 }
@@ -129,14 +131,82 @@ TEST_F(EventsTest, StreamsAreCappedByMaxlen) {
   ASSERT_TRUE(test::eventually([&] { return metric(br, "boxgate_events_forwarded_total") >= 390.0; }, 10s));
   device.publish("dev/box-1/event/tick", "last");  // QoS 1: after every QoS 0 before it
   ASSERT_TRUE(test::eventually([&] { return metric(br, "boxgate_events_forwarded_total") >= 391.0; }, 5s));
-  // MAXLEN ~ trims whole radix-tree nodes (stream-node-max-entries, 100 by
-  // default), so a stream keeps at least N and less than N + 100 entries.
-  long long box_len = stack->redis().client().command({"XLEN", "dev/box-1/events"}).integer;
+  // At most the cap, at least 31/32 of it (a stream over its cap is trimmed
+  // to that), the newest kept.
+  EXPECT_EQ(stack->redis().client().command({"XLEN", "dev/box-1/events"}).integer, 10);
   long long fleet_len = stack->redis().client().command({"XLEN", "dev/events"}).integer;
-  EXPECT_GE(box_len, 10);
-  EXPECT_LT(box_len, 110);
-  EXPECT_GE(fleet_len, 50);
-  EXPECT_LT(fleet_len, 150);
+  EXPECT_LE(fleet_len, 50);
+  EXPECT_GE(fleet_len, 49);
+  EXPECT_EQ(xrange(stack->redis(), "dev/box-1/events").back().fields["payload"], "last");
+}
+
+// The bytes an entry counts toward a stream's cap: its values + 64.
+std::size_t counted_bytes(const std::vector<Entry>& entries) {
+  std::size_t n = 0;
+  for (const Entry& e : entries) {
+    n += 64;
+    for (const auto& [name, value] : e.fields) n += value.size();
+  }
+  return n;
+}
+
+long long memory_usage(test::RedisServer& redis, const std::string& key) {
+  return redis.client().command({"MEMORY", "USAGE", key, "SAMPLES", "0"}).integer;
+}
+
+// 64 events of 1 MB from one device: with the default caps its box stream
+// keeps the newest that fit in events_box_max_bytes (1 MiB: one), not all 64
+// (which took ~64 MB in each stream), and the fleet stream, under its own
+// cap (256 MiB), keeps them all.
+TEST_F(EventsTest, BoxStreamIsCappedInBytesByDefault) {
+  int br = stack->add_bridge();
+  MqttProbe device(stack->mqtt_port());
+  for (int i = 0; i < 64; ++i) {
+    std::string payload = std::to_string(i) + ":" + std::string(1000000, 'x');
+    device.publish("dev/box-1/event/big", payload);
+  }
+  ASSERT_TRUE(test::eventually([&] { return metric(br, "boxgate_events_forwarded_total") == 64.0; }, 20s))
+      << metric(br, "boxgate_events_forwarded_total").value_or(-1) << stack->logs();
+  std::vector<Entry> box = xrange(stack->redis(), "dev/box-1/events");
+  ASSERT_FALSE(box.empty());
+  EXPECT_EQ(box.back().fields["payload"].substr(0, 3), "63:") << "the newest event is kept";
+  EXPECT_EQ(box.size(), 1u);
+  long long box_memory = memory_usage(stack->redis(), "dev/box-1/events");
+  EXPECT_LT(box_memory, 1100000) << "Redis holds the box stream in " << box_memory << " bytes";
+  EXPECT_EQ(xrange(stack->redis(), "dev/events").size(), 64u);
+}
+
+// Small caps in bytes, several boxes, events of mixed sizes: every stream
+// stays under its cap (counted as the bridge counts), keeps its newest
+// entries, and the bridge's count of its bytes is exact.
+TEST_F(EventsTest, StreamsAreCappedInBytes) {
+  int br = stack->add_bridge({"--events-box-max-bytes", "20000", "--events-fleet-max-bytes", "50000"});
+  MqttProbe device(stack->mqtt_port());
+  int sent = 0;
+  for (int i = 0; i < 300; ++i) {
+    std::string box = "box-" + std::to_string(i % 3);
+    std::size_t size = (i % 7 == 0) ? 9000 : 100 + (i % 50);
+    device.publish("dev/" + box + "/event/e", std::to_string(i) + ":" + std::string(size, 'x'));
+    ++sent;
+  }
+  device.publish("dev/box-0/event/e", "last");
+  ++sent;
+  ASSERT_TRUE(test::eventually([&] { return metric(br, "boxgate_events_forwarded_total") == double(sent); }, 10s))
+      << metric(br, "boxgate_events_forwarded_total").value_or(-1);
+  for (const std::string stream : {"dev/box-0/events", "dev/box-1/events", "dev/box-2/events", "dev/events"}) {
+    SCOPED_TRACE(stream);
+    std::vector<Entry> entries = xrange(stack->redis(), stream);
+    ASSERT_GT(entries.size(), 1u);
+    std::size_t cap = stream == "dev/events" ? 50000 : 20000;
+    std::size_t bytes = counted_bytes(entries);
+    EXPECT_LE(bytes, cap);
+    // Trimmed no more than needed: to 31/32 of the cap, less one event (9 kB at most).
+    EXPECT_GT(bytes + 9200, cap - cap / 32);
+    auto count = stack->redis().client().command({"HGET", stream + "/bytes{" + stream + "}", "bytes"});
+    EXPECT_EQ(count.str, std::to_string(bytes)) << "the bridge's count of the stream's bytes";
+  }
+  EXPECT_EQ(xrange(stack->redis(), "dev/box-0/events").back().fields["payload"], "last");
+  EXPECT_EQ(xrange(stack->redis(), "dev/events").back().fields["payload"], "last");
 }
 
 TEST_F(EventsTest, EventsWaitOutARedisOutageInABoundedQueue) {

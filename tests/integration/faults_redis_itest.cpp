@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include "faults_support.hpp"
+#include "support/records.hpp"
 #include "support/redis_monitor.hpp"
 
 namespace boxgate::itest::faults {
@@ -66,6 +67,9 @@ TEST_F(RedisFaults, RedisRestartedWhileACommandWaitsStillAnswers200) {
     ASSERT_TRUE(test::wait_ready(gw, 5s));
 
     const std::size_t gw_log = stack->gateway().log_size();
+    // As a Redis with persistence would: the command's record survives the
+    // restart (the bridge stores a reply only under an id whose record exists).
+    stack->redis().client().command({"SAVE"});
     stack->redis().stop();
     ASSERT_TRUE(test::eventually([&] { return get(gw, "/readyz").json().value("redis", "") == "down"; }, 3s));
     const auto restarted = Clock::now();
@@ -284,6 +288,9 @@ TEST_F(RedisFaults, BridgeQueuesRepliesWhileRedisIsDownAndFlushesThemOnReturn) {
   MqttProbe device(stack->mqtt_port());
   constexpr int kReplies = 50;
 
+  // The ids a gateway issued, kept over the restart as with persistence.
+  for (int i = 0; i < kReplies; ++i) test::issue_command(stack->redis(), "box-q", "q-" + std::to_string(i));
+  stack->redis().client().command({"SAVE"});
   stack->redis().stop();
   ASSERT_TRUE(test::eventually([&] { return get(br, "/readyz").json().value("redis", "") == "down"; }, 3s));
   for (int i = 0; i < kReplies; ++i) {

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "faults_support.hpp"
+#include "support/records.hpp"
 
 namespace boxgate::itest::faults {
 namespace {
@@ -101,6 +102,7 @@ TEST_F(ReplyFaults, GarbageRepliesAreDroppedCountedAndTheBridgeKeepsServing) {
   device.publish("dev/b/response/x y", R"({"id":"x y"})");                    // invalid_topic
   device.publish("dev/" + std::string(200, 'b') + "/response/x", "{}");       // invalid_topic (id too long)
   device.publish("dev/b/response/big", std::string(1025, 'x'));               // too_large
+  test::issue_command(stack->redis(), "b", "edge");                         // a gateway sent it
   device.publish("dev/b/response/edge", std::string(1024, 'x'));              // exactly the limit: forwarded
   // A flood: 500 more, alternating reasons, sent without waiting for each ack.
   for (int i = 0; i < 500; ++i) {

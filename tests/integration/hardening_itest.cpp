@@ -197,6 +197,9 @@ TEST_F(HardeningTest, BridgeHoldsAtMostQueueMaxBytes) {
   int br = stack->add_bridge({"--queue-max-bytes", std::to_string(4 * kMiB), "--max-reply-bytes",
                               std::to_string(kMiB)});
   MqttProbe device(stack->mqtt_port());
+  // The ids a gateway issued, kept over the restart as with persistence.
+  for (int i = 0; i < 20; ++i) test::issue_command(stack->redis(), "box-1", "big-" + std::to_string(i));
+  stack->redis().client().command({"SAVE"});
   stack->redis().stop();
   ASSERT_TRUE(test::eventually([&] { return get(br, "/readyz").json().value("redis", "") == "down"; }, 5s));
   const long rss_before = proc_kib(stack->bridge().pid(), "VmRSS");
@@ -247,6 +250,7 @@ TEST_F(HardeningTest, BusyRedisOnASlowLinkIsNotDeclaredDead) {
   int br = stack->add_bridge({"--redis-port", std::to_string(link.port()), "--redis-dead-after-ms", "500",
                               "--redis-heartbeat-ms", "100"});
   MqttProbe device(stack->mqtt_port());
+  for (int i = 0; i < 3; ++i) test::issue_command(stack->redis(), "box-1", "slow-" + std::to_string(i));
   auto started = Clock::now();
   for (int i = 0; i < 3; ++i) {
     std::string id = "slow-" + std::to_string(i);

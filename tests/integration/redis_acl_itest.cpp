@@ -161,7 +161,13 @@ TEST_F(RedisAclTest, EachUserIsRefusedEverythingOutsideItsGrant) {
       // each command is checked against the same grants.
       {users().bridge(), {"EVAL", "return redis.call('HSET', KEYS[1], 'online', '1')", "1", "dev/box-1/presence"}, true},
       {users().bridge(), {"HGET", "dev/box-1/presence", "online"}, true},
-      {users().bridge(), {"EVAL", "return 1", "1", "dev/box-1/response/r"}, false},
+      {users().bridge(), {"EVAL", "return 1", "1", "dev/box-1/state"}, false},
+      // Replies: stored only under an id a gateway issued (EXISTS of its
+      // record), which the bridge may test but not read.
+      {users().bridge(), {"EXISTS", "dev/box-1/command/r"}, true},
+      {users().bridge(), {"GET", "dev/box-1/command/r"}, false},
+      {users().bridge(), {"EXISTS", "dev/box-1/response/r"}, false},
+      {users().bridge(), {"EXISTS", "other/box-1/command/r"}, false},
       {users().bridge(), {"EVAL", "return redis.call('GET', KEYS[1])", "1", "dev/box-1/presence"}, false},
       {users().bridge(), {"EVAL", "return redis.call('DEL', 'dev/box-1/presence')", "0"}, false},
       {users().bridge(), {"HSET", "dev/box-1/response/r", "a", "1"}, false},
@@ -172,13 +178,19 @@ TEST_F(RedisAclTest, EachUserIsRefusedEverythingOutsideItsGrant) {
       {users().gateway(), {"HMGET", "dev/box-1/response/r", "online"}, false},
       {users().gateway(), {"HSET", "dev/box-1/presence", "online", "0"}, false},
       {users().gateway(), {"EVAL", "return 1", "1", "dev/box-1/presence"}, false},
-      // Events: EVAL (the two XADDs in one script) and XADD on the streams.
+      // Events: EVAL (the two XADDs in one script) and XADD on the streams;
+      // the trim reads the oldest entries' sizes and keeps a byte count.
       {users().bridge(), {"EVAL", "return 1", "0"}, true},
       {users().bridge(), {"XADD", "dev/events", "MAXLEN", "~", "10", "*", "box", "b"}, true},
       {users().bridge(), {"XADD", "dev/box-1/events", "*", "box", "b"}, true},
       {users().bridge(), {"SET", "dev/box-1/state", "{}"}, true},
       {users().bridge(), {"XADD", "other/events", "*", "box", "b"}, false},
-      {users().bridge(), {"XRANGE", "dev/events", "-", "+"}, false},
+      {users().bridge(), {"XRANGE", "dev/events", "-", "+", "COUNT", "1"}, true},
+      {users().bridge(), {"XTRIM", "dev/box-1/events", "MAXLEN", "10"}, true},
+      {users().bridge(), {"HSET", "dev/events/bytes{dev/events}", "bytes", "1"}, true},
+      {users().bridge(), {"HMGET", "dev/box-1/events/bytes{dev/box-1/events}", "bytes", "first"}, true},
+      {users().bridge(), {"HSET", "dev/box-1/state", "bytes", "1"}, false},
+      {users().bridge(), {"XRANGE", "other/events", "-", "+"}, false},
       {users().bridge(), {"XREAD", "STREAMS", "dev/events", "0"}, false},
       {users().bridge(), {"FLUSHALL"}, false},
       // Sentinel mode's handshake and heartbeat: ROLE, and no other admin command.

@@ -22,4 +22,8 @@ void plant_stored_reply(const RedisServer& redis, const std::string& box, const 
   redis.set("dev/" + box + "/response/" + id, reply, px);
 }
 
+void issue_command(const RedisServer& redis, const std::string& box, const std::string& id, long long px) {
+  redis.set("dev/" + box + "/command/" + id, record_for(box, id, "{}"), px);
+}
+
 }  // namespace boxgate::test

@@ -18,4 +18,8 @@ std::string record_for(const std::string& box, const std::string& id, const std:
 void plant_stored_reply(const RedisServer& redis, const std::string& box, const std::string& id,
                         const std::string& body, const std::string& reply, long long px = 60000);
 
+// The record alone, as if a gateway had just published a command under `id`:
+// the bridge stores a device's reply only when it exists.
+void issue_command(const RedisServer& redis, const std::string& box, const std::string& id, long long px = 60000);
+
 }  // namespace boxgate::test

@@ -32,6 +32,21 @@ TEST(StreamId, AcceptsMsOrMsDashSeqInDecimal) {
   EXPECT_FALSE(is_stream_id("123456789012345678901-0")) << "21 digits";
 }
 
+// Redis's ms and seq are unsigned 64-bit: one past it is no id (Redis would
+// answer an error), however few digits it has.
+TEST(StreamId, EachPartFitsIn64Bits) {
+  EXPECT_FALSE(is_stream_id("18446744073709551616-0"));
+  EXPECT_FALSE(is_stream_id("0-18446744073709551616"));
+  EXPECT_FALSE(is_stream_id("99999999999999999999-0")) << "20 digits, above 2^64-1";
+  EXPECT_FALSE(is_stream_id("18446744073709551616"));
+  EXPECT_FALSE(is_stream_id("+1-0"));
+  EXPECT_FALSE(is_stream_id(" 1-0"));
+  EXPECT_TRUE(is_stream_id("00000000000000000001-0")) << "leading zeros add no value";
+  EXPECT_TRUE(is_last_stream_id("18446744073709551615-18446744073709551615"));
+  EXPECT_FALSE(is_last_stream_id("18446744073709551615-18446744073709551614"));
+  EXPECT_FALSE(is_last_stream_id("18446744073709551615")) << "ms alone is ms-0";
+}
+
 TEST(StreamId, OrdersByMsThenSeqAsNumbers) {
   EXPECT_TRUE(stream_id_less("1-0", "2-0"));
   EXPECT_TRUE(stream_id_less("9-5", "10-0")) << "numbers, not strings";

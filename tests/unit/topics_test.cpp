@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "boxgate/redis/slot_map.hpp"
+
 using namespace boxgate;
 
 namespace {
@@ -51,4 +53,19 @@ TEST(Topics, PrefixMustBeIdSegments) {
   EXPECT_FALSE(is_valid_prefix("a/+"));
   EXPECT_FALSE(is_valid_prefix("#"));
   EXPECT_THROW(Topics("dev/#"), std::invalid_argument);
+}
+
+// The bridge names a stream and its byte count in one script: in a Redis
+// Cluster both must hash to one slot, whatever the prefix and box.
+TEST(Topics, StreamByteCountSharesItsStreamsSlot) {
+  for (const char* prefix : {"dev", "a/b.c", "x:y-z"}) {
+    Topics t(prefix);
+    for (const char* b : {"b1", "box-1", "Box_9.x:y"}) {
+      std::string stream = t.box_events_stream(box(b));
+      EXPECT_EQ(redis::key_slot(t.events_bytes_key(stream)), redis::key_slot(stream)) << stream;
+    }
+    std::string fleet = t.fleet_events_stream();
+    EXPECT_EQ(redis::key_slot(t.events_bytes_key(fleet)), redis::key_slot(fleet)) << fleet;
+  }
+  EXPECT_EQ(Topics("dev").events_bytes_key("dev/b1/events"), "dev/b1/events/bytes{dev/b1/events}");
 }

@@ -74,6 +74,8 @@ class Commands {
   bool run(const std::vector<std::string_view>& argv, ReplyCallback done);
   bool set_and_publish(const std::string& key, std::string_view payload, std::string_view message,
                        std::int64_t ttl_ms, DoneCallback done);
+  // redis_mode cluster: replies go on shard channels (SPUBLISH).
+  bool clustered() const noexcept { return cluster_ != nullptr; }
   // Whether one command or script may name both keys: always in standalone;
   // in cluster mode only when they hash to one slot (else CROSSSLOT).
   bool may_combine(std::string_view key_a, std::string_view key_b) const noexcept;

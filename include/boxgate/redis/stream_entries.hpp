@@ -23,8 +23,12 @@ struct StoredEvent {
   std::string received_ms;
 };
 
-// True when `id` is a stream id: "ms" or "ms-seq", decimal, each at most 20 digits.
+// True when `id` is a stream id: "ms" or "ms-seq", each a decimal that fits
+// in 64 bits (as Redis's are; leading zeros allowed).
 bool is_stream_id(std::string_view id) noexcept;
+// True for the largest stream id (both parts 2^64-1): nothing comes after it,
+// and Redis refuses it as the exclusive start of a range. Needs is_stream_id().
+bool is_last_stream_id(std::string_view id) noexcept;
 // Stream ids compare as (ms, seq) pairs ("ms" is "ms-0"); both must be is_stream_id().
 bool stream_id_less(std::string_view a, std::string_view b) noexcept;
 

@@ -2,7 +2,9 @@
 
 #include <hiredis/hiredis.h>
 
-#include <algorithm>
+#include <charconv>
+#include <cstdint>
+#include <system_error>
 #include <utility>
 
 namespace boxgate::redis {
@@ -21,8 +23,12 @@ std::pair<std::string_view, std::string_view> halves(std::string_view id) {
   return {id.substr(0, dash), id.substr(dash + 1)};
 }
 
+// A decimal of at most 20 digits that fits in 64 bits (Redis's ms and seq are unsigned 64-bit:
+// a larger one is not an id, and Redis would answer an error for it).
 bool digits(std::string_view s) {
-  return !s.empty() && s.size() <= 20 && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+  std::uint64_t value = 0;
+  auto [end, error] = std::from_chars(s.data(), s.data() + s.size(), value);
+  return !s.empty() && s.size() <= 20 && error == std::errc() && end == s.data() + s.size();
 }
 
 // Decimal strings without leading zeros compare by length, then bytes.
@@ -38,6 +44,11 @@ bool number_less(std::string_view a, std::string_view b) {
 bool is_stream_id(std::string_view id) noexcept {
   auto [ms, seq] = halves(id);
   return digits(ms) && digits(seq);
+}
+
+bool is_last_stream_id(std::string_view id) noexcept {
+  auto [ms, seq] = halves(id);
+  return number_less("18446744073709551614", ms) && number_less("18446744073709551614", seq);
 }
 
 bool stream_id_less(std::string_view a, std::string_view b) noexcept {

@@ -1,5 +1,6 @@
 #include "api/auth.hpp"
 
+#include <algorithm>
 #include <fstream>
 #include <memory>
 #include <set>
@@ -107,11 +108,26 @@ bool Scope::matches(std::string_view box) const noexcept {
 
 std::string Scope::text() const { return prefix_ ? fixed_ + "*" : fixed_; }
 
+std::optional<std::string_view> Scope::exact() const noexcept {
+  if (prefix_) return std::nullopt;
+  return fixed_;
+}
+
+bool Scope::overlaps(const Scope& other) const noexcept {
+  if (!prefix_) return other.matches(fixed_);
+  if (!other.prefix_) return matches(other.fixed_);
+  return fixed_.starts_with(other.fixed_) || other.fixed_.starts_with(fixed_);
+}
+
 bool ApiToken::allows(std::string_view box) const noexcept {
   for (const auto& scope : scopes) {
     if (scope.matches(box)) return true;
   }
   return false;
+}
+
+bool ApiToken::may_allow(const Scope& pattern) const noexcept {
+  return std::any_of(scopes.begin(), scopes.end(), [&](const Scope& scope) { return scope.overlaps(pattern); });
 }
 
 std::string ApiToken::scope_text() const {

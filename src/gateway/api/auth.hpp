@@ -38,6 +38,10 @@ class Scope {
   static std::optional<Scope> parse(std::string_view text);
   bool matches(std::string_view box) const noexcept;
   std::string text() const;
+  // The one box an exact scope names (nullopt for a pattern).
+  std::optional<std::string_view> exact() const noexcept;
+  // True when some box matches both.
+  bool overlaps(const Scope& other) const noexcept;
 
  private:
   Scope(std::string fixed, bool prefix) : fixed_(std::move(fixed)), prefix_(prefix) {}
@@ -51,6 +55,8 @@ struct ApiToken {
   std::vector<Scope> scopes;
 
   bool allows(std::string_view box) const noexcept;
+  // True when some box matches both `pattern` and this token's scope.
+  bool may_allow(const Scope& pattern) const noexcept;
   std::string scope_text() const;  // "box-*|box-7", for the start-up log
 };
 

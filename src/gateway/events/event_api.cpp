@@ -11,6 +11,7 @@
 #include "api/errors.hpp"
 #include "api/query.hpp"
 #include "boxgate/logging.hpp"
+#include "events/event_pages.hpp"
 
 namespace boxgate::gateway {
 
@@ -47,11 +48,13 @@ struct EventQuery {
   std::optional<std::string> box;
 };
 
-bool valid_after(std::string_view value) { return redis::is_stream_id(value); }
+// A stream id to resume after: in range, and not the last id there can be
+// (nothing follows it; Redis refuses it as an exclusive start).
+bool resumable(std::string_view value) { return redis::is_stream_id(value) && !redis::is_last_stream_id(value); }
 bool valid_limit(std::string_view value) { return parse_decimal(value, 4, 1, EventApi::kMaxHistory).has_value(); }
 
-constexpr QueryParamSpec kAfter{"after", Error::invalid_after, "after must be one stream id (<ms>-<seq>, decimal).",
-                                valid_after};
+constexpr QueryParamSpec kAfter{"after", Error::invalid_after,
+                                "after must be one stream id (<ms>-<seq>, decimal, each part below 2^64).", resumable};
 constexpr QueryParamSpec kLimit{"limit", Error::invalid_limit, "limit must be one integer from 1 to 1000.",
                                 valid_limit};
 constexpr QueryParamSpec kBox{"box", Error::invalid_box_pattern};
@@ -73,13 +76,91 @@ bool parse_event_query(http::Exchange& ex, std::initializer_list<QueryParamSpec>
 bool resume_point(http::Exchange& ex, EventQuery& q, const std::string* rid, const std::string* bid) {
   const char* last = ex.header("Last-Event-ID");
   if (!last) return true;
-  if (!redis::is_stream_id(last)) {
-    reply_error(ex, Error::invalid_after, "Last-Event-ID must be a stream id (<ms>-<seq>, decimal).", rid, bid);
+  if (!resumable(last)) {
+    reply_error(ex, Error::invalid_after,
+                "Last-Event-ID must be a stream id (<ms>-<seq>, decimal, each part below 2^64).", rid, bid);
     return false;
   }
   q.after = std::string(last);
   return true;
 }
+
+// One JSON history page, read in XRANGEs sized to the byte budget
+// (event_pages.hpp) until it holds `limit` events, the next event would take
+// its body over `max_bytes` (it then ends early, with next_after; a first
+// event larger than that comes alone), or the stream ends.
+// Owned by the pending Redis callback; loop thread only.
+class HistoryRead : public std::enable_shared_from_this<HistoryRead> {
+ public:
+  HistoryRead(http::Exchange ex, redis::Commands& redis, std::string key, std::string rid, std::string bid,
+              std::optional<std::string> after, std::size_t limit, std::size_t max_bytes)
+      : exchange_(std::move(ex)),
+        redis_(redis),
+        key_(std::move(key)),
+        rid_(std::move(rid)),
+        bid_(std::move(bid)),
+        after_(std::move(after)),
+        limit_(limit),
+        max_bytes_(max_bytes),
+        body_(R"({"box_id":)" + json_string(bid_) + R"(,"events":[)") {}
+
+  void next() {
+    std::size_t want =
+        next_page_count(max_bytes_ - body_.size(), largest_, std::min(limit_ - count_, EventStreams::kPageEntries));
+    bool sent = redis_.run({"XRANGE", key_, redis::range_start_after(after_), "+", "COUNT", std::to_string(want)},
+                           [self = shared_from_this(), want](const redisReply* reply) { self->on_page(reply, want); });
+    if (!sent) unavailable();
+  }
+
+ private:
+  void on_page(const redisReply* reply, std::size_t asked) {
+    if (!exchange_.open()) return;
+    if (!reply || reply->type != REDIS_REPLY_ARRAY) return unavailable();
+    for (const redis::StoredEvent& event : redis::parse_entries(reply)) {
+      largest_ = std::max(largest_, entry_bytes(event));
+      std::size_t before = body_.size();
+      if (count_) body_ += ',';
+      append_event_json(body_, event);
+      // Over the cap: the page ends before this event (unless it is the first).
+      if (count_ && body_.size() > max_bytes_) {
+        body_.resize(before);
+        return finish(true);
+      }
+      after_ = event.id;
+      // Full: there may be more after its last id.
+      if (++count_ == limit_) return finish(true);
+    }
+    if (reply->elements < asked) return finish(false);  // the end of the stream
+    if (body_.size() >= max_bytes_) return finish(true);  // one event as large as the cap
+    if (auto last = redis::last_entry_id(reply)) after_ = std::move(last);  // past entries not shown
+    next();
+  }
+
+  void finish(bool more) {
+    body_ += ']';
+    if (more) body_ += R"(,"next_after":)" + json_string(*after_);
+    body_ += '}';
+    exchange_.set_header("X-Request-Id", rid_);
+    exchange_.reply(200, std::move(body_));
+  }
+
+  void unavailable() {
+    if (!exchange_.open()) return;
+    reply_error(exchange_, Error::redis_unavailable, "Redis is unavailable; retry later.", &rid_, &bid_);
+  }
+
+  http::Exchange exchange_;
+  redis::Commands& redis_;
+  std::string key_;
+  std::string rid_;
+  std::string bid_;
+  std::optional<std::string> after_;  // the last entry read
+  std::size_t limit_;
+  std::size_t max_bytes_;
+  std::string body_;
+  std::size_t count_ = 0;    // events in the body
+  std::size_t largest_ = 0;  // the largest entry_bytes() read
+};
 
 }  // namespace
 
@@ -90,8 +171,9 @@ bool wants_event_stream(const char* accept) {
   return lower.find("text/event-stream") != std::string::npos;
 }
 
-EventApi::EventApi(const Topics& topics, redis::Commands& redis, EventStreams& streams, Authorizer& auth)
-    : topics_(topics), redis_(redis), streams_(streams), auth_(auth) {}
+EventApi::EventApi(const Topics& topics, redis::Commands& redis, EventStreams& streams, Authorizer& auth,
+                   std::size_t page_max_bytes)
+    : topics_(topics), redis_(redis), streams_(streams), auth_(auth), page_max_bytes_(page_max_bytes) {}
 
 void EventApi::get_state(http::Exchange ex, const Caller& caller) {
   const BoxId& box = caller.box;
@@ -130,34 +212,9 @@ void EventApi::get_events(http::Exchange ex, const Caller& caller) {
     return streams_.open(std::move(ex), std::move(filter), topics_.box_events_stream(box), std::move(q.after), "box");
   }
   if (!parse_event_query(ex, {kAfter, kLimit}, q, &rid, &bid)) return;
-  std::size_t limit = q.limit.value_or(kDefaultHistory);
-  std::string start = redis::range_start_after(q.after);
-  std::string count = std::to_string(limit);
-  auto shared = std::make_shared<http::Exchange>(std::move(ex));
-  bool sent = redis_.run({"XRANGE", topics_.box_events_stream(box), start, "+", "COUNT", count},
-                         [shared, rid, bid, limit](const redisReply* reply) {
-                           http::Exchange& exchange = *shared;
-                           if (!exchange.open()) return;
-                           if (!reply || reply->type != REDIS_REPLY_ARRAY) {
-                             return reply_error(exchange, Error::redis_unavailable,
-                                                "Redis is unavailable; retry later.", &rid, &bid);
-                           }
-                           std::vector<redis::StoredEvent> events = redis::parse_entries(reply);
-                           std::string body = R"({"box_id":)" + json_string(bid) + R"(,"events":[)";
-                           for (std::size_t i = 0; i < events.size(); ++i) {
-                             if (i) body += ',';
-                             append_event_json(body, events[i]);
-                           }
-                           body += ']';
-                           // A full page: there may be more after its last id.
-                           if (reply->elements >= limit && !events.empty()) {
-                             body += R"(,"next_after":)" + json_string(events.back().id);
-                           }
-                           body += '}';
-                           exchange.set_header("X-Request-Id", rid);
-                           exchange.reply(200, std::move(body));
-                         });
-  if (!sent) reply_error(*shared, Error::redis_unavailable, "Redis is unavailable; retry later.", &rid, &bid);
+  auto read = std::make_shared<HistoryRead>(std::move(ex), redis_, topics_.box_events_stream(box), rid, bid,
+                                            std::move(q.after), q.limit.value_or(kDefaultHistory), page_max_bytes_);
+  read->next();
 }
 
 void EventApi::fleet(http::Exchange ex) {
@@ -180,10 +237,20 @@ void EventApi::fleet(http::Exchange ex) {
     streams_.refused();
     return reply_error(ex, Error::too_many_streams, "This gateway has too many event streams open.", nullptr, nullptr);
   }
+  // The catch-up reads as little as it can: a box's own stream when the
+  // pattern names one box (the same ids, only its events), nothing when no
+  // box of the pattern is in the token's scope; else the fleet stream, at a
+  // bounded scan rate (event_stream.hpp).
+  std::string history = topics_.fleet_events_stream();
+  if (access.token && !access.token->may_allow(*pattern)) {
+    q.after.reset();
+  } else if (std::optional<BoxId> box = pattern->exact() ? BoxId::parse(*pattern->exact()) : std::nullopt) {
+    history = topics_.box_events_stream(*box);
+  }
   StreamFilter filter;
   filter.pattern = std::move(pattern);
   filter.token = access.token;
-  streams_.open(std::move(ex), std::move(filter), topics_.fleet_events_stream(), std::move(q.after), "fleet");
+  streams_.open(std::move(ex), std::move(filter), std::move(history), std::move(q.after), "fleet");
 }
 
 }  // namespace boxgate::gateway

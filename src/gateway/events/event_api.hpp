@@ -28,7 +28,10 @@ class EventApi {
   static constexpr std::size_t kMaxHistory = 1000;
   static constexpr std::size_t kDefaultHistory = 100;
 
-  EventApi(const Topics& topics, redis::Commands& redis, EventStreams& streams, Authorizer& auth);
+  // `page_max_bytes` (events_page_max_bytes): a JSON history page ends early,
+  // with next_after, once its body reaches this.
+  EventApi(const Topics& topics, redis::Commands& redis, EventStreams& streams, Authorizer& auth,
+           std::size_t page_max_bytes);
 
   void get_state(http::Exchange ex, const Caller& caller);
   void get_events(http::Exchange ex, const Caller& caller);
@@ -39,6 +42,7 @@ class EventApi {
   redis::Commands& redis_;
   EventStreams& streams_;
   Authorizer& auth_;
+  std::size_t page_max_bytes_;
 };
 
 // True when an Accept header value asks for text/event-stream.

@@ -4,6 +4,7 @@
 
 #include "boxgate/ids.hpp"
 #include "boxgate/logging.hpp"
+#include "events/event_pages.hpp"
 
 namespace boxgate::gateway {
 
@@ -59,7 +60,8 @@ class EventStreams::Stream final : public EventTail::Listener {
         key_(std::move(key)),
         last_(std::move(after)),
         catch_up_(last_.has_value()),
-        heartbeat_(owner.loop_, [this] { heartbeat(); }) {}
+        heartbeat_(owner.loop_, [this] { heartbeat(); }),
+        scan_pause_(owner.loop_, [this] { next_page(); }) {}
 
   void start() {
     exchange_.on_disconnect([owner = &owner_, id = id_] { owner->retire(id, End::client_gone); });
@@ -75,6 +77,7 @@ class EventStreams::Stream final : public EventTail::Listener {
   void finish(End why) {
     owner_.tail_.leave(this);
     heartbeat_.cancel();
+    scan_pause_.cancel();
     buffered_.clear();
     if (why == End::slow_reader) {
       exchange_.abort();
@@ -105,22 +108,40 @@ class EventStreams::Stream final : public EventTail::Listener {
     buffered_.push_back(event);
   }
 
-  void page(const redisReply* reply) {
+  void page(const redisReply* reply, std::size_t asked) {
     if (!reply || reply->type != REDIS_REPLY_ARRAY) {
       log::get("events")->warn("stream {}: history read failed: {}", id_,
                                reply && reply->type == REDIS_REPLY_ERROR ? std::string(reply->str, reply->len)
                                                                          : std::string("connection lost"));
       return owner_.retire(id_, End::redis_error);
     }
+    // At most sse_max_buffer_bytes for the socket (or one event, alone): the
+    // rest of the reply is read again by the next page.
+    const std::size_t budget = owner_.settings_.max_buffer_bytes;
     std::string chunk;
     std::size_t count = 0;
+    bool full = false;
     for (const redis::StoredEvent& event : redis::parse_entries(reply)) {
-      if (!filter_.matches(event.box) || !newer(event.id)) continue;
-      chunk += sse_event(event);
+      largest_ = std::max(largest_, entry_bytes(event));
+      if (!newer(event.id)) continue;
+      if (!filter_.matches(event.box)) {
+        ++window_skipped_;
+        last_ = event.id;
+        continue;
+      }
+      std::string text = sse_event(event);
+      if (!chunk.empty() && chunk.size() + text.size() > budget) {
+        full = true;
+        break;
+      }
+      chunk += text;
+      last_ = event.id;
       ++count;
     }
-    if (auto last = redis::last_entry_id(reply); last && newer(*last)) last_ = std::move(last);
-    bool more = reply->elements >= kPageEntries || overflowed_;
+    if (!full) {
+      if (auto last = redis::last_entry_id(reply); last && newer(*last)) last_ = std::move(last);
+    }
+    bool more = full || reply->elements >= asked || overflowed_;
     if (!more) {
       // Caught up: the live events that came meanwhile, past the last sent.
       for (const redis::StoredEvent& event : buffered_) {
@@ -138,25 +159,41 @@ class EventStreams::Stream final : public EventTail::Listener {
       if (!chunk.empty()) exchange_.write(chunk);
       return;
     }
-    if (chunk.empty()) return read_page();
+    if (chunk.empty()) return next_page();
     // The next page once this one has left: a slow reader slows the catch-up,
     // it never piles pages up in memory.
     exchange_.write(chunk, [owner = &owner_, id = id_] {
-      if (auto it = owner->streams_.find(id); it != owner->streams_.end()) it->second->read_page();
+      if (auto it = owner->streams_.find(id); it != owner->streams_.end()) it->second->next_page();
     });
   }
 
  private:
   bool newer(const std::string& id) const { return !last_ || redis::stream_id_less(*last_, id); }
 
+  // A filter that shows little of what it reads (a fleet stream filtered to
+  // a quiet box) would page through the whole stream as fast as Redis
+  // answers, on the connection every command uses: past kScanPerSecond
+  // entries not shown in a second, the next page waits for the next second.
+  void next_page() {
+    auto now = std::chrono::steady_clock::now();
+    if (now - window_start_ >= std::chrono::seconds(1)) {
+      window_start_ = now;
+      window_skipped_ = 0;
+    }
+    if (window_skipped_ < kScanPerSecond) return read_page();
+    auto wait = std::chrono::ceil<std::chrono::milliseconds>(window_start_ + std::chrono::seconds(1) - now);
+    owner_.scan_paused_.inc();
+    scan_pause_.start(wait);
+  }
+
   void read_page() {
     overflowed_ = false;  // events dropped from the buffer before now are in this page or a later one
     std::string start = redis::range_start_after(last_);
-    std::string count = std::to_string(kPageEntries);
-    bool sent = owner_.redis_.run({"XRANGE", key_, start, "+", "COUNT", count},
-                                  [owner = &owner_, id = id_](const redisReply* reply) {
+    std::size_t asked = next_page_count(owner_.settings_.max_buffer_bytes, largest_, kPageEntries);
+    bool sent = owner_.redis_.run({"XRANGE", key_, start, "+", "COUNT", std::to_string(asked)},
+                                  [owner = &owner_, id = id_, asked](const redisReply* reply) {
                                     if (auto it = owner->streams_.find(id); it != owner->streams_.end()) {
-                                      it->second->page(reply);
+                                      it->second->page(reply, asked);
                                     }
                                   });
     if (!sent) owner_.retire(id_, End::redis_error);
@@ -166,10 +203,13 @@ class EventStreams::Stream final : public EventTail::Listener {
     std::string text = sse_event(event);
     // Over the bound: first let the socket take what it can now (a burst
     // written in one callback has not met the socket yet); still over, the
-    // reader is too slow.
-    if (exchange_.pending_output() + text.size() > owner_.settings_.max_buffer_bytes &&
-        exchange_.flush_now() + text.size() > owner_.settings_.max_buffer_bytes) {
-      return owner_.retire(id_, End::slow_reader);
+    // reader is too slow. A socket that took everything gets the event
+    // whatever its size (as a catch-up page does).
+    if (exchange_.pending_output() + text.size() > owner_.settings_.max_buffer_bytes) {
+      std::size_t pending = exchange_.flush_now();
+      if (pending > 0 && pending + text.size() > owner_.settings_.max_buffer_bytes) {
+        return owner_.retire(id_, End::slow_reader);
+      }
     }
     exchange_.write(text);
     last_ = event.id;
@@ -196,7 +236,11 @@ class EventStreams::Stream final : public EventTail::Listener {
   bool overflowed_ = false;
   std::deque<redis::StoredEvent> buffered_;  // live events that came during the catch-up
   std::size_t buffered_bytes_ = 0;
+  std::size_t largest_ = 0;  // the largest entry read by the catch-up (sizes its pages)
+  std::chrono::steady_clock::time_point window_start_{};
+  std::size_t window_skipped_ = 0;  // entries read and not shown since window_start_
   Timer heartbeat_;
+  Timer scan_pause_;
 };
 
 EventStreams::EventStreams(EventLoop& loop, EventTail& tail, redis::Commands& redis, StreamSettings settings,
@@ -210,7 +254,9 @@ EventStreams::EventStreams(EventLoop& loop, EventTail& tail, redis::Commands& re
       opened_box_(metrics.counter("boxgate_streams_opened_total", "event streams opened", "kind=\"box\"")),
       opened_fleet_(metrics.counter("boxgate_streams_opened_total", "event streams opened", "kind=\"fleet\"")),
       refused_(metrics.counter("boxgate_streams_refused_total", "event streams refused at max_streams (429)")),
-      sent_(metrics.counter("boxgate_stream_events_sent_total", "events written to event streams")) {
+      sent_(metrics.counter("boxgate_stream_events_sent_total", "events written to event streams")),
+      scan_paused_(metrics.counter("boxgate_stream_scan_pauses_total",
+                                   "catch-up reads delayed: the stream's filter skipped its entries per second")) {
   for (int i = 0; i < 4; ++i) {
     ended_[i] = &metrics.counter("boxgate_streams_closed_total", "event streams ended, by reason",
                                  std::string("reason=\"") + end_reason(i) + "\"");

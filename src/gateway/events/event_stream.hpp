@@ -21,13 +21,24 @@
 // Bounds: a live event that would take the socket's unsent bytes above
 // sse_max_buffer_bytes disconnects that reader (counted; a browser's
 // EventSource reconnects with Last-Event-ID and catches up from the
-// stream); the others are not affected. At most max_streams are open
-// (429 too_many_streams). Catch-up holds one page (kPageEntries) at a time.
+// stream); the others are not affected. A socket that took everything gets
+// the next event whatever its size. At most max_streams are open
+// (429 too_many_streams). The catch-up obeys the same bound: a page is
+// written only once the previous one left, and holds at most
+// sse_max_buffer_bytes of events (or one larger event, alone); its XRANGE
+// asks for as many entries as that holds at the largest size seen
+// (event_pages.hpp, at most kPageEntries). A reader that takes nothing is
+// cut by the HTTP write timeout (http_idle_timeout_ms). Entries read and
+// not shown (a fleet stream filtered to a quiet box or outside the token's
+// scope) are budgeted: past kScanPerSecond in a second, the next page waits
+// for the next second, so such a reader cannot keep the command connection
+// busy (the API also reads an exact box's catch-up from its own stream).
 //
 // Thread ownership: loop thread only. A stream is destroyed by its owner,
 // never from inside one of its own callbacks (retired streams are freed on
 // a zero timer).
 
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <memory>
@@ -64,7 +75,10 @@ std::string sse_event(const redis::StoredEvent& event);
 
 class EventStreams {
  public:
+  // A catch-up page holds at most this many entries (fewer for large events).
   static constexpr std::size_t kPageEntries = 32;
+  // Entries a catch-up may read and not show (filtered out) per second.
+  static constexpr std::size_t kScanPerSecond = 2048;
 
   EventStreams(EventLoop& loop, EventTail& tail, redis::Commands& redis, StreamSettings settings,
                ops::Metrics& metrics);
@@ -101,6 +115,7 @@ class EventStreams {
   ops::Counter& opened_fleet_;
   ops::Counter& refused_;
   ops::Counter& sent_;
+  ops::Counter& scan_paused_;
   ops::Counter* ended_[4];
 };
 
