@@ -67,7 +67,7 @@ struct RedisSettings {
 
 struct MqttSettings {
   std::string uri = "tcp://127.0.0.1:1883";
-  std::string client_id;                 // empty: <program>-<host>-<pid>
+  std::string client_id;                 // empty: <program>-<random UUID> (not guessable)
   std::string username;
   std::string password;
   std::int64_t version = 5;              // 3 (3.1.1) or 5
@@ -105,7 +105,8 @@ struct GatewayConfig {
   std::string prefix = "dev";
   HttpSettings http;
   // /healthz, /readyz and /metrics on their own listener when ops_port is
-  // set (ops_host empty: http_host); otherwise on the API listener.
+  // set; otherwise on the API listener. ops_host empty: 127.0.0.1, loopback
+  // unless told otherwise (/metrics names the tokens).
   std::string ops_host;
   std::int64_t ops_port = 0;
   // API tokens (src/gateway/api/auth.hpp): "" (the API is open), a comma list of
@@ -161,12 +162,20 @@ struct GatewayConfig {
   std::int64_t token_max_streams = 0;
   std::int64_t token_rate = 1000;
   std::int64_t token_burst = 2000;
+  // Browsers (src/gateway/api/browser_guard.hpp; docs/contract.md, "Browsers").
+  // Origins besides the gateway's own whose requests are served, exactly as a
+  // browser sends them ("https://app.example.com"); any other cross-site
+  // Origin is 403 origin_not_allowed.
+  std::vector<std::string> allowed_origins;
+  // Host header values served (empty: any); others are 421 host_not_allowed.
+  // Against DNS rebinding, where a page's own name points at this gateway.
+  std::vector<std::string> allowed_hosts;
 };
 
 struct BridgeConfig {
   std::string prefix = "dev";
   std::string share_group;               // empty: plain subscriptions
-  HttpSettings http;                     // the ops port
+  HttpSettings http;                     // the ops port (loopback unless told otherwise)
   RedisSettings redis;
   MqttSettings mqtt;
   LogSettings log;

@@ -103,6 +103,32 @@ void check_redis(Options& o, RedisSettings& r) {
   });
 }
 
+// Browsers: which Origin and Host headers the gateway serves
+// (api/browser_guard.hpp). An entry that could never equal a header a
+// browser sends is a start-up error, not a silent refusal of every call.
+void declare_browser_checks(Options& o, GatewayConfig& c) {
+  o.add("allowed_origins", &c.allowed_origins,
+        "cross-site origins served besides the gateway's own, http(s)://host[:port],... (others: 403)");
+  o.add("allowed_hosts", &c.allowed_hosts, "Host header values served, name or name:port,... (empty: any; others: 421)");
+  auto plain = [](const std::string& s) {
+    return !s.empty() && std::none_of(s.begin(), s.end(), [](unsigned char ch) {
+      return ch <= ' ' || ch >= 0x7f || ch == '/' || ch == ',' || ch == '?' || ch == '#' || ch == '@';
+    });
+  };
+  o.check([&c, plain] {
+    for (const std::string& origin : c.allowed_origins) {
+      auto scheme = origin.find("://");
+      std::string name = origin.substr(0, scheme);
+      if (scheme == std::string::npos || (name != "http" && name != "https") || !plain(origin.substr(scheme + 3))) {
+        throw ConfigError("allowed_origins", "'" + origin + "' is not http(s)://host[:port]");
+      }
+    }
+    for (const std::string& host : c.allowed_hosts) {
+      if (!plain(host)) throw ConfigError("allowed_hosts", "'" + host + "' is not a host or host:port");
+    }
+  });
+}
+
 void declare_common(Options& o, std::string& prefix, HttpSettings& http, RedisSettings& redis,
                     MqttSettings& mqtt, LogSettings& log) {
   declare_prefix(o, prefix);
@@ -168,7 +194,7 @@ void declare_prefix(Options& o, std::string& prefix) {
 
 void declare_mqtt(Options& o, MqttSettings& m) {
   o.add("mqtt_uri", &m.uri, "MQTT broker, tcp://host:port, or ssl://host:port (mqtts://) for TLS");
-  o.add("mqtt_client_id", &m.client_id, "MQTT client id (empty: program-host-pid)");
+  o.add("mqtt_client_id", &m.client_id, "MQTT client id (empty: program-<random UUID>, which no other client can guess)");
   o.add("mqtt_username", &m.username, "MQTT user name");
   o.add("mqtt_password", &m.password, "MQTT password", true);
   o.add("mqtt_version", &m.version, 3, 5, "MQTT protocol: 3 (3.1.1) or 5");
@@ -229,7 +255,7 @@ void declare_log(Options& o, LogSettings& l) {
 
 void declare_gateway(Options& o, GatewayConfig& c) {
   declare_common(o, c.prefix, c.http, c.redis, c.mqtt, c.log);
-  o.add("ops_host", &c.ops_host, "address of the separate ops listener (empty: http_host)");
+  o.add("ops_host", &c.ops_host, "address of the separate ops listener (empty: 127.0.0.1)");
   o.add("ops_port", &c.ops_port, 0, 65535,
         "port of a separate listener for /healthz, /readyz, /metrics (0: served on http_port)");
   // Hashes, not tokens -- but a weak token's hash can be guessed offline, so
@@ -274,6 +300,7 @@ void declare_gateway(Options& o, GatewayConfig& c) {
   o.add("token_rate", &c.token_rate, 0, 10000000,
         "API requests per second one token may send to all gateways together (0: no limit); more are 429");
   o.add("token_burst", &c.token_burst, 1, 10000000, "API requests one token may send at once within token_rate");
+  declare_browser_checks(o, c);
   o.check([&c] {
     if (c.default_timeout_ms > c.max_timeout_ms) {
       throw ConfigError("default_timeout_ms", "must not exceed max_timeout_ms");
@@ -299,6 +326,7 @@ void declare_gateway(Options& o, GatewayConfig& c) {
 
 void declare_bridge(Options& o, BridgeConfig& c) {
   c.http.port = 9101;
+  c.http.host = "127.0.0.1";  // only the ops endpoints: /metrics stays on the host unless told otherwise
   declare_common(o, c.prefix, c.http, c.redis, c.mqtt, c.log);
   o.add("share_group", &c.share_group, "MQTT shared-subscription group (empty: none)");
   o.add("max_reply_bytes", &c.max_reply_bytes, 1, 256 << 20, "largest reply payload forwarded");

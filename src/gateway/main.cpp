@@ -28,6 +28,7 @@
 // alone knows the paths. It includes the family headers for that and nothing
 // else of them; no family includes another.
 #include "api/auth.hpp"
+#include "api/browser_guard.hpp"
 #include "api/rate_limiter.hpp"
 #include "commands/command_api.hpp"
 #include "commands/command_service.hpp"
@@ -124,7 +125,7 @@ std::string default_instance_name() {
 std::optional<HttpSettings> ops_listener(const GatewayConfig& config) {
   if (config.ops_port == 0) return std::nullopt;
   HttpSettings ops = config.http;
-  ops.host = config.ops_host.empty() ? config.http.host : config.ops_host;
+  ops.host = config.ops_host.empty() ? "127.0.0.1" : config.ops_host;  // loopback unless told otherwise
   ops.port = config.ops_port;
   return ops;
 }
@@ -239,8 +240,9 @@ int main(int argc, char** argv) {
     std::optional<HttpSettings> ops_settings = ops_listener(config);
     std::optional<http::Server> ops_server;
     if (ops_settings) ops_server.emplace(loop, *ops_settings, 4096);
+    gateway::BrowserGuard browser(config.allowed_origins, config.allowed_hosts);
     gateway::Routes routes(server, ops_server ? *ops_server : server, {command_api, devices, event_api}, auth,
-                           rate_limiter, metrics, readiness, config.access_log);
+                           rate_limiter, browser, metrics, readiness, config.access_log);
     auto port = server.listen();
     logger->info("listening on {}:{}", config.http.host, port);
     if (ops_server) logger->info("ops endpoints on {}:{}", ops_settings->host, ops_server->listen());

@@ -7,6 +7,7 @@
 
 #include "api/access_log.hpp"
 #include "api/auth.hpp"
+#include "api/browser_guard.hpp"
 #include "api/caller.hpp"
 #include "api/console.hpp"
 #include "api/errors.hpp"
@@ -158,8 +159,9 @@ void serve_within_rate(http::Exchange ex, const Route& route, Call call, std::op
 }  // namespace
 
 Routes::Routes(http::Server& api_server, http::Server& ops_server, Families families, Authorizer& auth,
-               RateLimiter& rate, const ops::Metrics& metrics, const ops::Readiness& readiness, bool access_log)
-    : families_(families), auth_(auth), rate_(rate), access_log_(access_log) {
+               RateLimiter& rate, const BrowserGuard& browser, const ops::Metrics& metrics,
+               const ops::Readiness& readiness, bool access_log)
+    : families_(families), auth_(auth), rate_(rate), browser_(browser), access_log_(access_log) {
   // http::Server routes a literal path exactly, a templated one by its
   // literal prefix (once per prefix and server); dispatch() walks the table.
   std::vector<std::pair<const http::Server*, std::string_view>> prefixes;
@@ -214,6 +216,11 @@ void Routes::dispatch(http::Exchange ex) {
   if (!route) return not_found(ex);
   if (access_log_ && route->log) attach_access_log(ex, method_name(ex), route->log, params.box);
   if (!takes(ex, route->method)) return http::reply_method_not_allowed(ex, name_of(route->method));
+  // Browsers (api/browser_guard.hpp): before the token, so nothing is read or
+  // published for a page that may not call the API. The ops rows are for
+  // scrapers and operators on the internal network, as the core ops endpoints.
+  if (route->listener == api && (!browser_.host_allowed(ex) || !browser_.origin_allowed(ex))) return;
+  if (route->method == POST && !json_declared(ex)) return;
   std::optional<Caller> caller;
   if (!params.box.empty()) {
     caller = identify(ex, params.box, auth_);

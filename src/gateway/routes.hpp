@@ -6,10 +6,11 @@
 //
 // For every API call (the /v1/ paths) it starts the one access-log line
 // (api/access_log.hpp), then checks the method -- any other is 405 with the
-// one body every route answers (http::reply_method_not_allowed) -- then,
-// under /v1/devices/, the request id, the box and the caller's token
-// (api/caller.hpp) before the family's handler runs; then, for a caller
-// with a token, the token's request rate (api/rate_limiter.hpp: 429
+// one body every route answers (http::reply_method_not_allowed) -- then what
+// keeps browsers out (api/browser_guard.hpp: Host, Origin, and a POST's
+// Content-Type), then, under /v1/devices/, the request id, the box and the
+// caller's token (api/caller.hpp) before the family's handler runs; then, for
+// a caller with a token, the token's request rate (api/rate_limiter.hpp: 429
 // rate_limited), on every /v1/ route. A path that names no endpoint is 404
 // not_found. An API request that announces a body and carries no valid
 // token is answered 401 before its body is read (api/caller.hpp,
@@ -25,6 +26,7 @@
 namespace boxgate::gateway {
 
 class Authorizer;
+class BrowserGuard;
 class RateLimiter;
 class CommandApi;
 class DeviceApi;
@@ -44,6 +46,7 @@ class Routes {
   // endpoints have a listener of their own). `access_log`: false turns the
   // access log off (access_log=false).
   Routes(http::Server& api, http::Server& ops, Families families, Authorizer& auth, RateLimiter& rate,
+         const BrowserGuard& browser,
          const ops::Metrics& metrics, const ops::Readiness& readiness, bool access_log);
   Routes(const Routes&) = delete;
   Routes& operator=(const Routes&) = delete;
@@ -57,6 +60,7 @@ class Routes {
   Families families_;
   Authorizer& auth_;
   RateLimiter& rate_;
+  const BrowserGuard& browser_;
   bool access_log_;
 };
 

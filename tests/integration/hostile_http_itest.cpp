@@ -26,7 +26,8 @@ const std::string kFourteenBytes = R"({"method":"m"})";  // 14 bytes
 // A request head for POST /v1/devices/<box>/commands with the given extra
 // header lines (each ending in CRLF); the blank line is added.
 std::string post_head(const std::string& box, const std::string& headers, const std::string& query = "timeout_ms=300") {
-  return "POST /v1/devices/" + box + "/commands?" + query + " HTTP/1.1\r\nHost: gw\r\n" + headers + "\r\n";
+  return "POST /v1/devices/" + box + "/commands?" + query + " HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\n" +
+         headers + "\r\n";
 }
 std::string post_with_length(const std::string& box, const std::string& headers = "") {
   return post_head(box, headers + "Content-Length: 14\r\n") + kFourteenBytes;

@@ -1,7 +1,7 @@
 // The two ops layouts (docs/security.md): by default the
 // gateway serves /healthz, /readyz and /metrics on its API port; with
-// ops_port set they move to their own listener (ops_host, default
-// http_host) and the API port answers them 404, so the API can face callers
+// ops_port set they move to their own listener (ops_host, empty:
+// 127.0.0.1) and the API port answers them 404, so the API can face callers
 // while only the internal network reaches the ops endpoints.
 
 #include <gtest/gtest.h>

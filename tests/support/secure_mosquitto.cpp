@@ -71,30 +71,40 @@ TestPki make_test_pki(const TempDir& dir) {
   return out;
 }
 
-std::string secure_mosquitto_config(int tls_port, int plain_port, const std::string& password_file,
+std::string secure_mosquitto_config(int tls_port, int cert_port, int plain_port, const std::string& password_file,
                                     const std::string& acl_file, const TestPki& pki,
-                                    const std::vector<std::string>& extra_config, int cert_port) {
+                                    const std::vector<std::string>& extra_config) {
   const std::string path = shipped("mosquitto-secure.conf");
   std::istringstream in(read_file(path));
-  // Every key the test replaces; each must be in the shipped file.
-  std::map<std::string, std::string> replace = {
-      {"password_file", password_file}, {"acl_file", acl_file},          {"cafile", pki.ca_cert},
-      {"certfile", pki.server_cert},    {"keyfile", pki.server_key},     {"listener", std::to_string(tls_port) + " 127.0.0.1"},
-      {"log_dest", "stderr"},
+  // Every key the test replaces, one value per occurrence in the shipped
+  // file, in order: the devices' listener, then the daemons' (client
+  // certificates signed by the test CA). Each must be there exactly so often.
+  const std::string tls = std::to_string(tls_port) + " 127.0.0.1", cert = std::to_string(cert_port) + " 127.0.0.1";
+  std::map<std::string, std::vector<std::string>> replace = {
+      {"password_file", {password_file}},
+      {"acl_file", {acl_file}},
+      {"listener", {tls, cert}},
+      {"cafile", {pki.ca_cert, pki.ca_cert}},
+      {"certfile", {pki.server_cert, pki.server_cert}},
+      {"keyfile", {pki.server_key, pki.server_key}},
+      {"log_dest", {"stderr"}},
   };
-  std::map<std::string, bool> seen;
+  std::map<std::string, std::size_t> seen;
   std::string conf;
   for (std::string line; std::getline(in, line);) {
     std::string key = line.substr(0, line.find(' '));
     if (!line.empty() && line[0] != '#' && replace.count(key)) {
-      if (seen[key]) throw std::runtime_error(path + ": '" + key + "' twice; the fixture expects it once");
-      seen[key] = true;
-      line = key + " " + replace[key];
+      std::size_t at = seen[key]++;
+      if (at >= replace[key].size()) throw std::runtime_error(path + ": more '" + key + "' lines than the fixture expects");
+      line = key + " " + replace[key][at];
     }
     conf += line + "\n";
   }
-  for (const auto& [key, value] : replace) {
-    if (!seen[key]) throw std::runtime_error(path + " has no '" + key + "' line");
+  for (const auto& [key, values] : replace) {
+    if (seen[key] != values.size()) {
+      throw std::runtime_error(path + " has " + std::to_string(seen[key]) + " '" + key + "' lines, not " +
+                               std::to_string(values.size()));
+    }
   }
   conf += "\n# ---- test only\n";
   // Started as root, mosquitto 2.0 drops to the user `mosquitto`, who cannot
@@ -104,13 +114,6 @@ std::string secure_mosquitto_config(int tls_port, int plain_port, const std::str
   // Clear text, same users and ACL: credentials tests without a TLS client.
   conf += "listener " + std::to_string(plain_port) + " 127.0.0.1\n";
   for (const auto& line : extra_config) conf += line + "\n";
-  // Last, so extra_config lines still follow the clear-text listener.
-  if (cert_port != 0) {
-    conf += "# TLS with client certificates (the password is still required)\n";
-    conf += "listener " + std::to_string(cert_port) + " 127.0.0.1\n";
-    conf += "cafile " + pki.ca_cert + "\ncertfile " + pki.server_cert + "\nkeyfile " + pki.server_key + "\n";
-    conf += "tls_version tlsv1.2\nrequire_certificate true\n";
-  }
   return conf;
 }
 
@@ -138,8 +141,8 @@ SecureMosquitto::SecureMosquitto(const TempDir& dir, std::map<std::string, std::
   const std::string acl_file = dir.write("mosquitto.acl", acl);
   const std::string name = "mosquitto-secure-" + std::to_string(tls_port_);
   config_path_ = dir.write(name + ".conf",
-                           secure_mosquitto_config(tls_port_, plain_port_, password_file, acl_file, pki_, extra_config,
-                                                   cert_port_));
+                           secure_mosquitto_config(tls_port_, cert_port_, plain_port_, password_file, acl_file, pki_,
+                                                   extra_config));
   process_ = Process(name, {"mosquitto", "-c", config_path_}, dir.path());
   bool ok = eventually(
       [this] {

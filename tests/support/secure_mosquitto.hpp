@@ -9,11 +9,12 @@
 // starts the broker and waits for both its ports (10 s), else throws with the
 // log tail. The broker is stopped in the destructor (see Process).
 //
-// Besides the TLS listener of the shipped config, the test copy adds a
-// clear-text listener on 127.0.0.1 with the same users and ACL (per_listener_
-// settings false), so tests of credentials and ACLs need no TLS client, and a
-// second TLS listener with require_certificate true (same users, ACL and
-// server certificate; the client's certificate must be signed by the CA). For
+// The shipped config has two TLS listeners: the devices' (tls_port: the
+// client id is replaced by the user name) and the daemons' (cert_port:
+// require_certificate, the client's certificate signed by the test CA). The
+// test copy adds a clear-text listener on 127.0.0.1 with the same users and
+// ACL (per_listener_settings false; client ids as sent), so tests of
+// credentials and ACLs need no TLS client. For
 // tests of TLS failures it also makes a second, unrelated CA ("wrong CA") and
 // a client certificate signed by the right one, its key also encrypted.
 
@@ -54,9 +55,9 @@ class SecureMosquitto {
   SecureMosquitto(const SecureMosquitto&) = delete;
   SecureMosquitto& operator=(const SecureMosquitto&) = delete;
 
-  int tls_port() const { return tls_port_; }
+  int tls_port() const { return tls_port_; }      // the devices' listener
   int plain_port() const { return plain_port_; }
-  int cert_port() const { return cert_port_; }  // the require_certificate listener
+  int cert_port() const { return cert_port_; }    // the daemons' listener (require_certificate)
   std::string tls_uri() const { return "ssl://127.0.0.1:" + std::to_string(tls_port_); }
   std::string plain_uri() const { return "tcp://127.0.0.1:" + std::to_string(plain_port_); }
   std::string cert_uri() const { return "ssl://127.0.0.1:" + std::to_string(cert_port_); }
@@ -76,11 +77,12 @@ class SecureMosquitto {
   Process process_;
 };
 
-// The shipped config/mosquitto-secure.conf with its paths and port replaced
-// (each key must be present in the shipped file, so the two never drift
-// apart), plus the test-only lines. Used by SecureMosquitto.
-std::string secure_mosquitto_config(int tls_port, int plain_port, const std::string& password_file,
+// The shipped config/mosquitto-secure.conf with its paths and ports replaced
+// (each key must be present in the shipped file as often as the fixture
+// expects, so the two never drift apart), plus the test-only lines. Used by
+// SecureMosquitto.
+std::string secure_mosquitto_config(int tls_port, int cert_port, int plain_port, const std::string& password_file,
                                     const std::string& acl_file, const TestPki& pki,
-                                    const std::vector<std::string>& extra_config = {}, int cert_port = 0);
+                                    const std::vector<std::string>& extra_config = {});
 
 }  // namespace boxgate::test

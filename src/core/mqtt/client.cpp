@@ -18,6 +18,7 @@
 #include <stdexcept>
 
 #include "boxgate/backoff.hpp"
+#include "boxgate/ids.hpp"
 #include "boxgate/logging.hpp"
 #include "boxgate/mqtt/uri.hpp"
 #include "client_callbacks.hpp"
@@ -67,11 +68,11 @@ bool closed_by_peer(const std::string& why) {
   return false;
 }
 
-std::string default_client_id(const std::string& program) {
-  char host[64] = "host";
-  gethostname(host, sizeof host - 1);
-  return program + "-" + host + "-" + std::to_string(getpid());
-}
+// <program>-<UUIDv4>: 122 bits from the kernel's RNG. A broker drops the
+// older of two connections with one client id, so an id another client can
+// guess (host and pid) lets it disconnect this daemon; this one is never
+// written anywhere but the broker's own log.
+std::string default_client_id(const std::string& program) { return program + "-" + new_request_id().str(); }
 }  // namespace
 
 Client::Client(EventLoop& loop, const MqttSettings& settings, const std::string& program,

@@ -116,9 +116,14 @@ $("watch").onclick = watch;
 }  // namespace
 
 void console_page(http::Exchange ex) {
-  // Same-origin only: the page talks to this API and nothing else.
+  // Same-origin only: the page talks to this API and nothing else. Never
+  // inside another site's frame: it holds a token field and a Send button
+  // (clickjacking). frame-ancestors for today's browsers, X-Frame-Options for
+  // those that predate it.
   ex.set_header("Content-Security-Policy",
-                "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'");
+                "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; "
+                "frame-ancestors 'none'");
+  ex.set_header("X-Frame-Options", "DENY");
   ex.set_header("Cache-Control", "no-cache");
   ex.reply(200, kPage, "text/html; charset=utf-8");
 }

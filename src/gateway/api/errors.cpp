@@ -25,6 +25,7 @@ Answer answer_for(Error error) noexcept {
     case Error::invalid_body: return {400, "invalid_body"};
     case Error::unauthorized: return {401, "unauthorized"};
     case Error::forbidden: return {403, "forbidden"};
+    case Error::origin_not_allowed: return {403, "origin_not_allowed"};
     case Error::unknown_command: return {404, "unknown_command"};
     case Error::unknown_device: return {404, "unknown_device"};
     case Error::device_offline: return {404, "device_offline"};
@@ -32,6 +33,8 @@ Answer answer_for(Error error) noexcept {
     case Error::not_acceptable: return {406, "not_acceptable"};
     case Error::duplicate_request_id: return {409, "duplicate_request_id"};
     case Error::body_too_large: return {413, "body_too_large"};
+    case Error::unsupported_media_type: return {415, "unsupported_media_type"};
+    case Error::host_not_allowed: return {421, "host_not_allowed"};
     case Error::request_id_reused: return {422, "request_id_reused"};
     case Error::too_many_pending: return {429, "too_many_pending"};
     case Error::device_busy: return {429, "device_busy"};

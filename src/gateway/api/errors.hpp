@@ -27,6 +27,7 @@ enum class Error {
   invalid_body,          // 400
   unauthorized,          // 401
   forbidden,             // 403
+  origin_not_allowed,    // 403 (browser_guard.hpp)
   unknown_command,       // 404
   unknown_device,        // 404
   device_offline,        // 404
@@ -34,6 +35,8 @@ enum class Error {
   not_acceptable,        // 406
   duplicate_request_id,  // 409
   body_too_large,        // 413
+  unsupported_media_type,  // 415 (browser_guard.hpp)
+  host_not_allowed,      // 421 (browser_guard.hpp)
   request_id_reused,     // 422
   too_many_pending,      // 429 (pending commands, their bytes, or messages awaiting the broker)
   device_busy,           // 429
