@@ -8,7 +8,6 @@
 #include <gtest/gtest.h>
 
 #include "faults_support.hpp"
-#include "support/records.hpp"
 #include "support/redis_monitor.hpp"
 
 namespace boxgate::itest::faults {
@@ -42,9 +41,10 @@ class RedisFaults : public ::testing::Test {
   std::unique_ptr<httplib::Client> c;
 };
 
-// The device answers only after Redis is back, while the gateway's two
-// connections and the bridge are still reconnecting: the reply goes through
-// the bridge's queue, and the gateway must get it through its re-subscription
+// The device answers only after Redis is back (empty) and the gateway's
+// command connection wrote the command's record back, while its subscriber
+// and the bridge may still be reconnecting: the reply goes through the
+// bridge's queue, and the gateway must get it through its re-subscription
 // or the result key read right after it (contract step 4: within about a
 // second of the reconnect). The bridge reconnects fast (backoff cap 10 ms), so
 // its PUBLISH often comes before the gateway's re-SUBSCRIBE; the three
@@ -67,13 +67,15 @@ TEST_F(RedisFaults, RedisRestartedWhileACommandWaitsStillAnswers200) {
     ASSERT_TRUE(test::wait_ready(gw, 5s));
 
     const std::size_t gw_log = stack->gateway().log_size();
-    // As a Redis with persistence would: the command's record survives the
-    // restart (the bridge stores a reply only under an id whose record exists).
-    stack->redis().client().command({"SAVE"});
     stack->redis().stop();
     ASSERT_TRUE(test::eventually([&] { return get(gw, "/readyz").json().value("redis", "") == "down"; }, 3s));
     const auto restarted = Clock::now();
-    stack->redis().start();  // returns once Redis answers PING
+    stack->redis().start();  // returns once Redis answers PING; empty (no persistence)
+    // The bridge stores a reply only under an existing record: the device
+    // answers once the gateway's command connection wrote it back (its
+    // subscriber may still be reconnecting).
+    ASSERT_TRUE(test::eventually([&] { return stack->redis().get("dev/box-1/command/" + id).has_value(); }, 3s))
+        << stack->gateway().log().substr(gw_log);
 
     const std::string reply = R"({"id":")" + id + R"(","result":"after the restart"})";
     device.publish("dev/box-1/response/" + id, reply, 1);
@@ -94,6 +96,47 @@ TEST_F(RedisFaults, RedisRestartedWhileACommandWaitsStillAnswers200) {
     if (!in_time) break;  // the race is shown; more trials add nothing but time
   }
   EXPECT_TRUE(test::eventually([&] { return metric(br, "boxgate_replies_queued") == 0.0; }, 3s));
+}
+
+// Redis restarted without persistence forgets the records of the commands in
+// flight, and the bridge stores a reply only under an existing record. The
+// gateway writes them back when its command connection is back, so a reply
+// the device sends after that is stored and reaches the caller. The reply is
+// larger than reply_inline_max_bytes: without its record it would not even be
+// published, only dropped (a 504 at the deadline).
+TEST_F(RedisFaults, RecordsLostInARestartWithoutPersistenceAreWrittenBackAndTheReplyArrives) {
+  int gw = stack->add_gateway();
+  int br = stack->add_bridge({"--reply-inline-max-bytes", "1024"});
+  MqttProbe device(stack->mqtt_port());
+  device.subscribe("dev/+/request/+", 1);
+  const std::string id = "no-persistence";
+  const std::string record = "dev/box-1/command/" + id;
+  auto call = post_async(gw, command_path("box-1", "timeout_ms=8000"), kPing, {{"X-Request-Id", id}});
+  ASSERT_TRUE(device.wait_for(1, 5s)) << stack->logs();
+  const std::optional<std::string> as_sent = stack->redis().get(record);
+  ASSERT_TRUE(as_sent);
+
+  stack->redis().stop();
+  ASSERT_TRUE(test::eventually([&] { return get(gw, "/readyz").json().value("redis", "") == "down"; }, 3s));
+  const auto restarted = Clock::now();
+  stack->redis().start();  // empty: the test Redis runs with --save "" and no AOF
+  ASSERT_TRUE(test::wait_ready(gw, 5s)) << get(gw, "/readyz").body;
+  ASSERT_TRUE(test::wait_ready(br, 5s)) << get(br, "/readyz").body;
+  // Written back on the reconnect, as it was at send time (without it the
+  // reply below is dropped: 504 at the deadline).
+  EXPECT_TRUE(test::eventually([&] { return stack->redis().get(record).has_value(); }, 3s))
+      << "the record Redis lost was not written back\n" << stack->gateway().log_tail(10);
+  report("record_back_ms_after_redis_restart", ms_since(restarted));
+  EXPECT_EQ(stack->redis().get(record), as_sent);
+  EXPECT_EQ(metric(gw, "boxgate_command_records_restored_total"), 1.0);
+
+  const std::string reply = R"({"id":")" + id + R"(","data":")" + std::string(4096, 'r') + R"("})";
+  device.publish("dev/box-1/response/" + id, reply, 1);
+  ASSERT_EQ(call.wait_for(3s), std::future_status::ready) << "no answer within 3 s of the reply\n" << stack->logs();
+  HttpResult r = call.get();
+  EXPECT_EQ(r.status, 200) << r.body << r.error << "\n" << stack->logs();
+  EXPECT_EQ(r.body, reply);
+  EXPECT_EQ(metric(br, R"(boxgate_replies_dropped_total{reason="unsolicited"})"), 0.0);
 }
 
 // The hard variant of contract step 4: the gateway's pub/sub connection is
@@ -282,15 +325,22 @@ TEST_F(RedisFaults, FrozenRedisIsReportedStalledThenDownUntilItAnswersAgain) {
 }
 
 // The bridge while Redis is down: replies wait in its queue and are flushed
-// when Redis is back (result keys exist, queue gauge back to 0).
+// when Redis is back (result keys exist, queue gauge back to 0). Redis comes
+// back empty; the gateway waiting for the commands writes their records back
+// before the bridge (held meanwhile) flushes.
 TEST_F(RedisFaults, BridgeQueuesRepliesWhileRedisIsDownAndFlushesThemOnReturn) {
+  int gw = stack->add_gateway();
   int br = stack->add_bridge();
   MqttProbe device(stack->mqtt_port());
+  device.subscribe("dev/+/request/+", 1);
   constexpr int kReplies = 50;
 
-  // The ids a gateway issued, kept over the restart as with persistence.
-  for (int i = 0; i < kReplies; ++i) test::issue_command(stack->redis(), "box-q", "q-" + std::to_string(i));
-  stack->redis().client().command({"SAVE"});
+  std::vector<std::future<HttpResult>> calls;
+  for (int i = 0; i < kReplies; ++i) {
+    calls.push_back(post_async(gw, command_path("box-q", "timeout_ms=30000"), kPing,
+                               {{"X-Request-Id", "q-" + std::to_string(i)}}));
+  }
+  ASSERT_TRUE(device.wait_for(kReplies, 10s)) << stack->logs();
   stack->redis().stop();
   ASSERT_TRUE(test::eventually([&] { return get(br, "/readyz").json().value("redis", "") == "down"; }, 3s));
   for (int i = 0; i < kReplies; ++i) {
@@ -302,7 +352,8 @@ TEST_F(RedisFaults, BridgeQueuesRepliesWhileRedisIsDownAndFlushesThemOnReturn) {
   EXPECT_EQ(metric(br, "boxgate_replies_forwarded_total"), 0.0);
 
   const auto restarted = Clock::now();
-  stack->redis().start();
+  ASSERT_TRUE(stack->restart_redis_holding_the_bridge(kReplies))
+      << "records written back: " << metric(gw, "boxgate_command_records_restored_total").value_or(-1);
   EXPECT_TRUE(test::eventually([&] { return metric(br, "boxgate_replies_forwarded_total") == double(kReplies); }, 5s))
       << "forwarded: " << metric(br, "boxgate_replies_forwarded_total").value_or(-1) << "\n" << stack->logs();
   report("flushed_ms_after_restart", ms_since(restarted));
@@ -315,6 +366,7 @@ TEST_F(RedisFaults, BridgeQueuesRepliesWhileRedisIsDownAndFlushesThemOnReturn) {
   EXPECT_EQ(keys, kReplies);
   report("result_keys_present", keys);
   EXPECT_EQ(metric(br, R"(boxgate_replies_dropped_total{reason="queue_full"})"), 0.0);
+  for (auto& call : calls) EXPECT_EQ(call.get().status, 200);
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <csignal>
 #include <regex>
 #include <sstream>
 
@@ -145,6 +146,15 @@ std::optional<double> metric(const std::string& text, const std::string& series)
     }
   }
   return std::nullopt;
+}
+
+bool Stack::restart_redis_holding_the_bridge(double records) {
+  bridge().signal(SIGSTOP);
+  redis().start();
+  const bool restored = test::eventually(
+      [&] { return metric(gateway_port(), "boxgate_command_records_restored_total").value_or(0) == records; }, 10s);
+  bridge().signal(SIGCONT);
+  return restored;
 }
 
 std::optional<double> metric(int port, const std::string& series) {

@@ -98,6 +98,11 @@ class Stack {
   int bridge_port(std::size_t i = 0) const { return bridge_ports_.at(i); }
   // Log tails of every daemon, for failure messages.
   std::string logs(std::size_t lines = 30);
+  // Starts the stopped Redis (empty: no persistence) with the bridge held
+  // (SIGSTOP) until the first gateway has written back `records` command
+  // records (10 s), so the bridge's flush of the replies it queued cannot
+  // overtake the gateway's reconnect. false when they were not written back.
+  bool restart_redis_holding_the_bridge(double records);
 
  private:
   // Throws with the log tail unless the daemon's /readyz answers 200 (15 s).

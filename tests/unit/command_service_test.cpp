@@ -10,6 +10,7 @@
 #include <event2/event.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
 #include <optional>
 #include <vector>
@@ -50,11 +51,14 @@ struct FakeState final : StateStore {
   std::vector<std::string> removed;
   std::vector<std::pair<std::string, redis::Commands::GetCallback>> queued;  // when !answer_at_once
   int gets = 0;
+  std::vector<std::string> sent;  // "GET key" / "SET NX key", in order
+  std::map<std::string, std::int64_t> ttls;  // the PX of the last SET NX per key
 
   bool up() const override { return is_up; }
   bool get(const std::string& key, redis::Commands::GetCallback done) override {
     if (!is_up) return false;
     ++gets;
+    sent.push_back("GET " + key);
     if (!answer_at_once) {
       queued.emplace_back(key, std::move(done));
       return true;
@@ -72,8 +76,10 @@ struct FakeState final : StateStore {
     for (auto& [key, done] : pending) answer(key, done);
   }
   bool lose_creates = false;  // the connection breaks before Redis answers the SET NX
-  bool create(const std::string& key, std::string_view value, std::int64_t, CreateCallback done) override {
+  bool create(const std::string& key, std::string_view value, std::int64_t ttl_ms, CreateCallback done) override {
     if (!is_up) return false;
+    sent.push_back("SET NX " + key);
+    ttls[key] = ttl_ms;
     if (lose_creates) {
       done(Created::lost);
       return true;
@@ -259,6 +265,36 @@ TEST_F(CommandServiceTest, AStaleReadNeverCompletesALaterCommandWithTheSameId) {
   results.answer_queued();  // the old read returns
   EXPECT_EQ(done["same"].size(), 1u) << "the stale read completed the new command";
   EXPECT_EQ(service->pending(), 1u);
+}
+
+// A Redis restart without persistence: the reconnect writes back the record
+// Redis lost, byte for byte and with the TTL it had left, before reading the
+// result key; a record Redis still holds is left as it is.
+TEST_F(CommandServiceTest, AReconnectWritesBackTheRecordsRedisLostBeforeTheRecheck) {
+  submit("lost");
+  channels.listener(channel("lost")).on_subscribed();
+  submit("kept");
+  channels.listener(channel("kept")).on_subscribed();
+  const std::string as_sent = results.keys.at(record_key("lost"));
+  const std::int64_t first_ttl = results.ttls.at(record_key("lost"));
+  results.keys.erase(record_key("lost"));
+  results.keys[record_key("kept")] = "what Redis kept";
+  results.sent.clear();
+
+  service->recheck_result_keys();
+  EXPECT_EQ(results.keys.at(record_key("lost")), as_sent);
+  EXPECT_EQ(results.keys.at(record_key("kept")), "what Redis kept");
+  EXPECT_LE(results.ttls.at(record_key("lost")), first_ttl);
+  EXPECT_GT(results.ttls.at(record_key("lost")), first_ttl - 1000);
+  auto at = [this](const std::string& op) {
+    return std::find(results.sent.begin(), results.sent.end(), op) - results.sent.begin();
+  };
+  for (const char* id : {"lost", "kept"}) {
+    EXPECT_LT(at("SET NX " + record_key(id)), at("GET " + channel(id))) << id << ": record first";
+    EXPECT_LT(at("GET " + channel(id)), static_cast<long>(results.sent.size())) << id << ": key read";
+  }
+  EXPECT_NE(metrics.render().find("boxgate_command_records_restored_total 1"), std::string::npos);
+  EXPECT_EQ(service->pending(), 2u);
 }
 
 TEST_F(CommandServiceTest, AStoredReplyNoticeReadsTheResultKey) {

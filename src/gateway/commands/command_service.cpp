@@ -60,6 +60,7 @@ struct CommandService::Pending final : redis::Subscriber::Listener {
   bool confirmed = false;   // Redis confirmed the subscription
   enum class Record { unsent, sent, written } record = Record::unsent;
   CommandRecord written;    // what the record says, once written
+  Clock::time_point record_expires{};  // when Redis lets the record go (its PX at send time)
   bool published = false;
   bool acked = false;       // the broker acknowledged the publish
   bool presence_known = true;  // offline_policy=fail: the presence read answered
@@ -96,7 +97,10 @@ CommandService::CommandService(EventLoop& loop, const Topics& topics, CommandSet
       by_mode_{&metrics.counter("boxgate_commands_admitted_total", "commands admitted, by mode", "mode=\"sync\""),
                &metrics.counter("boxgate_commands_admitted_total", "commands admitted, by mode", "mode=\"async\"")},
       orphans_discarded_(metrics.counter("boxgate_orphan_results_discarded_total",
-                                         "stored replies no command record claims, deleted before their id ran")) {
+                                         "stored replies no command record claims, deleted before their id ran")),
+      records_restored_(metrics.counter("boxgate_command_records_restored_total",
+                                        "records of waiting commands written again after a Redis reconnect found "
+                                        "them gone")) {
   for (std::size_t i = 0; i < std::size(kAllOutcomes); ++i) {
     outcome_counters_[i] = &metrics.counter("boxgate_commands_total", "commands by outcome",
                                             std::string("outcome=\"") + outcome_name(kAllOutcomes[i]) + "\"");
@@ -290,6 +294,7 @@ void CommandService::write_record(Pending& p) {
   std::string key = topics_.command_key(p.request.box, p.request.id);
   std::int64_t ttl = p.request.timeout.count() + settings_.result_ttl_ms;
   p.record = Pending::Record::sent;
+  p.record_expires = Clock::now() + std::chrono::milliseconds(ttl);
   bool sent = ports_.state.create(key, r.to_json(), ttl,
                                   [this, id = r.request_id, seq = p.sequence, key](StateStore::Created created) {
                                     Pending* again = still_waiting(id, seq);
@@ -478,11 +483,31 @@ void CommandService::read_result_key(Pending& p, KeyRead why) {
   if (!sent && why == KeyRead::final_check) finish(p, Outcome::device_timeout);
 }
 
+void CommandService::restore_record(const Pending& p) {
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(p.record_expires - Clock::now()).count();
+  if (left <= 0) return;
+  // NX: a record Redis kept (persistence, or only the connection broke) is
+  // the authority and keeps its TTL; one another replica wrote for this id
+  // since the restart is not ours to overwrite. Only a missing record is
+  // written, with the JSON of send time (`written` changes only at the end,
+  // which is after the command left the registry) and the TTL it had left.
+  ports_.state.create(topics_.command_key(p.request.box, p.request.id), p.written.to_json(), left,
+                      [this](StateStore::Created created) {
+                        if (created == StateStore::Created::created) records_restored_.inc();
+                      });
+}
+
 void CommandService::recheck_result_keys() {
   // Records whose SET the lost connection took: written again now.
   each_waiting(
       [](const Pending& p) { return p.stage == Pending::Stage::subscribing && p.record == Pending::Record::unsent; },
       [this](Pending& p) { write_record(p); });
+  // A Redis restarted without persistence lost the records of the commands
+  // still waiting, and the bridge stores a reply only under an existing
+  // record: each is written again before its result key is read, in this
+  // loop iteration, so all leave pipelined (one round trip per node).
+  each_waiting([](const Pending& p) { return p.record == Pending::Record::written; },
+               [this](Pending& p) { restore_record(p); });
   each_waiting([](const Pending& p) { return p.stage == Pending::Stage::waiting; },
                [this](Pending& p) { read_result_key(p, KeyRead::recheck); });
 }

@@ -13,7 +13,10 @@
 // The record makes an id mean one command cluster-wide: a replica that finds
 // it refuses to publish again (command_record.hpp). It is deleted when the
 // command was never published (a retry may then send it), and left pending
-// when the caller leaves or the gateway stops: the command goes on.
+// when the caller leaves or the gateway stops: the command goes on. A
+// reconnect of the command connection writes the records of the waiting
+// commands again where Redis lost them (a restart without persistence): the
+// bridge stores only a reply whose record exists.
 //
 // Async commands (CommandMode::async) complete as `accepted` once published;
 // the service then keeps waiting for the reply only to note it in the record.
@@ -101,10 +104,11 @@ class CommandService {
   std::size_t pending_bytes() const noexcept { return registry_.bytes() + grace_.bytes(); }
   // A dependency changed state: commands held in grace go on once all are up.
   void dependencies_changed();
-  // The command connection to Redis is back: read the result key of every
-  // waiting command once, since a reply may have been stored while either
-  // connection was down (a resubscription may have come first and found the
-  // command connection still down).
+  // The command connection to Redis is back: write again the record of every
+  // waiting command that Redis lost (a restart without persistence; SET NX,
+  // its remaining TTL), then read its result key once, since a reply may
+  // have been stored while either connection was down (a resubscription may
+  // have come first and found the command connection still down).
   void recheck_result_keys();
   // Replies for commands already answered: the subscriber counts its orphan
   // messages here (late or duplicate replies).
@@ -118,6 +122,8 @@ class CommandService {
   void look_up_known(CommandRequest&& request, Completion&& done, bool resumed);
   void answer_known(Known& known);
   void write_record(Pending& p);
+  // After a reconnect: the record as written at send time, if Redis lost it.
+  void restore_record(const Pending& p);
   void maybe_publish(Pending& p);
   void check_presence(Pending& p);
   void note_end_in_record(Pending& p, Outcome outcome);
@@ -163,6 +169,7 @@ class CommandService {
   ops::Counter& late_messages_;
   ops::Counter* by_mode_[2];
   ops::Counter& orphans_discarded_;
+  ops::Counter& records_restored_;
 };
 
 }  // namespace boxgate::gateway
