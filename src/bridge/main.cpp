@@ -48,12 +48,12 @@ int main(int argc, char** argv) {
     redis::Commands redis(
         loop, config.redis, redis_dep,
         [&forwarder_ptr, &presence_ptr, &events_ptr] {
-          forwarder_ptr->flush();
+          forwarder_ptr->redis_connected();
           presence_ptr->flush();
           events_ptr->flush();
         },
         {});
-    bridge::ReplyForwarder forwarder(topics,
+    bridge::ReplyForwarder forwarder(loop, topics,
                                      {static_cast<std::size_t>(config.max_reply_bytes), config.result_ttl_ms,
                                       static_cast<std::size_t>(config.queue_capacity),
                                       static_cast<std::size_t>(config.queue_max_bytes),

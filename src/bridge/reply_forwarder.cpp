@@ -27,7 +27,7 @@ std::optional<RequestId> id_from_payload(std::string_view payload) {
 }
 }  // namespace
 
-ReplyForwarder::ReplyForwarder(const Topics& topics, ForwarderSettings settings,
+ReplyForwarder::ReplyForwarder(EventLoop& loop, const Topics& topics, ForwarderSettings settings,
                                redis::Commands& redis, ops::Metrics& metrics)
     : topics_(topics),
       settings_(settings),
@@ -38,7 +38,8 @@ ReplyForwarder::ReplyForwarder(const Topics& topics, ForwarderSettings settings,
                                  "forwarded replies no gateway was waiting for (late or duplicate)")),
       outbox_({settings.queue_capacity, settings.queue_max_bytes},
               metrics.gauge("boxgate_replies_queued", "replies waiting to be forwarded to Redis"),
-              metrics.gauge("boxgate_replies_held_bytes", "payload bytes of replies queued or in flight to Redis")) {
+              metrics.gauge("boxgate_replies_held_bytes", "payload bytes of replies queued or in flight to Redis")),
+      recheck_timer_(loop, [this] { recheck(); }) {
   for (int i = 0; i < kDropReasons; ++i) {
     dropped_[i] = &metrics.counter("boxgate_replies_dropped_total", "replies dropped, by reason",
                                    std::string("reason=\"") + drop_reason(i) + "\"");
@@ -74,6 +75,19 @@ void ReplyForwarder::flush() {
   outbox_.flush(redis_.up(), [this](const std::shared_ptr<Reply>& reply) { return send(reply); });
 }
 
+void ReplyForwarder::redis_connected() {
+  recheck_until_ = std::chrono::steady_clock::now() + kRecheckWindow;
+  flush();
+}
+
+void ReplyForwarder::recheck() {
+  auto due = std::move(rechecks_);
+  rechecks_.clear();
+  for (const auto& reply : due) {
+    if (!send(reply)) sent(*reply, redis::Commands::Status::lost, 0);  // back to the queue
+  }
+}
+
 // EXISTS of the record, then SET+PUBLISH once it answered 1: one more round
 // trip, but the cheapest on Redis, the resource every gateway and bridge
 // shares (bench/instructions --redis, per command: Redis +5.6k instructions,
@@ -86,6 +100,11 @@ bool ReplyForwarder::send(const std::shared_ptr<Reply>& reply) {
     if (!answer) return sent(*reply, Status::lost, 0);
     if (answer->type == REDIS_REPLY_ERROR) return sent(*reply, Status::error, 0);
     if (answer->type != REDIS_REPLY_INTEGER || answer->integer == 0) {
+      if (std::chrono::steady_clock::now() < recheck_until_) {
+        rechecks_.push_back(reply);
+        if (!recheck_timer_.pending()) recheck_timer_.start(kRecheckEvery);
+        return;
+      }
       // Published (a small reply), never kept: only a gateway waiting for
       // that very id listens (one whose record a Redis restart without
       // persistence lost), and a message nobody listens to costs nothing.
@@ -140,6 +159,14 @@ void ReplyForwarder::unsolicited(Reply& reply) {
 }
 
 void ReplyForwarder::abandon() {
+  // Still no record for these: as unsolicited as they would have been.
+  recheck_timer_.cancel();
+  auto waiting = std::move(rechecks_);
+  rechecks_.clear();
+  for (const auto& reply : waiting) {
+    drop(Drop::unsolicited, reply->key);
+    outbox_.answered(*reply, false);
+  }
   auto left = outbox_.abandon();
   if (left.empty()) return;
   auto logger = log::get("bridge");

@@ -29,12 +29,15 @@
 // kMaxInFlightBytes bounds. Replies above reply_inline_max_bytes are
 // PUBLISHed as a stored-reply notice (stored_reply.hpp), not a third copy.
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
+#include <vector>
 #include <string>
 #include <string_view>
 
 #include "boxgate/logging.hpp"
+#include "boxgate/loop/event_loop.hpp"
 #include "boxgate/ops/metrics.hpp"
 #include "boxgate/redis/commands.hpp"
 #include "boxgate/topics.hpp"
@@ -52,13 +55,23 @@ struct ForwarderSettings {
 
 class ReplyForwarder {
  public:
-  ReplyForwarder(const Topics& topics, ForwarderSettings settings, redis::Commands& redis,
+  ReplyForwarder(EventLoop& loop, const Topics& topics, ForwarderSettings settings, redis::Commands& redis,
                  ops::Metrics& metrics);
 
   // Validate and enqueue, then forward; never blocks on the network.
   void accept(std::string_view topic, std::string_view payload);
-  // Forward what is queued (called on Redis reconnect too).
+  // Forward what is queued.
   void flush();
+  // The Redis connection is (back) up: flush(). For kRecheckWindow after, a
+  // reply whose record is missing is checked again every kRecheckEvery
+  // before it is dropped: a Redis restarted without persistence lost the
+  // records of waiting commands, and their gateways write them back once
+  // they have reconnected too. Such a reply stays in the queue meanwhile
+  // (its bytes count against queue_max_bytes); at other times an id no
+  // gateway issued is dropped at once.
+  void redis_connected();
+  static constexpr std::chrono::milliseconds kRecheckWindow{3000};
+  static constexpr std::chrono::milliseconds kRecheckEvery{100};
   // Replies queued or on their way to Redis.
   std::size_t backlog() const noexcept { return outbox_.backlog(); }
   // At exit: counts and logs (with its key) every reply still queued.
@@ -80,6 +93,7 @@ class ReplyForwarder {
   bool store(const std::shared_ptr<Reply>& reply);
   void sent(Reply& reply, redis::Commands::Status status, long long receivers);
   void unsolicited(Reply& reply);
+  void recheck();
 
   const Topics& topics_;
   ForwarderSettings settings_;
@@ -91,6 +105,9 @@ class ReplyForwarder {
   ops::Counter& unclaimed_;
   ops::Counter* dropped_[kDropReasons];
   Outbox<Reply> outbox_;  // after the gauges it reports to
+  std::chrono::steady_clock::time_point recheck_until_{};
+  std::vector<std::shared_ptr<Reply>> rechecks_;  // in flight, their record not found yet
+  Timer recheck_timer_;
 };
 
 }  // namespace boxgate::bridge

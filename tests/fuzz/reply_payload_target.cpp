@@ -31,7 +31,7 @@ struct Bridge {
       : topics("dev"),
         readiness(metrics),
         redis(loop, RedisSettings{}, readiness.dependency("redis"), {}, {}),
-        forwarder(topics, {1 << 20, 60000, 1000, 64 << 20, 64 * 1024}, redis, metrics) {
+        forwarder(loop, topics, {1 << 20, 60000, 1000, 64 << 20, 64 * 1024}, redis, metrics) {
     // abandon() logs each reply it drops: millions of lines otherwise.
     log::get("bridge")->set_level(spdlog::level::off);
   }

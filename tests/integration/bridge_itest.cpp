@@ -130,6 +130,27 @@ TEST(BridgeReplyGuard, StoresRepliesOnlyUnderIssuedIdsLateOnesToo) {
   stack.stop_daemons_and_check();
 }
 
+// Redis restarted without persistence lost the records of waiting commands;
+// their gateways write them back once they reconnect, which may be after the
+// bridge did. A reply arriving in that gap waits for its record (checked
+// again for a moment) instead of being dropped as unsolicited.
+TEST(BridgeReplyGuard, AReplyWaitsBrieflyForARecordLostInARedisRestart) {
+  Stack stack("bridge-guard-restart");
+  int br = stack.add_bridge();
+  MqttProbe device(stack.mqtt_port());
+  stack.redis().kill9();
+  stack.redis().start();
+  ASSERT_TRUE(test::eventually([&] { return get(br, "/readyz").status == 200; }, 5s)) << stack.logs();
+  const std::string reply = R"({"id":"back-1","result":"ok"})";
+  device.publish("dev/box-1/response/back-1", reply);
+  ASSERT_TRUE(test::eventually([&] { return metric(br, "boxgate_replies_received_total") == 1.0; }, 5s));
+  test::issue_command(stack.redis(), "box-1", "back-1");  // the gateway writing its record back
+  EXPECT_TRUE(test::eventually([&] { return stack.redis().get("dev/box-1/response/back-1") == reply; }, 3s))
+      << stack.logs();
+  EXPECT_EQ(dropped_unsolicited(br), 0.0);
+  stack.stop_daemons_and_check();
+}
+
 // A device choosing how often the bridge logs: a burst of unsolicited
 // replies, each with a traceparent, gives a few lines, not one per reply.
 TEST(BridgeReplyGuard, BurstOfUnsolicitedRepliesLogsBoundedLines) {
