@@ -60,7 +60,7 @@ class MqttTakeoverTest : public StackTest {
             {"BOXGATE_MQTT_PASSWORD=" + password}};
   }
   // A client logged in as box-2 on `uri` with `client_id`, over TLS; nullptr
-  // when the broker refused it. 15 s for the CONNACK: paho 1.3.12 takes ~2 s
+  // when the broker refused it. 30 s for the CONNACK: paho 1.3.12 takes ~2 s
   // for every client after a process's first (mqtt_probe.hpp), more on a
   // loaded machine.
   std::unique_ptr<MqttProbe> attacker(const std::string& uri, const std::string& client_id) {
@@ -74,7 +74,7 @@ class MqttTakeoverTest : public StackTest {
     o.wait = false;
     try {
       auto probe = std::make_unique<MqttProbe>(o);
-      probe->wait_connected(15s);
+      probe->wait_connected(30s);
       return probe;
     } catch (const std::exception&) {
       return nullptr;
@@ -139,7 +139,7 @@ TEST_F(MqttTakeoverTest, ADeviceCannotDisconnectTheDaemonsWithTheirClientIds) {
   // The broker logs a takeover before the new connection's own line: once
   // every attacker's line is in, any daemon it dropped is in the log too.
   EXPECT_TRUE(test::eventually(
-      [&] { return logged_client_ids(mosquitto.log(), "box-2").size() == daemon_ids.size(); }, 10s))
+      [&] { return logged_client_ids(mosquitto.log(), "box-2").size() == daemon_ids.size(); }, 20s))
       << mosquitto.log_tail();
   for (const std::string& id : daemon_ids) {
     EXPECT_EQ(mosquitto.log().find("Client " + id + " already connected"), std::string::npos)
