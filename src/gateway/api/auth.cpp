@@ -86,7 +86,10 @@ TokenLimits parse_limits(const nlohmann::json& item, const std::string& where) {
                                                            {"max_streams", &limits.max_streams},
                                                            {"rate", &limits.rate},
                                                            {"burst", &limits.burst}};
-  for (const auto& [key, value] : item.items()) {
+  for (const auto& entry : item.items()) {
+    // Not a structured binding: clang 14 cannot capture one in a lambda.
+    const std::string& key = entry.key();
+    const nlohmann::json& value = entry.value();
     if (key == "name" || key == "sha256" || key == "scopes") continue;
     auto member = std::find_if(std::begin(members), std::end(members),
                                [&key](const auto& m) { return key == m.first; });
