@@ -5,8 +5,10 @@
 #include <chrono>
 #include <cstddef>
 #include <functional>
+#include <initializer_list>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "boxgate/loop/event_loop.hpp"
 #include "boxgate/ops/readiness.hpp"
@@ -30,35 +32,33 @@ void warn_about_exposed_secrets(const Options& options);
 // the line, `why` says what that allows).
 void warn_if_writable_by_others(const std::string& path, const std::string& what, const std::string& why);
 
-// Runs `on_signal` on the loop thread for each SIGTERM or SIGINT. SIGPIPE is
-// ignored (a client that leaves must not kill the process). Loop thread only.
-class ShutdownSignals {
+// Runs `on_signal` on the loop thread for each of `signals` that arrives
+// (libevent's signal events: the handler itself only wakes the loop). Loop
+// thread only.
+class SignalWatch {
  public:
-  ShutdownSignals(EventLoop& loop, std::function<void()> on_signal);
-  ~ShutdownSignals();
-  ShutdownSignals(const ShutdownSignals&) = delete;
-  ShutdownSignals& operator=(const ShutdownSignals&) = delete;
+  SignalWatch(EventLoop& loop, std::initializer_list<int> signals, std::function<void()> on_signal);
+  ~SignalWatch();
+  SignalWatch(const SignalWatch&) = delete;
+  SignalWatch& operator=(const SignalWatch&) = delete;
 
  private:
   static void on_event(int, short, void* self);
   std::function<void()> on_signal_;
-  event* term_ = nullptr;
-  event* int_ = nullptr;
+  std::vector<event*> events_;
 };
 
-// Runs `on_signal` on the loop thread for each SIGHUP (a reload: the
-// gateway reads its token file again). Loop thread only.
-class HangupSignal {
+// SIGTERM and SIGINT: a daemon's shutdown. SIGPIPE is ignored (a client that
+// leaves must not kill the process).
+class ShutdownSignals : public SignalWatch {
+ public:
+  ShutdownSignals(EventLoop& loop, std::function<void()> on_signal);
+};
+
+// SIGHUP: a reload (the gateway reads its token file again).
+class HangupSignal : public SignalWatch {
  public:
   HangupSignal(EventLoop& loop, std::function<void()> on_signal);
-  ~HangupSignal();
-  HangupSignal(const HangupSignal&) = delete;
-  HangupSignal& operator=(const HangupSignal&) = delete;
-
- private:
-  static void on_event(int, short, void* self);
-  std::function<void()> on_signal_;
-  event* hup_ = nullptr;
 };
 
 // Drain: what SIGTERM/SIGINT start. Reports "draining" on /readyz at once,

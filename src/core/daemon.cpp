@@ -44,30 +44,28 @@ void warn_if_writable_by_others(const std::string& path, const std::string& what
   log::get("ops")->warn("{} '{}' is writable by group or others: {}; chmod go-w it", what, path, why);
 }
 
-ShutdownSignals::ShutdownSignals(EventLoop& loop, std::function<void()> on_signal)
+SignalWatch::SignalWatch(EventLoop& loop, std::initializer_list<int> signals, std::function<void()> on_signal)
     : on_signal_(std::move(on_signal)) {
+  for (int signal : signals) {
+    event* watch = evsignal_new(loop.base(), signal, &SignalWatch::on_event, this);
+    evsignal_add(watch, nullptr);
+    events_.push_back(watch);
+  }
+}
+
+SignalWatch::~SignalWatch() {
+  for (event* watch : events_) event_free(watch);
+}
+
+void SignalWatch::on_event(int, short, void* self) { static_cast<SignalWatch*>(self)->on_signal_(); }
+
+ShutdownSignals::ShutdownSignals(EventLoop& loop, std::function<void()> on_signal)
+    : SignalWatch(loop, {SIGTERM, SIGINT}, std::move(on_signal)) {
   std::signal(SIGPIPE, SIG_IGN);
-  term_ = evsignal_new(loop.base(), SIGTERM, &ShutdownSignals::on_event, this);
-  int_ = evsignal_new(loop.base(), SIGINT, &ShutdownSignals::on_event, this);
-  evsignal_add(term_, nullptr);
-  evsignal_add(int_, nullptr);
 }
 
-ShutdownSignals::~ShutdownSignals() {
-  event_free(term_);
-  event_free(int_);
-}
-
-void ShutdownSignals::on_event(int, short, void* self) { static_cast<ShutdownSignals*>(self)->on_signal_(); }
-
-HangupSignal::HangupSignal(EventLoop& loop, std::function<void()> on_signal) : on_signal_(std::move(on_signal)) {
-  hup_ = evsignal_new(loop.base(), SIGHUP, &HangupSignal::on_event, this);
-  evsignal_add(hup_, nullptr);
-}
-
-HangupSignal::~HangupSignal() { event_free(hup_); }
-
-void HangupSignal::on_event(int, short, void* self) { static_cast<HangupSignal*>(self)->on_signal_(); }
+HangupSignal::HangupSignal(EventLoop& loop, std::function<void()> on_signal)
+    : SignalWatch(loop, {SIGHUP}, std::move(on_signal)) {}
 
 Drain::Drain(EventLoop& loop, ops::Readiness& readiness, std::chrono::milliseconds timeout, Work work)
     : loop_(loop), readiness_(readiness), timeout_(timeout), work_(std::move(work)), poll_(loop, [this] { check(); }) {}

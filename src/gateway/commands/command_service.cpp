@@ -182,9 +182,13 @@ void CommandService::answer_known(Known& known) {
         // handed to whoever picks this id next. Deleted before the new
         // record is written, on the same connection, so it cannot hit a
         // reply to the command about to be sent.
-        log::Fields fields{{"request_id", request.id.str()}, {"box_id", request.box.str()}};
-        log::get("gateway")->warn("box {} request {}: deleting a stored reply that no command record claims",
-                                  request.box.str(), request.id.str());
+        if (orphan_log_.allow()) {
+          log::Fields fields{{"request_id", request.id.str()}, {"box_id", request.box.str()}};
+          log::get("gateway")->warn(
+              "box {} request {}: deleting a stored reply that no command record claims (more this second not "
+              "logged; counted in boxgate_orphan_results_discarded_total)",
+              request.box.str(), request.id.str());
+        }
         ports_.state.remove(topics_.response_channel(request.box, request.id));
         orphans_discarded_.inc();
       }

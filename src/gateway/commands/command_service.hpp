@@ -36,6 +36,7 @@
 #include <string>
 
 #include "boxgate/ids.hpp"
+#include "boxgate/logging.hpp"
 #include "boxgate/loop/event_loop.hpp"
 #include "boxgate/ops/metrics.hpp"
 #include "boxgate/topics.hpp"
@@ -169,6 +170,7 @@ class CommandService {
   ops::Counter& late_messages_;
   ops::Counter* by_mode_[2];
   ops::Counter& orphans_discarded_;
+  log::RateLimit orphan_log_;  // a caller picks the ids: at most a line a second
   ops::Counter& records_restored_;
 };
 
