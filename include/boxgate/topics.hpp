@@ -101,6 +101,11 @@ class Topics {
   std::optional<ReplyAddress> parse_reply_topic(std::string_view topic) const;
   // Parses a command topic {prefix}/{box}/request/{req} (used by devices).
   std::optional<ReplyAddress> parse_request_topic(std::string_view topic) const;
+  // Parses a one-way message topic {prefix}/{box}/message/{req} (devices).
+  std::optional<ReplyAddress> parse_message_topic(std::string_view topic) const;
+  // The subscriptions of a device serving `box`: its commands and its
+  // one-way messages.
+  std::string device_message_filter(const BoxId& box) const;
 
  private:
   std::optional<ReplyAddress> parse(std::string_view topic, std::string_view kind) const;

@@ -179,4 +179,12 @@ std::optional<ReplyAddress> Topics::parse_request_topic(std::string_view topic) 
   return address;
 }
 
+std::optional<ReplyAddress> Topics::parse_message_topic(std::string_view topic) const {
+  auto address = parse(topic, "message");
+  if (address && !address->request) return std::nullopt;
+  return address;
+}
+
+std::string Topics::device_message_filter(const BoxId& box) const { return prefix_ + '/' + box.str() + "/message/+"; }
+
 }  // namespace boxgate

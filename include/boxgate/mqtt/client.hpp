@@ -25,8 +25,10 @@
 // answered 503 or 504 never reaches a device later.
 //
 // Reconnect: jittered_backoff (boxgate/backoff.hpp) capped at
-// mqtt_backoff_max_ms; CONNACK must come within 5 s. Sessions are clean, so
-// the filters are subscribed again on every connect. The dependency is up once
+// mqtt_backoff_max_ms; CONNACK must come within 5 s. The daemons' sessions
+// are clean; a device's may be persistent (set_session()). Either way the
+// filters are subscribed again on every connect (SUBSCRIBE packets of up to
+// 256 filters). The dependency is up once
 // the broker granted every subscription; a refused one (SUBACK reason code
 // >= 0x80 in v5, 0x80 in 3.1.1) is logged and keeps it down until the next
 // connection.
@@ -90,6 +92,23 @@ struct ResponseProperties {
   std::vector<std::pair<std::string, std::string>> user_properties;
 };
 
+// The session a connection asks for (set_session(), before start()). The
+// daemons keep the default: a clean session, no will.
+struct Session {
+  // false: a persistent session (MQTT 5 Clean Start 0 with a Session Expiry
+  // Interval; 3.1.1 Clean Session 0), so the broker keeps the subscriptions
+  // and queues QoS > 0 messages while the client is away. Needs a client id
+  // that stays the same across connections (MqttSettings::client_id).
+  bool clean = true;
+  std::uint32_t expiry_s = 0;  // MQTT 5 Session Expiry Interval (persistent only)
+  // The MQTT will: what the broker publishes when the connection breaks
+  // without a DISCONNECT. Empty topic: none.
+  std::string will_topic;
+  std::string will_payload;
+  int will_qos = 1;
+  bool will_retain = true;
+};
+
 class Client {
  public:
   // The reason of a TLS connection the broker closed before CONNACK, when
@@ -112,8 +131,17 @@ class Client {
   Client(const Client&) = delete;
   Client& operator=(const Client&) = delete;
 
+  // Runs on the loop thread each time the broker granted every subscription
+  // after a (re)connect; `session_present`: the broker kept this client's
+  // session (persistent sessions only; the CONNACK's flag).
+  using ReadyHandler = std::function<void(bool session_present)>;
+
   // Before start(): filters subscribed on every (re)connect, and their handler.
   void subscribe_on_connect(std::vector<std::string> filters, MessageHandler handler);
+  // Before start(): the session (default clean, no will) and who hears that
+  // the connection is ready.
+  void set_session(Session session) { session_ = std::move(session); }
+  void on_ready(ReadyHandler handler) { on_ready_ = std::move(handler); }
   void start();
   // Sends what is queued, then DISCONNECT, and closes. While the loop runs
   // (a drain) it returns at once and the loop finishes the job within
@@ -122,20 +150,33 @@ class Client {
   // Calling it again is allowed (the second call finishes a pending stop).
   void stop(std::chrono::milliseconds timeout = std::chrono::milliseconds(2000));
 
+  // Ends the connection at once, without DISCONNECT (the broker publishes
+  // the will, as for a connection that broke), and connects again after
+  // `delay`. A simulated outage; publishing fails until then.
+  void interrupt(std::chrono::milliseconds delay);
+
   // Inside the message handler only: the value of the message's first MQTT
   // v5 user property `name`, if it has one (never on 3.1.1).
   std::optional<std::string> user_property(const char* name) const;
+  // Inside the message handler only, MQTT 5 only: the Response Topic, the
+  // Correlation Data and the Message Expiry Interval (the seconds left, as
+  // the broker forwards it) of the message, if it has them.
+  std::optional<std::string> response_topic() const;
+  std::optional<std::string> correlation_data() const;
+  std::optional<std::uint32_t> message_expiry() const;
 
   // CONNACK received and the connection not lost since (a write that found
   // the socket broken counts as lost at once, before the read event sees it).
   bool connected() const noexcept { return session_up_ && write_failed_.empty(); }
+  // stop() was called and the connection is closed (DISCONNECT sent, or given up).
+  bool stopped() const noexcept { return stopping_ && fd_ < 0; }
   int version() const noexcept { return static_cast<int>(settings_.version); }
 
   // Queues one message (written at once when the socket has room). False when
   // not connected, when the flow-control bound is reached, or when
   // libmosquitto refused it; false means nothing will be sent.
   bool publish(const std::string& topic, std::string_view payload, int qos,
-               const ResponseProperties* v5 = nullptr, AckHandler on_ack = {});
+               const ResponseProperties* v5 = nullptr, AckHandler on_ack = {}, bool retain = false);
 
  private:
   struct Callbacks;  // libmosquitto's C callbacks and the libevent handlers
@@ -153,7 +194,10 @@ class Client {
   void on_readable();
   void on_writable();
   void on_misc();
-  void on_connack(int reason);
+  void on_connack(int reason, int flags);
+  void subscribe_all();
+  void became_ready();
+  std::string set_connect_properties(mosquitto* handle);
   void on_suback(int mid, int count, const int* granted);
   void on_published(int mid, int reason);
   void on_message(const mosquitto_message& message, const mqtt5__property* properties);
@@ -174,6 +218,9 @@ class Client {
   bool tls_ = false;
   std::vector<std::string> filters_;
   MessageHandler handler_;
+  Session session_;
+  ReadyHandler on_ready_;
+  bool session_present_ = false;  // this connection's CONNACK said so
   const mqtt5__property* message_properties_ = nullptr;  // while the handler runs
 
   // The connection. Loop thread only, like everything below.

@@ -172,9 +172,10 @@ void Client::connect() {
   write_failed_timer_.cancel();
   refusal_.clear();
   library_error_.clear();
-  handle_ = mosquitto_new(settings_.client_id.c_str(), /*clean_session=*/true, this);
+  handle_ = mosquitto_new(settings_.client_id.c_str(), session_.clean, this);
   if (!handle_) return drop("cannot create a libmosquitto client");
   if (std::string failed = configure(handle_); !failed.empty()) return drop(failed);
+  if (std::string failed = set_connect_properties(handle_); !failed.empty()) return drop(failed);
   // Non-blocking connect; a host name is resolved here (blocking getaddrinfo).
   int rc = mosquitto_connect_async(handle_, host_.c_str(), port_, static_cast<int>(settings_.keepalive_s));
   int saved_errno = errno;
@@ -188,7 +189,29 @@ void Client::connect() {
   connect_deadline_.start(kConnectTimeout);
 }
 
-void Client::on_connack(int reason) {
+std::string Client::set_connect_properties(mosquitto* handle) {
+  if (!session_.will_topic.empty()) {
+    int rc = mosquitto_will_set(handle, session_.will_topic.c_str(), static_cast<int>(session_.will_payload.size()),
+                                session_.will_payload.data(), session_.will_qos, session_.will_retain);
+    if (rc != MOSQ_ERR_SUCCESS) return std::string("will: ") + mosquitto_strerror(rc);
+  }
+  if (session_.clean || settings_.version != 5) return {};
+  // A persistent v5 session needs a Session Expiry Interval in CONNECT (0
+  // ends the session with the connection). libmosquitto 2.0.11's
+  // mosquitto_connect_async takes no properties: it sends those that
+  // mosquitto_connect_bind_v5 stored. That call stores them before it checks
+  // its arguments, so with port -1 it stores them and returns MOSQ_ERR_INVAL
+  // without connecting (lib/connect.c); the asynchronous connect sends them.
+  mosquitto_property* properties = nullptr;
+  mosquitto_property_add_int32(&properties, MQTT_PROP_SESSION_EXPIRY_INTERVAL, session_.expiry_s);
+  int rc = mosquitto_connect_bind_v5(handle, host_.c_str(), -1, static_cast<int>(settings_.keepalive_s), nullptr,
+                                     properties);
+  mosquitto_property_free_all(&properties);
+  if (rc != MOSQ_ERR_INVAL) return std::string("session expiry: ") + mosquitto_strerror(rc);
+  return {};
+}
+
+void Client::on_connack(int reason, int flags) {
   if (reason != 0) {
     // libmosquitto closes the connection next; on_disconnected logs it (once
     // per new reason) and retries.
@@ -210,21 +233,39 @@ void Client::on_connack(int reason) {
   } else {
     log::get("mqtt")->info("connected to {} (MQTT {})", settings_.uri, settings_.version == 5 ? "5" : "3.1.1");
   }
-  // Ready only once the broker granted every subscription.
+  session_present_ = (flags & 1) != 0;
+  subscribe_all();
+}
+
+void Client::subscribe_all() {
+  // Ready only once the broker granted every subscription. Filters go in
+  // SUBSCRIBE packets of up to kFiltersPerSubscribe (a device gateway may
+  // serve thousands of boxes, two filters each).
+  constexpr std::size_t kFiltersPerSubscribe = 256;
   pending_subacks_.clear();
   subscription_refused_ = false;
-  for (const auto& filter : filters_) {
+  for (std::size_t first = 0; first < filters_.size(); first += kFiltersPerSubscribe) {
+    std::size_t count = std::min(kFiltersPerSubscribe, filters_.size() - first);
+    std::vector<char*> batch;
+    for (std::size_t i = first; i < first + count; ++i) batch.push_back(filters_[i].data());
     int mid = 0;
-    int rc = mosquitto_subscribe(handle_, &mid, filter.c_str(), static_cast<int>(settings_.qos));
+    int rc = mosquitto_subscribe_multiple(handle_, &mid, static_cast<int>(count), batch.data(),
+                                          static_cast<int>(settings_.qos), 0, nullptr);
+    std::string what = count == 1 ? filters_[first] : fmt::format("{} (and {} more)", filters_[first], count - 1);
     if (rc == MOSQ_ERR_SUCCESS) {
-      pending_subacks_.emplace(mid, filter);
+      pending_subacks_.emplace(mid, what);
     } else {
       subscription_refused_ = true;
-      log::get("mqtt")->error("cannot subscribe to {}: {}", filter, mosquitto_strerror(rc));
-      dependency_.set_down("subscribe: " + filter + ": " + mosquitto_strerror(rc));
+      log::get("mqtt")->error("cannot subscribe to {}: {}", what, mosquitto_strerror(rc));
+      dependency_.set_down("subscribe: " + what + ": " + mosquitto_strerror(rc));
     }
   }
-  if (pending_subacks_.empty() && !subscription_refused_) dependency_.set_up(true);
+  if (pending_subacks_.empty() && !subscription_refused_) became_ready();
+}
+
+void Client::became_ready() {
+  dependency_.set_up(true);
+  if (on_ready_) on_ready_(session_present_);
 }
 
 void Client::on_suback(int mid, int count, const int* granted) {
@@ -241,7 +282,7 @@ void Client::on_suback(int mid, int count, const int* granted) {
     }
   }
   pending_subacks_.erase(it);
-  if (pending_subacks_.empty() && !subscription_refused_ && session_up_) dependency_.set_up(true);
+  if (pending_subacks_.empty() && !subscription_refused_ && session_up_) became_ready();
 }
 
 void Client::on_disconnected(int rc, int saved_errno) {
@@ -305,6 +346,22 @@ void Client::connection_down(const std::string& why) {
   }
   last_failure_ = reason;
   schedule_reconnect();
+}
+
+void Client::interrupt(std::chrono::milliseconds delay) {
+  if (stopping_) return;
+  // No DISCONNECT: closing the socket is what a power cut looks like to the
+  // broker, which then publishes the will.
+  bool was_up = session_up_;
+  destroy_handle();
+  session_up_ = false;
+  connect_deadline_.cancel();
+  dependency_.set_down("interrupted");
+  pending_subacks_.clear();
+  fail_unacked();
+  if (was_up) log::get("mqtt")->info("connection to {} interrupted for {} ms", settings_.uri, delay.count());
+  retry_timer_.cancel();
+  retry_timer_.start(delay);
 }
 
 void Client::schedule_reconnect() {

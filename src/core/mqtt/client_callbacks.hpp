@@ -16,8 +16,8 @@ namespace boxgate::mqtt {
 struct Client::Callbacks {
   static Client& self(void* client) { return *static_cast<Client*>(client); }
 
-  static void connack(mosquitto*, void* client, int reason, int, const mosquitto_property*) {
-    self(client).on_connack(reason);
+  static void connack(mosquitto*, void* client, int reason, int flags, const mosquitto_property*) {
+    self(client).on_connack(reason, flags);
   }
   static void suback(mosquitto*, void* client, int mid, int count, const int* granted, const mosquitto_property*) {
     self(client).on_suback(mid, count, granted);

@@ -218,8 +218,37 @@ void Client::warn_limited(const std::string& line) {
   log::get("mqtt")->warn("{} (more this second not logged)", line);
 }
 
+std::optional<std::string> Client::response_topic() const {
+  char* value = nullptr;
+  if (!mosquitto_property_read_string(message_properties_, MQTT_PROP_RESPONSE_TOPIC, &value, false)) {
+    return std::nullopt;
+  }
+  std::string topic = value ? value : "";
+  std::free(value);
+  return topic;
+}
+
+std::optional<std::string> Client::correlation_data() const {
+  void* value = nullptr;
+  std::uint16_t size = 0;
+  if (!mosquitto_property_read_binary(message_properties_, MQTT_PROP_CORRELATION_DATA, &value, &size, false)) {
+    return std::nullopt;
+  }
+  std::string data(static_cast<const char*>(value), size);
+  std::free(value);
+  return data;
+}
+
+std::optional<std::uint32_t> Client::message_expiry() const {
+  std::uint32_t seconds = 0;
+  if (!mosquitto_property_read_int32(message_properties_, MQTT_PROP_MESSAGE_EXPIRY_INTERVAL, &seconds, false)) {
+    return std::nullopt;
+  }
+  return seconds;
+}
+
 bool Client::publish(const std::string& topic, std::string_view payload, int qos, const ResponseProperties* v5,
-                     AckHandler on_ack) {
+                     AckHandler on_ack, bool retain) {
   if (!connected() || !handle_ || fd_ < 0) return false;
   std::size_t bytes = topic.size() + payload.size();
   if (over_limit(bytes)) {
@@ -232,7 +261,7 @@ bool Client::publish(const std::string& topic, std::string_view payload, int qos
   publish_done_ = false;
   in_publish_ = true;
   int rc = mosquitto_publish_v5(handle_, &publishing_mid_, topic.c_str(), static_cast<int>(payload.size()),
-                                payload.data(), qos, /*retain=*/false, properties);
+                                payload.data(), qos, retain, properties);
   in_publish_ = false;
   mosquitto_property_free_all(&properties);
   if (rc != MOSQ_ERR_SUCCESS) {
