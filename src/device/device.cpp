@@ -197,9 +197,10 @@ void DeviceCore::on_command(const BoxId& box, const RequestId& id, std::string_v
     case ReplyCache::Seen::running:
     case ReplyCache::Seen::answered_not_kept: ++stats.duplicates; return;
   }
-  auto state = std::make_shared<Reply::State>(Reply::State{weak_from_this(), box, id,
-                                                           reply_topic(topics, box, id, client->response_topic()),
-                                                           client->correlation_data().value_or(""), false});
+  std::string topic = settings.id_in_topic ? reply_topic(topics, box, id, client->response_topic())
+                                           : topics.response_topic_without_id(box);
+  auto state = std::make_shared<Reply::State>(
+      Reply::State{weak_from_this(), box, id, std::move(topic), client->correlation_data().value_or(""), false});
   Reply reply(state);
   ParsedCommand parsed = parse_command(payload);
   if (!parsed.problem.empty()) {

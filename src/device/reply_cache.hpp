@@ -11,7 +11,7 @@
 // Not thread-safe: one owner (the Device's loop thread).
 
 #include <cstddef>
-#include <deque>
+#include <list>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -51,7 +51,9 @@ class ReplyCache {
   std::size_t max_bytes_;
   std::size_t bytes_ = 0;
   std::unordered_map<std::string, Entry> entries_;
-  std::deque<std::string> order_;  // oldest first
+  // Oldest first. A list, not a deque: an empty deque allocates, and a
+  // device gateway keeps two caches for each of up to 100k boxes.
+  std::list<std::string> order_;
 };
 
 }  // namespace boxgate::device

@@ -85,27 +85,4 @@ std::chrono::milliseconds Fleet::draw_delay(const BoxId& box, Rng& rng) const {
   return std::chrono::milliseconds(base + extra);
 }
 
-std::string Fleet::reply_topic(const BoxId& box, const RequestId& request,
-                               std::optional<std::string_view> response_topic) const {
-  if (mode_ == ReplyMode::payload) return topics_.response_topic_without_id(box);
-  if (response_topic) {
-    auto address = topics_.parse_reply_topic(*response_topic);
-    if (address && address->box == box) return std::string(*response_topic);
-  }
-  return topics_.response_channel(box, request);
-}
-
-Decision Fleet::decide(const BoxId& box, const RequestId& request, std::string_view command,
-                       std::optional<std::string_view> response_topic, Rng& rng) const {
-  Decision out;
-  if (draw_silent(rng)) {
-    out.silent = true;
-    return out;
-  }
-  out.delay = draw_delay(box, rng);
-  out.topic = reply_topic(box, request, response_topic);
-  out.payload = build_reply(box, request, command);
-  return out;
-}
-
 }  // namespace boxgate::devsim

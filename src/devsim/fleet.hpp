@@ -1,14 +1,14 @@
 #pragma once
 // The behaviour of the simulated devices, without any MQTT: which commands are
-// ignored, how long a box waits before replying, what it replies and on which
-// topic. Pure logic, so the unit tests drive it with a seeded generator.
+// ignored, how long a box waits before replying and what it replies. Pure
+// logic, so the unit tests drive it with a seeded generator.
+//
+// Which topic a reply goes to is the device library's business
+// (device::Settings::id_in_topic follows reply_mode).
 //
 // Threads: a Fleet is immutable after construction and may be shared. The
-// random generator passed to draw_*() / decide() belongs to the caller; each
-// MQTT connection keeps its own (its callbacks run on one paho thread), so no
-// lock is needed.
+// random generator passed to draw_*() belongs to the caller.
 
-#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <optional>
@@ -34,14 +34,6 @@ using Rng = std::mt19937_64;
 // command), whatever the payload's own "id" says.
 std::string build_reply(const BoxId& box, const RequestId& request, std::string_view command);
 
-// What a device does with one command.
-struct Decision {
-  bool silent = false;                    // true: never answered (no reply, no delay)
-  std::chrono::milliseconds delay{0};     // wait this long before publishing
-  std::string topic;                      // where the reply goes
-  std::string payload;                    // the reply JSON
-};
-
 class Fleet {
  public:
   Fleet(const FleetSettings& settings, Topics topics);
@@ -50,16 +42,6 @@ class Fleet {
   bool draw_silent(Rng& rng) const;
   // delay_ms (slow boxes: slow_delay_ms) plus a uniform 0..jitter_ms.
   std::chrono::milliseconds draw_delay(const BoxId& box, Rng& rng) const;
-  // The reply topic for the configured mode. `response_topic` is the MQTT v5
-  // Response Topic of the command, if any: honoured in topic mode when it is a
-  // reply topic of the same box (a simulated device must not be steered into
-  // publishing anywhere else); payload mode always uses {prefix}/{box}/response.
-  std::string reply_topic(const BoxId& box, const RequestId& request,
-                          std::optional<std::string_view> response_topic) const;
-  // All of the above for one command.
-  Decision decide(const BoxId& box, const RequestId& request, std::string_view command,
-                  std::optional<std::string_view> response_topic, Rng& rng) const;
-
   ReplyMode mode() const noexcept { return mode_; }
   bool presence() const noexcept { return presence_; }
   const Topics& topics() const noexcept { return topics_; }
@@ -73,16 +55,6 @@ class Fleet {
   std::int64_t slow_delay_ms_;
   bool presence_;
   std::unordered_set<std::string> slow_boxes_;
-};
-
-// What the fleet did, for the periodic stats line. Any thread may increment.
-struct Counters {
-  std::atomic<std::uint64_t> received{0};  // commands that reached a box
-  std::atomic<std::uint64_t> replied{0};   // replies handed to paho
-  std::atomic<std::uint64_t> silent{0};    // commands ignored on purpose
-  std::atomic<std::uint64_t> failed{0};    // replies paho refused (disconnected, buffer full)
-  std::atomic<std::uint64_t> rejected{0};  // messages on a topic that is not a command topic
-  std::atomic<std::int64_t> delayed{0};    // replies waiting for their due time now
 };
 
 }  // namespace boxgate::devsim

@@ -33,6 +33,14 @@ void declare_devsim(Options& o, DevsimConfig& c) {
   o.add("event_rate", &f.event_rate, 0, 1000000, "events per second over the fleet, round robin (0: none)");
   o.add("event_bytes", &f.event_bytes, 1, 16 << 20, "size of each event payload (JSON, padded)");
   o.add("state_every_ms", &f.state_every_ms, 0, 86400000, "each box publishes its state this often (0: never)");
+  o.add("persistent", &f.persistent,
+        "persistent MQTT sessions (stable client ids): commands sent while a box is away arrive when it is back");
+  o.add("session_expiry_s", &f.session_expiry_s, 0, 4294967295LL, "MQTT 5: how long the broker keeps a session");
+  o.add("storm_boxes", &f.storm_boxes, 0, kMaxBoxes,
+        "reconnect storm: connections carrying this many boxes drop at once every storm_every_ms (0: off)");
+  o.add("storm_every_ms", &f.storm_every_ms, 100, 86400000, "reconnect storm: how often");
+  o.add("storm_window_ms", &f.storm_window_ms, 0, 3600000,
+        "reconnect storm: each dropped connection comes back at a random moment within this window");
 
   o.check([&f] {
     parse_reply_mode(f.reply_mode);

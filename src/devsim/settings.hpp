@@ -44,6 +44,18 @@ struct FleetSettings {
   std::int64_t event_rate = 0;
   std::int64_t event_bytes = 64;
   std::int64_t state_every_ms = 0;
+  // Sessions (docs/devices.md): persistent by default, as the device library,
+  // so commands sent while a box is away reach it when it is back. Client ids
+  // are then stable: the box id for a one-box connection, else
+  // devsim-<first box>-<n boxes> (or mqtt_client_id-<i> when given).
+  bool persistent = true;
+  std::int64_t session_expiry_s = 3600;
+  // Reconnect storm: every storm_every_ms, connections carrying at least
+  // storm_boxes boxes drop without DISCONNECT (their wills fire) and each
+  // comes back at a random moment within storm_window_ms. 0: off.
+  std::int64_t storm_boxes = 0;
+  std::int64_t storm_every_ms = 10000;
+  std::int64_t storm_window_ms = 1000;
 };
 
 struct DevsimConfig {

@@ -19,65 +19,49 @@ std::string telemetry_payload(std::uint64_t seq, std::int64_t sent_us, std::size
   return head + ",\"pad\":\"" + std::string(bytes - head.size() - kPadFrame, 'x') + "\"}";
 }
 
-Telemetry::Telemetry(const FleetSettings& settings, const Topics& topics, std::vector<BoxId> boxes,
-                     std::vector<DeviceClient*> clients)
-    : settings_(settings), clients_(std::move(clients)) {
-  auto name = EventName::parse("telemetry");
-  for (const BoxId& box : boxes) {
-    event_topics_.push_back(topics.event_channel(box, *name));
-    state_topics_.push_back(topics.state_key(box));
-  }
-}
-
-Telemetry::~Telemetry() { stop(); }
+Telemetry::Telemetry(EventLoop& loop, const FleetSettings& settings, std::vector<BoxId> boxes,
+                     std::vector<device::Device*> devices)
+    : settings_(settings), boxes_(std::move(boxes)), devices_(std::move(devices)), tick_(loop, [this] { tick(); }) {}
 
 void Telemetry::start() {
   if (settings_.event_rate == 0 && settings_.state_every_ms == 0) return;
-  if (event_topics_.empty() || clients_.empty()) return;
-  thread_ = std::thread([this] { run(); });
+  if (boxes_.empty() || devices_.empty()) return;
+  start_ = std::chrono::steady_clock::now();
+  next_state_ = start_ + std::chrono::milliseconds(settings_.state_every_ms);
+  tick_.start(std::chrono::milliseconds(5), /*repeat=*/true);
 }
 
-void Telemetry::stop() {
-  stop_ = true;
-  if (thread_.joinable()) thread_.join();
+void Telemetry::tick() {
+  auto now = std::chrono::steady_clock::now();
+  if (settings_.event_rate > 0) send_events(now);
+  if (settings_.state_every_ms > 0 && now >= next_state_) send_states(now);
 }
 
-void Telemetry::run() {
-  using Clock = std::chrono::steady_clock;
-  const auto start = Clock::now();
-  const auto tick = std::chrono::milliseconds(5);
-  std::uint64_t sent = 0;
-  std::size_t next_box = 0;
-  auto next_state = start + std::chrono::milliseconds(settings_.state_every_ms);
-  std::uint64_t state_seq = 0;
+void Telemetry::send_events(std::chrono::steady_clock::time_point now) {
+  static const EventName kName = *EventName::parse("telemetry");
+  double elapsed = std::chrono::duration<double>(now - start_).count();
+  auto due = static_cast<std::uint64_t>(elapsed * static_cast<double>(settings_.event_rate));
+  // Behind by more than a second (a stall): skip ahead instead of a burst.
+  auto rate = static_cast<std::uint64_t>(settings_.event_rate);
+  if (due > sent_ + rate) sent_ = due - rate;
   const auto bytes = static_cast<std::size_t>(settings_.event_bytes);
-  while (!stop_) {
-    auto now = Clock::now();
-    if (settings_.event_rate > 0) {
-      double elapsed = std::chrono::duration<double>(now - start).count();
-      auto due = static_cast<std::uint64_t>(elapsed * static_cast<double>(settings_.event_rate));
-      // Behind by more than a second (a stall): skip ahead instead of a burst.
-      auto rate = static_cast<std::uint64_t>(settings_.event_rate);
-      if (due > sent + rate) sent = due - rate;
-      for (; sent < due && !stop_; ++sent) {
-        std::size_t box = next_box++ % event_topics_.size();
-        if (clients_[box % clients_.size()]->publish_telemetry(event_topics_[box],
-                                                               telemetry_payload(sent, now_us(), bytes))) {
-          ++events_;
-        }
-      }
+  for (; sent_ < due; ++sent_) {
+    std::size_t box = next_box_++ % boxes_.size();
+    if (devices_[box % devices_.size()]->publish_event(boxes_[box], kName.str(),
+                                                       telemetry_payload(sent_, now_us(), bytes))) {
+      ++events_;
     }
-    if (settings_.state_every_ms > 0 && now >= next_state) {
-      ++state_seq;
-      for (std::size_t box = 0; box < state_topics_.size() && !stop_; ++box) {
-        std::string state = "{\"seq\":" + std::to_string(state_seq) + ",\"sent_us\":" + std::to_string(now_us()) + "}";
-        if (clients_[box % clients_.size()]->publish_telemetry(state_topics_[box], std::move(state))) ++states_;
-      }
-      next_state += std::chrono::milliseconds(settings_.state_every_ms);
-      if (next_state < now) next_state = now + std::chrono::milliseconds(settings_.state_every_ms);
-    }
-    std::this_thread::sleep_for(tick);
   }
+}
+
+void Telemetry::send_states(std::chrono::steady_clock::time_point now) {
+  ++state_seq_;
+  for (std::size_t box = 0; box < boxes_.size(); ++box) {
+    std::string state = "{\"seq\":" + std::to_string(state_seq_) + ",\"sent_us\":" + std::to_string(now_us()) + "}";
+    if (devices_[box % devices_.size()]->publish_state(boxes_[box], std::move(state))) ++states_;
+  }
+  next_state_ += std::chrono::milliseconds(settings_.state_every_ms);
+  if (next_state_ < now) next_state_ = now + std::chrono::milliseconds(settings_.state_every_ms);
 }
 
 }  // namespace boxgate::devsim

@@ -9,20 +9,18 @@
 // the latency from the device. State: every `state_every_ms` each box
 // publishes {"seq":N,"sent_us":...} on {prefix}/{box}/state.
 //
-// Thread ownership: one thread of its own, started by start() and joined by
-// stop() (or the destructor); it only calls DeviceClient::publish_telemetry,
-// which paho allows from any thread. The pacing is by the clock: a slow
-// tick catches up (bounded to one second's worth) rather than drifting.
+// Thread ownership: the loop thread (a 5 ms Timer on devsim's EventLoop,
+// publishing through the device::Device that serves each box). The pacing
+// is by the clock: a slow tick catches up (bounded to one second's worth)
+// rather than drifting.
 
-#include <atomic>
+#include <chrono>
 #include <cstdint>
-#include <memory>
-#include <thread>
 #include <vector>
 
+#include "boxgate/device/device.hpp"
 #include "boxgate/ids.hpp"
-#include "boxgate/topics.hpp"
-#include "devsim/device_client.hpp"
+#include "boxgate/loop/event_loop.hpp"
 #include "devsim/settings.hpp"
 
 namespace boxgate::devsim {
@@ -33,26 +31,30 @@ std::string telemetry_payload(std::uint64_t seq, std::int64_t sent_us, std::size
 
 class Telemetry {
  public:
-  // box i is published through clients[i % clients.size()].
-  Telemetry(const FleetSettings& settings, const Topics& topics, std::vector<BoxId> boxes,
-            std::vector<DeviceClient*> clients);
-  ~Telemetry();
+  // box i is published through devices[i % devices.size()] (the fleet's shares).
+  Telemetry(EventLoop& loop, const FleetSettings& settings, std::vector<BoxId> boxes,
+            std::vector<device::Device*> devices);
   void start();
-  void stop();
-  std::uint64_t events_sent() const noexcept { return events_.load(); }
-  std::uint64_t states_sent() const noexcept { return states_.load(); }
+  void stop() { tick_.cancel(); }
+  std::uint64_t events_sent() const noexcept { return events_; }
+  std::uint64_t states_sent() const noexcept { return states_; }
 
  private:
-  void run();
+  void tick();
+  void send_events(std::chrono::steady_clock::time_point now);
+  void send_states(std::chrono::steady_clock::time_point now);
 
   FleetSettings settings_;
-  std::vector<std::string> event_topics_;
-  std::vector<std::string> state_topics_;
-  std::vector<DeviceClient*> clients_;
-  std::atomic<bool> stop_{false};
-  std::atomic<std::uint64_t> events_{0};
-  std::atomic<std::uint64_t> states_{0};
-  std::thread thread_;
+  std::vector<BoxId> boxes_;
+  std::vector<device::Device*> devices_;
+  Timer tick_;
+  std::chrono::steady_clock::time_point start_;
+  std::chrono::steady_clock::time_point next_state_;
+  std::uint64_t sent_ = 0;  // events due so far (sent or refused)
+  std::size_t next_box_ = 0;
+  std::uint64_t state_seq_ = 0;
+  std::uint64_t events_ = 0;
+  std::uint64_t states_ = 0;
 };
 
 }  // namespace boxgate::devsim

@@ -78,33 +78,6 @@ TEST(DevsimReply, DeeplyNestedCommandsAreRefusedWithoutCrashing) {
   }
 }
 
-TEST(DevsimReply, TopicModeUsesTheRequestTopic) {
-  FleetSettings settings;
-  auto fleet = make_fleet(settings);
-  EXPECT_EQ(fleet.reply_topic(box("box-1"), req("abc"), std::nullopt), "dev/box-1/response/abc");
-}
-
-TEST(DevsimReply, PayloadModeLeavesTheIdOutOfTheTopic) {
-  FleetSettings settings;
-  settings.reply_mode = "payload";
-  auto fleet = make_fleet(settings);
-  EXPECT_EQ(fleet.reply_topic(box("box-1"), req("abc"), std::string_view("dev/box-1/response/abc")),
-            "dev/box-1/response");
-  Rng rng(1);
-  auto decision = fleet.decide(box("box-1"), req("abc"), R"({"method":"m"})", std::nullopt, rng);
-  EXPECT_EQ(decision.topic, "dev/box-1/response");
-  EXPECT_EQ(json::parse(decision.payload)["id"], "abc");
-}
-
-TEST(DevsimReply, HonoursOnlyAResponseTopicOfTheSameBox) {
-  auto fleet = make_fleet(FleetSettings{});
-  EXPECT_EQ(fleet.reply_topic(box("b1"), req("r"), std::string_view("dev/b1/response/r")), "dev/b1/response/r");
-  // A command must not steer a device into publishing elsewhere.
-  for (std::string_view hostile : {"dev/b2/response/r", "other/topic", "dev/b1/response/#", "dev/b1/request/r"}) {
-    EXPECT_EQ(fleet.reply_topic(box("b1"), req("r"), hostile), "dev/b1/response/r") << hostile;
-  }
-}
-
 TEST(DevsimDelay, UsesDelayOrSlowDelayPlusBoundedJitter) {
   FleetSettings settings;
   settings.delay_ms = 100;
@@ -153,15 +126,6 @@ TEST(DevsimSilent, ShareIsApproximatelyRight) {
       EXPECT_EQ(silent, kDraws);
     }
   }
-}
-
-TEST(DevsimSilent, ASilentDecisionCarriesNoReply) {
-  FleetSettings settings;
-  settings.silent_percent = 100;
-  Rng rng(1);
-  auto decision = make_fleet(settings).decide(box("b"), req("r"), "{}", std::nullopt, rng);
-  EXPECT_TRUE(decision.silent);
-  EXPECT_TRUE(decision.payload.empty());
 }
 
 TEST(DevsimBoxes, DefaultsToBoxOneToN) {
