@@ -50,7 +50,8 @@ struct FleetSettings {
   // devsim-<first box>-<n boxes> (or mqtt_client_id-<i> when given).
   bool persistent = true;
   std::int64_t session_expiry_s = 3600;
-  // Reconnect storm: every storm_every_ms, connections carrying at least
+  // Reconnect storm: every storm_every_ms (from the moment the whole fleet
+  // is first up), connections carrying at least
   // storm_boxes boxes drop without DISCONNECT (their wills fire) and each
   // comes back at a random moment within storm_window_ms. 0: off.
   std::int64_t storm_boxes = 0;

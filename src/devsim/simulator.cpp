@@ -71,9 +71,6 @@ std::string Simulator::client_id(std::size_t index, const std::vector<BoxId>& bo
 
 void Simulator::start() {
   for (auto& device : devices_) device->start();
-  if (config_.fleet.storm_boxes > 0) {
-    storm_timer_.start(std::chrono::milliseconds(config_.fleet.storm_every_ms), /*repeat=*/true);
-  }
 }
 
 void Simulator::on_connection(std::size_t index, bool up) {
@@ -87,6 +84,10 @@ void Simulator::on_connection(std::size_t index, bool up) {
     // Tests and scripts wait for this exact line.
     log::get("devsim")->info("devsim ready: {} boxes subscribed", box_count_);
     telemetry_->start();
+    // Storms start once the fleet is up: the first one hits a settled fleet.
+    if (config_.fleet.storm_boxes > 0) {
+      storm_timer_.start(std::chrono::milliseconds(config_.fleet.storm_every_ms), /*repeat=*/true);
+    }
   }
 }
 
