@@ -30,6 +30,7 @@ class DeviceThread {
     int version = 5;
     bool persistent = true;
     bool hold_replies = false;  // keep Replies for reply_held() instead of answering
+    std::string box_topic{};    // non-empty: subscribe_box_topic(box_topic), payloads kept in seen()
   };
   explicit DeviceThread(Options o) : options_(std::move(o)) {
     thread_ = std::thread([this] { run(); });
@@ -46,6 +47,10 @@ class DeviceThread {
   std::vector<std::string> ran() const {
     std::lock_guard lock(mu_);
     return ran_;
+  }
+  std::vector<std::string> seen() const {
+    std::lock_guard lock(mu_);
+    return seen_;
   }
   void interrupt(std::chrono::milliseconds delay) { interrupt_ms_.store(static_cast<int>(delay.count())); }
   void answer_held() { answer_held_.store(true); }
@@ -75,6 +80,12 @@ class DeviceThread {
       reply.result({{"ran", std::count(ran_.begin(), ran_.end(), command.id.str())}, {"box", command.box.str()}});
     });
     device.on_connection([&](bool up) { up_.store(up); });
+    if (!options_.box_topic.empty()) {
+      device.subscribe_box_topic(options_.box_topic, [&](const BoxId& box, std::string_view suffix, std::string_view payload) {
+        std::lock_guard lock(mu_);
+        seen_.push_back(box.str() + " " + std::string(suffix) + " " + std::string(payload));
+      });
+    }
     Timer poll(loop, [&] {
       if (int ms = interrupt_ms_.exchange(0); ms > 0) device.interrupt(std::chrono::milliseconds(ms));
       if (answer_held_.exchange(false)) {
@@ -100,6 +111,7 @@ class DeviceThread {
   bool stopping_ = false;  // loop thread only
   mutable std::mutex mu_;
   std::vector<std::string> ran_;
+  std::vector<std::string> seen_;
   std::thread thread_;
 };
 
@@ -271,6 +283,19 @@ TEST_F(DeviceLibraryTest, ADeviceGatewayServesManyBoxesOnOneConnectionWithoutAWi
   device.interrupt(1000ms);
   std::this_thread::sleep_for(500ms);
   for (const auto& m : watcher.messages()) EXPECT_EQ(m.payload, "online") << "a shared connection leaves no will";
+}
+
+TEST_F(DeviceLibraryTest, ABoxTopicHookGetsItsBoxsMessagesOnly) {
+  // Where desired state plugs in: {prefix}/{box}/<suffix> for every box served.
+  DeviceThread device({.port = broker.port(), .boxes = {"box-1", "box-2"}, .box_topic = "desired/#"});
+  ASSERT_TRUE(device.wait_up());
+  MqttProbe backend(broker.port());
+  backend.publish("dev/box-2/desired/led", R"({"on":true})");
+  backend.publish("dev/box-3/desired/led", R"({"on":false})");  // not served: never subscribed
+  backend.publish("dev/box-1/desired", "{}");                   // matches desired/# too
+  ASSERT_TRUE(test::eventually([&] { return device.seen().size() == 2; }, 5s));
+  std::this_thread::sleep_for(200ms);
+  EXPECT_EQ(device.seen(), (std::vector<std::string>{R"(box-2 desired/led {"on":true})", "box-1 desired {}"}));
 }
 
 }  // namespace
