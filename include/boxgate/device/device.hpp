@@ -79,6 +79,10 @@ struct Settings {
   // Reconnect: the first retry at once, then jittered 25 ms * 2^n up to this.
   std::int64_t backoff_max_ms = 30000;
   bool presence = true;                   // online/offline status and will
+  // false: every reply goes to {prefix}/{box}/response with the id only in
+  // the payload (the contract's form for devices that cannot put it in the
+  // topic); the Response Topic is then not used.
+  bool id_in_topic = true;
   std::size_t reply_cache_per_box = 64;   // recent command ids (and replies) per box
   std::size_t reply_cache_bytes_per_box = 256 * 1024;
   std::size_t max_outbox_messages = 1000;
