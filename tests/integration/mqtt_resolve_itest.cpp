@@ -144,11 +144,16 @@ class MqttResolveTls : public StackTest {
  protected:
   MqttResolveTls() : StackTest(StackOptions{.tag = "mqtt-resolve-tls", .mqtt_tls = true}) {}
 
-  int add_tls_gateway(const std::string& host) {
+  int add_tls_gateway(const std::string& host, const std::vector<std::string>& more_flags = {},
+                      const std::vector<std::string>& more_env = {}) {
     std::vector<std::string> flags{"--mqtt-uri", "ssl://" + host + ":" + std::to_string(stack->mqtt_tls_port()),
                                    "--mqtt-ca-file", stack->pki().ca_cert, "--mqtt-backoff-max-ms", "500"};
-    return stack->add_gateway(std::move(flags), /*wait_ready=*/false, slow_resolver_env());
+    flags.insert(flags.end(), more_flags.begin(), more_flags.end());
+    std::vector<std::string> env = slow_resolver_env();
+    env.insert(env.end(), more_env.begin(), more_env.end());
+    return stack->add_gateway(std::move(flags), /*wait_ready=*/false, std::move(env));
   }
+  std::string mqtt_error(int port) { return get(port, "/readyz").json().value("mqtt_error", ""); }
 };
 
 // The broker's certificate names IP 127.0.0.1 and DNS localhost. TLS checks
@@ -158,10 +163,26 @@ TEST_F(MqttResolveTls, BrokerIsVerifiedAgainstTheNameNotItsAddress) {
   ASSERT_TRUE(test::wait_ready(by_name, 10s)) << get(by_name, "/readyz").body << "\n" << stack->gateway().log_tail();
 
   int other_name = add_tls_gateway("slow-100.boxgate.test");  // resolves to 127.0.0.1
-  auto reason = [&] { return get(other_name, "/readyz").json().value("mqtt_error", ""); };
-  EXPECT_TRUE(test::eventually([&] { return reason() == "tls: host name verification failed"; }, 10s, 50ms))
-      << reason() << "\n" << stack->gateway(1).log_tail();
+  EXPECT_TRUE(
+      test::eventually([&] { return mqtt_error(other_name) == "tls: host name verification failed"; }, 10s, 50ms))
+      << mqtt_error(other_name) << "\n" << stack->gateway(1).log_tail();
   EXPECT_EQ(get(other_name, "/readyz").status, 503);
+}
+
+// An encrypted client key: OpenSSL asks for its passphrase while the worker
+// connects, and the job, not the Client, answers. A wrong passphrase fails on
+// loading the key; libmosquitto says so in a log line on the worker, which
+// the loop replays into the reason /readyz gives.
+TEST_F(MqttResolveTls, EncryptedClientKeyIsUnlockedWhileTheWorkerConnects) {
+  const test::TestPki& pki = stack->pki();
+  const std::vector<std::string> key{"--mqtt-cert-file", pki.client_cert, "--mqtt-key-file", pki.client_key_encrypted};
+  int right = add_tls_gateway("localhost", key,
+                              {"BOXGATE_MQTT_KEY_PASSWORD=" + std::string(test::TestPki::kClientKeyPassphrase)});
+  int wrong = add_tls_gateway("localhost", key, {"BOXGATE_MQTT_KEY_PASSWORD=not-the-passphrase"});
+  EXPECT_TRUE(test::wait_ready(right, 10s)) << get(right, "/readyz").body << "\n" << stack->gateway(0).log_tail();
+  EXPECT_TRUE(test::eventually(
+      [&] { return mqtt_error(wrong).rfind("tls: unable to load client key file", 0) == 0; }, 10s, 50ms))
+      << mqtt_error(wrong) << "\n" << stack->gateway(1).log_tail();
 }
 
 }  // namespace
