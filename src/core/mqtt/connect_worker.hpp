@@ -68,7 +68,10 @@ class ConnectJob : public std::enable_shared_from_this<ConnectJob> {
   void abandon();
 
   // OpenSSL's PEM passphrase callback while the worker connects: `handle`'s
-  // userdata is the job.
+  // userdata is the job. OpenSSL calls it only while libmosquitto loads the
+  // key, inside the connect call (net__init_ssl_ctx), so never once the
+  // handle is back with the Client as its userdata: a handle is connected
+  // once.
   static int key_password(char* buf, int size, int rwflag, void* handle);
   // Workers still running in this process (they outlive their Client).
   static int running() noexcept;
@@ -94,6 +97,8 @@ class ConnectJob : public std::enable_shared_from_this<ConnectJob> {
   int wake_read_ = -1;
   int wake_write_ = -1;
 
+  // Counted up on the loop thread before a worker starts, down by the worker
+  // once its reference is gone (after ~ConnectJob, when it was the last).
   static std::atomic<int> running_;
 };
 
