@@ -3,10 +3,13 @@
 // the daemon's own EventLoop, with jittered reconnect, resubscription and a
 // bounded outgoing queue.
 //
-// Thread ownership: the loop thread only. Every method, every libmosquitto
-// callback and the message handler run on the loop thread; nothing here is
-// shared with another thread. libmosquitto never runs a thread of its own
-// (mosquitto_threaded_set false, no loop_start).
+// Thread ownership: the loop thread, with one exception. Every method, every
+// libmosquitto callback and the message handler run on the loop thread.
+// libmosquitto never runs a thread of its own (mosquitto_threaded_set false,
+// no loop_start). The exception is the connect call for a broker named by
+// host name, which runs on a short-lived worker thread (below); the worker
+// touches nothing of the Client, only the handle it was given and the
+// ConnectJob it shares with the Client (src/core/mqtt/connect_worker.hpp).
 //
 // How the connection rides the loop (libmosquitto's external-loop API):
 // - a persistent read event on mosquitto_socket() runs mosquitto_loop_read;
@@ -17,9 +20,24 @@
 // - a 500 ms timer runs mosquitto_loop_misc: PINGREQ after keep-alive
 //   seconds of silence, and a broker silent for about 2 x keep-alive is
 //   given up (the dependency goes down, a reconnect follows);
-// - connect is non-blocking (mosquitto_connect_async), except that a broker
-//   named by host name is resolved by a blocking getaddrinfo(): libmosquitto
-//   2.0 has no asynchronous resolver.
+// - connect is non-blocking (mosquitto_connect_async). libmosquitto 2.0 has
+//   no asynchronous resolver: it resolves a host name with a blocking
+//   getaddrinfo() inside that call. So a broker named by an IPv4 or IPv6
+//   literal is connected on the loop, and one named by host name on a
+//   worker thread: the loop creates and configures the handle, hands it over
+//   and does not touch it until the worker, done, writes (rc, errno) to a
+//   pipe the loop watches; then the attempt goes on as for an address (socket
+//   events, write event, deadline). TLS verifies the broker against the name,
+//   as libmosquitto is given the name, never the address it resolved to.
+//   The 5 s CONNACK deadline starts with the lookup (and again once it is
+//   back, as for an address): a lookup that hangs is abandoned (the worker
+//   destroys its handle when it ends) and the next attempt follows the
+//   backoff. At most one worker per Client runs: while an
+//   abandoned one has not ended, an attempt fails at once with the same
+//   reason ("cannot resolve the host: no answer within 5 s"), so a DNS server
+//   that never answers costs one thread, not one per attempt. stop() and
+//   ~Client never wait for a worker; one may outlive its Client (it frees
+//   what it holds) and still run when the process exits.
 // Every connection attempt gets a fresh libmosquitto handle, so nothing queued
 // on a connection that broke is sent on the next one: a command already
 // answered 503 or 504 never reaches a device later.
@@ -64,6 +82,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -82,6 +101,8 @@ struct mqtt5__property;
 struct event;
 
 namespace boxgate::mqtt {
+
+class ConnectJob;
 
 // MQTT v5 request/response properties of a command (ignored on 3.1.1).
 // Empty strings and a zero expiry are left out of the packet.
@@ -180,10 +201,20 @@ class Client {
 
  private:
   struct Callbacks;  // libmosquitto's C callbacks and the libevent handlers
+  using KeyPasswordCallback = int (*)(char* buf, int size, int rwflag, void* handle);
+  // CONNACK within this of the attempt's start (and of the lookup's end).
+  static constexpr std::chrono::milliseconds kConnectTimeout{5000};
 
   void connect();
   // "" when done, else why not (a reason for the dependency).
-  std::string configure(mosquitto* handle);
+  std::string configure(mosquitto* handle, KeyPasswordCallback key_password);
+  // After mosquitto_connect_async, on the loop or back from the worker.
+  void connect_started(int rc, int saved_errno);
+  // The worker's side (connect_worker.cpp): hand handle_ over, take it back,
+  // give it up.
+  void connect_off_loop();
+  void on_connect_done();
+  void abandon_connect();
   std::string failure_reason(const std::string& why) const;
   void on_library_error(const char* line);
   void register_socket(int fd);
@@ -216,6 +247,7 @@ class Client {
   std::string host_;
   int port_ = 1883;
   bool tls_ = false;
+  bool resolve_off_loop_ = false;  // host_ is a name, not an address literal
   std::vector<std::string> filters_;
   MessageHandler handler_;
   Session session_;
@@ -228,6 +260,13 @@ class Client {
   int fd_ = -1;                  // the socket our events watch; -1 when none
   event* read_event_ = nullptr;
   event* write_event_ = nullptr;
+  // The attempt's off-loop connect while its worker runs (handle_ is null
+  // then). Loop thread only: the worker holds its own reference to the job
+  // and never sees these members.
+  std::shared_ptr<ConnectJob> connecting_;
+  event* connected_event_ = nullptr;  // readable: connecting_'s worker is done
+  // The last job given up, until its worker ends: no new worker before then.
+  std::weak_ptr<ConnectJob> abandoned_;
   bool awaiting_connack_ = false;
   bool session_up_ = false;
   bool stopping_ = false;

@@ -4,6 +4,7 @@
 
 #include "boxgate/mqtt/client.hpp"
 
+#include <arpa/inet.h>
 #include <event2/event.h>
 #include <mosquitto.h>
 #include <mqtt_protocol.h>
@@ -22,22 +23,34 @@
 #include "boxgate/logging.hpp"
 #include "boxgate/mqtt/uri.hpp"
 #include "client_callbacks.hpp"
+#include "connect_worker.hpp"
 
 namespace boxgate::mqtt {
 
 namespace {
-constexpr auto kConnectTimeout = std::chrono::milliseconds(5000);
 constexpr auto kMiscPeriod = std::chrono::milliseconds(500);
 const std::string kNoConnack = "no CONNACK within 5 s";
+// A lookup still running at the deadline, or an earlier one that has not
+// ended yet (one reason for both: the log says it once).
+const std::string kNoLookupAnswer = "cannot resolve the host: no answer within 5 s";
 
 // mosquitto_lib_init() once per process (it is not thread-safe, but the
-// daemons create their clients on one thread); cleanup at exit.
+// daemons create their clients on one thread); cleanup at exit, unless a
+// connect worker still runs and may destroy its handle after it.
 void init_library_once() {
   struct Library {
     Library() { mosquitto_lib_init(); }
-    ~Library() { mosquitto_lib_cleanup(); }
+    ~Library() {
+      if (ConnectJob::running() == 0) mosquitto_lib_cleanup();
+    }
   };
   static Library library;
+}
+
+// An IPv4 or IPv6 literal needs no lookup: connected on the loop.
+bool is_address_literal(const std::string& host) {
+  unsigned char address[sizeof(in6_addr)];
+  return inet_pton(AF_INET, host.c_str(), address) == 1 || inet_pton(AF_INET6, host.c_str(), address) == 1;
 }
 
 // A CONNACK refusal in words, the same for both protocol versions: 3.1.1's
@@ -82,7 +95,7 @@ Client::Client(EventLoop& loop, const MqttSettings& settings, const std::string&
       dependency_(dependency),
       misc_timer_(loop, [this] { on_misc(); }),
       retry_timer_(loop, [this] { connect(); }),
-      connect_deadline_(loop, [this] { drop(kNoConnack); }),
+      connect_deadline_(loop, [this] { drop(connecting_ ? kNoLookupAnswer : kNoConnack); }),
       stop_deadline_(loop, [this] {
         log::get("mqtt")->warn("DISCONNECT to {} did not leave in time; closing", settings_.uri);
         destroy_handle();
@@ -95,17 +108,20 @@ Client::Client(EventLoop& loop, const MqttSettings& settings, const std::string&
   host_ = address->host;
   port_ = address->port;
   tls_ = address->tls;
+  resolve_off_loop_ = !is_address_literal(host_);
   if (settings_.client_id.empty()) settings_.client_id = default_client_id(program);
   init_library_once();
   read_event_ = event_new(loop.base(), -1, 0, &Callbacks::readable, this);
   write_event_ = event_new(loop.base(), -1, 0, &Callbacks::writable, this);
+  connected_event_ = event_new(loop.base(), -1, 0, &Callbacks::connect_done, this);
 }
 
 Client::~Client() {
   stop(std::chrono::milliseconds(500));
-  destroy_handle();
+  destroy_handle();  // gives a running worker up, without waiting for it
   event_free(read_event_);
   event_free(write_event_);
+  event_free(connected_event_);
 }
 
 void Client::subscribe_on_connect(std::vector<std::string> filters, MessageHandler handler) {
@@ -119,7 +135,7 @@ void Client::start() {
   connect();
 }
 
-std::string Client::configure(mosquitto* handle) {
+std::string Client::configure(mosquitto* handle, KeyPasswordCallback key_password) {
   mosquitto_threaded_set(handle, false);  // no thread of its own: this loop drives it
   mosquitto_int_option(handle, MOSQ_OPT_PROTOCOL_VERSION, settings_.version == 5 ? MQTT_PROTOCOL_V5 : MQTT_PROTOCOL_V311);
   mosquitto_int_option(handle, MOSQ_OPT_TCP_NODELAY, 1);
@@ -147,7 +163,7 @@ std::string Client::configure(mosquitto* handle) {
                              own_ca ? nullptr : X509_get_default_cert_dir(),
                              client_cert ? settings_.cert_file.c_str() : nullptr,
                              client_cert ? settings_.key_file.c_str() : nullptr,
-                             client_cert ? &Callbacks::key_password : nullptr);
+                             client_cert ? key_password : nullptr);
     }
     if (rc != MOSQ_ERR_SUCCESS) {
       // The files were readable at start-up (config.cpp); not now.
@@ -172,13 +188,23 @@ void Client::connect() {
   write_failed_timer_.cancel();
   refusal_.clear();
   library_error_.clear();
+  // One worker at a time: a lookup given up that still hangs holds this off.
+  if (resolve_off_loop_ && !abandoned_.expired()) return drop(kNoLookupAnswer);
   handle_ = mosquitto_new(settings_.client_id.c_str(), session_.clean, this);
   if (!handle_) return drop("cannot create a libmosquitto client");
-  if (std::string failed = configure(handle_); !failed.empty()) return drop(failed);
+  // On the worker, OpenSSL's passphrase callback must not reach the Client.
+  auto key_password = resolve_off_loop_ ? &ConnectJob::key_password : &Callbacks::key_password;
+  if (std::string failed = configure(handle_, key_password); !failed.empty()) return drop(failed);
+  // Stores the CONNECT properties only (no lookup): stays on the loop.
   if (std::string failed = set_connect_properties(handle_); !failed.empty()) return drop(failed);
-  // Non-blocking connect; a host name is resolved here (blocking getaddrinfo).
+  // A host name: its getaddrinfo() blocks, so the call runs on a worker.
+  if (resolve_off_loop_) return connect_off_loop();
+  // Non-blocking connect to an address literal.
   int rc = mosquitto_connect_async(handle_, host_.c_str(), port_, static_cast<int>(settings_.keepalive_s));
-  int saved_errno = errno;
+  connect_started(rc, errno);
+}
+
+void Client::connect_started(int rc, int saved_errno) {
   int fd = mosquitto_socket(handle_);
   if (rc != MOSQ_ERR_SUCCESS || fd < 0) return drop(Callbacks::describe(rc, saved_errno));
   register_socket(fd);

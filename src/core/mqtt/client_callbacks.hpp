@@ -1,7 +1,9 @@
 #pragma once
 // Private to src/core/mqtt: the C callbacks libmosquitto and libevent call,
 // each forwarding to the Client. All run on the loop thread, libmosquitto's
-// inside its loop_read / loop_write / loop_misc / disconnect calls.
+// inside its loop_read / loop_write / loop_misc / disconnect / connect calls;
+// while a worker connects a handle (connect_worker.hpp) its userdata is the
+// worker's job and none of these is called for it.
 
 #include <event2/util.h>
 #include <mosquitto.h>
@@ -40,6 +42,8 @@ struct Client::Callbacks {
 
   static void readable(evutil_socket_t, short, void* client) { self(client).on_readable(); }
   static void writable(evutil_socket_t, short, void* client) { self(client).on_writable(); }
+  // The connect worker's pipe is readable: it is done (connect_worker.hpp).
+  static void connect_done(evutil_socket_t, short, void* client) { self(client).on_connect_done(); }
 
   // A libmosquitto result (or the reason code of a broker's DISCONNECT) in words.
   static std::string describe(int rc, int saved_errno);

@@ -26,6 +26,7 @@
 #include "boxgate/logging.hpp"
 #include "boxgate/mqtt/client.hpp"
 #include "client_callbacks.hpp"
+#include "connect_worker.hpp"
 
 namespace boxgate::mqtt {
 
@@ -76,11 +77,7 @@ void Client::Callbacks::library_log(mosquitto*, void* client, int level, const c
 
 int Client::Callbacks::key_password(char* buf, int size, int, void* handle) {
   auto* client = static_cast<Client*>(mosquitto_userdata(static_cast<mosquitto*>(handle)));
-  if (!client || !buf || size <= 0) return 0;
-  const std::string& password = client->settings_.key_password;
-  if (password.size() > static_cast<std::size_t>(size)) return 0;  // cannot be it; OpenSSL fails the key
-  std::memcpy(buf, password.data(), password.size());
-  return static_cast<int>(password.size());
+  return client ? copy_key_password(client->settings_.key_password, buf, size) : 0;
 }
 
 void Client::on_library_error(const char* line) {
@@ -124,6 +121,7 @@ void Client::unregister_socket() {
 }
 
 void Client::destroy_handle() {
+  abandon_connect();  // a worker's handle is its own until it hands it back
   unregister_socket();
   if (handle_) mosquitto_destroy(handle_);  // closes the socket; calls nothing back
   handle_ = nullptr;
