@@ -180,7 +180,7 @@ def main():
     p.add_argument("--username", help="MQTT user name (the hardened broker: the box id)")
     p.add_argument("--password", default=os.environ.get("BOXGATE_MQTT_PASSWORD"), help="default: $BOXGATE_MQTT_PASSWORD")
     p.add_argument("--ca-file", help="CA of the broker's certificate (ssl://; default: the system's)")
-    p.add_argument("--mqtt-version", choices=["5", "3.1.1"], default="5")
+    p.add_argument("--mqtt-version", choices=["5", "3", "3.1.1"], default="5", help="3 or 3.1.1: MQTT 3.1.1")
     p.add_argument("--client-id", help="default: the box id; keep it stable across restarts")
     args = p.parse_args()
     if not ID.fullmatch(args.box) or not args.prefix or any(c in args.prefix for c in "+#"):
