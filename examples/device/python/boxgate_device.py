@@ -7,9 +7,8 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}")  # box and request ids (the contract's pattern)
-MAX_DEPTH = 64                 # the gateway refuses deeper bodies too
 CACHE_IDS, CACHE_BYTES = 64, 256 * 1024  # recent ids and replies, to answer a duplicate without running it again
-SESSION_EXPIRY_S, BACKOFF_MAX_S = 86400, 30.0
+MAX_DEPTH, SESSION_EXPIRY_S, BACKOFF_MAX_S = 64, 86400, 30.0  # MAX_DEPTH: the gateway's limit too
 
 
 def too_deep(text):
@@ -60,7 +59,7 @@ class Device:
         # session, and the commands queued in it, when the device comes back.
         client_id, props = args.client_id or args.box, Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = SESSION_EXPIRY_S  # MQTT 5: how long the broker keeps it while we are away
-        c = mqtt.Client(client_id, protocol=mqtt.MQTTv5) if self.v5 else \
+        self.client = c = mqtt.Client(client_id, protocol=mqtt.MQTTv5) if self.v5 else \
             mqtt.Client(client_id, clean_session=False, protocol=mqtt.MQTTv311)
         self.connect_args = {"clean_start": False, "properties": props} if self.v5 else {}
         if args.username:
@@ -71,7 +70,6 @@ class Device:
         c.will_set(self.base + "/status", "offline", qos=1, retain=True)
         c.max_queued_messages_set(1000)  # the outbox while disconnected is bounded
         c.on_connect, c.on_subscribe, c.on_message = self.on_connect, self.on_subscribe, self.on_message
-        self.client = c
 
     def on_connect(self, client, _userdata, flags, rc, _props=None):
         if rc != 0:
@@ -84,9 +82,8 @@ class Device:
         if any((g.value if self.v5 else g) >= 0x80 for g in granted):
             logging.error("subscriptions refused (%s): not announcing online", granted)
             client.disconnect()
-            return
-        # Online only now: a caller seeing `online` may send a command at once.
-        client.publish(self.base + "/status", "online", qos=1, retain=True)
+        else:  # online only now: a caller seeing it may send a command at once
+            client.publish(self.base + "/status", "online", qos=1, retain=True)
 
     def on_message(self, _client, _userdata, msg):
         kind, _, rid = msg.topic[len(self.base) + 1:].partition("/")
@@ -111,7 +108,10 @@ class Device:
             except ValueError as e:
                 answer = {"id": rid, "error": {"code": "bad_json", "message": str(e)}}
             else:
-                answer = {"id": rid, **run_method(doc.get("method"), doc.get("params"))}
+                try:
+                    answer = {"id": rid, **run_method(doc.get("method"), doc.get("params"))}
+                except Exception as e:  # a method that fails still answers: its caller is not left to time out
+                    answer = {"id": rid, "error": {"code": "device_error", "message": str(e)}}
             payload = json.dumps(answer, separators=(",", ":")).encode()
             self.remember(key, payload)
             self.reply(rid, payload, props)
