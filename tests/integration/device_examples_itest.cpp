@@ -75,7 +75,11 @@ class DeviceExampleFixture : public StackTest {
     StackTest::SetUp();
   }
   void TearDown() override {
-    device.reset();  // stopped (SIGTERM) before the brokers
+    if (device) {  // stopped (SIGTERM) before the brokers; the C++ one may run under ASan
+      device->stop();
+      EXPECT_EQ(device->sanitizer_report(), "") << device->name();
+    }
+    device.reset();
     StackTest::TearDown();
   }
 
