@@ -170,8 +170,16 @@ void DeviceCore::announce(bool online) {
 }
 
 void DeviceCore::on_mqtt_message(std::string_view topic, std::string_view payload) {
-  if (auto command = topics.parse_request_topic(topic)) return on_command(command->box, *command->request, payload);
-  if (auto message = topics.parse_message_topic(topic)) return on_one_way(message->box, *message->request, payload);
+  auto command = topics.parse_request_topic(topic);
+  auto message = command ? std::nullopt : topics.parse_message_topic(topic);
+  if ((command || message) && client->message_retained()) {
+    // A retained command would run again at every subscribe: the gateway
+    // never retains one, so whoever did is mistaken (docs/devices.md).
+    ++stats.rejected;
+    return;
+  }
+  if (command) return on_command(command->box, *command->request, payload);
+  if (message) return on_one_way(message->box, *message->request, payload);
   on_box_topic(topic, payload);
 }
 

@@ -56,6 +56,7 @@ class DeviceThread {
   void answer_held() { answer_held_.store(true); }
   std::size_t held() const { return held_count_.load(); }
   bool up() const { return up_.load(); }
+  int connects() const { return connects_.load(); }
 
  private:
   void run() {
@@ -79,7 +80,10 @@ class DeviceThread {
       }
       reply.result({{"ran", std::count(ran_.begin(), ran_.end(), command.id.str())}, {"box", command.box.str()}});
     });
-    device.on_connection([&](bool up) { up_.store(up); });
+    device.on_connection([&](bool up) {
+      up_.store(up);
+      if (up) ++connects_;
+    });
     if (!options_.box_topic.empty()) {
       device.subscribe_box_topic(options_.box_topic, [&](const BoxId& box, std::string_view suffix, std::string_view payload) {
         std::lock_guard lock(mu_);
@@ -105,6 +109,7 @@ class DeviceThread {
   Options options_;
   std::atomic<bool> stop_{false};
   std::atomic<bool> up_{false};
+  std::atomic<int> connects_{0};
   std::atomic<int> interrupt_ms_{0};
   std::atomic<bool> answer_held_{false};
   std::atomic<std::size_t> held_count_{0};
@@ -283,6 +288,35 @@ TEST_F(DeviceLibraryTest, ADeviceGatewayServesManyBoxesOnOneConnectionWithoutAWi
   device.interrupt(1000ms);
   std::this_thread::sleep_for(500ms);
   for (const auto& m : watcher.messages()) EXPECT_EQ(m.payload, "online") << "a shared connection leaves no will";
+}
+
+TEST_F(DeviceLibraryTest, ARetainedCommandIsNeverRun) {
+  // Someone published a command with retain: every subscribe would deliver
+  // it again. The device drops it and runs the live one after it.
+  auto gateway = caller();
+  MqttPublishOptions retained = v5("box-1", "kept");
+  retained.retained = true;
+  gateway->publish("dev/box-1/request/kept", R"({"method":"reboot"})", 1, retained);
+  DeviceThread device({.port = broker.port()});
+  ASSERT_TRUE(device.wait_up());
+  gateway->publish("dev/box-1/request/live", R"({"method":"ping"})", 1, v5("box-1", "live"));
+  ASSERT_TRUE(gateway->wait_for(1, 5s));
+  std::this_thread::sleep_for(200ms);
+  EXPECT_EQ(device.ran(), std::vector<std::string>{"live"});
+  gateway->publish("dev/box-1/request/kept", "", 1, retained);  // clear it
+}
+
+TEST_F(DeviceLibraryTest, TwoDevicesWithOneClientIdBackOffInsteadOfKickingEachOtherInALoop) {
+  // The broker drops the older of two connections with one client id. The
+  // backoff starts over only after a connection that lasted 10 s, so the two
+  // settle into the backoff (cap 200 ms here) instead of reconnecting at
+  // once every time (thousands of takeovers in 3 s).
+  DeviceThread a({.port = broker.port()});
+  ASSERT_TRUE(a.wait_up());
+  DeviceThread b({.port = broker.port()});
+  std::this_thread::sleep_for(3s);
+  EXPECT_GE(a.connects() + b.connects(), 3) << "they do take each other over";
+  EXPECT_LT(a.connects() + b.connects(), 80) << "a tight reconnect loop";
 }
 
 TEST_F(DeviceLibraryTest, ABoxTopicHookGetsItsBoxsMessagesOnly) {

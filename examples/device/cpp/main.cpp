@@ -1,5 +1,6 @@
 // A minimal boxgate device on libboxgate-device (docs/devices.md).
-//   example-device --uri tcp://127.0.0.1:1883 --box box-1 [--username U --password P --ca-file F]
+//   example-device --uri tcp://127.0.0.1:1883 --box box-1 [--username U --ca-file F]
+//   (the password from BOXGATE_MQTT_PASSWORD, or --password)
 // It answers `ping` and `echo`, prints one-way messages and reports its
 // uptime as state every 10 s. One thread: the event loop.
 
@@ -14,6 +15,7 @@ using boxgate::device::Reply;
 
 int main(int argc, char** argv) {
   boxgate::device::Settings settings;
+  if (const char* password = std::getenv("BOXGATE_MQTT_PASSWORD")) settings.password = password;  // not in `ps`
   std::string box = "box-1";
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string flag = argv[i], value = argv[i + 1];

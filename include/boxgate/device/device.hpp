@@ -26,7 +26,8 @@
 // - a command seen again (QoS 1 redelivery, a retry with the same id) is not
 //   run twice: a finished one is answered again from a per-box cache of
 //   recent replies, one still running is ignored (its reply is coming);
-// - a command whose MQTT 5 Message Expiry Interval has run out is not run;
+// - a command whose MQTT 5 Message Expiry Interval has run out is not run,
+//   nor a retained command or message (it would run again at every subscribe);
 // - one-way messages on {prefix}/{box}/message/{id}, deduplicated by id too;
 // - events ({prefix}/{box}/event/{name}) and state ({prefix}/{box}/state).
 //
@@ -76,7 +77,9 @@ struct Settings {
   int keepalive_s = 30;
   bool persistent = true;                // false: a clean session per connection
   std::uint32_t session_expiry_s = 86400;  // MQTT 5: how long the broker keeps the session
-  // Reconnect: the first retry at once, then jittered 25 ms * 2^n up to this.
+  // Reconnect: the first retry at once, then jittered 25 ms * 2^n up to
+  // this; the sequence starts over only after a connection that lasted 10 s,
+  // so a connection the broker drops at once backs off.
   std::int64_t backoff_max_ms = 30000;
   bool presence = true;                   // online/offline status and will
   // false: every reply goes to {prefix}/{box}/response with the id only in
@@ -131,7 +134,7 @@ struct Stats {
   std::uint64_t commands = 0;         // handed to the handler
   std::uint64_t duplicates = 0;       // seen again: answered from the cache or ignored
   std::uint64_t expired = 0;          // arrived with their expiry run out: not run
-  std::uint64_t rejected = 0;         // not a command of a served box, or not JSON
+  std::uint64_t rejected = 0;         // not a command of a served box, retained, or not JSON
   std::uint64_t messages = 0;         // one-way messages handed to the handler
   std::uint64_t replies = 0;          // replies acknowledged by the broker
   std::uint64_t replies_dropped = 0;  // replies the full outbox refused

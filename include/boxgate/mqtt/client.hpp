@@ -43,7 +43,9 @@
 // answered 503 or 504 never reaches a device later.
 //
 // Reconnect: jittered_backoff (boxgate/backoff.hpp) capped at
-// mqtt_backoff_max_ms; CONNACK must come within 5 s. The daemons' sessions
+// mqtt_backoff_max_ms; CONNACK must come within 5 s. The sequence starts over
+// (first retry at once) only after a connection that lasted 10 s: one the
+// broker drops at once (two clients with one id) keeps backing off. The daemons' sessions
 // are clean; a device's may be persistent (set_session()). Either way the
 // filters are subscribed again on every connect (SUBSCRIBE packets of up to
 // 256 filters). The dependency is up once
@@ -185,6 +187,9 @@ class Client {
   std::optional<std::string> response_topic() const;
   std::optional<std::string> correlation_data() const;
   std::optional<std::uint32_t> message_expiry() const;
+  // Inside the message handler only: the broker sent it as a retained
+  // message (stored on the topic, delivered because of a new subscription).
+  bool message_retained() const noexcept { return message_retained_; }
 
   // CONNACK received and the connection not lost since (a write that found
   // the socket broken counts as lost at once, before the read event sees it).
@@ -254,6 +259,7 @@ class Client {
   ReadyHandler on_ready_;
   bool session_present_ = false;  // this connection's CONNACK said so
   const mqtt5__property* message_properties_ = nullptr;  // while the handler runs
+  bool message_retained_ = false;                        // while the handler runs
 
   // The connection. Loop thread only, like everything below.
   mosquitto* handle_ = nullptr;  // one per connection attempt
@@ -272,6 +278,11 @@ class Client {
   bool stopping_ = false;
   bool ever_connected_ = false;
   int attempt_ = 0;
+  // When this connection's CONNACK came: the backoff starts over only after
+  // a connection that lasted kStableConnection, so one the broker drops at
+  // once (a client id taken over by another device, a refusing ACL plugin)
+  // backs off instead of reconnecting in a tight loop.
+  std::chrono::steady_clock::time_point up_since_{};
   // Why attempts fail, logged once per change (a broker that keeps refusing
   // is one line, not one per retry).
   log::ProblemLog problems_;

@@ -30,6 +30,8 @@ namespace boxgate::mqtt {
 namespace {
 constexpr auto kMiscPeriod = std::chrono::milliseconds(500);
 const std::string kNoConnack = "no CONNACK within 5 s";
+// A connection that lasted this long was a good one: the backoff starts over.
+constexpr auto kStableConnection = std::chrono::seconds(10);
 // A lookup still running at the deadline, or an earlier one that has not
 // ended yet (one reason for both: the log says it once).
 const std::string kNoLookupAnswer = "cannot resolve the host: no answer within 5 s";
@@ -248,7 +250,7 @@ void Client::on_connack(int reason, int flags) {
   connect_deadline_.cancel();
   mosquitto_log_callback_set(handle_, nullptr);
   session_up_ = true;
-  attempt_ = 0;
+  up_since_ = std::chrono::steady_clock::now();
   last_failure_.clear();
   library_error_.clear();
   if (ever_connected_) dependency_.count_reconnect();
@@ -351,6 +353,7 @@ void Client::connection_down(const std::string& why) {
   write_failed_timer_.cancel();  // this is the drop it was waiting for
   write_failed_.clear();
   bool was_up = session_up_;
+  if (was_up && std::chrono::steady_clock::now() - up_since_ >= kStableConnection) attempt_ = 0;
   std::string reason = failure_reason(why);
   refusal_.clear();
   library_error_.clear();

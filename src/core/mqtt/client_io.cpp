@@ -183,6 +183,7 @@ void Client::on_misc() {
 void Client::on_message(const mosquitto_message& message, const mosquitto_property* properties) {
   if (!handler_ || !message.topic) return;
   message_properties_ = properties;
+  message_retained_ = message.retain;
   handler_(std::string_view(message.topic),
            std::string_view(static_cast<const char*>(message.payload), static_cast<std::size_t>(message.payloadlen)));
   message_properties_ = nullptr;
