@@ -283,10 +283,10 @@ TEST_F(DeviceLibraryTest, ADeviceGatewayServesManyBoxesOnOneConnectionWithoutAWi
   }
   gateway->publish("dev/gw-z/request/not-mine", R"({"method":"ping"})", 1, v5("gw-z", "not-mine"));
   ASSERT_TRUE(gateway->wait_for(3, 5s));
-  std::this_thread::sleep_for(200ms);
+  std::this_thread::sleep_for(200ms);  // a reply that should not come: time for it to show
   EXPECT_EQ(gateway->count(), 3u) << "a box it does not serve gets nothing";
   device.interrupt(1000ms);
-  std::this_thread::sleep_for(500ms);
+  std::this_thread::sleep_for(500ms);  // a will that should not fire: time for the broker to publish it
   for (const auto& m : watcher.messages()) EXPECT_EQ(m.payload, "online") << "a shared connection leaves no will";
 }
 
@@ -301,7 +301,7 @@ TEST_F(DeviceLibraryTest, ARetainedCommandIsNeverRun) {
   ASSERT_TRUE(device.wait_up());
   gateway->publish("dev/box-1/request/live", R"({"method":"ping"})", 1, v5("box-1", "live"));
   ASSERT_TRUE(gateway->wait_for(1, 5s));
-  std::this_thread::sleep_for(200ms);
+  std::this_thread::sleep_for(200ms);  // a run that should not happen: time for it to show
   EXPECT_EQ(device.ran(), std::vector<std::string>{"live"});
   gateway->publish("dev/box-1/request/kept", "", 1, retained);  // clear it
 }
@@ -314,7 +314,7 @@ TEST_F(DeviceLibraryTest, TwoDevicesWithOneClientIdBackOffInsteadOfKickingEachOt
   DeviceThread a({.port = broker.port()});
   ASSERT_TRUE(a.wait_up());
   DeviceThread b({.port = broker.port()});
-  std::this_thread::sleep_for(3s);
+  std::this_thread::sleep_for(3s);  // the point: how often they reconnect in 3 s
   EXPECT_GE(a.connects() + b.connects(), 3) << "they do take each other over";
   EXPECT_LT(a.connects() + b.connects(), 80) << "a tight reconnect loop";
 }
@@ -328,7 +328,7 @@ TEST_F(DeviceLibraryTest, ABoxTopicHookGetsItsBoxsMessagesOnly) {
   backend.publish("dev/box-3/desired/led", R"({"on":false})");  // not served: never subscribed
   backend.publish("dev/box-1/desired", "{}");                   // matches desired/# too
   ASSERT_TRUE(test::eventually([&] { return device.seen().size() == 2; }, 5s));
-  std::this_thread::sleep_for(200ms);
+  std::this_thread::sleep_for(200ms);  // the other box's message, which should not come: time for it to show
   EXPECT_EQ(device.seen(), (std::vector<std::string>{R"(box-2 desired/led {"on":true})", "box-1 desired {}"}));
 }
 
