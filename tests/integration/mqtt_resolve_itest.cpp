@@ -65,7 +65,7 @@ class MqttResolve : public StackTest {
       ASSERT_EQ(r.status, 200) << r.error << "\n" << stack->gateway().log_tail();
       slowest = std::max<long long>(slowest, r.elapsed.count());
       ASSERT_LT(r.elapsed.count(), 1000) << "/healthz held by a lookup\n" << stack->gateway().log_tail();
-      std::this_thread::sleep_for(100ms);
+      std::this_thread::sleep_for(100ms);  // the sampling pace: time passing is the point
     }
     report("slowest_healthz_ms_during_lookups", slowest);
   }
@@ -102,7 +102,10 @@ TEST_F(MqttResolve, DeadDnsServerNeverHoldsTheLoop) {
 // Stack checks both).
 TEST_F(MqttResolve, HungLookupIsGivenUpAtTheDeadlineWithOneWorker) {
   int gw = add_named_gateway("dead-6500.boxgate.test");
-  std::this_thread::sleep_for(1s);
+  // The first attempt's worker starts before the loop serves HTTP: once
+  // /healthz answers, it is counted.
+  ASSERT_TRUE(test::eventually([&] { return get(gw, "/healthz").status == 200; }, 5s, 20ms))
+      << stack->gateway().log_tail();
   const int threads_at_start = thread_count(stack->gateway().pid());
   expect_healthz_prompt(gw, 7s);
   EXPECT_TRUE(test::eventually(
@@ -111,7 +114,10 @@ TEST_F(MqttResolve, HungLookupIsGivenUpAtTheDeadlineWithOneWorker) {
       },
       3s, 50ms))
       << get(gw, "/readyz").body;
-  std::this_thread::sleep_for(2s);  // the first worker has ended, the second runs
+  // The hung lookup lasts 6.5 s by design: wait until the first worker has
+  // ended and the next attempt's runs (nothing to poll for: the thread
+  // count must stay put, which is what is checked).
+  std::this_thread::sleep_for(2s);
   EXPECT_LE(thread_count(stack->gateway().pid()), threads_at_start) << "a second worker started";
 
   const auto stopping = std::chrono::steady_clock::now();
