@@ -137,6 +137,14 @@ struct GatewayConfig {
   // Bytes the waiting commands may hold: each counts its payload plus
   // kPendingEntryBytes (docs/contract.md has the arithmetic).
   std::int64_t max_pending_bytes = 256LL << 20;
+  // Queued commands (?ttl_ms): the longest wait, and the bounds of the
+  // queues in Redis (per box in count and bytes, all boxes in bytes), and
+  // how often one gateway sweeps them.
+  std::int64_t max_queue_ttl_ms = 7LL * 86400000;
+  std::int64_t max_queued_per_device = 100;
+  std::int64_t max_queue_bytes_per_device = 1 << 20;
+  std::int64_t max_queue_bytes = 256LL << 20;
+  std::int64_t queue_sweep_ms = 5000;
   // A new command that finds Redis or MQTT reconnecting waits this long for
   // it (only while the outage is younger than this), then gets the 503.
   std::int64_t dependency_grace_ms = 1000;

@@ -96,6 +96,23 @@ class Topics {
   std::optional<EventAddress> parse_event_topic(std::string_view topic) const;
   std::optional<BoxId> parse_state_topic(std::string_view topic) const;
 
+  // Queued commands (docs/contract.md, "Queued commands"). A box's queue is
+  // two keys that share one Redis Cluster slot (hash tag {prefix}/{box}), so
+  // one script changes both atomically: the send order, a list
+  // {prefix}/{box}/queue{{prefix}/{box}}, and the entries, a hash
+  // {prefix}/{box}/queue-items{{prefix}/{box}}.
+  std::string queue_key(const BoxId& box) const;
+  std::string queue_items_key(const BoxId& box) const;
+  // Fleet-wide: the boxes that have a queue (a sorted set),
+  // {prefix}/_queue/boxes; the bytes queued in all, {prefix}/_queue/bytes; the
+  // sweep's lease, {prefix}/_queue/sweep; and the channel on which the bridge
+  // says a box came online, {prefix}/_queue/wake. A box id cannot start with
+  // `_`, so none of these is a box's key.
+  std::string queue_index_key() const;
+  std::string queue_bytes_key() const;
+  std::string queue_sweep_key() const;
+  std::string queue_wake_channel() const;
+
   // Parses a device reply topic; nullopt when it is not one of the two forms
   // or an id in it is invalid.
   std::optional<ReplyAddress> parse_reply_topic(std::string_view topic) const;

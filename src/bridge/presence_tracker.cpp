@@ -82,7 +82,9 @@ PresenceTracker::PresenceTracker(const Topics& topics, PresenceSettings settings
       received_(metrics.counter("boxgate_presence_received_total", "device status messages received from MQTT")),
       superseded_(metrics.counter("boxgate_presence_superseded_total",
                                   "queued status updates replaced by a newer one for the same box")),
-      queued_gauge_(metrics.gauge("boxgate_presence_queued", "boxes whose status update waits for Redis")) {
+      queued_gauge_(metrics.gauge("boxgate_presence_queued", "boxes whose status update waits for Redis")),
+      wakes_(metrics.counter("boxgate_queue_wakes_sent_total",
+                             "boxes that came online, announced to the gateways' queues")) {
   for (int online = 0; online < 2; ++online) {
     std::string label = online ? "state=\"online\"" : "state=\"offline\"";
     updates_[online] = &metrics.counter("boxgate_presence_updates_total",
@@ -103,7 +105,7 @@ void PresenceTracker::accept(std::string_view topic, std::string_view payload) {
   if (payload.size() > kMaxStatusBytes) return drop(Drop::too_large, topic);
   auto online = parse_status_payload(payload);
   if (!online) return drop(Drop::invalid_payload, topic);
-  enqueue({topics_.presence_key(*box), *online, wall_ms(), next_seq_++}, false);
+  enqueue({topics_.presence_key(*box), box->str(), *online, wall_ms(), next_seq_++}, false);
   flush();
 }
 
@@ -181,9 +183,20 @@ void PresenceTracker::answered(Update& update, bool use_eval, const redisReply* 
     drop(Drop::redis_error, std::string(update.key) + ": " + std::string(error.substr(0, 200)));
   } else {
     updates_[update.online]->inc();
-    if (reply->type == REDIS_REPLY_INTEGER && reply->integer == 1) changes_[update.online]->inc();
+    if (reply->type == REDIS_REPLY_INTEGER && reply->integer == 1) {
+      changes_[update.online]->inc();
+      if (update.online) wake(update.box);
+    }
   }
   flush();  // room in flight again
+}
+
+void PresenceTracker::wake(const std::string& box) {
+  // At most once, like every pub/sub message: a gateway that misses it
+  // finds the box's queue at its next sweep. In a cluster, a shard channel
+  // (the gateways' subscriber uses SSUBSCRIBE there).
+  redis_.run({redis_.clustered() ? "SPUBLISH" : "PUBLISH", topics_.queue_wake_channel(), box}, {});
+  wakes_.inc();
 }
 
 void PresenceTracker::abandon() {

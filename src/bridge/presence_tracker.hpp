@@ -12,6 +12,9 @@
 // delivered again (a bridge reconnects) or the same message handled by every
 // bridge leaves `since` alone, and the one key keeps it Redis-Cluster-safe.
 //
+// A change to online is also announced on {prefix}/_queue/wake (the box id),
+// so the gateways send the commands queued for the box at once.
+//
 // Thread ownership: loop thread only. accept() runs inside the MQTT client's
 // message handler; updates written in one loop iteration leave in the same
 // pipeline as the replies (Commands writes once per iteration).
@@ -81,6 +84,7 @@ class PresenceTracker {
  private:
   struct Update {
     std::string key;  // the presence hash
+    std::string box;
     bool online;
     std::int64_t at_ms;  // when the bridge received it (ms since epoch)
     std::uint64_t seq;   // arrival order, to keep the newest on requeue
@@ -93,6 +97,8 @@ class PresenceTracker {
   void send(Update update, bool use_eval);
   void answered(Update& update, bool use_eval, const redisReply* reply);
   void set_queued_gauge();
+  // The box came online: the gateways send what its queue holds.
+  void wake(const std::string& box);
 
   const Topics& topics_;
   PresenceSettings settings_;
@@ -113,6 +119,7 @@ class PresenceTracker {
   ops::Counter* changes_[2];  // [online]: those that changed the stored state
   ops::Counter* dropped_[kDropReasons];
   ops::Gauge& queued_gauge_;
+  ops::Counter& wakes_;
 };
 
 }  // namespace boxgate::bridge

@@ -278,6 +278,16 @@ void declare_gateway(Options& o, GatewayConfig& c) {
   o.add("max_pending_per_device", &c.max_pending_per_device, 1, 10000000, "commands waiting at once per box");
   o.add("max_pending_bytes", &c.max_pending_bytes, 1 << 20, 1LL << 40,
         "bytes waiting commands may hold (payload + 4 KiB each), gateway-wide");
+  // Queued commands (docs/contract.md, "Queued commands").
+  o.add("max_queue_ttl_ms", &c.max_queue_ttl_ms, 1, 365LL * 86400000, "largest ttl_ms of a queued command");
+  o.add("max_queued_per_device", &c.max_queued_per_device, 1, 10000,
+        "commands one box's queue may hold; more are 429 queue_full");
+  o.add("max_queue_bytes_per_device", &c.max_queue_bytes_per_device, 4096, 1LL << 32,
+        "bytes one box's queue may hold in Redis (entries and order); more are 429 queue_full");
+  o.add("max_queue_bytes", &c.max_queue_bytes, 4096, 1LL << 40,
+        "bytes all queues together may hold in Redis; more are 429 queue_full");
+  o.add("queue_sweep_ms", &c.queue_sweep_ms, 100, 3600000,
+        "how often one gateway sweeps the queues (expiry, boxes whose wake was missed, claims of dead gateways)");
   o.add("dependency_grace_ms", &c.dependency_grace_ms, 0, 60000,
         "a new command waits this long for a reconnecting Redis/MQTT (0: refuse at once)");
   o.add("drain_timeout_ms", &c.drain_timeout_ms, 0, kMaxInt, "on SIGTERM, wait this long for in-flight commands");

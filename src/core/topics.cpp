@@ -152,6 +152,28 @@ std::string Topics::status_filter() const { return prefix_ + "/+/status"; }
 
 std::string Topics::presence_key(const BoxId& box) const { return prefix_ + '/' + box.str() + "/presence"; }
 
+namespace {
+// {prefix}/{box}/{name}{{prefix}/{box}}: the hash tag puts every key of one
+// box's queue on one cluster slot.
+std::string box_tagged(const std::string& prefix, const BoxId& box, std::string_view name) {
+  std::string base = prefix + '/' + box.str();
+  std::string key = base;
+  key += '/';
+  key += name;
+  key += '{';
+  key += base;
+  key += '}';
+  return key;
+}
+}  // namespace
+
+std::string Topics::queue_key(const BoxId& box) const { return box_tagged(prefix_, box, "queue"); }
+std::string Topics::queue_items_key(const BoxId& box) const { return box_tagged(prefix_, box, "queue-items"); }
+std::string Topics::queue_index_key() const { return prefix_ + "/_queue/boxes"; }
+std::string Topics::queue_bytes_key() const { return prefix_ + "/_queue/bytes"; }
+std::string Topics::queue_sweep_key() const { return prefix_ + "/_queue/sweep"; }
+std::string Topics::queue_wake_channel() const { return prefix_ + "/_queue/wake"; }
+
 bool Topics::is_status_topic(std::string_view topic) const noexcept {
   constexpr std::string_view kStatus = "/status";
   if (topic.size() < prefix_.size() + 1 + kStatus.size() || topic.substr(0, prefix_.size()) != prefix_ ||

@@ -37,6 +37,8 @@
 #include "events/event_api.hpp"
 #include "events/event_stream.hpp"
 #include "events/event_tail.hpp"
+#include "queue/queue_api.hpp"
+#include "queue/queue_service.hpp"
 #include "routes.hpp"
 
 using namespace boxgate;
@@ -209,11 +211,22 @@ int main(int argc, char** argv) {
         {static_cast<int>(config.mqtt.qos), std::chrono::milliseconds(config.message_ack_timeout_ms),
          static_cast<std::size_t>(config.max_pending)},
         publisher, metrics);
+    gateway::QueueService queue(
+        loop, topics,
+        {std::chrono::milliseconds(config.max_queue_ttl_ms), static_cast<std::size_t>(config.max_queued_per_device),
+         static_cast<std::size_t>(config.max_queue_bytes_per_device),
+         static_cast<std::size_t>(config.max_queue_bytes), std::chrono::milliseconds(config.queue_sweep_ms),
+         config.result_ttl_ms, instance},
+        commands, subscriber, service, presence_of_devices, metrics);
+    queue.start();
     service_ptr = &service;
     subscriber.count_orphan_messages_in(service.late_replies());
     // Deferred to its own loop event: a state change is reported from inside
     // a client library's callback, where held commands should not be sent yet.
-    Timer resume(loop, [&service] { service.dependencies_changed(); });
+    Timer resume(loop, [&service, &queue] {
+      service.dependencies_changed();
+      queue.listen();
+    });
     readiness.on_change([&resume] {
       if (!resume.pending()) resume.start(std::chrono::milliseconds(0));
     });
@@ -235,13 +248,15 @@ int main(int argc, char** argv) {
                                     {std::chrono::milliseconds(config.default_timeout_ms),
                                      std::chrono::milliseconds(config.max_timeout_ms),
                                      static_cast<std::size_t>(config.max_body_bytes),
-                                     std::chrono::milliseconds(config.max_async_timeout_ms)});
-    gateway::DeviceApi devices(presence, metrics);
+                                     std::chrono::milliseconds(config.max_async_timeout_ms),
+                                     std::chrono::milliseconds(config.max_queue_ttl_ms)});
+    gateway::QueueApi queue_api(queue);
+    gateway::DeviceApi devices(presence, topics, commands, metrics);
     std::optional<HttpSettings> ops_settings = ops_listener(config);
     std::optional<http::Server> ops_server;
     if (ops_settings) ops_server.emplace(loop, *ops_settings, 4096);
     gateway::BrowserGuard browser(config.allowed_origins, config.allowed_hosts);
-    gateway::Routes routes(server, ops_server ? *ops_server : server, {command_api, devices, event_api}, auth,
+    gateway::Routes routes(server, ops_server ? *ops_server : server, {command_api, devices, event_api, queue_api}, auth,
                            rate_limiter, browser, metrics, readiness, config.access_log);
     auto port = server.listen();
     logger->info("listening on {}:{}", config.http.host, port);

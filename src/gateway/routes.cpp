@@ -17,6 +17,7 @@
 #include "commands/command_api.hpp"
 #include "devices/device_api.hpp"
 #include "events/event_api.hpp"
+#include "queue/queue_api.hpp"
 
 namespace boxgate::gateway {
 
@@ -43,6 +44,10 @@ void get_status(http::Exchange ex, const Call& c) {
   c.families.commands.get_status(std::move(ex), *c.caller, c.params.id);
 }
 void post_message(http::Exchange ex, const Call& c) { c.families.commands.post_message(std::move(ex), *c.caller); }
+void list_queue(http::Exchange ex, const Call& c) { c.families.queue.list(std::move(ex), *c.caller); }
+void cancel_command(http::Exchange ex, const Call& c) {
+  c.families.queue.cancel(std::move(ex), *c.caller, c.params.id);
+}
 void read_device(http::Exchange ex, const Call& c) { c.families.devices.read(std::move(ex), *c.caller); }
 void get_state(http::Exchange ex, const Call& c) { c.families.events.get_state(std::move(ex), *c.caller); }
 void get_events(http::Exchange ex, const Call& c) { c.families.events.get_events(std::move(ex), *c.caller); }
@@ -54,7 +59,7 @@ void openapi(http::Exchange ex, const Call&) { openapi_document(std::move(ex)); 
 // here so the table names every path the gateway serves.
 constexpr Serve kCoreOps = nullptr;
 
-enum class Method { GET, POST };
+enum class Method { GET, POST, DELETE };
 using enum Method;
 enum class Listener { api, ops };
 using enum Listener;
@@ -73,6 +78,8 @@ struct Route {
 constexpr Route kRoutes[] = {
     {POST, "/v1/devices/{boxId}/commands",             "command",      api, post_command},
     {GET,  "/v1/devices/{boxId}/commands/{requestId}", "status",       api, get_status},
+    {DELETE, "/v1/devices/{boxId}/commands/{requestId}", "cancel",     api, cancel_command},
+    {GET,  "/v1/devices/{boxId}/commands",             "queue",        api, list_queue},
     {POST, "/v1/devices/{boxId}/messages",             "message",      api, post_message},
     {GET,  "/v1/devices/{boxId}",                      "device",       api, read_device},
     {GET,  "/v1/devices/{boxId}/state",                "state",        api, get_state},
@@ -118,11 +125,40 @@ bool matches(std::string_view pattern, std::string_view path, Params& params) {
 // The part of a pattern before its first {name}: what http::Server routes on.
 std::string_view literal_prefix(std::string_view pattern) { return pattern.substr(0, pattern.find('{')); }
 
-const char* method_name(const http::Exchange& ex) { return ex.is_get() ? "GET" : ex.is_post() ? "POST" : "other"; }
+const char* method_name(const http::Exchange& ex) {
+  return ex.is_get() ? "GET" : ex.is_post() ? "POST" : ex.is_delete() ? "DELETE" : "other";
+}
 
-const char* name_of(Method method) { return method == GET ? "GET" : "POST"; }
+const char* name_of(Method method) {
+  switch (method) {
+    case GET: return "GET";
+    case POST: return "POST";
+    case DELETE: return "DELETE";
+  }
+  return "GET";
+}
 
-bool takes(const http::Exchange& ex, Method method) { return method == GET ? ex.is_get() : ex.is_post(); }
+bool takes(const http::Exchange& ex, Method method) {
+  switch (method) {
+    case GET: return ex.is_get();
+    case POST: return ex.is_post();
+    case DELETE: return ex.is_delete();
+  }
+  return false;
+}
+
+// The Allow header of a 405: every method some row takes on `path`.
+std::string allowed_on(std::string_view path) {
+  std::string allowed;
+  for (const Route& r : kRoutes) {
+    Params unused;
+    if (!r.serve || !matches(r.path, path, unused)) continue;
+    if (allowed.find(name_of(r.method)) != std::string::npos) continue;
+    if (!allowed.empty()) allowed += ", ";
+    allowed += name_of(r.method);
+  }
+  return allowed;
+}
 
 void not_found(http::Exchange& ex) { ex.reply(404, R"({"error":"not_found","message":"no such endpoint"})"); }
 
@@ -215,7 +251,7 @@ void Routes::dispatch(http::Exchange ex) {
   }
   if (!route) return not_found(ex);
   if (access_log_ && route->log) attach_access_log(ex, method_name(ex), route->log, params.box);
-  if (!takes(ex, route->method)) return http::reply_method_not_allowed(ex, name_of(route->method));
+  if (!takes(ex, route->method)) return http::reply_method_not_allowed(ex, allowed_on(ex.path()).c_str());
   // Browsers (api/browser_guard.hpp): before the token, so nothing is read or
   // published for a page that may not call the API. The ops rows are for
   // scrapers and operators on the internal network, as the core ops endpoints.

@@ -17,7 +17,8 @@
 // refuse_before_body).
 //
 // This is the only file that includes the families (commands/, devices/,
-// events/); they include api/ and core only. Loop thread only.
+// events/, queue/); they include api/ and core only (queue/ also the
+// commands' record and service, whose commands it sends). Loop thread only.
 
 #include "boxgate/http/server.hpp"
 #include "boxgate/ops/metrics.hpp"
@@ -31,12 +32,14 @@ class RateLimiter;
 class CommandApi;
 class DeviceApi;
 class EventApi;
+class QueueApi;
 
 // The families' handlers; each outlives the Routes.
 struct Families {
   CommandApi& commands;
   DeviceApi& devices;
   EventApi& events;
+  QueueApi& queue;
 };
 
 class Routes {

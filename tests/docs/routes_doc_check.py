@@ -18,7 +18,7 @@ import os
 import re
 import sys
 
-ROW = re.compile(r'^\s*\{(GET|POST), +"(/[^"]*)", +(?:"([a-z_]+)"|nullptr), +(api|ops), +(\w+)\},\s*$')
+ROW = re.compile(r'^\s*\{(GET|POST|DELETE), +"(/[^"]*)", +(?:"([a-z_]+)"|nullptr), +(api|ops), +(\w+)\},\s*$')
 MENTION = re.compile(r"\b(GET|POST|PUT|PATCH|DELETE|HEAD) +(/[A-Za-z0-9_.{}/%-]*)")
 
 

@@ -18,7 +18,7 @@ Stack::Stack(StackOptions options) : tmp_(std::make_unique<test::TempDir>(option
     redis_ = std::make_unique<test::RedisServer>(
         *tmp_, 0, std::vector<std::string>{"--aclfile", test::redis_acl_file(*tmp_, redis_users_, admin)}, admin);
   } else {
-    redis_ = std::make_unique<test::RedisServer>(*tmp_);
+    redis_ = std::make_unique<test::RedisServer>(*tmp_, 0, options.redis_args);
   }
   if (!options.mqtt_users.empty()) {
     secure_mqtt_ = std::make_unique<test::SecureMosquitto>(*tmp_, std::move(options.mqtt_users), options.mqtt_config);

@@ -54,6 +54,8 @@ struct StackOptions {
   // passwords of redis_users()); the Stack's own clients log in as
   // redis_admin(). The daemons need --redis-username/--redis-password.
   bool redis_acl = false;
+  // Extra redis-server arguments (e.g. "--appendonly", "yes"): later ones win.
+  std::vector<std::string> redis_args{};
 };
 
 // redis-server + mosquitto on free ports, plus the daemons a test adds.

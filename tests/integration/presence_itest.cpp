@@ -76,7 +76,8 @@ TEST_F(PresenceTest, AOneBoxConnectionThatDropsGoesOfflineByItsWill) {
   EXPECT_TRUE(std::regex_match(body.value("since", ""),
                                std::regex(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)")))
       << online.body;
-  EXPECT_EQ(body.size(), 4u) << online.body;
+  EXPECT_EQ(body.size(), 5u) << online.body;
+  EXPECT_EQ(body.value("queued", -1), 0) << "no command waits in its queue";
 
   // No DISCONNECT: the broker publishes the connection's will.
   ASSERT_EQ(devsim.kill9(), 128 + 9);
@@ -181,7 +182,8 @@ TEST_F(PresenceTest, TheEndpointValidatesLikeTheCommandEndpoint) {
 
   HttpResult ok = presence("box-1", {{"Authorization", "Bearer secret-ci"}, {"X-Request-Id", "look-1"}});
   ASSERT_EQ(ok.status, 200) << ok.body;
-  EXPECT_EQ(ok.body, R"({"box_id":"box-1","online":true,"since":"2024-05-01T12:34:56.789Z","since_ms":1714566896789})");
+  EXPECT_EQ(ok.body,
+            R"({"box_id":"box-1","online":true,"since":"2024-05-01T12:34:56.789Z","since_ms":1714566896789,"queued":0})");
   EXPECT_EQ(ok.header("X-Request-Id"), "look-1");
 
   struct Case {

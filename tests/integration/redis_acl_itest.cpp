@@ -50,7 +50,9 @@ std::string denial_list(const std::vector<std::string>& denials) {
 }
 
 TEST_F(RedisAclTest, GatewayAndBridgeWorkEndToEndWithinTheirGrants) {
-  int gw = stack->add_gateway(credentials_flags(users().gateway()), /*wait_ready=*/false);
+  std::vector<std::string> gateway_flags = credentials_flags(users().gateway());
+  gateway_flags.insert(gateway_flags.end(), {"--queue-sweep-ms", "200"});  // the sweep runs within the test
+  int gw = stack->add_gateway(gateway_flags, /*wait_ready=*/false);
   int br = stack->add_bridge(credentials_flags(users().bridge()), /*wait_ready=*/false);
   Process& gateway = stack->gateway();
   Process& bridge = stack->bridge();
@@ -82,6 +84,22 @@ TEST_F(RedisAclTest, GatewayAndBridgeWorkEndToEndWithinTheirGrants) {
   // Once more, the script now cached: EVALSHA alone.
   status.publish("dev/box-1/status", "offline", 1, retained);
   EXPECT_TRUE(test::eventually([&] { return !box_online(); }, 5s)) << bridge.log_tail();
+
+  // Queued commands: the gateway's queue scripts, list, cancel and sweep;
+  // the bridge's wake when the box comes back.
+  httplib::Headers async{{"Prefer", "respond-async"}};
+  for (const char* id : {"acl-q1", "acl-q2"}) {
+    async.erase("X-Request-Id");
+    async.emplace("X-Request-Id", id);
+    HttpResult queued = post(*c, command_path("box-1", "ttl_ms=60000"), R"({"method":"ping"})", async);
+    EXPECT_EQ(queued.status, 202) << queued.body << gateway.log_tail();
+  }
+  EXPECT_EQ(get(gw, command_path("box-1", "state=queued")).json().at("commands").size(), 2u);
+  EXPECT_EQ(c->Delete(command_path("box-1") + "/acl-q2")->status, 200);
+  status.publish("dev/box-1/status", "online", 1, retained);
+  EXPECT_TRUE(test::eventually(
+      [&] { return get(gw, command_path("box-1") + "/acl-q1").json().value("state", "") == "succeeded"; }, 10s))
+      << gateway.log_tail() << bridge.log_tail();
 
   // The data plane: the bridge's EVAL (XADD to both streams), SET and
   // PUBLISH; the gateway's GET, XRANGE, and its event tail's XREVRANGE and XREAD.

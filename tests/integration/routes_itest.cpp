@@ -46,20 +46,38 @@ TEST_F(RoutesTest, EveryRouteAnswersAWrongMethodWithTheSame405) {
   auto c = client(gw);
   struct Route {
     std::string path;
-    const char* takes;
-    bool api;  // an API call: logged
+    const char* takes;  // its Allow header: the methods of its rows, in table order
+    const char* wrong;  // a method it does not take
+    bool api;           // an API call: logged
   };
   const std::vector<Route> routes = {
-      {"/v1/devices/box-1/commands", "POST", true},  {"/v1/devices/box-1/commands/id-1", "GET", true},
-      {"/v1/devices/box-1/messages", "POST", true},  {"/v1/devices/box-1", "GET", true},
-      {"/v1/devices/box-1/state", "GET", true},      {"/v1/devices/box-1/events", "GET", true},
-      {"/v1/events", "GET", true},                   {"/console", "GET", false},
-      {"/openapi.yaml", "GET", false},               {"/healthz", "GET", false},
-      {"/readyz", "GET", false},                     {"/metrics", "GET", false},
+      {"/v1/devices/box-1/commands", "POST, GET", "DELETE", true},
+      {"/v1/devices/box-1/commands/id-1", "GET, DELETE", "POST", true},
+      {"/v1/devices/box-1/messages", "POST", "GET", true},
+      {"/v1/devices/box-1", "GET", "POST", true},
+      {"/v1/devices/box-1/state", "GET", "POST", true},
+      {"/v1/devices/box-1/events", "GET", "DELETE", true},
+      {"/v1/events", "GET", "POST", true},
+      {"/console", "GET", "POST", false},
+      {"/openapi.yaml", "GET", "POST", false},
+      {"/healthz", "GET", "POST", false},
+      {"/readyz", "GET", "POST", false},
+      {"/metrics", "GET", "POST", false},
   };
   for (const Route& route : routes) {
-    bool takes_get = std::string(route.takes) == "GET";
-    HttpResult r = takes_get ? post(*c, route.path, "{}") : get(*c, route.path);
+    HttpResult r;
+    std::string wrong = route.wrong;
+    if (wrong == "POST") {
+      r = post(*c, route.path, "{}");
+    } else if (wrong == "GET") {
+      r = get(*c, route.path);
+    } else {
+      auto res = c->Delete(route.path);
+      ASSERT_TRUE(res) << route.path;
+      r.status = res->status;
+      r.body = res->body;
+      r.headers = res->headers;
+    }
     EXPECT_EQ(r.status, 405) << route.path << ": " << r.body;
     EXPECT_EQ(r.header("Allow"), route.takes) << route.path;
     EXPECT_EQ(r.body, std::string(R"({"error":"method_not_allowed","message":"use )") + route.takes + "\"}")
@@ -71,9 +89,9 @@ TEST_F(RoutesTest, EveryRouteAnswersAWrongMethodWithTheSame405) {
       << stack->gateway().log_tail();
   std::string log = stack->gateway().log();
   EXPECT_EQ(occurrences(log, ": 405 "), 7u) << log;
-  for (const char* endpoint : {"command", "status", "message", "device", "state", "events"}) {
-    std::string method = std::string(endpoint) == "command" || std::string(endpoint) == "message" ? "GET" : "POST";
-    EXPECT_EQ(occurrences(log, "[access] " + method + " " + endpoint + " box box-1 request -: 405 "), 1u)
+  for (auto [method, endpoint] : {std::pair{"DELETE", "command"}, {"POST", "status"}, {"GET", "message"},
+                                   {"POST", "device"}, {"POST", "state"}, {"DELETE", "events"}}) {
+    EXPECT_EQ(occurrences(log, std::string("[access] ") + method + " " + endpoint + " box box-1 request -: 405 "), 1u)
         << endpoint << "\n" << log;
   }
 }

@@ -86,7 +86,7 @@ TEST(CommandState, WireNamesAreUnchanged) {
   ASSERT_TRUE(back);
   EXPECT_EQ(back->state, CommandState::timed_out);
   std::string unknown = r.to_json();
-  unknown.replace(unknown.find("timed_out"), 9, "cancelled");
+  unknown.replace(unknown.find("timed_out"), 9, "mislaid");
   EXPECT_FALSE(parse_record(unknown)) << "a state this version does not know is not a record";
 }
 

@@ -59,6 +59,7 @@ class Exchange {
 
   bool is_get() const;
   bool is_post() const;
+  bool is_delete() const;
   std::string_view path() const;       // raw (percent-encoded) path
   std::string_view raw_query() const;  // after '?', as sent (not decoded); empty when none
   const char* header(const char* name) const;  // nullptr when absent

@@ -278,6 +278,7 @@ Exchange::~Exchange() {
 
 bool Exchange::is_get() const { return evhttp_request_get_command(state_->req) == EVHTTP_REQ_GET; }
 bool Exchange::is_post() const { return evhttp_request_get_command(state_->req) == EVHTTP_REQ_POST; }
+bool Exchange::is_delete() const { return evhttp_request_get_command(state_->req) == EVHTTP_REQ_DELETE; }
 
 std::string_view Exchange::path() const {
   const char* p = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(state_->req));
@@ -490,7 +491,7 @@ Server::Server(EventLoop& loop, const HttpSettings& settings, std::size_t max_bo
   timeval idle{static_cast<time_t>(settings.idle_timeout_ms / 1000),
                static_cast<suseconds_t>((settings.idle_timeout_ms % 1000) * 1000)};
   evhttp_set_timeout_tv(http_, &idle);
-  evhttp_set_allowed_methods(http_, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD);
+  evhttp_set_allowed_methods(http_, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_DELETE | EVHTTP_REQ_HEAD);
   evhttp_set_gencb(http_, &Server::on_request, this);
   // Connections are counted from accept: evhttp asks us for each new
   // connection's bufferevent, and adopt_accepted() finds the connection that

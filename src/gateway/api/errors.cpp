@@ -23,6 +23,7 @@ Answer answer_for(Error error) noexcept {
     case Error::invalid_limit: return {400, "invalid_limit"};
     case Error::invalid_box_pattern: return {400, "invalid_box_pattern"};
     case Error::invalid_body: return {400, "invalid_body"};
+    case Error::invalid_ttl: return {400, "invalid_ttl"};
     case Error::unauthorized: return {401, "unauthorized"};
     case Error::forbidden: return {403, "forbidden"};
     case Error::origin_not_allowed: return {403, "origin_not_allowed"};
@@ -32,12 +33,14 @@ Answer answer_for(Error error) noexcept {
     case Error::no_state: return {404, "no_state"};
     case Error::not_acceptable: return {406, "not_acceptable"};
     case Error::duplicate_request_id: return {409, "duplicate_request_id"};
+    case Error::already_sent: return {409, "already_sent"};
     case Error::body_too_large: return {413, "body_too_large"};
     case Error::unsupported_media_type: return {415, "unsupported_media_type"};
     case Error::host_not_allowed: return {421, "host_not_allowed"};
     case Error::request_id_reused: return {422, "request_id_reused"};
     case Error::too_many_pending: return {429, "too_many_pending"};
     case Error::device_busy: return {429, "device_busy"};
+    case Error::queue_full: return {429, "queue_full"};
     case Error::too_many_streams: return {429, "too_many_streams"};
     case Error::token_pending_full: return {429, "token_pending_full"};
     case Error::token_streams_full: return {429, "token_streams_full"};

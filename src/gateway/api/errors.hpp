@@ -25,6 +25,7 @@ enum class Error {
   invalid_limit,         // 400
   invalid_box_pattern,   // 400
   invalid_body,          // 400
+  invalid_ttl,           // 400 (queued commands)
   unauthorized,          // 401
   forbidden,             // 403
   origin_not_allowed,    // 403 (browser_guard.hpp)
@@ -34,12 +35,14 @@ enum class Error {
   no_state,              // 404
   not_acceptable,        // 406
   duplicate_request_id,  // 409
+  already_sent,          // 409 (DELETE of a command no longer queued)
   body_too_large,        // 413
   unsupported_media_type,  // 415 (browser_guard.hpp)
   host_not_allowed,      // 421 (browser_guard.hpp)
   request_id_reused,     // 422
   too_many_pending,      // 429 (pending commands, their bytes, or messages awaiting the broker)
   device_busy,           // 429
+  queue_full,            // 429 (a box's queue, or all queues, hold their limit)
   too_many_streams,      // 429
   token_pending_full,    // 429 (the caller's token holds its token_max_pending)
   token_streams_full,    // 429 (the caller's token holds its token_max_streams)

@@ -74,6 +74,9 @@ ErrorInfo error_for(Outcome outcome) {
       return {Error::shutting_down, "This gateway is shutting down; retry on another replica."};
     case Outcome::device_timeout:
       return {Error::device_timeout, "The device did not reply within the timeout."};
+    case Outcome::queue_full:
+      return {Error::queue_full, "This device's command queue, or the gateway's queues together, are full; retry "
+                                 "later or cancel queued commands."};
     case Outcome::delivered:  // answered by reply_delivered(), not as an error
     case Outcome::accepted:   // answered by reply_accepted()
     case Outcome::ok:
@@ -134,8 +137,25 @@ void CommandApi::post_command(http::Exchange ex, const Caller& caller) {
   CommandMode mode = prefers_async(ex.header("Prefer")) ? CommandMode::async : CommandMode::sync;
   auto max_timeout = mode == CommandMode::async ? limits_.max_async_timeout : limits_.max_timeout;
 
-  std::optional<Query> query = read_query(ex, {{"timeout_ms", Error::invalid_timeout}}, &rid, &bid);
+  std::optional<Query> query =
+      read_query(ex, {{"timeout_ms", Error::invalid_timeout}, {"ttl_ms", Error::invalid_ttl}}, &rid, &bid);
   if (!query) return;
+  std::optional<std::chrono::milliseconds> ttl;
+  if (auto ttl_text = query->get("ttl_ms")) {
+    // A queued command has no caller waiting: only an async one may wait.
+    if (mode != CommandMode::async) {
+      return reply_error(ex, Error::invalid_ttl, "ttl_ms needs Prefer: respond-async (a queued command is async).",
+                         &rid, &bid);
+    }
+    auto parsed = parse_decimal(*ttl_text, 12, 1, limits_.max_queue_ttl.count());
+    if (!parsed) {
+      return reply_error(ex, Error::invalid_ttl,
+                         "ttl_ms must be an integer from 1 to " + std::to_string(limits_.max_queue_ttl.count()) +
+                             ", in plain decimal digits.",
+                         &rid, &bid);
+    }
+    ttl = std::chrono::milliseconds(*parsed);
+  }
   auto timeout = limits_.default_timeout;
   if (auto timeout_text = query->get("timeout_ms")) {
     auto parsed = parse_decimal(*timeout_text, 10, 1, max_timeout.count());
@@ -166,7 +186,7 @@ void CommandApi::post_command(http::Exchange ex, const Caller& caller) {
   auto shared = std::make_shared<http::Exchange>(std::move(ex));
   shared->on_disconnect([this, id = caller.id] { services_.commands.cancel(id); });
   CommandRequest request{caller.box, caller.id, caller.caller_supplied_id, std::move(*payload), timeout,
-                         std::move(hash), mode, std::move(traceparent), caller.token};
+                         std::move(hash), mode, std::move(traceparent), caller.token, {}, ttl};
   services_.commands.submit(std::move(request), [shared, rid, bid](CommandResult&& result) {
     http::Exchange& exchange = *shared;
     exchange.set_note(outcome_name(result.outcome));

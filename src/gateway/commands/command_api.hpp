@@ -28,6 +28,7 @@ struct CommandLimits {
   std::chrono::milliseconds max_timeout;
   std::size_t max_body_bytes;
   std::chrono::milliseconds max_async_timeout;
+  std::chrono::milliseconds max_queue_ttl;  // ?ttl_ms: 1..this
 };
 
 struct CommandServices {

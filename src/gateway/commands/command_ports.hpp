@@ -20,6 +20,7 @@
 #include "boxgate/mqtt/client.hpp"
 #include "boxgate/redis/commands.hpp"
 #include "boxgate/redis/subscriber.hpp"
+#include "commands/command_request.hpp"
 
 namespace boxgate::gateway {
 
@@ -102,6 +103,17 @@ class DevicePresence {
   using Callback = std::function<void(bool ok, std::optional<bool> online)>;
   virtual ~DevicePresence() = default;
   virtual bool online(const BoxId& box, Callback done) = 0;
+};
+
+// Where commands with a ttl go (queue/queue_service.hpp implements it).
+class CommandQueue {
+ public:
+  virtual ~CommandQueue() = default;
+  // Accepts `request` (request.ttl set) into its box's queue and completes
+  // `done` once: accepted with the record (JSON), or a refusal. `known`: the
+  // record its id already has, queued (a retry): it is only made sure that
+  // the entry is there.
+  virtual void enqueue(CommandRequest&& request, Completion done, const std::optional<CommandRecord>& known) = 0;
 };
 
 // ---- the real clients behind the faces ----------------------------------

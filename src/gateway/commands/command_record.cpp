@@ -14,21 +14,22 @@ const char* mode_name(CommandMode mode) { return mode == CommandMode::async ? "a
 
 const char* state_name(CommandState state) {
   switch (state) {
+    case CommandState::queued: return "queued";
     case CommandState::pending: return "pending";
     case CommandState::succeeded: return "succeeded";
     case CommandState::timed_out: return "timed_out";
+    case CommandState::expired: return "expired";
+    case CommandState::cancelled: return "cancelled";
   }
   return "pending";
 }
 
-namespace {
 std::optional<CommandState> state_of(std::string_view name) {
-  for (CommandState state : {CommandState::pending, CommandState::succeeded, CommandState::timed_out}) {
+  for (CommandState state : kAllStates) {
     if (name == state_name(state)) return state;
   }
   return std::nullopt;
 }
-}  // namespace
 
 std::string CommandRecord::to_json() const {
   // Appended by hand (no formatter): every string is a validated id, a hex
@@ -56,6 +57,8 @@ std::string CommandRecord::to_json() const {
   text(R"(,"gateway":")", gateway);
   if (delivered) out += *delivered ? R"(,"delivered":true)" : R"(,"delivered":false)";
   if (finished_ms) number(R"(,"finished_ms":)", *finished_ms);
+  if (ttl_ms) number(R"(,"ttl_ms":)", *ttl_ms);
+  if (sent_ms) number(R"(,"sent_ms":)", *sent_ms);
   out += '}';
   return out;
 }
@@ -92,6 +95,8 @@ std::optional<CommandRecord> parse_record(std::string_view json) {
   r.deadline_ms = *deadline;
   if (auto it = doc.find("delivered"); it != doc.end() && it->is_boolean()) r.delivered = it->get<bool>();
   r.finished_ms = number("finished_ms");
+  r.ttl_ms = number("ttl_ms");
+  r.sent_ms = number("sent_ms");
   return r;
 }
 
@@ -103,6 +108,16 @@ std::int64_t now_ms() {
 }
 
 CommandStatus status_of(const CommandRecord& record, bool has_reply, std::int64_t now) {
+  switch (record.state) {
+    case CommandState::expired:
+    case CommandState::cancelled: return {record.state, false};  // never sent: no reply can be its
+    case CommandState::queued:
+      if (record.ttl_ms && now > record.accepted_ms + *record.ttl_ms) return {CommandState::expired, false};
+      return {CommandState::queued, false};
+    case CommandState::pending:
+    case CommandState::succeeded:
+    case CommandState::timed_out: break;
+  }
   if (has_reply) return {CommandState::succeeded, record.state == CommandState::timed_out};
   if (record.state == CommandState::succeeded) return {CommandState::succeeded, false};  // its reply expired
   if (record.state == CommandState::timed_out || now > record.deadline_ms) return {CommandState::timed_out, false};
@@ -115,6 +130,10 @@ RetryAnswer answer_retry(const std::optional<CommandRecord>& record, bool has_re
   if (record->body_sha256 != body_sha256) return RetryAnswer::request_id_reused;
   if (has_reply) return RetryAnswer::replay;
   switch (status_of(*record, false, now).state) {
+    case CommandState::queued:
+    case CommandState::expired:
+    case CommandState::cancelled:
+      return mode == CommandMode::async ? RetryAnswer::accept_again : RetryAnswer::duplicate;
     case CommandState::pending:
       // An async retry of an async command is the same command, already on its way.
       return mode == CommandMode::async && record->mode == CommandMode::async ? RetryAnswer::accept_again

@@ -15,10 +15,16 @@ namespace boxgate::gateway {
 
 enum class CommandMode { sync, async };
 
-// A record's state as written: pending until the gateway holding the
-// command saw it end. On the wire (the record's and the status endpoint's
-// "state") by state_name().
-enum class CommandState { pending, succeeded, timed_out };
+// A record's state as written -- the one state machine of a command
+// (docs/contract.md, "Queued commands"): queued (accepted with a ttl, not
+// yet sent) -> pending (sent, waiting for the reply; where a command without
+// a ttl starts) -> succeeded | timed_out; or queued -> expired (its ttl
+// passed unsent) | cancelled. On the wire (the record's and the status
+// endpoint's "state") by state_name().
+enum class CommandState { queued, pending, succeeded, timed_out, expired, cancelled };
+inline constexpr CommandState kAllStates[] = {CommandState::queued,    CommandState::pending,
+                                              CommandState::succeeded, CommandState::timed_out,
+                                              CommandState::expired,   CommandState::cancelled};
 
 struct CommandRecord {
   std::string box_id;
@@ -31,6 +37,11 @@ struct CommandRecord {
   std::string gateway;  // the instance that published it
   std::optional<bool> delivered;  // at timed_out: did the broker acknowledge the publish
   std::optional<std::int64_t> finished_ms;
+  // Queued commands: how long it may wait to be sent, and when it was.
+  // While queued, deadline_ms is accepted_ms + ttl_ms + its timeout (the
+  // latest it can end); once sent, sent_ms + its timeout.
+  std::optional<std::int64_t> ttl_ms;
+  std::optional<std::int64_t> sent_ms;
 
   std::string to_json() const;
 };
@@ -49,7 +60,8 @@ std::int64_t now_ms();
 
 // The state a caller sees. A record still pending after its deadline (its
 // gateway died or the caller left) has timed out unless a reply is stored; a
-// reply stored after the deadline is `late`.
+// reply stored after the deadline is `late`; a record still queued after its
+// ttl has expired (the queue's sweep may not have noted it yet).
 struct CommandStatus {
   CommandState state = CommandState::pending;
   bool late = false;
@@ -63,7 +75,8 @@ enum class RetryAnswer {
   send,                 // no record: a new command (a stored reply without one is deleted first)
   request_id_reused,    // the record's body differs
   replay,               // the stored reply, again
-  accept_again,         // async, still pending: accepted again, it is already on its way
+  accept_again,         // async, still queued or pending, or ended unsent (expired, cancelled):
+                        // accepted again with its record, which says where it is
   duplicate,            // still pending, or succeeded with its reply expired: must not run again
   timed_out_before,     // it timed out: not sent again under this id
 };
@@ -71,7 +84,8 @@ RetryAnswer answer_retry(const std::optional<CommandRecord>& record, bool has_re
                          CommandMode mode, std::int64_t now_ms);
 
 const char* mode_name(CommandMode mode);
-// "pending", "succeeded", "timed_out".
+// "queued", "pending", "succeeded", "timed_out", "expired", "cancelled".
 const char* state_name(CommandState state);
+std::optional<CommandState> state_of(std::string_view name);
 
 }  // namespace boxgate::gateway

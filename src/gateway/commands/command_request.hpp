@@ -31,6 +31,10 @@ struct CommandRequest {
   // max_pending this command holds while it waits (taken by the service).
   std::shared_ptr<const ApiToken> token = {};
   TokenSlot slot = {};
+  // ?ttl_ms (async only): it may wait this long in its box's queue to be
+  // sent; its timeout then counts from the send (docs/contract.md, "Queued
+  // commands").
+  std::optional<std::chrono::milliseconds> ttl = std::nullopt;
 };
 
 struct CommandResult {

@@ -66,6 +66,10 @@ struct CommandService::Pending final : redis::Subscriber::Listener {
   bool presence_known = true;  // offline_policy=fail: the presence read answered
   bool accepted = false;       // async: answered 202; nobody waits on `done`
   event* deadline = nullptr;
+  // From a box's queue (send_queued): its record was written when queued.
+  bool from_queue = false;
+  std::chrono::milliseconds expiry_cap{0};
+  QueuedHooks hooks;
 };
 
 // A look-up of an id's record and result key.
@@ -199,6 +203,11 @@ void CommandService::answer_known(Known& known) {
       outcome_counters_[static_cast<std::size_t>(Outcome::replayed)]->inc();
       return known.done(CommandResult{Outcome::replayed, std::move(*known.result)});
     case RetryAnswer::accept_again:
+      // A retry of a queued command: its entry may be missing if the
+      // gateway that wrote the record died before queueing it.
+      if (record->state == CommandState::queued && request.ttl && ports_.queue) {
+        return ports_.queue->enqueue(std::move(request), std::move(known.done), record);
+      }
       outcome_counters_[static_cast<std::size_t>(Outcome::accepted)]->inc();
       return known.done(CommandResult{Outcome::accepted, *known.record});
     case RetryAnswer::duplicate:
@@ -217,6 +226,8 @@ std::optional<Outcome> CommandService::missing_dependency() const {
 
 void CommandService::admit(CommandRequest&& request, Completion&& done, bool resumed) {
   if (draining_ && !resumed) return complete_immediately(done, Outcome::shutting_down);
+  // A command with a ttl is the queue's: it holds no slot here while it waits.
+  if (request.ttl && ports_.queue) return ports_.queue->enqueue(std::move(request), std::move(done), std::nullopt);
   // The token's share first: one token must not fill the gateway-wide limits
   // (a command resumed from grace holds its slot already).
   if (request.token && !request.slot.held()) {
@@ -237,20 +248,32 @@ void CommandService::admit(CommandRequest&& request, Completion&& done, bool res
   auto timeout = request.timeout;
   auto entry = std::make_unique<Pending>(*this, std::move(request), std::move(done), std::move(channel),
                                          next_sequence_++);
-  switch (registry_.admit(id, box, entry, bytes)) {
-    case PendingRegistry<Pending>::Admit::ok: break;
-    case PendingRegistry<Pending>::Admit::duplicate:
-      return complete_immediately(entry->done, Outcome::duplicate_request_id);
-    case PendingRegistry<Pending>::Admit::too_many:
-      return complete_immediately(entry->done, Outcome::too_many_pending);
-    case PendingRegistry<Pending>::Admit::too_many_bytes:
-      return complete_immediately(entry->done, Outcome::too_many_bytes);
-    case PendingRegistry<Pending>::Admit::device_busy:
-      return complete_immediately(entry->done, Outcome::device_busy);
+  if (auto refused = refusal(registry_.admit(id, box, entry, bytes))) {
+    return complete_immediately(entry->done, *refused);
   }
+  Pending& p = registered(id, timeout);
+  // Both leave in this loop iteration, on the two connections: the record
+  // costs no round trip before the publish.
+  std::uint64_t seq = p.sequence;
+  if (ports_.presence) check_presence(p);
+  if (still_waiting(id, seq)) write_record(p);
+  if (still_waiting(id, seq)) subscribe(p);
+}
+
+std::optional<Outcome> CommandService::refusal(PendingRegistry<Pending>::Admit admitted) {
+  switch (admitted) {
+    case PendingRegistry<Pending>::Admit::ok: return std::nullopt;
+    case PendingRegistry<Pending>::Admit::duplicate: return Outcome::duplicate_request_id;
+    case PendingRegistry<Pending>::Admit::too_many: return Outcome::too_many_pending;
+    case PendingRegistry<Pending>::Admit::too_many_bytes: return Outcome::too_many_bytes;
+    case PendingRegistry<Pending>::Admit::device_busy: return Outcome::device_busy;
+  }
+  return Outcome::too_many_pending;
+}
+
+CommandService::Pending& CommandService::registered(const std::string& id, std::chrono::milliseconds timeout) {
   pending_gauge_.set(static_cast<std::int64_t>(registry_.size()));
   Pending& p = *registry_.find(id);
-
   p.deadline = evtimer_new(
       loop_.base(), [](evutil_socket_t, short, void* arg) {
         auto* pending = static_cast<Pending*>(arg);
@@ -259,12 +282,35 @@ void CommandService::admit(CommandRequest&& request, Completion&& done, bool res
       &p);
   arm_deadline(p, timeout);
   by_mode_[p.request.mode == CommandMode::async ? 1 : 0]->inc();
-  // Both leave in this loop iteration, on the two connections: the record
-  // costs no round trip before the publish.
-  std::uint64_t seq = p.sequence;
-  if (ports_.presence) check_presence(p);
-  if (still_waiting(id, seq)) write_record(p);
-  if (still_waiting(id, seq)) subscribe(p);
+  return p;
+}
+
+bool CommandService::can_send_queued() const noexcept {
+  return !draining_ && !missing_dependency() && registry_.size() + grace_.size() < settings_.max_pending &&
+         registry_.bytes() + grace_.bytes() + kPendingEntryBytes < settings_.max_bytes;
+}
+
+void CommandService::send_queued(CommandRequest request, CommandRecord record, std::chrono::milliseconds expiry_cap,
+                                 QueuedHooks hooks) {
+  if (draining_) return hooks.ended(Outcome::shutting_down, false);
+  if (auto missing = missing_dependency()) return hooks.ended(*missing, false);
+  std::string id = request.id.str();
+  std::string box = request.box.str();
+  std::string channel = topics_.response_channel(request.box, request.id);
+  auto timeout = request.timeout;
+  std::size_t bytes = request.payload.size() + kPendingEntryBytes;
+  auto entry = std::make_unique<Pending>(*this, std::move(request), Completion{}, std::move(channel),
+                                         next_sequence_++);
+  entry->from_queue = true;
+  entry->expiry_cap = expiry_cap;
+  entry->hooks = std::move(hooks);
+  entry->record = Pending::Record::written;  // when it was queued
+  entry->written = std::move(record);
+  // No caller waits: a drain does not wait for it either.
+  entry->accepted = true;
+  if (auto refused = refusal(registry_.admit(id, box, entry, bytes))) return entry->hooks.ended(*refused, false);
+  ++accepted_async_;
+  subscribe(registered(id, timeout));
 }
 
 void CommandService::check_presence(Pending& p) {
@@ -397,6 +443,7 @@ void CommandService::publish(Pending& p) {
   // Message Expiry is the time left, so a device that comes back late never
   // runs a command its caller stopped waiting for.
   auto left = std::chrono::duration_cast<std::chrono::milliseconds>(p.started + p.request.timeout - Clock::now());
+  if (p.from_queue) left = std::min(left, p.expiry_cap);  // nor one whose ttl ran out
   auto expiry_s = static_cast<std::uint32_t>(std::max<std::int64_t>(1, (left.count() + 999) / 1000));
   mqtt::ResponseProperties v5{p.channel, p.request.id.str(), expiry_s, {}};
   if (!p.request.traceparent.empty()) {
@@ -416,6 +463,7 @@ void CommandService::publish(Pending& p) {
   if (ports_.publisher.publish(topics_.request_topic(p.request.box, p.request.id), payload, settings_.qos, &v5,
                                std::move(on_ack))) {
     if (!still_waiting(id, seq)) return;  // ended inside publish(): `p` is gone
+    if (p.from_queue) return note_sent(p);
     if (p.request.mode == CommandMode::async) {
       // The caller has its answer; the command goes on without it.
       outcome_counters_[static_cast<std::size_t>(Outcome::accepted)]->inc();
@@ -436,6 +484,18 @@ void CommandService::publish(Pending& p) {
     return arm_deadline(p, std::min(settings_.dependency_grace, time_left(p)));
   }
   finish(p, Outcome::mqtt_unavailable);  // the outgoing queue is full, or no grace
+}
+
+void CommandService::note_sent(Pending& p) {
+  // The record says it left the queue. The same connection (or, in a
+  // cluster, the same slot) carries the end noted later, so this lands first.
+  CommandRecord& r = p.written;
+  r.state = CommandState::pending;
+  r.sent_ms = now_ms();
+  r.deadline_ms = *r.sent_ms + p.request.timeout.count();
+  r.gateway = settings_.instance;
+  ports_.state.update(topics_.command_key(p.request.box, p.request.id), r.to_json());
+  if (p.hooks.published) p.hooks.published(r.to_json());
 }
 
 std::chrono::milliseconds CommandService::time_left(const Pending& p) const {
@@ -537,7 +597,8 @@ void CommandService::note_end_in_record(Pending& p, Outcome outcome) {
   if (p.record != Pending::Record::written) return;  // a record still on its way is handled by its callback
   std::string key = topics_.command_key(p.request.box, p.request.id);
   if (!p.published) {
-    ports_.state.remove(key);  // never sent: a retry may send it
+    // Never sent: a retry may send it; a queued one stays queued.
+    if (!p.from_queue) ports_.state.remove(key);
     return;
   }
   if (outcome != Outcome::ok && outcome != Outcome::device_timeout) return;  // it goes on: the record stays pending
@@ -562,8 +623,11 @@ void CommandService::finish(Pending& p, Outcome outcome, std::string reply) {
   Completion done = std::move(p.done);
   std::optional<bool> delivered;
   if (outcome == Outcome::device_timeout) delivered = p.acked;
+  QueuedHooks hooks = std::move(p.hooks);
+  bool published = p.published;
   owned.reset();
   if (done) done(CommandResult{outcome, std::move(reply), delivered});  // none once an async command was accepted
+  if (hooks.ended) hooks.ended(outcome, published);
 }
 
 void CommandService::cancel(const RequestId& id) {

@@ -81,6 +81,17 @@ struct CommandPorts {
   // offline_policy=fail: a box whose presence says offline is answered
   // device_offline, never published. Null: offline_policy=wait.
   DevicePresence* presence = nullptr;
+  // Where commands with a ttl go (attach_queue()); null: none are taken.
+  CommandQueue* queue = nullptr;
+};
+
+// What a queue that hands the service a command hears of it: `published`
+// once it was sent (with its record as updated: pending, sent_ms), `ended`
+// once it ended, and whether it was published at all (if not, nothing
+// reached the device and the queue may send it again).
+struct QueuedHooks {
+  std::function<void(std::string record_json)> published;
+  std::function<void(Outcome outcome, bool published)> ended;
 };
 
 class CommandService {
@@ -90,6 +101,17 @@ class CommandService {
   ~CommandService();
 
   void submit(CommandRequest request, Completion done);
+  void attach_queue(CommandQueue* queue) noexcept { ports_.queue = queue; }
+  // Room for one more command from a queue: not draining, dependencies up,
+  // below the gateway-wide limits.
+  bool can_send_queued() const noexcept;
+  // Sends a command its box's queue handed this gateway: its record exists
+  // (state queued) and is updated here to pending once published, then to
+  // its end like any command's. Message Expiry: the smaller of its timeout
+  // and `expiry_cap` (the time its ttl has left). No caller waits on it, so
+  // a drain does not either; it counts against max_pending like any other.
+  void send_queued(CommandRequest request, CommandRecord record, std::chrono::milliseconds expiry_cap,
+                   QueuedHooks hooks);
   // The caller went away: complete as client_gone and stop waiting.
   void cancel(const RequestId& id);
   // New commands are refused with shutting_down; waiting ones go on.
@@ -130,6 +152,11 @@ class CommandService {
   void note_end_in_record(Pending& p, Outcome outcome);
   // resumed: held in grace before a drain began, so not refused for it.
   void admit(CommandRequest&& request, Completion&& done, bool resumed);
+  static std::optional<Outcome> refusal(typename PendingRegistry<Pending>::Admit admitted);
+  // The command just admitted as `id`: its deadline armed, counted.
+  Pending& registered(const std::string& id, std::chrono::milliseconds timeout);
+  // A queued command was published: its record says pending, sent_ms.
+  void note_sent(Pending& p);
   bool hold_in_grace(CommandRequest& request, Completion& done, std::size_t bytes);
   void grace_ended(GraceQueue::Held&& held);
   void publish_unsent();  // MQTT is back: send what a lost connection held up

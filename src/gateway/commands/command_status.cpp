@@ -26,6 +26,8 @@ std::string status_body(const CommandRecord& record, const CommandStatus& status
   if (status.late) doc["late"] = true;
   if (record.delivered) doc["delivered"] = *record.delivered;
   if (record.finished_ms) doc["finished_ms"] = *record.finished_ms;
+  if (record.ttl_ms) doc["ttl_ms"] = *record.ttl_ms;
+  if (record.sent_ms) doc["sent_ms"] = *record.sent_ms;
   bool raw_reply = reply && json::scan(*reply).ok();
   if (reply && !raw_reply) doc["reply_text"] = *reply;
   std::string out = doc.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);

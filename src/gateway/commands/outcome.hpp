@@ -23,6 +23,7 @@ enum class Outcome {
   device_timeout,
   delivered,             // published, but the gateway stopped before the reply: it may still run
   client_gone,           // the caller disconnected first; nobody to answer
+  queue_full,            // queued commands: the box's queue or all queues hold their limit
 };
 
 inline const char* outcome_name(Outcome o) {
@@ -44,6 +45,7 @@ inline const char* outcome_name(Outcome o) {
     case Outcome::device_timeout: return "device_timeout";
     case Outcome::delivered: return "delivered";
     case Outcome::client_gone: return "client_gone";
+    case Outcome::queue_full: return "queue_full";
   }
   return "unknown";
 }
@@ -54,6 +56,6 @@ inline constexpr Outcome kAllOutcomes[] = {
     Outcome::request_id_reused, Outcome::timed_out_before, Outcome::too_many_pending, Outcome::too_many_bytes,
     Outcome::device_busy,      Outcome::token_pending_full, Outcome::device_offline,  Outcome::mqtt_unavailable,
     Outcome::redis_unavailable, Outcome::shutting_down,
-    Outcome::device_timeout,   Outcome::delivered,         Outcome::client_gone};
+    Outcome::device_timeout,   Outcome::delivered,         Outcome::client_gone,      Outcome::queue_full};
 
 }  // namespace boxgate::gateway

@@ -1,0 +1,262 @@
+// Queued commands on real processes (docs/contract.md, "Queued commands"):
+// a command with ?ttl_ms for a box that is offline waits in Redis and is sent
+// when the bridge sees the box come online, in acceptance order, one at a
+// time; it expires unsent, can be cancelled while queued, survives the
+// gateway that accepted it and a Redis restart with an append-only file.
+// Presence is played by a probe publishing the retained status a device
+// would; the device by a ProbeDevice that records what it receives.
+
+#include <gtest/gtest.h>
+
+#include <csignal>
+
+#include "itest_env.hpp"
+
+namespace boxgate::itest {
+namespace {
+
+using namespace std::chrono_literals;
+
+class QueueTest : public StackTest {
+ protected:
+  QueueTest() : StackTest("queue") {}
+  explicit QueueTest(StackOptions options) : StackTest(std::move(options)) {}
+
+  // Publishes the box's retained status and waits until gateway `gw` reports it.
+  void set_presence(const std::string& box, bool online, int gw) {
+    MqttProbe probe(stack->mqtt_port());
+    test::MqttPublishOptions retained;
+    retained.retained = true;
+    probe.publish("dev/" + box + "/status", online ? "online" : "offline", 1, retained);
+    HttpResult last;
+    ASSERT_TRUE(test::eventually(
+        [&] {
+          last = test::get(gw, device_path(box));
+          return last.status == 200 && last.json().value("online", !online) == online;
+        },
+        10s))
+        << box << ": " << last.status << " " << last.body << "\n"
+        << stack->logs();
+  }
+
+  HttpResult post_queued(int gw, const std::string& box, const std::string& id, const std::string& query,
+                         const std::string& body = R"({"method":"noop"})") {
+    auto c = client(gw);
+    return post(*c, command_path(box, query), body, {{"X-Request-Id", id}, {"Prefer", "respond-async"}});
+  }
+
+  HttpResult status(int gw, const std::string& box, const std::string& id) {
+    return test::get(gw, command_path(box) + "/" + id);
+  }
+
+  // Waits until the command's state (at gateway `gw`) is `state`.
+  void wait_state(int gw, const std::string& box, const std::string& id, const std::string& state,
+                  std::chrono::milliseconds timeout = 10s) {
+    HttpResult last;
+    EXPECT_TRUE(test::eventually(
+        [&] {
+          last = status(gw, box, id);
+          return last.status == 200 && last.json().value("state", "") == state;
+        },
+        timeout))
+        << id << " never " << state << ": " << last.status << " " << last.body << "\n"
+        << stack->logs();
+  }
+
+  HttpResult remove(int gw, const std::string& box, const std::string& id) {
+    auto c = client(gw);
+    auto res = c->Delete(command_path(box) + "/" + id);
+    HttpResult r;
+    if (res) {
+      r.status = res->status;
+      r.body = res->body;
+    }
+    test::record_http("DELETE", command_path(box) + "/" + id, r.status, r.error_code());
+    return r;
+  }
+
+  // The request ids of the commands the device received, in order.
+  static std::vector<std::string> received_ids(const ProbeDevice& device) {
+    std::vector<std::string> ids;
+    for (const MqttMessage& m : device.commands()) ids.push_back(last_level(m.topic));
+    return ids;
+  }
+
+  std::vector<std::string> queued_ids(int gw, const std::string& box, const std::string& query = "") {
+    HttpResult list = test::get(gw, command_path(box, "state=queued" + query));
+    EXPECT_EQ(list.status, 200) << list.body;
+    std::vector<std::string> ids;
+    if (list.status != 200) return ids;
+    const auto doc = list.json();  // kept: the loop walks into it
+    for (const auto& record : doc.at("commands")) ids.push_back(record.value("request_id", ""));
+    return ids;
+  }
+};
+
+TEST_F(QueueTest, QueuedWhileOfflineThenSentInOrderWhenTheBoxComesOnline) {
+  int gw1 = stack->add_gateway();
+  int gw2 = stack->add_gateway();
+  stack->add_bridge();
+  set_presence("box-q", false, gw1);
+
+  for (const char* id : {"q-1", "q-2", "q-3"}) {
+    HttpResult r = post_queued(gw1, "box-q", id, "ttl_ms=60000&timeout_ms=5000");
+    ASSERT_EQ(r.status, 202) << r.body;
+    EXPECT_EQ(r.json().value("state", ""), "queued") << r.body;
+    EXPECT_EQ(r.json().value("ttl_ms", 0), 60000) << r.body;
+    EXPECT_EQ(r.header("Location"), "/v1/devices/box-q/commands/" + std::string(id));
+  }
+  EXPECT_EQ(queued_ids(gw2, "box-q"), (std::vector<std::string>{"q-1", "q-2", "q-3"})) << "in acceptance order";
+  EXPECT_EQ(queued_ids(gw2, "box-q", "&limit=2"), (std::vector<std::string>{"q-1", "q-2"}));
+  EXPECT_EQ(queued_ids(gw2, "box-q", "&after=q-1"), (std::vector<std::string>{"q-2", "q-3"}));
+  HttpResult device = test::get(gw2, device_path("box-q"));
+  EXPECT_EQ(device.json().value("queued", -1), 3) << device.body;
+  HttpResult one = status(gw2, "box-q", "q-2");
+  EXPECT_EQ(one.json().value("state", ""), "queued") << one.body;
+
+  ProbeDevice box(stack->mqtt_port(), "dev/box-q/request/+", ProbeDevice::echo());
+  // Nothing was published while the box was offline.
+  EXPECT_EQ(box.probe().count(), 0u);
+  set_presence("box-q", true, gw1);
+  ASSERT_TRUE(box.probe().wait_for(3, 10s)) << stack->logs();
+  EXPECT_EQ(received_ids(box), (std::vector<std::string>{"q-1", "q-2", "q-3"}));
+  for (const char* id : {"q-1", "q-2", "q-3"}) wait_state(gw2, "box-q", id, "succeeded");
+  HttpResult done = status(gw2, "box-q", "q-3");
+  EXPECT_GT(done.json().value("sent_ms", std::int64_t{0}), 0) << done.body;
+  EXPECT_TRUE(done.json().contains("reply")) << done.body;
+  EXPECT_TRUE(queued_ids(gw1, "box-q").empty());
+  // Each exactly once.
+  EXPECT_FALSE(box.probe().wait_for(4, 500ms)) << "a queued command was sent twice";
+  EXPECT_EQ(metric(gw1, "boxgate_queue_commands_total{event=\"queued\"}").value_or(0), 3);
+}
+
+TEST_F(QueueTest, AnOnlineBoxWithAnEmptyQueueGetsItAtOnce) {
+  int gw = stack->add_gateway();
+  stack->add_bridge();
+  ProbeDevice box(stack->mqtt_port(), "dev/box-o/request/+", ProbeDevice::echo());
+  set_presence("box-o", true, gw);
+  HttpResult r = post_queued(gw, "box-o", "now-1", "ttl_ms=60000");
+  ASSERT_EQ(r.status, 202) << r.body;
+  EXPECT_EQ(r.json().value("state", ""), "pending") << "sent at once: " << r.body;
+  ASSERT_TRUE(box.probe().wait_for(1, 5s));
+  // Message Expiry: the smaller of the timeout (10 s default) and the ttl left.
+  EXPECT_LE(box.commands().front().message_expiry_interval.value_or(0), 10u);
+  wait_state(gw, "box-o", "now-1", "succeeded");
+  // The same id again: the same command (its record).
+  HttpResult again = post_queued(gw, "box-o", "now-1", "ttl_ms=60000");
+  EXPECT_EQ(again.status, 200) << "its stored reply: " << again.body;
+}
+
+TEST_F(QueueTest, ExpiresUnsentAndCancelWorksOnlyWhileQueued) {
+  int gw = stack->add_gateway({"--queue-sweep-ms", "200"});
+  stack->add_bridge();
+  set_presence("box-e", false, gw);
+  ASSERT_EQ(post_queued(gw, "box-e", "short", "ttl_ms=300").status, 202);
+  ASSERT_EQ(post_queued(gw, "box-e", "keep", "ttl_ms=60000").status, 202);
+  ASSERT_EQ(post_queued(gw, "box-e", "drop", "ttl_ms=60000").status, 202);
+
+  HttpResult cancelled = remove(gw, "box-e", "drop");
+  ASSERT_EQ(cancelled.status, 200) << cancelled.body;
+  EXPECT_EQ(cancelled.json().value("state", ""), "cancelled");
+  EXPECT_EQ(remove(gw, "box-e", "drop").status, 200) << "cancelling again answers the same";
+  HttpResult unknown = remove(gw, "box-e", "never-was");
+  EXPECT_EQ(unknown.status, 404);
+  EXPECT_EQ(unknown.error_code(), "unknown_command");
+
+  wait_state(gw, "box-e", "short", "expired", 5s);
+  // The record says expired once its ttl passed; the sweep (200 ms here)
+  // takes it out of the queue.
+  EXPECT_TRUE(test::eventually([&] { return queued_ids(gw, "box-e") == std::vector<std::string>{"keep"}; }, 5s));
+
+  ProbeDevice box(stack->mqtt_port(), "dev/box-e/request/+", ProbeDevice::echo());
+  set_presence("box-e", true, gw);
+  ASSERT_TRUE(box.probe().wait_for(1, 10s)) << stack->logs();
+  EXPECT_FALSE(box.probe().wait_for(2, 500ms)) << "an expired or cancelled command was sent";
+  EXPECT_EQ(received_ids(box), (std::vector<std::string>{"keep"}));
+  wait_state(gw, "box-e", "keep", "succeeded");
+  HttpResult late = remove(gw, "box-e", "keep");
+  EXPECT_EQ(late.status, 409) << late.body;
+  EXPECT_EQ(late.error_code(), "already_sent");
+  EXPECT_EQ(late.json().at("command").value("state", ""), "succeeded") << late.body;
+  EXPECT_EQ(status(gw, "box-e", "drop").json().value("state", ""), "cancelled");
+}
+
+TEST_F(QueueTest, LimitsAndValidation) {
+  int gw = stack->add_gateway({"--max-queued-per-device", "2"});
+  stack->add_bridge();
+  set_presence("box-l", false, gw);
+  auto c = client(gw);
+  HttpResult sync = post(*c, command_path("box-l", "ttl_ms=1000"), R"({"method":"noop"})");
+  EXPECT_EQ(sync.status, 400);
+  EXPECT_EQ(sync.error_code(), "invalid_ttl") << "a ttl needs Prefer: respond-async";
+  for (const char* bad : {"ttl_ms=0", "ttl_ms=abc", "ttl_ms=999999999999"}) {
+    HttpResult r = post_queued(gw, "box-l", "bad", bad);
+    EXPECT_EQ(r.status, 400) << bad;
+    EXPECT_EQ(r.error_code(), "invalid_ttl") << bad;
+  }
+  ASSERT_EQ(post_queued(gw, "box-l", "l-1", "ttl_ms=60000").status, 202);
+  ASSERT_EQ(post_queued(gw, "box-l", "l-2", "ttl_ms=60000").status, 202);
+  HttpResult full = post_queued(gw, "box-l", "l-3", "ttl_ms=60000");
+  EXPECT_EQ(full.status, 429) << full.body;
+  EXPECT_EQ(full.error_code(), "queue_full");
+  EXPECT_EQ(status(gw, "box-l", "l-3").status, 404) << "a refused command leaves no record";
+  HttpResult retry = post_queued(gw, "box-l", "l-2", "ttl_ms=60000");
+  EXPECT_EQ(retry.status, 202) << "a retry of a queued id is the same command";
+  EXPECT_EQ(retry.json().value("state", ""), "queued");
+  HttpResult other = post_queued(gw, "box-l", "l-2", "ttl_ms=60000", R"({"method":"other"})");
+  EXPECT_EQ(other.status, 422);
+  HttpResult list = test::get(gw, command_path("box-l", "state=pending"));
+  EXPECT_EQ(list.status, 400);
+  EXPECT_EQ(queued_ids(gw, "box-l"), (std::vector<std::string>{"l-1", "l-2"}));
+}
+
+TEST_F(QueueTest, AGatewayKilledWithQueuedCommandsLeavesThemToAnother) {
+  int gw1 = stack->add_gateway();
+  int gw2 = stack->add_gateway();
+  stack->add_bridge();
+  set_presence("box-k", false, gw1);
+  for (const char* id : {"k-1", "k-2"}) ASSERT_EQ(post_queued(gw1, "box-k", id, "ttl_ms=60000").status, 202);
+  stack->gateway(0).kill9();
+
+  ProbeDevice box(stack->mqtt_port(), "dev/box-k/request/+", ProbeDevice::echo());
+  set_presence("box-k", true, gw2);
+  ASSERT_TRUE(box.probe().wait_for(2, 10s)) << stack->logs();
+  EXPECT_EQ(received_ids(box), (std::vector<std::string>{"k-1", "k-2"}));
+  wait_state(gw2, "box-k", "k-2", "succeeded");
+  stack->gateway(0).start();  // teardown expects every daemon to stop cleanly
+}
+
+class QueueAofTest : public QueueTest {
+ protected:
+  QueueAofTest() : QueueTest(StackOptions{"queue-aof", {}, false, {}, false, {"--appendonly", "yes", "--appendfsync", "always"}}) {}
+};
+
+TEST_F(QueueAofTest, QueuedCommandsSurviveARedisRestartWithAnAppendOnlyFile) {
+  int gw = stack->add_gateway();
+  stack->add_bridge();
+  set_presence("box-r", false, gw);
+  for (const char* id : {"r-1", "r-2"}) ASSERT_EQ(post_queued(gw, "box-r", id, "ttl_ms=60000").status, 202);
+  stack->redis().kill9();
+  stack->redis().start();
+  // The daemons reconnect; the queue was read back from the append-only file.
+  std::vector<std::string> ids;
+  EXPECT_TRUE(test::eventually(
+      [&] {
+        HttpResult list = test::get(gw, command_path("box-r", "state=queued"));
+        if (list.status != 200) return false;
+        ids.clear();
+        const auto doc = list.json();
+        for (const auto& record : doc.at("commands")) ids.push_back(record.value("request_id", ""));
+        return ids.size() == 2;
+      },
+      15s))
+      << stack->logs();
+  EXPECT_EQ(ids, (std::vector<std::string>{"r-1", "r-2"}));
+  ProbeDevice box(stack->mqtt_port(), "dev/box-r/request/+", ProbeDevice::echo());
+  set_presence("box-r", true, gw);
+  ASSERT_TRUE(box.probe().wait_for(2, 10s)) << stack->logs();
+  EXPECT_EQ(received_ids(box), (std::vector<std::string>{"r-1", "r-2"}));
+}
+
+}  // namespace
+}  // namespace boxgate::itest
