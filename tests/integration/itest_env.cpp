@@ -6,6 +6,8 @@
 #include <regex>
 #include <sstream>
 
+#include "boxgate/loop/event_loop.hpp"
+
 namespace boxgate::itest {
 
 // ---------------------------------------------------------------- Stack
@@ -217,6 +219,18 @@ ProbeDevice::ReplyFn ProbeDevice::echo() {
     if (topic.empty()) return std::nullopt;
     return std::make_pair(topic, R"({"id":")" + last_level(m.topic) + R"(","result":{"ok":true}})");
   };
+}
+
+bool run_until(EventLoop& loop, const std::function<bool()>& done, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  bool held = false;
+  Timer check(loop, [&] {
+    held = done();
+    if (held || std::chrono::steady_clock::now() >= deadline) loop.stop();
+  });
+  check.start(10ms, true);
+  loop.run();
+  return held;
 }
 
 }  // namespace boxgate::itest

@@ -25,6 +25,10 @@
 
 #include "support/fixtures.hpp"
 
+namespace boxgate {
+class EventLoop;
+}
+
 namespace boxgate::itest {
 
 using namespace std::chrono_literals;
@@ -155,6 +159,11 @@ using test::post;
 std::optional<double> metric(const std::string& text, const std::string& series);
 // GET /metrics on the port and read one series (nullopt when absent/unreachable).
 std::optional<double> metric(int port, const std::string& series);
+
+// Runs `loop` on this thread until `done()` holds (checked every 10 ms, on
+// the loop) or the timeout passes; true when it held. For tests that drive
+// core objects (redis::Commands, resolvers) on an EventLoop of their own.
+bool run_until(EventLoop& loop, const std::function<bool()>& done, std::chrono::milliseconds timeout);
 
 // The last topic level ("dev/box-1/request/<id>" -> "<id>").
 std::string last_level(const std::string& topic);

@@ -200,20 +200,6 @@ class NamingSentinel {
   std::thread thread_;
 };
 
-// Runs `loop` on this thread until `done()` holds (checked every 10 ms) or
-// the timeout passes; true when it held.
-bool run_until(EventLoop& loop, const std::function<bool()>& done, std::chrono::milliseconds timeout) {
-  const auto deadline = Clock::now() + timeout;
-  bool held = false;
-  Timer check(loop, [&] {
-    held = done();
-    if (held || Clock::now() >= deadline) loop.stop();
-  });
-  check.start(10ms, true);
-  loop.run();
-  return held;
-}
-
 // Two real Redis: A the master, B its replica; the stand-in sentinel names A.
 // Then B is promoted and A demoted under the live connection (as a failover
 // that does not kill clients would leave it): a write answered -READONLY is

@@ -167,27 +167,47 @@ void RedisCluster::wait_ok(std::chrono::milliseconds timeout) {
   if (!ok) throw std::runtime_error("cluster not ok: " + last + "\n" + nodes_.front()->process().log_tail());
 }
 
+namespace {
+void must(const RespValue& r, const char* step) {
+  if (r.type == RespValue::Type::error) throw std::runtime_error(std::string(step) + ": " + r.str);
+}
+}  // namespace
+
 void RedisCluster::migrate_slot(int slot, int to_port, std::chrono::milliseconds pause_while_migrating) {
+  begin_migration(slot, to_port);
+  std::this_thread::sleep_for(pause_while_migrating);  // callers measure load during the migration
+  finish_migration(slot, to_port);
+}
+
+void RedisCluster::begin_migration(int slot, int to_port) {
   const int from_port = master_of_slot(slot);
   if (from_port == 0 || from_port == to_port) throw std::runtime_error("slot has no other master to leave");
   const std::string s = std::to_string(slot);
-  const std::string from_id = node_id(from_port), to_id = node_id(to_port);
+  must(node_on(to_port).client().command({"CLUSTER", "SETSLOT", s, "IMPORTING", node_id(from_port)}), "IMPORTING");
+  must(node_on(from_port).client().command({"CLUSTER", "SETSLOT", s, "MIGRATING", node_id(to_port)}), "MIGRATING");
+}
+
+void RedisCluster::migrate_keys(int slot, int to_port, const std::vector<std::string>& keys) {
+  if (keys.empty()) return;
+  std::vector<std::string> migrate{"MIGRATE", "127.0.0.1", std::to_string(to_port), "", "0", "5000", "KEYS"};
+  migrate.insert(migrate.end(), keys.begin(), keys.end());
+  must(node_on(master_of_slot(slot)).client().command(migrate), "MIGRATE");
+}
+
+void RedisCluster::finish_migration(int slot, int to_port) {
+  const int from_port = master_of_slot(slot);
+  if (from_port == 0 || from_port == to_port) throw std::runtime_error("slot has no other master to leave");
+  const std::string s = std::to_string(slot);
+  const std::string to_id = node_id(to_port);
   RedisClient from = node_on(from_port).client();
-  RedisClient to = node_on(to_port).client();
-  auto must = [](const RespValue& r, const char* step) {
-    if (r.type == RespValue::Type::error) throw std::runtime_error(std::string(step) + ": " + r.str);
-  };
-  must(to.command({"CLUSTER", "SETSLOT", s, "IMPORTING", from_id}), "IMPORTING");
-  must(from.command({"CLUSTER", "SETSLOT", s, "MIGRATING", to_id}), "MIGRATING");
-  std::this_thread::sleep_for(pause_while_migrating);  // callers measure load during the migration
   for (int round = 0; round < 10000; ++round) {
     RespValue keys = from.command({"CLUSTER", "GETKEYSINSLOT", s, "100"});
     if (keys.elements.empty()) break;
-    std::vector<std::string> migrate{"MIGRATE", "127.0.0.1", std::to_string(to_port), "", "0", "5000", "KEYS"};
-    for (const RespValue& k : keys.elements) migrate.push_back(k.str);
-    must(from.command(migrate), "MIGRATE");
+    std::vector<std::string> batch;
+    for (const RespValue& k : keys.elements) batch.push_back(k.str);
+    migrate_keys(slot, to_port, batch);
   }
-  must(to.command({"CLUSTER", "SETSLOT", s, "NODE", to_id}), "SETSLOT NODE (target)");
+  must(node_on(to_port).client().command({"CLUSTER", "SETSLOT", s, "NODE", to_id}), "SETSLOT NODE (target)");
   must(from.command({"CLUSTER", "SETSLOT", s, "NODE", to_id}), "SETSLOT NODE (source)");
   for (int port : master_ports()) {
     if (port != from_port && port != to_port) node_on(port).client().command({"CLUSTER", "SETSLOT", s, "NODE", to_id});

@@ -56,6 +56,15 @@ class RedisCluster {
   // The slot stays marked migrating for `pause_while_migrating` before its
   // keys move (callers keep load on it meanwhile).
   void migrate_slot(int slot, int to_port, std::chrono::milliseconds pause_while_migrating = 0ms);
+  // The steps of migrate_slot, for tests that stop half-way. begin_migration:
+  // IMPORTING on `to_port`, MIGRATING on the slot's master (which stays its
+  // owner in CLUSTER SLOTS until finish). migrate_keys: MIGRATE of `keys`
+  // (of that slot) to `to_port`; those are then answered with ASK. finish:
+  // MIGRATE of the slot's remaining keys, SETSLOT NODE on both nodes and the
+  // other masters.
+  void begin_migration(int slot, int to_port);
+  void migrate_keys(int slot, int to_port, const std::vector<std::string>& keys);
+  void finish_migration(int slot, int to_port);
   std::string node_id(int port);
 
  private:

@@ -19,6 +19,7 @@ struct ClusterCommands::Request {
   int attempts = 0;
   Commands::ReplyCallback done;       // may be empty (reply ignored)
   std::uint64_t seq = 0;              // submission order, for the slot's held queue
+  bool retried = false;               // its last answer was retryable (TRYAGAIN, ...): it goes alone
 };
 
 struct ClusterCommands::InFlight {
@@ -126,7 +127,7 @@ bool ClusterCommands::submit(std::shared_ptr<Request> request) {
   request->seq = ++next_seq_;
   auto target = target_of(*request);
   if (!target) return false;
-  if (request->slot && (held_.count(*request->slot) || in_flight_elsewhere(*request->slot, *target))) {
+  if (request->slot && (held_.count(*request->slot) || must_wait(*request->slot, *target))) {
     if (parked_.size() + held_count_ >= kMaxParked) return false;
     hold(std::move(request), Clock::duration::zero());
     return true;
@@ -168,6 +169,7 @@ bool ClusterCommands::write(const NodeAddress& node, std::shared_ptr<Request> re
     Flight& on_wire = flights_[*request->slot];
     on_wire.node = node;
     ++on_wire.count;
+    if (request->retried) on_wire.alone = true;
   }
   pool_.flush_soon(node);
   return true;
@@ -186,7 +188,10 @@ void ClusterCommands::answered(std::shared_ptr<Request> request, const NodeAddre
   const std::optional<std::uint16_t> slot = request->slot;
   if (slot) {
     auto on_wire = flights_.find(*slot);
-    if (on_wire != flights_.end() && --on_wire->second.count == 0) flights_.erase(on_wire);
+    if (on_wire != flights_.end()) {
+      if (request->retried) on_wire->second.alone = false;
+      if (--on_wire->second.count == 0) flights_.erase(on_wire);
+    }
   }
   if (!reply) {
     topology_.refresh_soon();
@@ -198,6 +203,7 @@ void ClusterCommands::answered(std::shared_ptr<Request> request, const NodeAddre
     std::string_view error(reply->str, reply->len);
     if (auto redirect = parse_redirect(error)) {
       ++request->attempts;
+      request->retried = false;
       if (redirect->kind == Redirect::Kind::moved) {
         request->ask.reset();
         topology_.note_moved(redirect->slot, redirect->to);
@@ -209,6 +215,7 @@ void ClusterCommands::answered(std::shared_ptr<Request> request, const NodeAddre
     }
     if (retryable(error)) {
       ++request->attempts;
+      request->retried = true;
       request->ask.reset();
       topology_.refresh_soon();
       return again(std::move(request), std::chrono::milliseconds(25) * request->attempts);
@@ -225,9 +232,17 @@ void ClusterCommands::again(std::shared_ptr<Request> request, Clock::duration af
   drain(slot);
 }
 
-bool ClusterCommands::in_flight_elsewhere(std::uint16_t slot, const NodeAddress& node) const {
+// A slot's command for `node` waits while the slot has commands on the wire
+// to another node (answered MOVED or ASK, they would come back after it), or
+// a retried one on any node. A node that redirects a command redirects the
+// later ones of its slot too (MOVED; ASK per key), so those may follow it;
+// but TRYAGAIN is what Redis answers a multi-key command whose keys a
+// migration has split, while it serves the slot's single-key commands at
+// once: pipelined behind a retry that is answered TRYAGAIN again, they would
+// run before it.
+bool ClusterCommands::must_wait(std::uint16_t slot, const NodeAddress& node) const {
   auto on_wire = flights_.find(slot);
-  return on_wire != flights_.end() && !(on_wire->second.node == node);
+  return on_wire != flights_.end() && (on_wire->second.alone || !(on_wire->second.node == node));
 }
 
 void ClusterCommands::hold(std::shared_ptr<Request> request, Clock::duration after) {
@@ -257,7 +272,7 @@ void ClusterCommands::drain(std::uint16_t slot) {
     }
     Parked& head = queue->second.front();
     auto target = target_of(*head.request);
-    if (now >= head.due && target && pool_.up(*target) && !in_flight_elsewhere(slot, *target) &&
+    if (now >= head.due && target && pool_.up(*target) && !must_wait(slot, *target) &&
         write(*target, head.request)) {
       queue->second.pop_front();
       --held_count_;

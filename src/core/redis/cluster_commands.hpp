@@ -17,8 +17,14 @@
 // wait behind it, sorted by submission, and then go to one node at a time;
 // otherwise they are pipelined. One that waits kParkLimit is lost (nullptr)
 // with every later one of its slot, so a caller's resend keeps the order.
-// (A node that redirected a command redirects the later ones too, which
-// keeps a pipeline to one node in order.)
+// (A node that redirected a command redirects the later ones too -- MOVED,
+// and ASK for the same key -- which keeps a pipeline to one node in order.
+// TRYAGAIN is the exception: a retried command goes alone, the slot's later
+// ones after its answer.) Commands already pipelined when the first redirect
+// of their slot comes back may have run before it: a key that the source
+// still holds is served while one already migrated is ASKed, a single-key
+// command while a multi-key one is answered TRYAGAIN. The order holds for
+// every command given after that answer, and for one key across MOVED/ASK.
 //
 // Readiness ("redis"): up while the map serves every slot and the master
 // of every slot is connected; stalled while one of them has not answered its
@@ -77,7 +83,8 @@ class ClusterCommands {
   // A redirected or retried command: a slot's is held (in order), any other parked.
   void again(std::shared_ptr<Request> request, Clock::duration after);
   void dispatch(std::shared_ptr<Request> request, Clock::duration after);
-  bool in_flight_elsewhere(std::uint16_t slot, const NodeAddress& node) const;
+  // Whether a command of `slot` for `node` must wait for the slot's flight.
+  bool must_wait(std::uint16_t slot, const NodeAddress& node) const;
   void hold(std::shared_ptr<Request> request, Clock::duration after);
   // Writes the slot's held commands that may go now, oldest first.
   void drain(std::uint16_t slot);
@@ -102,6 +109,7 @@ class ClusterCommands {
   struct Flight {
     NodeAddress node;
     std::uint32_t count = 0;
+    bool alone = false;  // a retried command is among them: nothing follows it
   };
   std::deque<Parked> parked_;  // commands without a slot
   std::unordered_map<std::uint16_t, std::deque<Parked>> held_;  // per slot, oldest first
