@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <map>
 #include <atomic>
 #include <mutex>
 #include <thread>
@@ -426,6 +427,60 @@ void run_failover(ClusterStack& stack, bool kill) {
 TEST_F(ClusterTest, ManualFailoverUnderLoadHangsNoCall) { run_failover(*stack, false); }
 
 TEST_F(ClusterTest, PrimaryKilledUnderLoadHangsNoCall) { run_failover(*stack, true); }
+
+// Queued commands on a cluster: each box's queue is one slot (hash tag), its
+// records are elsewhere, the wake channel is a shard channel. Boxes spread
+// over the shards get their queued commands in order once they come online,
+// from a gateway other than the one that accepted them.
+TEST_F(ClusterTest, QueuedCommandsWaitForTheirBoxesOnEveryShard) {
+  int gw1 = stack->add_gateway();
+  int gw2 = stack->add_gateway();
+  stack->add_bridge();
+  const std::vector<std::string> boxes = {"qbox-1", "qbox-2", "qbox-3", "qbox-4", "qbox-5", "qbox-6"};
+  MqttProbe status(stack->mqtt_port());
+  test::MqttPublishOptions retained;
+  retained.retained = true;
+  auto online = [&](const std::string& box) {
+    return test::get(gw1, device_path(box)).json().value("online", false);
+  };
+  for (const std::string& box : boxes) {
+    status.publish("dev/" + box + "/status", "offline", 1, retained);
+    ASSERT_TRUE(test::eventually([&] { return test::get(gw1, device_path(box)).status == 200 && !online(box); }, 10s));
+  }
+  auto c = client(gw1);
+  for (const std::string& box : boxes) {
+    for (int i = 0; i < 3; ++i) {
+      std::string id = box + "-c" + std::to_string(i);
+      HttpResult r = post(*c, command_path(box, "ttl_ms=60000&timeout_ms=5000"), R"({"method":"m"})",
+                          {{"X-Request-Id", id}, {"Prefer", "respond-async"}});
+      ASSERT_EQ(r.status, 202) << r.body << stack->logs();
+      EXPECT_EQ(r.json().value("state", ""), "queued");
+    }
+  }
+  // One of each box's cancelled through the other gateway (the record's
+  // slot and the queue's differ).
+  auto c2 = client(gw2);
+  for (const std::string& box : boxes) ASSERT_EQ(c2->Delete(command_path(box) + "/" + box + "-c1")->status, 200);
+  EXPECT_EQ(test::get(gw2, device_path("qbox-1")).json().value("queued", -1), 2);
+
+  ProbeDevice devices(stack->mqtt_port(), "dev/+/request/+", ProbeDevice::echo());
+  for (const std::string& box : boxes) status.publish("dev/" + box + "/status", "online", 1, retained);
+  ASSERT_TRUE(devices.probe().wait_for(boxes.size() * 2, 15s)) << stack->logs();
+  std::map<std::string, std::vector<std::string>> received;
+  for (const MqttMessage& m : devices.commands()) {
+    std::string box = m.topic.substr(4, m.topic.find('/', 4) - 4);
+    received[box].push_back(last_level(m.topic));
+  }
+  for (const std::string& box : boxes) {
+    EXPECT_EQ(received[box], (std::vector<std::string>{box + "-c0", box + "-c2"})) << box;
+    EXPECT_TRUE(test::eventually(
+        [&] { return test::get(gw2, command_path(box) + "/" + box + "-c2").json().value("state", "") == "succeeded"; },
+        10s))
+        << box;
+  }
+  auto per_master = stack->cluster().keys_per_master();
+  EXPECT_EQ(per_master.size(), 3u);
+}
 
 }  // namespace
 }  // namespace boxgate::itest::faults

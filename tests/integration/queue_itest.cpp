@@ -226,6 +226,43 @@ TEST_F(QueueTest, AGatewayKilledWithQueuedCommandsLeavesThemToAnother) {
   stack->gateway(0).start();  // teardown expects every daemon to stop cleanly
 }
 
+// A gateway that died between claiming a box's head and publishing it left
+// its claim ("/sending", past its until_ms): the next gateway to look sends it
+// again (same id) if its record still says queued, and notes it timed out if
+// the record says it was sent. Planted directly in Redis, so the crash needs
+// no timing.
+TEST_F(QueueTest, AClaimADeadGatewayLeftIsFinishedByAnother) {
+  int gw = stack->add_gateway({"--queue-sweep-ms", "200"});
+  stack->add_bridge();
+  set_presence("box-s", false, gw);
+  for (const char* id : {"s-1", "s-2", "s-3"}) ASSERT_EQ(post_queued(gw, "box-s", id, "ttl_ms=60000").status, 202);
+  const std::string items = "dev/box-s/queue-items{dev/box-s}";
+  stack->redis().client().command({"HSET", items, "/sending", "s-1 dead-gw 1"});
+  EXPECT_EQ(queued_ids(gw, "box-s").front(), "s-1");
+
+  ProbeDevice box(stack->mqtt_port(), "dev/box-s/request/+", ProbeDevice::echo());
+  set_presence("box-s", true, gw);
+  ASSERT_TRUE(box.probe().wait_for(3, 10s)) << stack->logs();
+  EXPECT_EQ(received_ids(box), (std::vector<std::string>{"s-1", "s-2", "s-3"})) << "never sent: sent again, in order";
+  wait_state(gw, "box-s", "s-3", "succeeded");
+
+  // Now a claim whose record says it was published: it is not sent again.
+  set_presence("box-s", false, gw);
+  for (const char* id : {"t-1", "t-2"}) ASSERT_EQ(post_queued(gw, "box-s", id, "ttl_ms=60000").status, 202);
+  const std::string record_key = "dev/box-s/command/t-1";
+  auto record = nlohmann::json::parse(*stack->redis().get(record_key));
+  record["state"] = "pending";
+  record["sent_ms"] = record["accepted_ms"];
+  stack->redis().client().command({"SET", record_key, record.dump(), "KEEPTTL"});
+  stack->redis().client().command({"HSET", items, "/sending", "t-1 dead-gw 1"});
+  box.probe().clear();
+  set_presence("box-s", true, gw);
+  ASSERT_TRUE(box.probe().wait_for(1, 10s)) << stack->logs();
+  EXPECT_EQ(received_ids(box), (std::vector<std::string>{"t-2"}));
+  wait_state(gw, "box-s", "t-1", "timed_out");
+  EXPECT_GE(metric(gw, "boxgate_queue_commands_total{event=\"abandoned\"}").value_or(0), 1);
+}
+
 class QueueAofTest : public QueueTest {
  protected:
   QueueAofTest() : QueueTest(StackOptions{"queue-aof", {}, false, {}, false, {"--appendonly", "yes", "--appendfsync", "always"}}) {}
