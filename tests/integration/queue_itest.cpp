@@ -138,7 +138,12 @@ TEST_F(QueueTest, AnOnlineBoxWithAnEmptyQueueGetsItAtOnce) {
   HttpResult r = post_queued(gw, "box-o", "now-1", "ttl_ms=60000");
   ASSERT_EQ(r.status, 202) << r.body;
   EXPECT_EQ(r.json().value("state", ""), "pending") << "sent at once: " << r.body;
-  ASSERT_TRUE(box.probe().wait_for(1, 5s));
+  // Queued behind it: sent as soon as the first one's reply ended it (not
+  // when the first one's claim would be taken for abandoned, 15 s on).
+  HttpResult behind = post_queued(gw, "box-o", "now-2", "ttl_ms=60000");
+  ASSERT_EQ(behind.status, 202) << behind.body;
+  ASSERT_TRUE(box.probe().wait_for(2, 3s)) << stack->logs();
+  EXPECT_EQ(received_ids(box), (std::vector<std::string>{"now-1", "now-2"}));
   // Message Expiry: the smaller of the timeout (10 s default) and the ttl left.
   EXPECT_LE(box.commands().front().message_expiry_interval.value_or(0), 10u);
   wait_state(gw, "box-o", "now-1", "succeeded");

@@ -28,6 +28,7 @@ struct QueueService::Enqueue {
   CommandRecord record;
   std::string entry;
   std::string element;
+  std::string sending;  // the "/sending" value if the script claims it at once
   std::int64_t size = 0;
   bool fresh = true;           // the record is written here (not a retry's)
   int waiting = 0;             // answers still due before the script
@@ -162,11 +163,11 @@ void QueueService::reserved(const std::shared_ptr<Enqueue>& job) {
   const CommandRequest& r = job->request;
   bool claim = !job->offline && commands_.can_send_queued();
   std::int64_t until = now_ms() + r.timeout.count() + kClaimSlack.count();
-  std::string sending = sending_text(r.id.str(), settings_.instance, until);
+  job->sending = sending_text(r.id.str(), settings_.instance, until);
   std::string max_count = std::to_string(settings_.max_per_device);
   std::string max_bytes = std::to_string(settings_.max_bytes_per_device);
   bool sent = redis_.run({"EVAL", kEnqueueScript, "2", topics_.queue_key(r.box), topics_.queue_items_key(r.box),
-                          job->element, r.id.str(), job->entry, max_count, max_bytes, claim ? "1" : "0", sending},
+                          job->element, r.id.str(), job->entry, max_count, max_bytes, claim ? "1" : "0", job->sending},
                          [this, job](const redisReply* reply) { enqueued(job, reply); });
   if (!sent) refuse(*job, Outcome::redis_unavailable);
 }
@@ -195,8 +196,7 @@ void QueueService::enqueued(const std::shared_ptr<Enqueue>& job, const redisRepl
   // not be, as queued (it went back to the head of its queue).
   const CommandRequest& r = job->request;
   QueueEntry entry{std::move(job->request.payload), r.timeout, r.traceparent, job->record};
-  std::int64_t until = now_ms() + r.timeout.count() + kClaimSlack.count();
-  auto sending = parse_sending(sending_text(r.id.str(), settings_.instance, until));
+  auto sending = parse_sending(job->sending);  // what the script stored: the end must name it exactly
   auto done = std::make_shared<Completion>(std::move(job->done));
   std::string queued_json = job->record.to_json();
   send(r.box, std::move(entry), *sending, [done, queued_json](std::optional<std::string> record) {
