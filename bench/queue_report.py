@@ -38,6 +38,8 @@ def main():
             if e.get("dup"):
                 continue
             box = e["box"]
+            if not e["id"].startswith(box + "-c"):
+                continue  # not one of the queued ones (bench/run's chain check)
             got[box].append(e["id"])
             online[box] = max(online.get(box, 0), e.get("online_ms", 0))
             last_received = max(last_received, e["t_ms"])
