@@ -6,6 +6,7 @@
 
 #include <mosquitto.h>
 
+#include <algorithm>
 #include <stdexcept>
 #include <unordered_map>
 #include <utility>
@@ -76,7 +77,8 @@ struct DeviceCore : std::enable_shared_from_this<DeviceCore> {
         topics(settings.prefix),
         readiness(metrics),
         dependency(readiness.dependency("mqtt")),
-        outbox(settings.max_outbox_messages, settings.max_outbox_bytes) {
+        outbox(settings.max_outbox_messages, settings.max_outbox_bytes),
+        leave_timer(loop, [this] { disconnect(); }) {
     check(settings);
     for (const BoxId& box : settings.boxes) {
       auto [it, added] = boxes.try_emplace(box.str(), BoxState{ReplyCache(settings.reply_cache_per_box,
@@ -105,6 +107,8 @@ struct DeviceCore : std::enable_shared_from_this<DeviceCore> {
   void flush();
   void on_ready();
   void announce(bool online);
+  void leave(std::chrono::milliseconds timeout);
+  void disconnect();
 
   EventLoop& loop_;
   Settings settings;
@@ -123,6 +127,11 @@ struct DeviceCore : std::enable_shared_from_this<DeviceCore> {
   bool ready = false;
   bool stopping = false;
   log::RateLimit warnings;
+  // Leaving (stop()): the `offline` statuses handed to the client whose
+  // PUBACK has not come, and what ends the wait for them.
+  std::size_t offline_unacked = 0;
+  std::chrono::steady_clock::time_point leave_deadline;
+  Timer leave_timer;
   std::unique_ptr<mqtt::Client> client;  // last: destroyed first, its callbacks use the above
 };
 
@@ -167,6 +176,29 @@ void DeviceCore::announce(bool online) {
   for (const BoxId& box : settings.boxes) {
     send(Outgoing{Outgoing::Kind::status, topics.status_topic(box), online ? "online" : "offline", {}, {}, true});
   }
+}
+
+void DeviceCore::leave(std::chrono::milliseconds timeout) {
+  stopping = true;
+  leave_deadline = std::chrono::steady_clock::now() + timeout;
+  offline_unacked = 0;
+  // Offline first: a clean DISCONNECT discards the will, so for a device
+  // gateway these messages are the only offline its boxes ever send.
+  if (settings.presence && ready) announce(false);
+  ready = false;
+  if (offline_unacked == 0) return disconnect();
+  // The PUBACKs: beyond the broker's Receive Maximum libmosquitto holds
+  // statuses back, and a DISCONNECT written now would lose them.
+  leave_timer.start(timeout / 2);
+}
+
+void DeviceCore::disconnect() {
+  leave_timer.cancel();
+  // Statuses still unacknowledged fail with the connection: they must not
+  // call this again (after a resume() it would stop the new connection).
+  offline_unacked = 0;
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(leave_deadline - std::chrono::steady_clock::now());
+  client->stop(std::max(left, std::chrono::milliseconds(1)));
 }
 
 void DeviceCore::on_mqtt_message(std::string_view topic, std::string_view payload) {
@@ -308,21 +340,28 @@ bool DeviceCore::publish_now(Outgoing& message) {
   // connection breaks before the PUBACK.
   auto weak = weak_from_this();
   Outgoing copy = message;
-  return client->publish(message.topic, message.payload, 1, &v5,
-                         [weak, copy = std::move(copy)](bool ok) mutable {
-                           if (auto core = weak.lock()) core->acknowledged(std::move(copy), ok);
-                         },
-                         message.retain);
+  bool sent = client->publish(message.topic, message.payload, 1, &v5,
+                              [weak, copy = std::move(copy)](bool ok) mutable {
+                                if (auto core = weak.lock()) core->acknowledged(std::move(copy), ok);
+                              },
+                              message.retain);
+  if (sent && stopping && message.kind == Outgoing::Kind::status) ++offline_unacked;
+  return sent;
 }
 
 void DeviceCore::acknowledged(Outgoing message, bool ok) {
+  if (stopping && message.kind == Outgoing::Kind::status && offline_unacked > 0 && --offline_unacked == 0) {
+    // The last offline is in (or lost with the connection): DISCONNECT from
+    // the loop, not from inside libmosquitto's read call that brought this.
+    leave_timer.start(std::chrono::milliseconds(0));
+  }
   if (ok) {
     if (message.kind == Outgoing::Kind::reply) ++stats.replies;
     if (message.kind == Outgoing::Kind::telemetry) ++stats.published;
     if (!outbox.empty()) flush();
     return;
   }
-  if (stopping) return;  // DISCONNECT went right after it: no PUBACK comes, the broker has it
+  if (stopping) return;  // the DISCONNECT overtook its PUBACK: the broker has it
   if (!client->connected()) {
     // The connection broke before the PUBACK: send it again on the next one
     // (the persistent session does not carry our own unacknowledged
@@ -384,17 +423,24 @@ void Device::subscribe_box_topic(std::string suffix, TopicHandler handler) {
 void Device::start() { core_->start(); }
 
 void Device::stop(std::chrono::milliseconds timeout) {
+  if (!core_->stopping) core_->leave(timeout);
+}
+
+bool Device::resume() {
   DeviceCore& core = *core_;
-  if (core.stopping) return;
-  // Offline first: a clean DISCONNECT discards the will, so for a device
-  // gateway these messages are the only offline its boxes ever send.
-  if (core.settings.presence && core.ready) core.announce(false);
-  core.stopping = true;
-  core.ready = false;
-  core.client->stop(timeout);
+  if (!core.stopping || !core.client->stopped()) return false;
+  core.stopping = false;
+  core.offline_unacked = 0;
+  core.leave_timer.cancel();
+  core.dependency.set_down("connecting");
+  core.client->start();  // a fresh connection; on_ready announces the boxes online
+  return true;
 }
 
 void Device::interrupt(std::chrono::milliseconds delay) {
+  // While stop() waits for its PUBACKs the client is not stopping yet: an
+  // outage then would reconnect a device that is leaving.
+  if (core_->stopping) return;
   core_->client->interrupt(delay);  // the dependency goes down: the readiness listener says so
 }
 

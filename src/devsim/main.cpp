@@ -4,7 +4,9 @@
 // command (after a configurable delay, or never for a share of them) on
 // {prefix}/{box}/response/{req} or, in payload mode, {prefix}/{box}/response.
 // With --event-rate / --state-every-ms the boxes also publish events and
-// state (telemetry.hpp); with --storm-boxes connections drop and come back.
+// state (telemetry.hpp); with --storm-boxes connections drop and come back;
+// with --sleep-after-ms the whole fleet goes offline once and comes back
+// (sleep.hpp); --command-log records every command a box ran (command_log.hpp).
 // It is a tool, not a daemon: it is never linked into the gateway or bridge.
 //
 // Threads: one. The boxes ride libboxgate-device connections on one
@@ -69,6 +71,9 @@ int main(int argc, char** argv) {
     fleet = std::make_unique<Simulator>(loop, config, std::move(boxes));
   } catch (const std::invalid_argument& e) {
     std::cerr << "boxgate-devsim: mqtt_uri: " << e.what() << "\n";
+    return 2;
+  } catch (const ConfigError& e) {
+    std::cerr << "boxgate-devsim: " << e.key() << ": " << e.what() << "\n";
     return 2;
   }
 

@@ -41,6 +41,13 @@ void declare_devsim(Options& o, DevsimConfig& c) {
   o.add("storm_every_ms", &f.storm_every_ms, 100, 86400000, "reconnect storm: how often");
   o.add("storm_window_ms", &f.storm_window_ms, 0, 3600000,
         "reconnect storm: each dropped connection comes back at a random moment within this window");
+  o.add("sleep_after_ms", &f.sleep_after_ms, 0, 86400000,
+        "sleep: this long after the fleet is first up, every box goes offline and its connection disconnects (0: off)");
+  o.add("sleep_for_ms", &f.sleep_for_ms, 0, 86400000, "sleep: how long the fleet stays away once all are offline");
+  o.add("wake_window_ms", &f.wake_window_ms, 0, 3600000,
+        "sleep: each connection comes back at a random moment within this window");
+  o.add("command_log", &f.command_log,
+        "append one JSON line per command a box runs to this file: box, id, t_ms, online_ms (empty: none)");
 
   o.check([&f] {
     parse_reply_mode(f.reply_mode);

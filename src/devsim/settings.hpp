@@ -57,6 +57,16 @@ struct FleetSettings {
   std::int64_t storm_boxes = 0;
   std::int64_t storm_every_ms = 10000;
   std::int64_t storm_window_ms = 1000;
+  // Sleep (sleep.hpp): sleep_after_ms after the whole fleet is first up
+  // (0: never), every connection announces its boxes offline and
+  // DISCONNECTs; once all are gone they stay away sleep_for_ms, then each
+  // comes back at a random moment within wake_window_ms. Once.
+  std::int64_t sleep_after_ms = 0;
+  std::int64_t sleep_for_ms = 10000;
+  std::int64_t wake_window_ms = 1000;
+  // Command log (command_log.hpp): one JSON line per command a box ran, to
+  // this file (appended; empty: none).
+  std::string command_log;
 };
 
 struct DevsimConfig {

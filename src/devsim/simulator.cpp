@@ -51,13 +51,16 @@ Simulator::Simulator(EventLoop& loop, const DevsimConfig& config, std::vector<Bo
     s.client_id = client_id(i, shares[i]);
     s.boxes = std::move(shares[i]);
     auto device = std::make_unique<device::Device>(loop, std::move(s));
-    device->on_command([this](const device::Command& c, device::Reply r) { on_command(c, std::move(r)); });
+    device->on_command([this, i](const device::Command& c, device::Reply r) { on_command(i, c, std::move(r)); });
     device->on_connection([this, i](bool up) { on_connection(i, up); });
     by_index.push_back(device.get());
     devices_.push_back(std::move(device));
   }
   ever_up_.assign(clients, false);
+  online_ms_.assign(clients, 0);
+  sleep_ = std::make_unique<SleepCycle>(loop, config.fleet, by_index, rng_());
   telemetry_ = std::make_unique<Telemetry>(loop, config.fleet, std::move(boxes), std::move(by_index));
+  if (!config.fleet.command_log.empty()) command_log_ = std::make_unique<CommandLog>(loop, config.fleet.command_log);
 }
 
 std::string Simulator::client_id(std::size_t index, const std::vector<BoxId>& boxes) const {
@@ -75,6 +78,8 @@ void Simulator::start() {
 
 void Simulator::on_connection(std::size_t index, bool up) {
   if (!up) return;
+  online_ms_[index] = wall_ms();  // the device announced its boxes online just before
+  sleep_->connection_up(index);
   if (ever_up_[index]) {
     log::get("mqtt")->info("client {} resubscribed its boxes after a reconnect", index + 1);
     return;
@@ -88,11 +93,13 @@ void Simulator::on_connection(std::size_t index, bool up) {
     if (config_.fleet.storm_boxes > 0) {
       storm_timer_.start(std::chrono::milliseconds(config_.fleet.storm_every_ms), /*repeat=*/true);
     }
+    sleep_->arm();
   }
 }
 
-void Simulator::on_command(const device::Command& command, device::Reply reply) {
+void Simulator::on_command(std::size_t index, const device::Command& command, device::Reply reply) {
   ++received_;
+  if (command_log_) command_log_->record(command.box, command.id, wall_ms(), online_ms_[index]);
   if (fleet_.draw_silent(rng_)) {
     ++silent_;  // the Reply is dropped unanswered: the caller times out
     return;
@@ -141,6 +148,7 @@ void Simulator::storm() {
 
 void Simulator::stop(std::chrono::milliseconds timeout) {
   storm_timer_.cancel();
+  sleep_->cancel();
   telemetry_->stop();
   delay_timer_.cancel();
   delayed_.clear();

@@ -2,7 +2,9 @@
 // The simulated fleet: its boxes spread over `clients` device::Device
 // connections (libboxgate-device), all on one EventLoop, answering commands as
 // the Fleet decides (at once, after a delay, or never), publishing telemetry
-// and, when asked, dropping connections in reconnect storms.
+// and, when asked, dropping connections in reconnect storms, sending the
+// whole fleet to sleep once (sleep.hpp) and logging every command a box ran
+// (command_log.hpp).
 //
 // Threads: the loop thread only, like the Devices it owns. main() builds it,
 // calls start(), and stop() from a signal handler on the loop.
@@ -16,8 +18,10 @@
 
 #include "boxgate/device/device.hpp"
 #include "boxgate/loop/event_loop.hpp"
+#include "devsim/command_log.hpp"
 #include "devsim/fleet.hpp"
 #include "devsim/settings.hpp"
+#include "devsim/sleep.hpp"
 #include "devsim/telemetry.hpp"
 
 namespace boxgate::devsim {
@@ -36,7 +40,8 @@ struct Totals {
 
 class Simulator {
  public:
-  // Throws std::invalid_argument (from device::Device) on unusable settings.
+  // Throws std::invalid_argument (from device::Device) on unusable settings,
+  // ConfigError("command_log") when the command log cannot be opened.
   Simulator(EventLoop& loop, const DevsimConfig& config, std::vector<BoxId> boxes);
   void start();
   // Replies not yet due are dropped (a device switched off answers nothing);
@@ -49,7 +54,7 @@ class Simulator {
   const Telemetry& telemetry() const noexcept { return *telemetry_; }
 
  private:
-  void on_command(const device::Command& command, device::Reply reply);
+  void on_command(std::size_t index, const device::Command& command, device::Reply reply);
   void on_connection(std::size_t index, bool up);
   void release_due();
   void storm();
@@ -61,6 +66,7 @@ class Simulator {
   Rng rng_;
   std::vector<std::unique_ptr<device::Device>> devices_;
   std::vector<bool> ever_up_;
+  std::vector<std::int64_t> online_ms_;  // per connection: its boxes' last `online` (wall clock)
   std::size_t ready_ = 0;
   std::size_t box_count_ = 0;
   std::uint64_t received_ = 0;
@@ -70,6 +76,8 @@ class Simulator {
   Timer delay_timer_;
   Timer storm_timer_;
   std::unique_ptr<Telemetry> telemetry_;
+  std::unique_ptr<SleepCycle> sleep_;
+  std::unique_ptr<CommandLog> command_log_;  // null when command_log is empty
 };
 
 }  // namespace boxgate::devsim

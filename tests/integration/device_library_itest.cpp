@@ -7,7 +7,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
+#include <map>
 #include <mutex>
 #include <thread>
 
@@ -53,6 +55,9 @@ class DeviceThread {
     return seen_;
   }
   void interrupt(std::chrono::milliseconds delay) { interrupt_ms_.store(static_cast<int>(delay.count())); }
+  // stop(), then resume() once stopped.
+  void sleep_and_resume() { sleep_.store(true); }
+  int resumed() const { return resumed_.load(); }
   void answer_held() { answer_held_.store(true); }
   std::size_t held() const { return held_count_.load(); }
   bool up() const { return up_.load(); }
@@ -92,6 +97,14 @@ class DeviceThread {
     }
     Timer poll(loop, [&] {
       if (int ms = interrupt_ms_.exchange(0); ms > 0) device.interrupt(std::chrono::milliseconds(ms));
+      if (sleep_.exchange(false)) {
+        sleeping_ = true;
+        device.stop(std::chrono::milliseconds(1000));
+      }
+      if (sleeping_ && device.stopped()) {
+        sleeping_ = false;
+        if (device.resume()) ++resumed_;
+      }
       if (answer_held_.exchange(false)) {
         for (auto& reply : held) reply.result({{"held", true}});
       }
@@ -113,7 +126,10 @@ class DeviceThread {
   std::atomic<int> interrupt_ms_{0};
   std::atomic<bool> answer_held_{false};
   std::atomic<std::size_t> held_count_{0};
+  std::atomic<bool> sleep_{false};
+  std::atomic<int> resumed_{0};
   bool stopping_ = false;  // loop thread only
+  bool sleeping_ = false;  // loop thread only
   mutable std::mutex mu_;
   std::vector<std::string> ran_;
   std::vector<std::string> seen_;
@@ -330,6 +346,48 @@ TEST_F(DeviceLibraryTest, ABoxTopicHookGetsItsBoxsMessagesOnly) {
   ASSERT_TRUE(test::eventually([&] { return device.seen().size() == 2; }, 5s));
   std::this_thread::sleep_for(200ms);  // the other box's message, which should not come: time for it to show
   EXPECT_EQ(device.seen(), (std::vector<std::string>{R"(box-2 desired/led {"on":true})", "box-1 desired {}"}));
+}
+
+// mosquitto's default Receive Maximum (20 in flight): a DISCONNECT right
+// after 50 statuses would lose the 30 libmosquitto still holds back.
+class DeviceLibraryNarrowBrokerTest : public ::testing::Test {
+ protected:
+  test::TempDir dir{"device-lib-narrow"};
+  test::Mosquitto broker{dir, 0, {"max_inflight_messages 20"}};
+};
+
+TEST_F(DeviceLibraryNarrowBrokerTest, EveryBoxOfABigGatewayGoesOfflineOnStopAndOnlineOnResume) {
+  std::vector<std::string> boxes;
+  for (int i = 1; i <= 50; ++i) boxes.push_back("gw-" + std::to_string(i));
+  MqttProbe watcher(broker.port());
+  watcher.subscribe("dev/+/status");
+  DeviceThread device({.port = broker.port(), .boxes = boxes});
+  ASSERT_TRUE(device.wait_up());
+  ASSERT_TRUE(watcher.wait_for(50, 5s)) << "each box announced online";
+
+  device.sleep_and_resume();
+  ASSERT_TRUE(watcher.wait_for(150, 10s)) << watcher.count() << " statuses: 50 offline and 50 online expected";
+  ASSERT_TRUE(test::eventually([&] { return device.up(); }, 5s));
+  EXPECT_EQ(device.resumed(), 1);
+  EXPECT_EQ(device.connects(), 2);
+  std::map<std::string, std::vector<std::string>> by_box;
+  for (const auto& m : watcher.messages()) by_box[m.topic].push_back(m.payload);
+  ASSERT_EQ(by_box.size(), 50u);
+  const std::vector<std::string> expected{"online", "offline", "online"};
+  for (const auto& [topic, statuses] : by_box) EXPECT_EQ(statuses, expected) << topic;
+
+  device.stop();
+  MqttProbe late(broker.port());
+  late.subscribe("dev/+/status");
+  ASSERT_TRUE(test::eventually(
+      [&] {
+        auto retained = late.messages();
+        return retained.size() == 50 && std::all_of(retained.begin(), retained.end(), [](const MqttMessage& m) {
+                 return m.retained && m.payload == "offline";
+               });
+      },
+      5s))
+      << late.count() << " retained statuses; offline expected for all 50";
 }
 
 }  // namespace

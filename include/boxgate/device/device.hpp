@@ -171,11 +171,20 @@ class Device {
   void subscribe_box_topic(std::string suffix, TopicHandler handler);
 
   void start();
-  // Announces every box offline (presence on and connected), then
-  // DISCONNECTs; the loop finishes within `timeout`.
+  // Announces every box offline (presence on and connected), waits for the
+  // broker's PUBACKs of those statuses (at most half of `timeout`: a broker
+  // whose Receive Maximum holds some back would otherwise lose them to the
+  // DISCONNECT), then DISCONNECTs; the loop finishes within `timeout`.
   void stop(std::chrono::milliseconds timeout = std::chrono::milliseconds(2000));
+  // After stop(), once stopped(): connects again with the same settings and
+  // session (a persistent one finds what was queued for its boxes); the
+  // boxes announce `online` once subscribed, as after any connect, and
+  // on_connection(true) follows. False, doing nothing, while the stop is not
+  // finished or when the device was never stopped. A device that sleeps
+  // (goes visibly offline for a while) is stop() then resume().
+  bool resume();
   // Breaks the connection without DISCONNECT (the will fires) and reconnects
-  // after `delay`: a simulated outage.
+  // after `delay`: a simulated outage. Nothing after stop() (until resume()).
   void interrupt(std::chrono::milliseconds delay);
 
   // QoS 1. False when refused (outbox full, or not a served box / bad name).
