@@ -37,7 +37,6 @@ struct QueueService::Enqueue {
   bool reserved = false;       // the bytes were added to the fleet total
   std::int64_t total = 0;      // the fleet total with these bytes
   bool offline = false;        // the box's presence says offline
-  bool answered = false;
 };
 
 struct QueueService::SweepRun {
@@ -115,7 +114,8 @@ void QueueService::enqueue(CommandRequest&& request, Completion done, const std:
   }
   const CommandRecord& rec = job->record;
   job->entry = entry_text({r.payload, r.timeout, r.traceparent, rec});
-  job->element = element_text({rec.accepted_ms + rec.ttl_ms.value_or(0), r.timeout.count(), rec.accepted_ms, rec.request_id});
+  job->element =
+      element_text({rec.accepted_ms + rec.ttl_ms.value_or(0), r.timeout.count(), rec.accepted_ms, rec.request_id});
   job->size = static_cast<std::int64_t>(job->entry.size() + job->element.size());
 
   // The record (the id's reservation, as for every command), the bytes, the
@@ -124,18 +124,25 @@ void QueueService::enqueue(CommandRequest&& request, Completion done, const std:
   auto answered = [this, job] {
     if (--job->waiting == 0) reserved(job);
   };
+  // A command the connection would not take fails the enqueue, still
+  // counted as answered, so the caller always gets its answer.
+  auto unsent = [job, answered](bool sent) {
+    if (sent) return;
+    job->failed = true;
+    answered();
+  };
   if (job->fresh) {
     std::string ttl = std::to_string(*rec.ttl_ms + r.timeout.count() + settings_.result_ttl_ms);
     std::string json = rec.to_json();
-    redis_.run({"SET", topics_.command_key(r.box, r.id), json, "NX", "PX", ttl},
-               [job, answered](const redisReply* reply) {
-                 if (!reply || reply->type == REDIS_REPLY_ERROR) job->failed = true;
-                 job->record_created = is_ok_status(reply);
-                 answered();
-               });
+    unsent(redis_.run({"SET", topics_.command_key(r.box, r.id), json, "NX", "PX", ttl},
+                      [job, answered](const redisReply* reply) {
+                        if (!reply || reply->type == REDIS_REPLY_ERROR) job->failed = true;
+                        job->record_created = is_ok_status(reply);
+                        answered();
+                      }));
   }
   std::string size = std::to_string(job->size);
-  redis_.run({"INCRBY", topics_.queue_bytes_key(), size}, [job, answered](const redisReply* reply) {
+  unsent(redis_.run({"INCRBY", topics_.queue_bytes_key(), size}, [job, answered](const redisReply* reply) {
     if (is_integer(reply)) {
       job->reserved = true;
       job->total = reply->integer;
@@ -143,12 +150,13 @@ void QueueService::enqueue(CommandRequest&& request, Completion done, const std:
       job->failed = true;
     }
     answered();
-  });
+  }));
   // Added to first, so a sweep never forgets a box while this lands.
-  redis_.run({"ZINCRBY", topics_.queue_index_key(), "1", r.box.str()}, [job, answered](const redisReply* reply) {
-    if (!reply || reply->type == REDIS_REPLY_ERROR) job->failed = true;
-    answered();
-  });
+  unsent(redis_.run({"ZINCRBY", topics_.queue_index_key(), "1", r.box.str()},
+                    [job, answered](const redisReply* reply) {
+                      if (!reply || reply->type == REDIS_REPLY_ERROR) job->failed = true;
+                      answered();
+                    }));
   bool asked = presence_.online(r.box, [job, answered](bool ok, std::optional<bool> online) {
     job->offline = ok && online == false;
     answered();
@@ -188,7 +196,6 @@ void QueueService::enqueued(const std::shared_ptr<Enqueue>& job, const redisRepl
     queued_.inc();
     depth_.observe_us(static_cast<std::uint64_t>(answer->depth_before) * 1000000);  // a count, in the "seconds" unit
   }
-  job->answered = true;
   if (answer->status != S::claimed) return job->done(CommandResult{Outcome::accepted, job->record.to_json()});
   queued_.inc();
   depth_.observe_us(0);
@@ -208,7 +215,6 @@ void QueueService::refuse(Enqueue& job, Outcome outcome) {
   if (outcome == Outcome::queue_full) refused_full_.inc();
   if (job.reserved) release_bytes(job.size);
   if (job.record_created) redis_.run({"DEL", topics_.command_key(job.request.box, job.request.id)}, {});
-  job.answered = true;
   job.done(CommandResult{outcome, {}});
 }
 
