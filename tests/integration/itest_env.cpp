@@ -159,6 +159,22 @@ bool Stack::restart_redis_holding_the_bridge(double records) {
   return restored;
 }
 
+void StackTest::set_presence(const std::string& box, bool online, int gw) {
+  MqttProbe probe(stack->mqtt_port());
+  test::MqttPublishOptions retained;
+  retained.retained = true;
+  probe.publish("dev/" + box + "/status", online ? "online" : "offline", 1, retained);
+  HttpResult last;
+  ASSERT_TRUE(test::eventually(
+      [&] {
+        last = test::get(gw, device_path(box));
+        return last.status == 200 && last.json().value("online", !online) == online;
+      },
+      10s))
+      << box << ": " << last.status << " " << last.body << "\n"
+      << stack->logs();
+}
+
 std::optional<double> metric(int port, const std::string& series) {
   HttpResult r = get(port, "/metrics");
   if (r.status != 200) return std::nullopt;

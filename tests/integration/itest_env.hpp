@@ -142,6 +142,11 @@ class StackTest : public ::testing::Test {
   }
   std::unique_ptr<Stack> stack;
 
+  // Publishes the box's retained status ("online"/"offline" on
+  // dev/<box>/status, as its device would) and waits until gateway `gw`
+  // reports that presence (a failed assertion when it never does).
+  void set_presence(const std::string& box, bool online, int gw);
+
  private:
   StackOptions options_;
 };

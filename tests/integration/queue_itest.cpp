@@ -22,23 +22,6 @@ class QueueTest : public StackTest {
   QueueTest() : StackTest("queue") {}
   explicit QueueTest(StackOptions options) : StackTest(std::move(options)) {}
 
-  // Publishes the box's retained status and waits until gateway `gw` reports it.
-  void set_presence(const std::string& box, bool online, int gw) {
-    MqttProbe probe(stack->mqtt_port());
-    test::MqttPublishOptions retained;
-    retained.retained = true;
-    probe.publish("dev/" + box + "/status", online ? "online" : "offline", 1, retained);
-    HttpResult last;
-    ASSERT_TRUE(test::eventually(
-        [&] {
-          last = test::get(gw, device_path(box));
-          return last.status == 200 && last.json().value("online", !online) == online;
-        },
-        10s))
-        << box << ": " << last.status << " " << last.body << "\n"
-        << stack->logs();
-  }
-
   HttpResult post_queued(int gw, const std::string& box, const std::string& id, const std::string& query,
                          const std::string& body = R"({"method":"noop"})") {
     auto c = client(gw);
