@@ -176,7 +176,7 @@ TEST_F(CommandTest, SilentDeviceTimesOutWith504InTime) {
   EXPECT_EQ(r.header("Content-Type").rfind("application/json", 0), 0u);
   EXPECT_EQ(watcher.count(), 1u) << "the command was published once";
   // The subscription is gone once the caller has the answer.
-  EXPECT_TRUE(test::eventually([&] { return stack->redis().pubsub_channels("dev/*").empty(); }, 1s));
+  EXPECT_TRUE(test::eventually([&] { return stack->redis().pubsub_channels("dev/*/response/*").empty(); }, 1s));
 }
 
 TEST_F(CommandTest, ReplyWithIdInPayloadOnlyCompletesTheCommand) {
