@@ -144,6 +144,8 @@ struct GatewayConfig {
   std::int64_t max_queued_per_device = 100;
   std::int64_t max_queue_bytes_per_device = 1 << 20;
   std::int64_t max_queue_bytes = 256LL << 20;
+  // One API token's queued entries, over all boxes (0: a quarter of max_queue_bytes).
+  std::int64_t token_max_queue_bytes = 0;
   std::int64_t queue_sweep_ms = 5000;
   // A new command that finds Redis or MQTT reconnecting waits this long for
   // it (only while the outage is younger than this), then gets the 503.

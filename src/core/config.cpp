@@ -286,6 +286,9 @@ void declare_gateway(Options& o, GatewayConfig& c) {
         "bytes one box's queue may hold in Redis (entries and order); more are 429 queue_full");
   o.add("max_queue_bytes", &c.max_queue_bytes, 4096, 1LL << 40,
         "bytes all queues together may hold in Redis; more are 429 queue_full");
+  o.add("token_max_queue_bytes", &c.token_max_queue_bytes, 0, 1LL << 40,
+        "bytes one API token's queued commands may hold in Redis, all boxes together; more are 429 queue_full "
+        "(0: a quarter of max_queue_bytes)");
   o.add("queue_sweep_ms", &c.queue_sweep_ms, 100, 3600000,
         "how often one gateway sweeps the queues (expiry, boxes whose wake was missed, claims of dead gateways)");
   o.add("dependency_grace_ms", &c.dependency_grace_ms, 0, 60000,

@@ -215,7 +215,10 @@ int main(int argc, char** argv) {
         loop, topics,
         {std::chrono::milliseconds(config.max_queue_ttl_ms), static_cast<std::size_t>(config.max_queued_per_device),
          static_cast<std::size_t>(config.max_queue_bytes_per_device),
-         static_cast<std::size_t>(config.max_queue_bytes), std::chrono::milliseconds(config.queue_sweep_ms),
+         static_cast<std::size_t>(config.max_queue_bytes),
+         static_cast<std::size_t>(config.token_max_queue_bytes > 0 ? config.token_max_queue_bytes
+                                                                    : config.max_queue_bytes / 4),
+         std::chrono::milliseconds(config.queue_sweep_ms),
          config.result_ttl_ms, instance},
         commands, subscriber, service, presence_of_devices, metrics);
     queue.start();

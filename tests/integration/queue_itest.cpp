@@ -198,6 +198,60 @@ TEST_F(QueueTest, LimitsAndValidation) {
   EXPECT_EQ(queued_ids(gw, "box-l"), (std::vector<std::string>{"l-1", "l-2"}));
 }
 
+// One token cannot fill the queues: its queued entries, over all boxes, are
+// held to token_max_queue_bytes, and each one that leaves its queue (here
+// cancelled, expired or sent) gives its share back.
+TEST_F(QueueTest, OneTokenIsHeldToItsShareOfTheQueues) {
+  // printf %s q-alpha | sha256sum, and q-beta.
+  const std::string tokens =
+      "alpha:8aadaf9fe18f2703a12589041da23228157fff8eee3d5f2e4404d059d5647971:*,"
+      "beta:727321be65cf9ac65277c02249cb0d88f75ab4c3cabec1999934843c701c99fe:*";
+  int gw = stack->add_gateway({"--api-tokens", tokens, "--token-max-queue-bytes", "2000", "--queue-sweep-ms", "200"});
+  stack->add_bridge();
+  auto c = client(gw);
+  {
+    MqttProbe status(stack->mqtt_port());
+    test::MqttPublishOptions retained;
+    retained.retained = true;
+    for (const char* box : {"tok-1", "tok-2", "tok-3"}) {
+      status.publish("dev/" + std::string(box) + "/status", "offline", 1, retained);
+      ASSERT_TRUE(test::eventually(
+          [&] {
+            HttpResult r = get(*c, device_path(box), {{"Authorization", "Bearer q-beta"}});
+            return r.status == 200 && !r.json().value("online", true);
+          },
+          10s));
+    }
+  }
+  auto queue = [&](const char* secret, const std::string& box, const std::string& id, const char* ttl) {
+    auto c = client(gw);
+    return post(*c, command_path(box, std::string("ttl_ms=") + ttl), R"({"method":"noop","pad":")" +
+                std::string(300, 'x') + "\"}",
+                {{"X-Request-Id", id}, {"Prefer", "respond-async"}, {"Authorization", std::string("Bearer ") + secret}});
+  };
+  // Each entry is ~700 bytes: alpha's share holds two, over any boxes.
+  ASSERT_EQ(queue("q-alpha", "tok-1", "a-1", "60000").status, 202);
+  ASSERT_EQ(queue("q-alpha", "tok-2", "a-2", "60000").status, 202);
+  HttpResult over = queue("q-alpha", "tok-3", "a-3", "60000");
+  EXPECT_EQ(over.status, 429) << over.body;
+  EXPECT_EQ(over.error_code(), "queue_full");
+  HttpResult other = queue("q-beta", "tok-3", "b-1", "60000");
+  EXPECT_EQ(other.status, 202) << "another token still has its share: " << other.body;
+
+  auto cancel = c->Delete(command_path("tok-2") + "/a-2", {{"Authorization", "Bearer q-alpha"}});
+  ASSERT_TRUE(cancel);
+  EXPECT_EQ(cancel->status, 200);
+  EXPECT_EQ(queue("q-alpha", "tok-3", "a-4", "300").status, 202) << "a cancelled command gave its share back";
+  EXPECT_TRUE(test::eventually(
+      [&] {
+        HttpResult st = get(*c, command_path("tok-3") + "/a-4", {{"Authorization", "Bearer q-alpha"}});
+        return st.json().value("state", "") == "expired";
+      },
+      5s));
+  EXPECT_TRUE(test::eventually([&] { return queue("q-alpha", "tok-3", "a-5", "60000").status == 202; }, 5s))
+      << "an expired command gave its share back";
+}
+
 TEST_F(QueueTest, AGatewayKilledWithQueuedCommandsLeavesThemToAnother) {
   int gw1 = stack->add_gateway();
   int gw2 = stack->add_gateway();

@@ -14,16 +14,34 @@ namespace {
 using test::bulk;
 using test::parse_resp;
 
+// A record as a queued command's: queued, async, with a ttl.
+CommandRecord queued_record(std::string box, std::string id, std::string hash) {
+  CommandRecord r;
+  r.box_id = std::move(box);
+  r.request_id = std::move(id);
+  r.body_sha256 = std::move(hash);
+  r.state = CommandState::queued;
+  r.mode = CommandMode::async;
+  r.accepted_ms = 1000;
+  r.gateway = "gw-1";
+  return r;
+}
+
 TEST(QueueElement, RoundTripsAndRefusesWhatIsNotOne) {
-  QueueElement e{1700000060000, 5000, 1700000000000, "req-1:a"};
-  EXPECT_EQ(element_text(e), "1700000060000 5000 1700000000000 req-1:a");
+  QueueElement e{1700000060000, 5000, 1700000000000, 612, "ops", "req-1:a"};
+  EXPECT_EQ(element_text(e), "1700000060000 5000 1700000000000 612 ops req-1:a");
   auto back = parse_element(element_text(e));
   ASSERT_TRUE(back);
   EXPECT_EQ(back->expires_ms, e.expires_ms);
   EXPECT_EQ(back->timeout_ms, 5000);
   EXPECT_EQ(back->accepted_ms, e.accepted_ms);
+  EXPECT_EQ(back->charge, 612);
+  EXPECT_EQ(back->token, "ops");
   EXPECT_EQ(back->id, "req-1:a");
-  for (const char* bad : {"", "1 2 3", "1 2 3 ", "x 2 3 id", "1 2 3 id extra", "1 2 3x id"}) {
+  e.token = "";
+  EXPECT_EQ(element_text(e), "1700000060000 5000 1700000000000 612 - req-1:a") << "no token: '-'";
+  EXPECT_EQ(parse_element(element_text(e))->token, "");
+  for (const char* bad : {"", "1 2 3 4 t", "1 2 3 4 t ", "x 2 3 4 t id", "1 2 3 4 t id extra", "1 2 3x 4 t id"}) {
     EXPECT_FALSE(parse_element(bad)) << bad;
   }
 }
@@ -41,15 +59,8 @@ TEST(QueueSending, RoundTrips) {
 }
 
 TEST(QueueEntry, KeepsPayloadTimeoutTraceAndRecord) {
-  CommandRecord r;
-  r.box_id = "box-1";
-  r.request_id = "req-1";
-  r.body_sha256 = std::string(64, 'a');
-  r.state = CommandState::queued;
-  r.mode = CommandMode::async;
-  r.accepted_ms = 1000;
+  CommandRecord r = queued_record("box-1", "req-1", std::string(64, 'a'));
   r.deadline_ms = 7000;
-  r.gateway = "gw-1";
   r.ttl_ms = 5000;
   QueueEntry entry{R"({"id":"req-1","method":"reboot","s":"\u00e9\"quoted\""})", std::chrono::milliseconds(1000),
                    "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", r};
@@ -79,8 +90,9 @@ TEST(QueueAnswers, EnqueueStatuses) {
 
 TEST(QueueAnswers, StepClaimedWithExpiredIds) {
   std::string entry = R"({"payload":"{}"})";
-  auto reply = parse_resp("*8\r\n" + bulk("claimed") + bulk("req-2 gw-1 99") + bulk(entry) + ":3\r\n:120\r\n" +
-                          bulk("10 5 1 req-2") + bulk("old-1") + bulk("old-2"));
+  auto reply = parse_resp("*9\r\n" + bulk("claimed") + bulk("req-2 gw-1 99") + bulk(entry) + ":3\r\n:120\r\n" +
+                          bulk("10 5 1 40 - req-2") + bulk("9 5 0 30 ops req-1") + bulk("1 5 0 20 - old-1") +
+                          bulk("2 5 0 20 ops old-2"));
   auto step = parse_step(reply.get());
   ASSERT_TRUE(step);
   EXPECT_EQ(step->status, StepAnswer::Status::claimed);
@@ -91,33 +103,34 @@ TEST(QueueAnswers, StepClaimedWithExpiredIds) {
   EXPECT_EQ(step->bytes_freed, 120);
   ASSERT_TRUE(step->head);
   EXPECT_EQ(step->head->accepted_ms, 1);
-  EXPECT_EQ(step->expired, (std::vector<std::string>{"old-1", "old-2"}));
-  auto idle = parse_step(parse_resp("*6\r\n" + bulk("idle") + bulk("") + bulk("") + ":0\r\n:0\r\n" + bulk("")).get());
+  ASSERT_TRUE(step->ended);
+  EXPECT_EQ(step->ended->id, "req-1");
+  EXPECT_EQ(step->ended->token, "ops");
+  ASSERT_EQ(step->expired.size(), 2u);
+  EXPECT_EQ(step->expired[0].id, "old-1");
+  EXPECT_EQ(step->expired[1].charge, 20);
+  const std::string nothing = bulk("") + bulk("") + ":0\r\n:0\r\n" + bulk("") + bulk("");
+  auto idle = parse_step(parse_resp("*7\r\n" + bulk("idle") + nothing).get());
   ASSERT_TRUE(idle);
   EXPECT_FALSE(idle->head);
-  EXPECT_FALSE(parse_step(parse_resp("*6\r\n" + bulk("busy") + bulk("") + bulk("") + ":0\r\n:0\r\n" + bulk("")).get()))
-      << "busy names what is in flight";
+  EXPECT_FALSE(idle->ended);
+  EXPECT_FALSE(parse_step(parse_resp("*7\r\n" + bulk("busy") + nothing).get())) << "busy names what is in flight";
 }
 
 TEST(QueueAnswers, Cancel) {
-  auto c = parse_cancel(parse_resp("*3\r\n" + bulk("cancelled") + ":77\r\n" + bulk("{}")).get());
+  auto c = parse_cancel(parse_resp("*4\r\n" + bulk("cancelled") + ":77\r\n" + bulk("{}") + bulk("1 2 3 4 t id")).get());
   ASSERT_TRUE(c);
   EXPECT_EQ(c->status, CancelAnswer::Status::cancelled);
   EXPECT_EQ(c->bytes_freed, 77);
+  ASSERT_TRUE(c->element);
+  EXPECT_EQ(c->element->token, "t");
   EXPECT_EQ(parse_cancel(parse_resp("*1\r\n" + bulk("sending")).get())->status, CancelAnswer::Status::sending);
   EXPECT_EQ(parse_cancel(parse_resp("*1\r\n" + bulk("absent")).get())->status, CancelAnswer::Status::absent);
 }
 
 TEST(QueueRecord, QueuedStatesAndRetries) {
-  CommandRecord r;
-  r.box_id = "b";
-  r.request_id = "r";
-  r.body_sha256 = "h";
-  r.state = CommandState::queued;
-  r.mode = CommandMode::async;
-  r.accepted_ms = 1000;
+  CommandRecord r = queued_record("b", "r", "h");
   r.deadline_ms = 3000;
-  r.gateway = "g";
   r.ttl_ms = 1000;
   EXPECT_EQ(status_of(r, false, 1500).state, CommandState::queued);
   EXPECT_EQ(status_of(r, false, 2500).state, CommandState::expired) << "past its ttl, whether or not swept";

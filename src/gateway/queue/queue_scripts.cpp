@@ -28,6 +28,7 @@ const char* const kStepScript = R"LUA(
 local list, items = KEYS[1], KEYS[2]
 local now = tonumber(ARGV[1])
 local freed = 0
+local ended = ''
 local function drop(element, id)
   local entry = redis.call('HGET', items, id)
   if entry then
@@ -43,6 +44,7 @@ if ARGV[5] ~= '' and redis.call('HGET', items, '/sending') == ARGV[5] then
     if head and string.match(head, '(%S+)$') == id then
       redis.call('LPOP', list)
       drop(head, id)
+      ended = head
     end
   end
 end
@@ -50,11 +52,11 @@ local sending = redis.call('HGET', items, '/sending')
 local sending_id = sending and string.match(sending, '^(%S+)')
 local expired = {}
 for _, element in ipairs(redis.call('LRANGE', list, 0, -1)) do
-  local expires, id = string.match(element, '^(%d+) %d+ %d+ (%S+)$')
+  local expires, id = string.match(element, '^(%d+) %d+ %d+ %d+ %S+ (%S+)$')
   if expires and tonumber(expires) <= now and id ~= sending_id then
     redis.call('LREM', list, 1, element)
     drop(element, id)
-    expired[#expired + 1] = id
+    expired[#expired + 1] = element
   end
 end
 local status, entry = 'idle', ''
@@ -64,7 +66,7 @@ if sending then
 elseif ARGV[2] == '1' then
   local head = redis.call('LINDEX', list, 0)
   if head then
-    local timeout, id = string.match(head, '^%d+ (%d+) %d+ (%S+)$')
+    local timeout, id = string.match(head, '^%d+ (%d+) %d+ %d+ %S+ (%S+)$')
     sending = id .. ' ' .. ARGV[3] .. ' ' .. (now + tonumber(timeout) + tonumber(ARGV[4]))
     redis.call('HSET', items, '/sending', sending)
     status, entry = 'claimed', redis.call('HGET', items, id) or ''
@@ -76,8 +78,8 @@ if depth == 0 and not sending then
 elseif freed > 0 then
   redis.call('HINCRBY', items, '/bytes', -freed)
 end
-local answer = {status, sending or '', entry, depth, freed, redis.call('LINDEX', list, 0) or ''}
-for _, id in ipairs(expired) do answer[#answer + 1] = id end
+local answer = {status, sending or '', entry, depth, freed, redis.call('LINDEX', list, 0) or '', ended}
+for _, element in ipairs(expired) do answer[#answer + 1] = element end
 return answer
 )LUA";
 
@@ -87,11 +89,11 @@ local sending = redis.call('HGET', items, '/sending')
 if sending and string.match(sending, '^(%S+)') == ARGV[1] then return {'sending'} end
 local entry = redis.call('HGET', items, ARGV[1])
 if not entry then return {'absent'} end
-local freed = #entry
+local freed, removed = #entry, ''
 for _, element in ipairs(redis.call('LRANGE', list, 0, -1)) do
   if string.match(element, '(%S+)$') == ARGV[1] then
     redis.call('LREM', list, 1, element)
-    freed = freed + #element
+    freed, removed = freed + #element, element
     break
   end
 end
@@ -101,7 +103,7 @@ if redis.call('LLEN', list) == 0 and not sending then
 else
   redis.call('HINCRBY', items, '/bytes', -freed)
 end
-return {'cancelled', freed, entry}
+return {'cancelled', freed, entry, removed}
 )LUA";
 
 const char* const kForgetBoxScript = R"LUA(
@@ -142,17 +144,21 @@ bool is_array(const redisReply* reply) { return reply && reply->type == REDIS_RE
 
 std::string element_text(const QueueElement& e) {
   return std::to_string(e.expires_ms) + ' ' + std::to_string(e.timeout_ms) + ' ' + std::to_string(e.accepted_ms) +
-         ' ' + e.id;
+         ' ' + std::to_string(e.charge) + ' ' + (e.token.empty() ? "-" : e.token) + ' ' + e.id;
 }
 
 std::optional<QueueElement> parse_element(std::string_view text) {
   auto expires = number(next_word(text));
   auto timeout = number(next_word(text));
   auto accepted = number(next_word(text));
-  if (!expires || !timeout || !accepted || text.empty() || text.find(' ') != std::string_view::npos) {
+  auto charge = number(next_word(text));
+  std::string_view token = next_word(text);
+  if (!expires || !timeout || !accepted || !charge || token.empty() || text.empty() ||
+      text.find(' ') != std::string_view::npos) {
     return std::nullopt;
   }
-  return QueueElement{*expires, *timeout, *accepted, std::string(text)};
+  return QueueElement{*expires, *timeout, *accepted, *charge, token == "-" ? "" : std::string(token),
+                      std::string(text)};
 }
 
 std::string sending_text(std::string_view id, std::string_view gateway, std::int64_t until_ms) {
@@ -187,24 +193,26 @@ std::optional<EnqueueAnswer> parse_enqueue(const redisReply* reply) {
 }
 
 std::optional<StepAnswer> parse_step(const redisReply* reply) {
-  if (!is_array(reply) || reply->elements < 6) return std::nullopt;
+  if (!is_array(reply) || reply->elements < 7) return std::nullopt;
   auto status = text_at(reply, 0);
   auto sending = text_at(reply, 1);
   auto entry = text_at(reply, 2);
   auto depth = integer_at(reply, 3);
   auto freed = integer_at(reply, 4);
   auto head = text_at(reply, 5);
-  if (!status || !sending || !entry || !depth || !freed || !head) return std::nullopt;
+  auto ended = text_at(reply, 6);
+  if (!status || !sending || !entry || !depth || !freed || !head || !ended) return std::nullopt;
   StepAnswer answer{StepAnswer::Status::idle, parse_sending(*sending), std::string(*entry), *depth, *freed,
-                    parse_element(*head), {}};
+                    parse_element(*head), parse_element(*ended), {}};
   using S = StepAnswer::Status;
   if (*status == "busy") answer.status = S::busy;
   else if (*status == "stale") answer.status = S::stale;
   else if (*status == "claimed") answer.status = S::claimed;
   else if (*status != "idle") return std::nullopt;
   if (answer.status != S::idle && !answer.sending) return std::nullopt;
-  for (std::size_t i = 6; i < reply->elements; ++i) {
-    if (auto id = text_at(reply, i)) answer.expired.emplace_back(*id);
+  for (std::size_t i = 7; i < reply->elements; ++i) {
+    auto text = text_at(reply, i);
+    if (auto element = text ? parse_element(*text) : std::nullopt) answer.expired.push_back(std::move(*element));
   }
   return answer;
 }
@@ -213,12 +221,13 @@ std::optional<CancelAnswer> parse_cancel(const redisReply* reply) {
   if (!is_array(reply)) return std::nullopt;
   auto status = text_at(reply, 0);
   if (!status) return std::nullopt;
-  if (*status == "sending") return CancelAnswer{CancelAnswer::Status::sending, 0, {}};
-  if (*status == "absent") return CancelAnswer{CancelAnswer::Status::absent, 0, {}};
+  if (*status == "sending") return CancelAnswer{CancelAnswer::Status::sending, 0, {}, std::nullopt};
+  if (*status == "absent") return CancelAnswer{CancelAnswer::Status::absent, 0, {}, std::nullopt};
   auto freed = integer_at(reply, 1);
   auto entry = text_at(reply, 2);
-  if (*status != "cancelled" || !freed || !entry) return std::nullopt;
-  return CancelAnswer{CancelAnswer::Status::cancelled, *freed, std::string(*entry)};
+  auto element = text_at(reply, 3);
+  if (*status != "cancelled" || !freed || !entry || !element) return std::nullopt;
+  return CancelAnswer{CancelAnswer::Status::cancelled, *freed, std::string(*entry), parse_element(*element)};
 }
 
 }  // namespace boxgate::gateway

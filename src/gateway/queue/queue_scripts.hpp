@@ -6,7 +6,9 @@
 // ordered by Redis.
 //
 // The list holds one element per queued command, in send order:
-// "<expires_ms> <timeout_ms> <accepted_ms> <requestId>" (ids hold no space).
+// "<expires_ms> <timeout_ms> <accepted_ms> <charge> <token> <requestId>"
+// (ids and token names hold no space; token "-": none): `charge` is what the
+// command counts against its token's share (its entry's bytes).
 // The hash holds each command's entry under its id (queue_entry.hpp), and
 // two fields no id can be (ids never contain '/'): "/bytes", the bytes the
 // box's queue holds (entries plus elements), and "/sending", the command in
@@ -39,11 +41,11 @@ extern const char* const kEnqueueScript;
 // never sent; it stays the head). Ends the one in flight if asked, drops
 // every entry whose ttl passed, then reports the one in flight (busy, or
 // stale past its until_ms) or claims the head when asked. Answers
-// {status, sending value, entry, depth, bytes freed, head element, expired id...};
-// status idle | busy | stale | claimed.
+// {status, sending value, entry, depth, bytes freed, head element, ended
+// element ("" if none), expired element...}; status idle | busy | stale | claimed.
 extern const char* const kStepScript;
 
-// KEYS list, hash. ARGV id. Answers {cancelled, bytes freed, entry} |
+// KEYS list, hash. ARGV id. Answers {cancelled, bytes freed, entry, element} |
 // {sending} (in flight: too late) | {absent}.
 extern const char* const kCancelScript;
 
@@ -56,6 +58,8 @@ struct QueueElement {
   std::int64_t expires_ms = 0;
   std::int64_t timeout_ms = 0;
   std::int64_t accepted_ms = 0;
+  std::int64_t charge = 0;
+  std::string token;  // the caller's token name ("" when the API is open)
   std::string id;
 };
 std::string element_text(const QueueElement& element);
@@ -83,8 +87,9 @@ struct StepAnswer {
   std::string entry;               // claimed: its entry
   std::int64_t depth = 0;          // queued after the step (the one in flight included)
   std::int64_t bytes_freed = 0;
-  std::optional<QueueElement> head;  // the oldest still queued
-  std::vector<std::string> expired;
+  std::optional<QueueElement> head;   // the oldest still queued
+  std::optional<QueueElement> ended;  // the one `end` removed (not when requeued)
+  std::vector<QueueElement> expired;
 };
 std::optional<StepAnswer> parse_step(const redisReply* reply);
 
@@ -92,6 +97,7 @@ struct CancelAnswer {
   enum class Status { cancelled, sending, absent } status;
   std::int64_t bytes_freed = 0;
   std::string entry;
+  std::optional<QueueElement> element;
 };
 std::optional<CancelAnswer> parse_cancel(const redisReply* reply);
 

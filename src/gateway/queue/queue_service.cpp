@@ -18,6 +18,11 @@ bool is_integer(const redisReply* r) { return r && r->type == REDIS_REPLY_INTEGE
 
 std::vector<double> depth_buckets() { return {0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000}; }
 
+ops::Counter& event_counter(ops::Metrics& metrics, const char* event) {
+  return metrics.counter("boxgate_queue_commands_total", "queued commands, by what happened to them",
+                         std::string("event=\"") + event + "\"");
+}
+
 }  // namespace
 
 // One enqueue, from the POST to Redis's answers.
@@ -30,6 +35,10 @@ struct QueueService::Enqueue {
   std::string element;
   std::string sending;  // the "/sending" value if the script claims it at once
   std::int64_t size = 0;
+  std::string token;           // the caller's token name ("" when the API is open)
+  std::int64_t charge = 0;     // what it counts against the token's share
+  bool token_reserved = false;
+  std::int64_t token_total = 0;
   bool fresh = true;           // the record is written here (not a retry's)
   int waiting = 0;             // answers still due before the script
   bool failed = false;         // Redis failed one of them
@@ -58,20 +67,13 @@ QueueService::QueueService(EventLoop& loop, const Topics& topics, QueueSettings 
       presence_(presence),
       state_(redis),
       sweep_timer_(loop, [this] { sweep(); }),
-      queued_(metrics.counter("boxgate_queue_commands_total", "queued commands, by what happened to them",
-                              "event=\"queued\"")),
-      sent_(metrics.counter("boxgate_queue_commands_total", "queued commands, by what happened to them",
-                            "event=\"sent\"")),
-      expired_(metrics.counter("boxgate_queue_commands_total", "queued commands, by what happened to them",
-                               "event=\"expired\"")),
-      cancelled_(metrics.counter("boxgate_queue_commands_total", "queued commands, by what happened to them",
-                                 "event=\"cancelled\"")),
-      requeued_(metrics.counter("boxgate_queue_commands_total", "queued commands, by what happened to them",
-                                "event=\"requeued\"")),
-      abandoned_(metrics.counter("boxgate_queue_commands_total", "queued commands, by what happened to them",
-                                 "event=\"abandoned\"")),
-      refused_full_(metrics.counter("boxgate_queue_commands_total", "queued commands, by what happened to them",
-                                    "event=\"refused_full\"")),
+      queued_(event_counter(metrics, "queued")),
+      sent_(event_counter(metrics, "sent")),
+      expired_(event_counter(metrics, "expired")),
+      cancelled_(event_counter(metrics, "cancelled")),
+      requeued_(event_counter(metrics, "requeued")),
+      abandoned_(event_counter(metrics, "abandoned")),
+      refused_full_(event_counter(metrics, "refused_full")),
       wakes_(metrics.counter("boxgate_queue_wakes_total", "box-online notices from the bridge heard")),
       depth_(metrics.histogram("boxgate_queue_depth", "commands ahead in its box's queue when one is queued",
                                depth_buckets())),
@@ -114,13 +116,15 @@ void QueueService::enqueue(CommandRequest&& request, Completion done, const std:
   }
   const CommandRecord& rec = job->record;
   job->entry = entry_text({r.payload, r.timeout, r.traceparent, rec});
-  job->element =
-      element_text({rec.accepted_ms + rec.ttl_ms.value_or(0), r.timeout.count(), rec.accepted_ms, rec.request_id});
+  job->token = r.token ? r.token->name : "";
+  job->charge = static_cast<std::int64_t>(job->entry.size());
+  job->element = element_text({rec.accepted_ms + rec.ttl_ms.value_or(0), r.timeout.count(), rec.accepted_ms,
+                               job->charge, job->token, rec.request_id});
   job->size = static_cast<std::int64_t>(job->entry.size() + job->element.size());
 
   // The record (the id's reservation, as for every command), the bytes, the
   // index and the presence leave in this loop iteration: one round trip.
-  job->waiting = job->fresh ? 4 : 3;
+  job->waiting = (job->fresh ? 4 : 3) + (job->token.empty() ? 0 : 1);
   auto answered = [this, job] {
     if (--job->waiting == 0) reserved(job);
   };
@@ -151,6 +155,19 @@ void QueueService::enqueue(CommandRequest&& request, Completion done, const std:
     }
     answered();
   }));
+  // The caller's share: one token must not fill every queue.
+  if (!job->token.empty()) {
+    unsent(redis_.run({"INCRBY", token_key(job->token), std::to_string(job->charge)},
+                      [job, answered](const redisReply* reply) {
+                        if (is_integer(reply)) {
+                          job->token_reserved = true;
+                          job->token_total = reply->integer;
+                        } else {
+                          job->failed = true;
+                        }
+                        answered();
+                      }));
+  }
   // Added to first, so a sweep never forgets a box while this lands.
   unsent(redis_.run({"ZINCRBY", topics_.queue_index_key(), "1", r.box.str()},
                     [job, answered](const redisReply* reply) {
@@ -168,6 +185,9 @@ void QueueService::reserved(const std::shared_ptr<Enqueue>& job) {
   if (job->failed) return refuse(*job, Outcome::redis_unavailable);
   if (job->fresh && !job->record_created) return refuse(*job, Outcome::duplicate_request_id);  // another has the id
   if (job->total > static_cast<std::int64_t>(settings_.max_bytes)) return refuse(*job, Outcome::queue_full);
+  if (job->token_total > static_cast<std::int64_t>(settings_.token_max_bytes)) {
+    return refuse(*job, Outcome::queue_full);
+  }
   const CommandRequest& r = job->request;
   bool claim = !job->offline && commands_.can_send_queued();
   std::int64_t until = now_ms() + r.timeout.count() + kClaimSlack.count();
@@ -191,7 +211,10 @@ void QueueService::enqueued(const std::shared_ptr<Enqueue>& job, const redisRepl
   }
   using S = EnqueueAnswer::Status;
   if (answer->status == S::full || answer->status == S::full_bytes) return refuse(*job, Outcome::queue_full);
-  if (answer->status == S::exists) release_bytes(job->size);  // counted when it was queued
+  if (answer->status == S::exists) {  // counted when it was queued
+    release_bytes(job->size);
+    release_token(job->token, job->charge);
+  }
   if (answer->status == S::queued) {
     queued_.inc();
     depth_.observe_us(static_cast<std::uint64_t>(answer->depth_before) * 1000000);  // a count, in the "seconds" unit
@@ -214,6 +237,7 @@ void QueueService::enqueued(const std::shared_ptr<Enqueue>& job, const redisRepl
 void QueueService::refuse(Enqueue& job, Outcome outcome) {
   if (outcome == Outcome::queue_full) refused_full_.inc();
   if (job.reserved) release_bytes(job.size);
+  if (job.token_reserved) release_token(job.token, job.charge);
   if (job.record_created) redis_.run({"DEL", topics_.command_key(job.request.box, job.request.id)}, {});
   job.done(CommandResult{outcome, {}});
 }
@@ -221,6 +245,16 @@ void QueueService::refuse(Enqueue& job, Outcome outcome) {
 void QueueService::release_bytes(std::int64_t bytes) {
   if (bytes > 0) redis_.run({"DECRBY", topics_.queue_bytes_key(), std::to_string(bytes)}, {});
 }
+
+std::string QueueService::token_key(const std::string& token) const {
+  return topics_.prefix() + "/_tokens/" + token + "/queued";
+}
+
+void QueueService::release_token(const std::string& token, std::int64_t charge) {
+  if (!token.empty() && charge > 0) redis_.run({"DECRBY", token_key(token), std::to_string(charge)}, {});
+}
+
+void QueueService::released(const QueueElement& element) { release_token(element.token, element.charge); }
 
 // ---- sending ------------------------------------------------------------
 
@@ -244,7 +278,11 @@ void QueueService::stepped(const BoxId& box, const redisReply* reply, const Step
     return;
   }
   release_bytes(answer->bytes_freed);
-  for (const std::string& id : answer->expired) note_final(box, id, CommandState::expired);
+  if (answer->ended) released(*answer->ended);
+  for (const QueueElement& element : answer->expired) {
+    released(element);
+    note_final(box, element.id, CommandState::expired);
+  }
   if (answer->status == StepAnswer::Status::claimed) {
     auto entry = parse_entry(answer->entry);
     if (!entry) {
@@ -447,6 +485,7 @@ void QueueService::cancel(const BoxId& box, const RequestId& id, CancelDone done
                            if (!answer) return (*shared)(Cancel::unavailable, {});
                            if (answer->status != CancelAnswer::Status::cancelled) return from_record();
                            release_bytes(answer->bytes_freed);
+                           if (answer->element) released(*answer->element);
                            cancelled_.inc();
                            auto entry = parse_entry(answer->entry);
                            CommandRecord record = entry ? entry->record : CommandRecord{};

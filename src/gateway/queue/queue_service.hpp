@@ -46,6 +46,7 @@ struct QueueSettings {
   std::size_t max_per_device;        // commands queued per box
   std::size_t max_bytes_per_device;  // their bytes (entries and list elements)
   std::size_t max_bytes;             // all boxes' queues together
+  std::size_t token_max_bytes;       // one API token's queued entries, all boxes
   std::chrono::milliseconds sweep_every;
   std::int64_t result_ttl_ms;  // a record lives ttl + timeout + this
   std::string instance;        // this gateway's name in records and claims
@@ -97,6 +98,12 @@ class QueueService final : public CommandQueue, private redis::Subscriber::Liste
   void enqueued(const std::shared_ptr<Enqueue>& job, const redisReply* reply);
   void refuse(Enqueue& job, Outcome outcome);
   void release_bytes(std::int64_t bytes);
+  // A token's share of the queues: {prefix}/_tokens/<name>/queued, the
+  // bytes of its queued entries.
+  std::string token_key(const std::string& token) const;
+  void release_token(const std::string& token, std::int64_t charge);
+  // An element left its queue (ended, expired, cancelled): its token's share back.
+  void released(const QueueElement& element);
   // Ends `end` (requeue: it was never sent), drops what expired and, when
   // `claim`, sends the head.
   void step(const BoxId& box, bool claim, const std::string& end = {}, bool requeue = false, StepDone done = {});
