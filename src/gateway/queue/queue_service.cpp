@@ -264,11 +264,11 @@ void QueueService::step(const BoxId& box, bool claim, const std::string& end, bo
   std::string slack = std::to_string(kClaimSlack.count());
   bool sent = redis_.run({"EVAL", kStepScript, "2", topics_.queue_key(box), topics_.queue_items_key(box), now,
                           claim ? "1" : "0", settings_.instance, slack, end, requeue ? "1" : "0"},
-                         [this, box, done](const redisReply* reply) { stepped(box, reply, done); });
+                         [this, box, done, claim](const redisReply* reply) { stepped(box, reply, done, claim); });
   if (!sent && done) done(nullptr);
 }
 
-void QueueService::stepped(const BoxId& box, const redisReply* reply, const StepDone& done) {
+void QueueService::stepped(const BoxId& box, const redisReply* reply, const StepDone& done, bool may_send) {
   auto answer = parse_step(reply);
   if (!answer) {
     if (reply && reply->type == REDIS_REPLY_ERROR) {
@@ -293,7 +293,7 @@ void QueueService::stepped(const BoxId& box, const redisReply* reply, const Step
       send(box, std::move(*entry), *answer->sending, {});
     }
   } else if (answer->status == StepAnswer::Status::stale) {
-    resolve_stale(box, *answer->sending);
+    resolve_stale(box, *answer->sending, may_send);
   }
   if (done) done(&*answer);
 }
@@ -352,12 +352,12 @@ void QueueService::note_final(const BoxId& box, const std::string& id_text, Comm
   });
 }
 
-void QueueService::resolve_stale(const BoxId& box, const Sending& sending) {
+void QueueService::resolve_stale(const BoxId& box, const Sending& sending, bool may_send) {
   auto id = RequestId::parse(sending.id);
-  if (!id) return step(box, true, sending.value, false);
+  if (!id) return step(box, may_send, sending.value, false);
   std::string key = topics_.command_key(box, *id);
   std::string result = topics_.response_channel(box, *id);
-  auto ended = [this, box, sending, key](bool ok, std::optional<std::string> record_text,
+  auto ended = [this, box, sending, key, may_send](bool ok, std::optional<std::string> record_text,
                                          std::optional<std::string> reply) {
     if (!ok) return;  // Redis failed: the next sweep tries again
     auto record = record_text ? parse_record(*record_text) : std::nullopt;
@@ -367,7 +367,7 @@ void QueueService::resolve_stale(const BoxId& box, const Sending& sending) {
       log::get("gateway")->warn("box {} request {}: claimed by {} but never sent; sending it again", box.str(),
                                 sending.id, sending.gateway);
       requeued_.inc();
-      return step(box, true, sending.value, true);
+      return step(box, may_send, sending.value, true);
     }
     abandoned_.inc();
     if (record && (record->state == CommandState::pending || record->state == CommandState::queued)) {
@@ -378,7 +378,7 @@ void QueueService::resolve_stale(const BoxId& box, const Sending& sending) {
     }
     log::get("gateway")->warn("box {} request {}: {} did not note its end; noted as {}", box.str(), sending.id,
                               sending.gateway, reply ? "succeeded" : "timed_out");
-    step(box, true, sending.value, false);
+    step(box, may_send, sending.value, false);
   };
   get_pair(state_, key, result, std::move(ended));  // not sent: the next sweep tries again
 }

@@ -107,12 +107,14 @@ class QueueService final : public CommandQueue, private redis::Subscriber::Liste
   // Ends `end` (requeue: it was never sent), drops what expired and, when
   // `claim`, sends the head.
   void step(const BoxId& box, bool claim, const std::string& end = {}, bool requeue = false, StepDone done = {});
-  void stepped(const BoxId& box, const redisReply* reply, const StepDone& done);
+  // may_send: the step was allowed to claim (the box is not offline).
+  void stepped(const BoxId& box, const redisReply* reply, const StepDone& done, bool may_send);
   void send(const BoxId& box, QueueEntry entry, const Sending& sending,
             std::function<void(std::optional<std::string>)> published);
   void note_final(const BoxId& box, const std::string& id, CommandState state);
-  // A claim whose gateway did not finish it in time.
-  void resolve_stale(const BoxId& box, const Sending& sending);
+  // A claim whose gateway did not finish it in time; its box's next is sent
+  // only when `may_send` (the box is not offline).
+  void resolve_stale(const BoxId& box, const Sending& sending, bool may_send);
   void sweep();
   void sweep_page(const std::shared_ptr<SweepRun>& run, std::int64_t offset);
   void sweep_box(const std::shared_ptr<SweepRun>& run, const BoxId& box, std::string score);
