@@ -267,5 +267,37 @@ TEST_F(SentinelFailover, WaitingCommandIsAnsweredFromTheResultKeyOnTheNewMaster)
   EXPECT_EQ(r.body, reply);
 }
 
+// Queued commands ride through a failover: the replica that takes over
+// holds the box's queue (replicated like every key), and the box's wake
+// after it sends them, in order, from the new master.
+TEST_F(SentinelFailover, QueuedCommandsSurviveAFailoverAndGoOutInOrder) {
+  int gw = add_gateway();
+  add_bridge();
+  MqttProbe status(mqtt->port());
+  test::MqttPublishOptions retained;
+  retained.retained = true;
+  auto online = [&] { return test::get(gw, device_path("box-f")).json().value("online", true); };
+  status.publish("dev/box-f/status", "offline", 1, retained);
+  ASSERT_TRUE(test::eventually([&] { return !online(); }, 10s)) << logs();
+  for (const char* id : {"f-1", "f-2"}) {
+    HttpResult r = test::post(*client(gw), command_path("box-f", "ttl_ms=60000"), kPing,
+                              {{"X-Request-Id", id}, {"Prefer", "respond-async"}});
+    ASSERT_EQ(r.status, 202) << r.body;
+    EXPECT_EQ(r.json().value("state", ""), "queued");
+  }
+  ASSERT_TRUE(test::eventually(
+      [&] { return group->node(1).client().command({"LLEN", "dev/box-f/queue{dev/box-f}"}).integer == 2; }, 3s))
+      << "not replicated";
+  fail_over();
+  ASSERT_TRUE(test::wait_ready(gw, 15s)) << logs();
+
+  ProbeDevice device(mqtt->port(), "dev/box-f/request/+", ProbeDevice::echo());
+  status.publish("dev/box-f/status", "online", 1, retained);
+  ASSERT_TRUE(device.probe().wait_for(2, 15s)) << logs();
+  std::vector<std::string> ids;
+  for (const MqttMessage& m : device.commands()) ids.push_back(last_level(m.topic));
+  EXPECT_EQ(ids, (std::vector<std::string>{"f-1", "f-2"}));
+}
+
 }  // namespace
 }  // namespace boxgate::itest::faults
