@@ -134,7 +134,13 @@ TEST_F(MqttTakeoverTest, ADeviceCannotDisconnectTheDaemonsWithTheirClientIds) {
   // client whose session is taken over while another handshakes in the same
   // process sometimes cut that handshake (seen under ASan).
   for (const std::string& id : daemon_ids) {
-    EXPECT_TRUE(attacker(broker().tls_uri(), id)) << "the devices' listener takes box-2 (under its own id)";
+    // Once more if paho's own handshake broke (the broker then logs
+    // "unexpected eof", and no connection as box-2): what is checked is the
+    // broker's decision, which a client-side cut does not reach.
+    auto taken = attacker(broker().tls_uri(), id);
+    if (!taken) taken = attacker(broker().tls_uri(), id);
+    EXPECT_TRUE(taken) << "the devices' listener takes box-2 (under its own id)";
+    taken.reset();
     EXPECT_FALSE(attacker(broker().cert_uri(), id)) << "the daemons' listener needs a client certificate";
   }
   // The broker logs a takeover before the new connection's own line: once

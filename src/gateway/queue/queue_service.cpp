@@ -77,7 +77,7 @@ QueueService::QueueService(EventLoop& loop, const Topics& topics, QueueSettings 
       wakes_(metrics.counter("boxgate_queue_wakes_total", "box-online notices from the bridge heard")),
       depth_(metrics.histogram("boxgate_queue_depth", "commands ahead in its box's queue when one is queued",
                                depth_buckets())),
-      oldest_age_(metrics.gauge("boxgate_queue_oldest_age_ms",
+      oldest_age_(metrics.gauge("boxgate_queue_oldest_age_seconds",
                                 "age of the oldest queued command at the last sweep this gateway ran")),
       boxes_(metrics.gauge("boxgate_queue_boxes", "boxes with queued commands at the last sweep this gateway ran")) {}
 
@@ -461,7 +461,7 @@ void QueueService::sweep_box(const std::shared_ptr<SweepRun>& run, const BoxId& 
 void QueueService::sweep_done(const std::shared_ptr<SweepRun>& run) {
   if (run->outstanding != 0 || !run->listed) return;
   boxes_.set(run->boxes);
-  oldest_age_.set(run->boxes == 0 ? 0 : std::max<std::int64_t>(0, now_ms() - run->oldest_ms));
+  oldest_age_.set(run->boxes == 0 ? 0 : std::max<std::int64_t>(0, (now_ms() - run->oldest_ms) / 1000));
 }
 
 // ---- cancelling and listing ---------------------------------------------
