@@ -252,6 +252,23 @@ TEST_F(QueueTest, OneTokenIsHeldToItsShareOfTheQueues) {
       << "an expired command gave its share back";
 }
 
+// Redis away: a command with a ttl is refused 503 at once (nothing queued,
+// nothing published), and queueing works again once Redis is back.
+TEST_F(QueueTest, WithRedisDownAQueuedCommandIs503AndNothingIsLeft) {
+  int gw = stack->add_gateway();
+  stack->add_bridge();
+  set_presence("box-d", false, gw);
+  stack->redis().stop();
+  ASSERT_TRUE(test::eventually([&] { return test::get(gw, "/readyz").status == 503; }, 10s));
+  HttpResult down = post_queued(gw, "box-d", "d-1", "ttl_ms=60000");
+  EXPECT_EQ(down.status, 503) << down.body;
+  EXPECT_EQ(down.error_code(), "redis_unavailable");
+  stack->redis().start();
+  ASSERT_TRUE(test::eventually([&] { return test::get(gw, "/readyz").status == 200; }, 15s)) << stack->logs();
+  HttpResult again = post_queued(gw, "box-d", "d-1", "ttl_ms=60000");
+  EXPECT_EQ(again.status, 202) << "the refused id was not taken: " << again.body;
+}
+
 TEST_F(QueueTest, AGatewayKilledWithQueuedCommandsLeavesThemToAnother) {
   int gw1 = stack->add_gateway();
   int gw2 = stack->add_gateway();

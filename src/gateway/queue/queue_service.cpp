@@ -145,29 +145,22 @@ void QueueService::enqueue(CommandRequest&& request, Completion done, const std:
                         answered();
                       }));
   }
-  std::string size = std::to_string(job->size);
-  unsent(redis_.run({"INCRBY", topics_.queue_bytes_key(), size}, [job, answered](const redisReply* reply) {
-    if (is_integer(reply)) {
-      job->reserved = true;
-      job->total = reply->integer;
-    } else {
-      job->failed = true;
-    }
-    answered();
-  }));
+  // INCRBY of a counter: `reserved` once it counted, `total` its new value.
+  auto count = [this, job, answered, unsent](const std::string& key, std::int64_t by, bool Enqueue::*reserved,
+                                             std::int64_t Enqueue::*total) {
+    unsent(redis_.run({"INCRBY", key, std::to_string(by)}, [job, answered, reserved, total](const redisReply* r) {
+      if (is_integer(r)) {
+        (*job).*reserved = true;
+        (*job).*total = r->integer;
+      } else {
+        job->failed = true;
+      }
+      answered();
+    }));
+  };
+  count(topics_.queue_bytes_key(), job->size, &Enqueue::reserved, &Enqueue::total);
   // The caller's share: one token must not fill every queue.
-  if (!job->token.empty()) {
-    unsent(redis_.run({"INCRBY", token_key(job->token), std::to_string(job->charge)},
-                      [job, answered](const redisReply* reply) {
-                        if (is_integer(reply)) {
-                          job->token_reserved = true;
-                          job->token_total = reply->integer;
-                        } else {
-                          job->failed = true;
-                        }
-                        answered();
-                      }));
-  }
+  if (!job->token.empty()) count(token_key(job->token), job->charge, &Enqueue::token_reserved, &Enqueue::token_total);
   // Added to first, so a sweep never forgets a box while this lands.
   unsent(redis_.run({"ZINCRBY", topics_.queue_index_key(), "1", r.box.str()},
                     [job, answered](const redisReply* reply) {
