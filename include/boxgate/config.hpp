@@ -147,6 +147,9 @@ struct GatewayConfig {
   // One API token's queued entries, over all boxes (0: a quarter of max_queue_bytes).
   std::int64_t token_max_queue_bytes = 0;
   std::int64_t queue_sweep_ms = 5000;
+  // The outcome stream {prefix}/commands (outcome_events.hpp): entries kept
+  // (each at most kMaxOutcomeEntryBytes); 0: none written by this gateway.
+  std::int64_t outcome_stream_maxlen = 100000;
   // A new command that finds Redis or MQTT reconnecting waits this long for
   // it (only while the outage is younger than this), then gets the 503.
   std::int64_t dependency_grace_ms = 1000;
@@ -213,6 +216,10 @@ struct BridgeConfig {
   std::int64_t events_box_max_bytes = 1LL << 20;
   std::int64_t events_fleet_max_bytes = 256LL << 20;
   std::int64_t events_queue_max_bytes = 64LL << 20;  // held while Redis is away (payload + 128 B each)
+  // The outcome stream {prefix}/commands (the bridge writes `succeeded`) and
+  // the presence stream {prefix}/presence: entries kept; 0: not written.
+  std::int64_t outcome_stream_maxlen = 100000;
+  std::int64_t presence_stream_maxlen = 100000;
 };
 
 void declare_gateway(Options& options, GatewayConfig& config);

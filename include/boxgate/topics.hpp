@@ -75,6 +75,11 @@ class Topics {
   // Redis streams: one box's events {prefix}/{box}/events, the fleet's {prefix}/events.
   std::string box_events_stream(const BoxId& box) const;
   std::string fleet_events_stream() const;
+  // The outcome stream (every command state change), {prefix}/commands, and
+  // the presence stream (every online/offline change), {prefix}/presence
+  // (outcome_events.hpp). No box's key is either: those have three levels.
+  std::string outcome_stream() const;
+  std::string presence_stream() const;
   // The hash in which the bridge counts a stream's bytes (its cap in bytes,
   // docs/events.md): {stream}/bytes{{stream}}. The hash tag is the stream's
   // whole name, so both hash to one Redis Cluster slot and one script may

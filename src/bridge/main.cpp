@@ -57,10 +57,12 @@ int main(int argc, char** argv) {
                                      {static_cast<std::size_t>(config.max_reply_bytes), config.result_ttl_ms,
                                       static_cast<std::size_t>(config.queue_capacity),
                                       static_cast<std::size_t>(config.queue_max_bytes),
-                                      static_cast<std::size_t>(config.reply_inline_max_bytes)},
+                                      static_cast<std::size_t>(config.reply_inline_max_bytes),
+                                      config.outcome_stream_maxlen},
                                      redis, metrics);
     forwarder_ptr = &forwarder;
-    bridge::PresenceTracker presence(topics, {static_cast<std::size_t>(config.presence_queue_capacity)}, redis,
+    bridge::PresenceTracker presence(topics, {static_cast<std::size_t>(config.presence_queue_capacity),
+                                                config.presence_stream_maxlen}, redis,
                                      metrics);
     presence_ptr = &presence;
     bridge::EventForwarder events(topics,

@@ -78,6 +78,7 @@ PresenceTracker::PresenceTracker(const Topics& topics, PresenceSettings settings
     : topics_(topics),
       settings_(settings),
       redis_(redis),
+      changes_stream_(redis, topics.presence_stream(), settings.stream_maxlen),
       script_sha_(sha1_hex(kPresenceScript)),
       received_(metrics.counter("boxgate_presence_received_total", "device status messages received from MQTT")),
       superseded_(metrics.counter("boxgate_presence_superseded_total",
@@ -185,6 +186,8 @@ void PresenceTracker::answered(Update& update, bool use_eval, const redisReply* 
     updates_[update.online]->inc();
     if (reply->type == REDIS_REPLY_INTEGER && reply->integer == 1) {
       changes_[update.online]->inc();
+      changes_stream_.add(update.box, update.online ? "online" : "offline",
+                          presence_payload(update.box, update.online, update.at_ms), update.at_ms);
       if (update.online) wake(update.box);
     }
   }

@@ -43,6 +43,7 @@
 #include "boxgate/logging.hpp"
 #include "boxgate/ops/metrics.hpp"
 #include "boxgate/redis/commands.hpp"
+#include "boxgate/outcome_events.hpp"
 #include "boxgate/topics.hpp"
 
 namespace boxgate::bridge {
@@ -66,6 +67,7 @@ extern const char* const kPresenceScript;
 
 struct PresenceSettings {
   std::size_t queue_capacity;  // boxes whose update may wait for Redis
+  std::int64_t stream_maxlen = 0;  // the presence stream's cap (0: not written)
 };
 
 class PresenceTracker {
@@ -103,6 +105,7 @@ class PresenceTracker {
   const Topics& topics_;
   PresenceSettings settings_;
   redis::Commands& redis_;
+  StreamAppender changes_stream_;  // every change, for readers and webhooks (outcome_events.hpp)
   std::string script_sha_;  // SHA-1 of kPresenceScript, lowercase hex
 
   // The queue: box keys in arrival order, and each one's newest update.

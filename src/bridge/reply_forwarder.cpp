@@ -32,6 +32,7 @@ ReplyForwarder::ReplyForwarder(EventLoop& loop, const Topics& topics, ForwarderS
     : topics_(topics),
       settings_(settings),
       redis_(redis),
+      outcomes_(redis, topics.outcome_stream(), settings.outcome_stream_maxlen),
       received_(metrics.counter("boxgate_replies_received_total", "device replies received from MQTT")),
       forwarded_(metrics.counter("boxgate_replies_forwarded_total", "replies stored and published in Redis")),
       unclaimed_(metrics.counter("boxgate_replies_unclaimed_total",
@@ -56,7 +57,8 @@ void ReplyForwarder::accept(std::string_view topic, std::string_view payload) {
     if (!address->request) return drop(Drop::invalid_id, topic);
   }
   if (!outbox_.push({topics_.response_channel(address->box, *address->request),
-                     topics_.command_key(address->box, *address->request), std::string(payload)})) {
+                     topics_.command_key(address->box, *address->request), std::string(payload),
+                     address->box.str(), address->request->str()})) {
     return drop(Drop::queue_full, topic);
   }
   flush();
@@ -138,6 +140,7 @@ void ReplyForwarder::sent(Reply& reply, redis::Commands::Status status, long lon
       // (duplicate reply). The result key keeps
       // it for a retry with the same X-Request-Id.
       if (receivers == 0) unclaimed_.inc();
+      tell_succeeded(reply, receivers == 0);
       break;
     case redis::Commands::Status::lost:
       // The connection broke before Redis answered: send again after reconnect.
@@ -148,6 +151,19 @@ void ReplyForwarder::sent(Reply& reply, redis::Commands::Status status, long lon
   }
   outbox_.answered(reply, false);
   flush();  // room in flight again
+}
+
+void ReplyForwarder::tell_succeeded(const Reply& reply, bool late) {
+  if (!outcomes_.enabled()) return;
+  OutcomeEvent e;
+  e.box = reply.box;
+  e.request_id = reply.request_id;
+  e.state = "succeeded";
+  e.at_ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+                .count();
+  e.late = late;
+  e.reply_bytes = static_cast<std::int64_t>(reply.payload.size());
+  outcomes_.add(e);
 }
 
 // No gateway issued the id (or its record expired: a reply later than

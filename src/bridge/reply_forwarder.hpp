@@ -40,6 +40,7 @@
 #include "boxgate/loop/event_loop.hpp"
 #include "boxgate/ops/metrics.hpp"
 #include "boxgate/redis/commands.hpp"
+#include "boxgate/outcome_events.hpp"
 #include "boxgate/topics.hpp"
 #include "outbox.hpp"
 
@@ -51,6 +52,7 @@ struct ForwarderSettings {
   std::size_t queue_capacity;
   std::size_t queue_max_bytes;
   std::size_t reply_inline_max_bytes;
+  std::int64_t outcome_stream_maxlen = 0;  // the outcome stream's cap (0: `succeeded` not written)
 };
 
 class ReplyForwarder {
@@ -82,6 +84,8 @@ class ReplyForwarder {
     std::string key;     // the channel and result key
     std::string record;  // the command record that must exist
     std::string payload;
+    std::string box;
+    std::string request_id;
     std::size_t cost() const noexcept { return payload.size(); }
   };
   enum class Drop { invalid_topic, invalid_id, too_large, queue_full, redis_error, shutdown, unsolicited };
@@ -93,11 +97,15 @@ class ReplyForwarder {
   bool store(const std::shared_ptr<Reply>& reply);
   void sent(Reply& reply, redis::Commands::Status status, long long receivers);
   void unsolicited(Reply& reply);
+  // The outcome stream's `succeeded`; late: no gateway was waiting (it came
+  // after the timeout, after its gateway stopped, or repeats a reply).
+  void tell_succeeded(const Reply& reply, bool late);
   void recheck();
 
   const Topics& topics_;
   ForwarderSettings settings_;
   redis::Commands& redis_;
+  StreamAppender outcomes_;  // `succeeded`, once stored (outcome_events.hpp)
   log::RateLimit drop_log_;
 
   ops::Counter& received_;

@@ -291,6 +291,8 @@ void declare_gateway(Options& o, GatewayConfig& c) {
         "(0: a quarter of max_queue_bytes)");
   o.add("queue_sweep_ms", &c.queue_sweep_ms, 100, 3600000,
         "how often one gateway sweeps the queues (expiry, boxes whose wake was missed, claims of dead gateways)");
+  o.add("outcome_stream_maxlen", &c.outcome_stream_maxlen, 0, 1LL << 32,
+        "entries kept in the outcome stream {prefix}/commands (0: this gateway writes none)");
   o.add("dependency_grace_ms", &c.dependency_grace_ms, 0, 60000,
         "a new command waits this long for a reconnecting Redis/MQTT (0: refuse at once)");
   o.add("drain_timeout_ms", &c.drain_timeout_ms, 0, kMaxInt, "on SIGTERM, wait this long for in-flight commands");
@@ -364,6 +366,10 @@ void declare_bridge(Options& o, BridgeConfig& c) {
         "bytes kept in the fleet event stream (the newest event always)");
   o.add("events_queue_max_bytes", &c.events_queue_max_bytes, 1 << 20, 1LL << 40,
         "bytes of events and states queued or in flight to Redis (payload + 128 each), at most");
+  o.add("outcome_stream_maxlen", &c.outcome_stream_maxlen, 0, 1LL << 32,
+        "entries kept in the outcome stream {prefix}/commands (0: this bridge writes none)");
+  o.add("presence_stream_maxlen", &c.presence_stream_maxlen, 0, 1LL << 32,
+        "entries kept in the presence stream {prefix}/presence (0: not written)");
   o.check([&c] {
     if (c.events_queue_max_bytes < c.max_event_bytes) {
       throw ConfigError("events_queue_max_bytes", "must be at least max_event_bytes");

@@ -68,6 +68,10 @@ std::string Topics::box_events_stream(const BoxId& box) const { return prefix_ +
 
 std::string Topics::fleet_events_stream() const { return prefix_ + "/events"; }
 
+std::string Topics::outcome_stream() const { return prefix_ + "/commands"; }
+
+std::string Topics::presence_stream() const { return prefix_ + "/presence"; }
+
 std::string Topics::events_bytes_key(std::string_view stream) const {
   std::string key(stream);
   key += "/bytes{";

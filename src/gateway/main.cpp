@@ -202,9 +202,14 @@ int main(int argc, char** argv) {
                                       instance};
     gateway::PresenceReader presence(topics, commands);
     PresenceOfDevices presence_of_devices(presence);
+    // Every state change this gateway sets, on the command connection.
+    StreamAppender outcome_stream(commands, topics.outcome_stream(), config.outcome_stream_maxlen);
+    gateway::StreamOutcomes outcomes(outcome_stream);
     gateway::CommandService service(
         loop, topics, settings,
-        {channels, state, publisher, config.offline_policy == "fail" ? &presence_of_devices : nullptr}, metrics);
+        {channels, state, publisher, config.offline_policy == "fail" ? &presence_of_devices : nullptr, nullptr,
+         &outcomes},
+        metrics);
     gateway::CommandStatusReader status(loop, topics, channels, state, metrics);
     gateway::MessageService messages(
         loop, topics,
@@ -221,6 +226,7 @@ int main(int argc, char** argv) {
          std::chrono::milliseconds(config.queue_sweep_ms),
          config.result_ttl_ms, instance},
         commands, subscriber, service, presence_of_devices, metrics);
+    queue.tell_outcomes_to(&outcomes);
     queue.start();
     service_ptr = &service;
     subscriber.count_orphan_messages_in(service.late_replies());

@@ -18,6 +18,7 @@
 
 #include "boxgate/ids.hpp"
 #include "boxgate/mqtt/client.hpp"
+#include "boxgate/outcome_events.hpp"
 #include "boxgate/redis/commands.hpp"
 #include "boxgate/redis/subscriber.hpp"
 #include "commands/command_request.hpp"
@@ -116,6 +117,13 @@ class CommandQueue {
   virtual void enqueue(CommandRequest&& request, Completion done, const std::optional<CommandRecord>& known) = 0;
 };
 
+// Where command state changes are told: the outcome stream.
+class OutcomeLog {
+ public:
+  virtual ~OutcomeLog() = default;
+  virtual void note(const OutcomeEvent& event) = 0;
+};
+
 // ---- the real clients behind the faces ----------------------------------
 
 class SubscriberChannels final : public ReplyChannels {
@@ -155,6 +163,15 @@ class RedisState final : public StateStore {
 
  private:
   redis::Commands& commands_;
+};
+
+class StreamOutcomes final : public OutcomeLog {
+ public:
+  explicit StreamOutcomes(StreamAppender& stream) : stream_(stream) {}
+  void note(const OutcomeEvent& event) override { stream_.add(event); }
+
+ private:
+  StreamAppender& stream_;
 };
 
 class MqttPublisher final : public CommandPublisher {

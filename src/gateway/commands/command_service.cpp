@@ -457,11 +457,13 @@ void CommandService::publish(Pending& p) {
   };
   std::string id = p.request.id.str();
   std::uint64_t seq = p.sequence;
+  OutcomeEvent sent = outcome_event(p, CommandState::pending);
   // Set first: a reply may end the command from inside publish(), and its
   // end must be noted as that of a published command (the record stays).
   p.published = true;
   if (ports_.publisher.publish(topics_.request_topic(p.request.box, p.request.id), payload, settings_.qos, &v5,
                                std::move(on_ack))) {
+    tell(sent);
     if (!still_waiting(id, seq)) return;  // ended inside publish(): `p` is gone
     if (p.from_queue) return note_sent(p);
     if (p.request.mode == CommandMode::async) {
@@ -606,6 +608,28 @@ void CommandService::note_end_in_record(Pending& p, Outcome outcome) {
   p.written.finished_ms = now_ms();
   if (outcome == Outcome::device_timeout) p.written.delivered = p.acked;
   ports_.state.update(key, p.written.to_json());
+  // `succeeded` is the bridge's to tell: it stored the reply, and it also
+  // sees the replies that come after their gateway stopped waiting.
+  if (outcome == Outcome::device_timeout) {
+    OutcomeEvent ended = outcome_event(p, CommandState::timed_out);
+    ended.delivered = p.acked;
+    tell(ended);
+  }
+}
+
+OutcomeEvent CommandService::outcome_event(const Pending& p, CommandState state) const {
+  OutcomeEvent e;
+  e.box = p.request.box.str();
+  e.request_id = p.request.id.str();
+  e.state = state_name(state);
+  e.at_ms = now_ms();
+  e.mode = mode_name(p.request.mode);
+  e.gateway = settings_.instance;
+  return e;
+}
+
+void CommandService::tell(const OutcomeEvent& event) {
+  if (ports_.outcomes) ports_.outcomes->note(event);
 }
 
 void CommandService::finish(Pending& p, Outcome outcome, std::string reply) {

@@ -83,6 +83,9 @@ struct CommandPorts {
   DevicePresence* presence = nullptr;
   // Where commands with a ttl go (attach_queue()); null: none are taken.
   CommandQueue* queue = nullptr;
+  // Where the states this service sets are told (pending once published,
+  // timed_out); null: nowhere.
+  OutcomeLog* outcomes = nullptr;
 };
 
 // What a queue that hands the service a command hears of it: `published`
@@ -150,6 +153,9 @@ class CommandService {
   void maybe_publish(Pending& p);
   void check_presence(Pending& p);
   void note_end_in_record(Pending& p, Outcome outcome);
+  // The outcome stream's entry for `p` entering `state` (not yet told).
+  OutcomeEvent outcome_event(const Pending& p, CommandState state) const;
+  void tell(const OutcomeEvent& event);
   // resumed: held in grace before a drain began, so not refused for it.
   void admit(CommandRequest&& request, Completion&& done, bool resumed);
   static std::optional<Outcome> refusal(typename PendingRegistry<Pending>::Admit admitted);

@@ -208,6 +208,7 @@ void QueueService::enqueued(const std::shared_ptr<Enqueue>& job, const redisRepl
     release_bytes(job->size);
     release_token(job->token, job->charge);
   }
+  if (answer->status == S::queued || answer->status == S::claimed) tell(job->request.box, job->request.id.str(), CommandState::queued);
   if (answer->status == S::queued) {
     queued_.inc();
     depth_.observe_us(static_cast<std::uint64_t>(answer->depth_before) * 1000000);  // a count, in the "seconds" unit
@@ -342,7 +343,20 @@ void QueueService::note_final(const BoxId& box, const std::string& id_text, Comm
     record->state = state;
     record->finished_ms = now_ms();
     redis_.run({"SET", key, record->to_json(), "XX", "KEEPTTL"}, {});
+    if (auto box = BoxId::parse(record->box_id)) tell(*box, record->request_id, state);
   });
+}
+
+void QueueService::tell(const BoxId& box, const std::string& request_id, CommandState state) {
+  if (!outcomes_) return;
+  OutcomeEvent e;
+  e.box = box.str();
+  e.request_id = request_id;
+  e.state = state_name(state);
+  e.at_ms = now_ms();
+  e.mode = "async";
+  e.gateway = settings_.instance;
+  outcomes_->note(e);
 }
 
 void QueueService::resolve_stale(const BoxId& box, const Sending& sending, bool may_send) {
@@ -368,6 +382,8 @@ void QueueService::resolve_stale(const BoxId& box, const Sending& sending, bool 
       record->state = reply ? CommandState::succeeded : CommandState::timed_out;
       record->finished_ms = now_ms();
       redis_.run({"SET", key, record->to_json(), "XX", "KEEPTTL"}, {});
+      // A stored reply was told by the bridge that stored it.
+      if (!reply) tell(box, sending.id, CommandState::timed_out);
     }
     log::get("gateway")->warn("box {} request {}: {} did not note its end; noted as {}", box.str(), sending.id,
                               sending.gateway, reply ? "succeeded" : "timed_out");
@@ -473,7 +489,7 @@ void QueueService::cancel(const BoxId& box, const RequestId& id, CancelDone done
     });
   };
   bool sent = redis_.run({"EVAL", kCancelScript, "2", topics_.queue_key(box), topics_.queue_items_key(box), id.str()},
-                         [this, shared, key, from_record](const redisReply* reply) {
+                         [this, shared, key, from_record, box, id](const redisReply* reply) {
                            auto answer = parse_cancel(reply);
                            if (!answer) return (*shared)(Cancel::unavailable, {});
                            if (answer->status != CancelAnswer::Status::cancelled) return from_record();
@@ -486,6 +502,7 @@ void QueueService::cancel(const BoxId& box, const RequestId& id, CancelDone done
                            record.finished_ms = now_ms();
                            std::string json = record.to_json();
                            redis_.run({"SET", key, json, "XX", "KEEPTTL"}, {});
+                           tell(box, id.str(), CommandState::cancelled);
                            (*shared)(Cancel::cancelled, std::move(json));
                          });
   if (!sent) (*shared)(Cancel::unavailable, {});

@@ -69,6 +69,9 @@ class QueueService final : public CommandQueue, private redis::Subscriber::Liste
   // Listens on the wake channel once the subscriber is up (call on every
   // change of the dependencies; also tried by each sweep).
   void listen();
+  // Where the states the queue sets are told (queued, expired, cancelled,
+  // and timed_out for a dead gateway's command); null: nowhere.
+  void tell_outcomes_to(OutcomeLog* outcomes) noexcept { outcomes_ = outcomes; }
   void enqueue(CommandRequest&& request, Completion done, const std::optional<CommandRecord>& known) override;
 
   enum class Cancel { cancelled, already_sent, unknown, unavailable };
@@ -86,6 +89,7 @@ class QueueService final : public CommandQueue, private redis::Subscriber::Liste
             std::function<void(Page)> done);
 
  private:
+  void tell(const BoxId& box, const std::string& request_id, CommandState state);
   struct Enqueue;
   struct SweepRun;
   using StepDone = std::function<void(const StepAnswer*)>;
@@ -126,6 +130,7 @@ class QueueService final : public CommandQueue, private redis::Subscriber::Liste
   redis::Commands& redis_;
   redis::Subscriber& subscriber_;
   CommandService& commands_;
+  OutcomeLog* outcomes_ = nullptr;
   DevicePresence& presence_;
   RedisState state_;  // the record and result-key reads (get_pair)
   Timer sweep_timer_;
