@@ -255,4 +255,12 @@ std::string Process::sanitizer_report() const {
   return {};
 }
 
+void run_tool(const TempDir& dir, const std::string& name, std::vector<std::string> argv) {
+  Process tool(name, std::move(argv), dir.path());
+  std::optional<int> status = tool.wait_exit(10s);
+  if (status != 0) {
+    throw std::runtime_error(name + " failed (status " + std::to_string(status.value_or(-1)) + "):\n" + tool.log());
+  }
+}
+
 }  // namespace boxgate::test

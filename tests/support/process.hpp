@@ -84,4 +84,9 @@ class Process {
   std::optional<int> status_;
 };
 
+// Runs a tool (openssl, mosquitto_passwd, ...) in `dir` to completion (10 s);
+// throws std::runtime_error with its output if it fails or does not finish.
+class TempDir;
+void run_tool(const TempDir& dir, const std::string& name, std::vector<std::string> argv);
+
 }  // namespace boxgate::test

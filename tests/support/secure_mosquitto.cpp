@@ -16,60 +16,7 @@ namespace {
 
 std::string shipped(const std::string& name) { return BOXGATE_SOURCE_DIR "/config/" + name; }
 
-// Runs a tool to completion (10 s); throws with its output if it fails.
-void run_tool(const TempDir& dir, const std::string& name, std::vector<std::string> argv) {
-  Process tool(name, std::move(argv), dir.path());
-  std::optional<int> status = tool.wait_exit(10s);
-  if (status != 0) {
-    throw std::runtime_error(name + " failed (status " + std::to_string(status.value_or(-1)) + "):\n" + tool.log());
-  }
-}
-
-// A key and a certificate for `subject`, signed by the CA (or self-signed when
-// ca_cert is empty: then it is a CA). P-256 keys: fast to make.
-void make_cert(const TempDir& dir, const std::string& base, const std::string& subject, const std::string& ca_cert,
-               const std::string& ca_key, const std::string& extensions) {
-  const std::string key = base + ".key", cert = base + ".crt";
-  if (ca_cert.empty()) {
-    run_tool(dir, "openssl-" + base.substr(base.rfind('/') + 1),
-             {"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout",
-              key, "-out", cert, "-days", "2", "-subj", subject});
-    return;
-  }
-  const std::string csr = base + ".csr", ext = base + ".ext";
-  dir.write(ext.substr(dir.path().size() + 1), extensions);
-  run_tool(dir, "openssl-req-" + base.substr(base.rfind('/') + 1),
-           {"openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out",
-            csr, "-subj", subject});
-  run_tool(dir, "openssl-sign-" + base.substr(base.rfind('/') + 1),
-           {"openssl", "x509", "-req", "-in", csr, "-CA", ca_cert, "-CAkey", ca_key, "-CAcreateserial", "-out", cert,
-            "-days", "2", "-extfile", ext});
-}
-
 }  // namespace
-
-TestPki make_test_pki(const TempDir& dir) {
-  const std::string pki = dir.file("pki");
-  ::mkdir(pki.c_str(), 0700);
-  TestPki out;
-  make_cert(dir, pki + "/ca", "/CN=boxgate test CA", "", "", "");
-  make_cert(dir, pki + "/wrong-ca", "/CN=boxgate unrelated CA", "", "", "");
-  make_cert(dir, pki + "/server", "/CN=127.0.0.1", pki + "/ca.crt", pki + "/ca.key",
-            "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n");
-  make_cert(dir, pki + "/client", "/CN=boxgate-test-client", pki + "/ca.crt", pki + "/ca.key",
-            "extendedKeyUsage=clientAuth\n");
-  run_tool(dir, "openssl-encrypt-client-key",
-           {"openssl", "pkey", "-in", pki + "/client.key", "-aes256", "-passout",
-            std::string("pass:") + TestPki::kClientKeyPassphrase, "-out", pki + "/client-encrypted.key"});
-  out.ca_cert = pki + "/ca.crt";
-  out.server_cert = pki + "/server.crt";
-  out.server_key = pki + "/server.key";
-  out.client_cert = pki + "/client.crt";
-  out.client_key = pki + "/client.key";
-  out.client_key_encrypted = pki + "/client-encrypted.key";
-  out.wrong_ca_cert = pki + "/wrong-ca.crt";
-  return out;
-}
 
 std::string secure_mosquitto_config(int tls_port, int cert_port, int plain_port, const std::string& password_file,
                                     const std::string& acl_file, const TestPki& pki,

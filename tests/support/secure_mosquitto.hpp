@@ -24,23 +24,9 @@
 
 #include "support/process.hpp"
 #include "support/tempdir.hpp"
+#include "support/test_pki.hpp"
 
 namespace boxgate::test {
-
-// The files made by the fixture (PEM), all inside the test's directory.
-struct TestPki {
-  std::string ca_cert;        // the CA the broker's certificate is signed by
-  std::string server_cert;    // CN and subjectAltName 127.0.0.1 (and DNS localhost)
-  std::string server_key;
-  std::string client_cert;    // CN "boxgate-test-client", signed by ca_cert
-  std::string client_key;
-  std::string client_key_encrypted;  // the same key, AES-256 under kClientKeyPassphrase
-  std::string wrong_ca_cert;  // a CA that signed nothing here
-  static constexpr const char* kClientKeyPassphrase = "pki-test-passphrase";
-};
-
-// Makes the certificates with openssl in <dir>/pki. Throws on failure.
-TestPki make_test_pki(const TempDir& dir);
 
 class SecureMosquitto {
  public:
