@@ -40,6 +40,26 @@ bool wait_for_port(int port, std::chrono::milliseconds timeout);
 // True when nothing accepts connections on 127.0.0.1:port (one connect attempt).
 bool port_closed(int port);
 
+// A listening TCP socket on 127.0.0.1 (a port the kernel picks) that never
+// accepts: the kernel completes the handshakes, nobody answers (a frozen
+// peer), and a connection attempt shows in its backlog. Throws
+// std::runtime_error if it cannot listen.
+class SilentListener {
+ public:
+  SilentListener();
+  ~SilentListener();
+  SilentListener(const SilentListener&) = delete;
+  SilentListener& operator=(const SilentListener&) = delete;
+  int port() const { return port_; }
+  int fd() const { return fd_; }
+  // True when a connection waits in the backlog (nothing ever takes it).
+  bool pending_connection() const;
+
+ private:
+  int fd_ = -1;
+  int port_ = 0;
+};
+
 // Calls pred() every `every` until it returns true (-> true) or the timeout
 // passes (-> false). pred runs on the calling thread; it is called at least
 // once, and once more right at the deadline.

@@ -8,10 +8,12 @@
 // blocks (name resolution runs on curl's resolver thread, connect, TLS and
 // I/O on the loop).
 //
-// Callbacks: each post()'s Done runs exactly once, on the loop thread, from
-// a loop callback, never from inside post() (a request that cannot even start
-// fails from a zero-delay event). A Done may post() again or destroy the
-// Client. Destroying the Client drops the requests still in flight: their
+// Callbacks: each post()'s Done runs exactly once (unless the Client is
+// destroyed first, below), on the loop thread, from a loop callback, never
+// from inside post() (a request that cannot even start fails from a
+// zero-delay event). A Done may post() again or destroy the Client; one
+// that throws is logged ("http") and the exception dropped.
+// Destroying the Client drops the requests still in flight: their
 // connections are closed and their Done functions destroyed without being
 // called (whatever they captured is released); none runs later.
 //
@@ -19,7 +21,8 @@
 // without a connection), redirects are never followed (a 3xx is the answer),
 // no proxy is used (the environment's http_proxy and friends are ignored),
 // and TLS verifies the peer's chain and host name unless verify_peer is
-// false. Header names and values with CR, LF or NUL are refused.
+// false. Header names and values with CR, LF or NUL are refused. No
+// Accept-Encoding is sent: answers are never decompressed.
 //
 // Memory: per request in flight, its Request, curl's handle and at most
 // kMaxResponseBody bytes of the answer's body (the rest is read and
