@@ -150,6 +150,22 @@ struct GatewayConfig {
   // The outcome stream {prefix}/commands (outcome_events.hpp): entries kept
   // (each at most kMaxOutcomeEntryBytes); 0: none written by this gateway.
   std::int64_t outcome_stream_maxlen = 100000;
+  // Webhooks (docs/webhooks.md): the endpoint file (empty: none), an
+  // attempt's timeout, how long a delivery is retried before it is
+  // dead-lettered, deliveries in flight per endpoint, what one endpoint may
+  // hold undelivered on this replica (entries, body bytes), the lease after
+  // which another replica takes over a dead one's deliveries, the
+  // dead-letter stream's cap, and a CA bundle trusted instead of the system's.
+  std::string webhooks;
+  std::int64_t webhook_timeout_ms = 10000;
+  std::int64_t webhook_retry_for_ms = 86400000;
+  std::int64_t webhook_retry_initial_ms = 1000;  // the first retry's delay; doubling up to 10 min
+  std::int64_t webhook_max_in_flight = 16;
+  std::int64_t webhook_max_held = 1000;
+  std::int64_t webhook_max_held_bytes = 16LL << 20;
+  std::int64_t webhook_lease_ms = 30000;
+  std::int64_t webhook_dead_maxlen = 10000;
+  std::string webhook_ca_file;
   // A new command that finds Redis or MQTT reconnecting waits this long for
   // it (only while the outage is younger than this), then gets the 503.
   std::int64_t dependency_grace_ms = 1000;

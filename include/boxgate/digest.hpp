@@ -29,6 +29,15 @@ std::string to_hex(std::span<const unsigned char> bytes);
 // caller how many leading bytes of a hash it guessed).
 bool equal(const Sha256& a, const Sha256& b) noexcept;
 
+// HMAC-SHA256 of `message` under `key` (webhook signatures).
+Sha256 hmac_sha256(std::string_view key, std::string_view message);
+
+// Standard base64 (RFC 4648, with padding).
+std::string base64(std::span<const unsigned char> bytes);
+std::string base64(std::string_view bytes);
+// nullopt when `text` is not padded standard base64.
+std::optional<std::string> from_base64(std::string_view text);
+
 // 64 hex digits (either case) as a SHA-256; nullopt otherwise.
 std::optional<Sha256> parse_sha256_hex(std::string_view hex);
 

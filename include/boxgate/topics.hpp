@@ -80,6 +80,11 @@ class Topics {
   // (outcome_events.hpp). No box's key is either: those have three levels.
   std::string outcome_stream() const;
   std::string presence_stream() const;
+  // Webhooks (docs/webhooks.md): deliveries that failed for their whole
+  // retry window, {prefix}/_webhooks/dead, and those an operator replays,
+  // {prefix}/_webhooks/replay.
+  std::string webhook_dead_stream() const;
+  std::string webhook_replay_stream() const;
   // The hash in which the bridge counts a stream's bytes (its cap in bytes,
   // docs/events.md): {stream}/bytes{{stream}}. The hash tag is the stream's
   // whole name, so both hash to one Redis Cluster slot and one script may

@@ -293,6 +293,24 @@ void declare_gateway(Options& o, GatewayConfig& c) {
         "how often one gateway sweeps the queues (expiry, boxes whose wake was missed, claims of dead gateways)");
   o.add("outcome_stream_maxlen", &c.outcome_stream_maxlen, 0, 1LL << 32,
         "entries kept in the outcome stream {prefix}/commands (0: this gateway writes none)");
+  o.add("webhooks", &c.webhooks, "JSON file of webhook endpoints, reloaded on SIGHUP (empty: no webhooks)");
+  o.add("webhook_timeout_ms", &c.webhook_timeout_ms, 100, 600000,
+        "a webhook attempt not answered 2xx within this is retried");
+  o.add("webhook_retry_for_ms", &c.webhook_retry_for_ms, 1000, 30LL * 86400000,
+        "a webhook delivery is retried this long after its change, then dead-lettered");
+  o.add("webhook_retry_initial_ms", &c.webhook_retry_initial_ms, 10, 600000,
+        "a failed webhook attempt is retried after about this (jittered), doubling each time up to 10 min");
+  o.add("webhook_max_in_flight", &c.webhook_max_in_flight, 1, 1024,
+        "webhook deliveries in flight per endpoint on this gateway (an endpoint may set its own)");
+  o.add("webhook_max_held", &c.webhook_max_held, 1, 1000000,
+        "entries one webhook endpoint may hold undelivered on this gateway; then it reads no more");
+  o.add("webhook_max_held_bytes", &c.webhook_max_held_bytes, 4096, 1LL << 34,
+        "body bytes one webhook endpoint may hold undelivered on this gateway; then it reads no more");
+  o.add("webhook_lease_ms", &c.webhook_lease_ms, 1000, 3600000,
+        "a webhook delivery idle this long belongs to a stopped gateway: another takes it over");
+  o.add("webhook_dead_maxlen", &c.webhook_dead_maxlen, 1, 1LL << 32,
+        "entries kept in the webhook dead-letter stream {prefix}/_webhooks/dead");
+  o.add("webhook_ca_file", &c.webhook_ca_file, "CA bundle (PEM) webhook receivers are verified against (empty: the system's)");
   o.add("dependency_grace_ms", &c.dependency_grace_ms, 0, 60000,
         "a new command waits this long for a reconnecting Redis/MQTT (0: refuse at once)");
   o.add("drain_timeout_ms", &c.drain_timeout_ms, 0, kMaxInt, "on SIGTERM, wait this long for in-flight commands");

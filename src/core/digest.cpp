@@ -2,6 +2,7 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 #include <memory>
 #include <stdexcept>
@@ -68,6 +69,46 @@ std::optional<Sha256> parse_sha256_hex(std::string_view hex) {
     if (hi < 0 || lo < 0) return std::nullopt;
     out[i] = static_cast<unsigned char>(hi << 4 | lo);
   }
+  return out;
+}
+
+Sha256 hmac_sha256(std::string_view key, std::string_view message) {
+  Sha256 out{};
+  unsigned int size = 0;
+  if (!HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+            reinterpret_cast<const unsigned char*>(message.data()), message.size(), out.data(), &size) ||
+      size != out.size()) {
+    throw std::runtime_error("HMAC-SHA256 failed (libcrypto)");
+  }
+  return out;
+}
+
+std::string base64(std::span<const unsigned char> bytes) {
+  std::string out(4 * ((bytes.size() + 2) / 3), '\0');
+  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), bytes.data(), static_cast<int>(bytes.size()));
+  out.resize(static_cast<std::size_t>(n));
+  return out;
+}
+
+std::string base64(std::string_view bytes) {
+  return base64(std::span<const unsigned char>(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size()));
+}
+
+std::optional<std::string> from_base64(std::string_view text) {
+  if (text.empty()) return std::string();
+  if (text.size() % 4 != 0) return std::nullopt;
+  for (char c : text) {
+    bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' || c == '/' ||
+              c == '=';
+    if (!ok) return std::nullopt;
+  }
+  std::string out(text.size() / 4 * 3, '\0');
+  int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                          reinterpret_cast<const unsigned char*>(text.data()), static_cast<int>(text.size()));
+  if (n < 0) return std::nullopt;
+  // EVP_DecodeBlock counts the padding as zero bytes: drop them.
+  std::size_t pad = text.ends_with("==") ? 2 : text.ends_with("=") ? 1 : 0;
+  out.resize(static_cast<std::size_t>(n) - pad);
   return out;
 }
 

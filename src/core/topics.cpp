@@ -72,6 +72,10 @@ std::string Topics::outcome_stream() const { return prefix_ + "/commands"; }
 
 std::string Topics::presence_stream() const { return prefix_ + "/presence"; }
 
+std::string Topics::webhook_dead_stream() const { return prefix_ + "/_webhooks/dead"; }
+
+std::string Topics::webhook_replay_stream() const { return prefix_ + "/_webhooks/replay"; }
+
 std::string Topics::events_bytes_key(std::string_view stream) const {
   std::string key(stream);
   key += "/bytes{";

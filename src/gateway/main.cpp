@@ -38,6 +38,8 @@
 #include "events/event_stream.hpp"
 #include "events/event_tail.hpp"
 #include "queue/queue_api.hpp"
+#include "notify/dead_letters.hpp"
+#include "notify/webhook_service.hpp"
 #include "queue/queue_service.hpp"
 #include "routes.hpp"
 
@@ -109,6 +111,72 @@ void reload_tokens(gateway::Authorizer& auth, const GatewayConfig& config) {
   log_access(auth, config);
 }
 
+// The webhook endpoint file, read at start (an error exits 2 like any bad
+// option) and on SIGHUP (an error keeps the endpoints in force).
+std::vector<gateway::WebhookEndpoint> read_webhooks(const GatewayConfig& config) {
+  try {
+    return gateway::load_webhook_endpoints(config.webhooks);
+  } catch (const gateway::WebhookConfigError& e) {
+    throw ConfigError("webhooks", e.what());
+  }
+}
+
+void reload_webhooks(gateway::WebhookService* webhooks, const GatewayConfig& config) {
+  if (!webhooks) return;
+  try {
+    webhooks->apply(read_webhooks(config));
+  } catch (const ConfigError& e) {
+    log::get("webhooks")->error("SIGHUP: webhook file not reloaded, keeping {} endpoints: {}", webhooks->endpoints(),
+                                e.what());
+    return;
+  }
+  log::get("webhooks")->info("SIGHUP: webhook file reloaded, {} endpoints", webhooks->endpoints());
+}
+
+// `boxgate-gateway replay-webhooks [--endpoint NAME] [options]`: moves the
+// dead letters (of one endpoint, or all) to the replay stream, where the
+// running gateways deliver them again (notify/dead_letters.hpp). Exit 0
+// with the count, 1 when Redis failed.
+int replay_webhooks(int argc, char** argv) {
+  GatewayConfig config;
+  std::string endpoint;
+  Options options("boxgate-gateway replay-webhooks", "deliver the webhook dead letters again");
+  declare_gateway(options, config);
+  options.add("endpoint", &endpoint, "replay only this endpoint's dead letters (empty: all)");
+  if (auto exit_code = load_options_or_exit(options, argc, argv)) return *exit_code;
+  log::setup(config.log.level, config.log.json, config.log.levels);
+  Topics topics(config.prefix);
+  EventLoop loop;
+  ops::Metrics metrics;
+  ops::Readiness readiness(metrics);
+  int result = 1;
+  std::size_t moved = 0;
+  bool started = false;
+  redis::Commands* redis_ptr = nullptr;
+  redis::Commands redis(
+      loop, config.redis, readiness.dependency("redis"),
+      [&] {
+        if (started) return;
+        started = true;
+        gateway::replay_dead_letters(*redis_ptr, topics,
+                                     endpoint.empty() ? std::nullopt : std::optional<std::string>(endpoint),
+                                     config.webhook_dead_maxlen, [&](bool ok, std::size_t n) {
+                                       moved = n;
+                                       result = ok ? 0 : 1;
+                                       loop.stop_after(std::chrono::milliseconds(100));  // the last XDELs leave
+                                     });
+      },
+      {});
+  redis_ptr = &redis;
+  Timer give_up(loop, [&loop] { loop.stop(); });
+  give_up.start(std::chrono::seconds(30));
+  redis.start();
+  loop.run();
+  redis.stop();
+  std::printf("%s: %zu dead letters moved to the replay stream\n", result == 0 ? "ok" : "failed", moved);
+  return result;
+}
+
 // hostname-pid, kept to the id pattern: unique enough to tell replicas apart
 // in the records they write.
 std::string default_instance_name() {
@@ -153,12 +221,15 @@ int main(int argc, char** argv) {
   if (argc == 2 && (std::string_view(argv[1]) == "hash-token" || std::string_view(argv[1]) == "--hash-token")) {
     return hash_token();
   }
+  if (argc >= 2 && std::string_view(argv[1]) == "replay-webhooks") return replay_webhooks(argc - 1, argv + 1);
   GatewayConfig config;
   Options options("boxgate-gateway", "HTTP gateway that runs commands on devices over MQTT");
   declare_gateway(options, config);
   std::vector<gateway::ApiToken> tokens;
   // Parsed with the other options, so a bad entry exits 2 naming api_tokens.
   options.check([&] { tokens = gateway::parse_api_tokens(config.api_tokens); });
+  std::vector<gateway::WebhookEndpoint> endpoints;
+  options.check([&] { endpoints = read_webhooks(config); });
   if (auto exit_code = load_options_or_exit(options, argc, argv)) return *exit_code;
 
   log::setup(config.log.level, config.log.json, config.log.levels);
@@ -283,7 +354,28 @@ int main(int argc, char** argv) {
                  [&service, &messages] { return service.callers_waiting() + messages.in_flight(); },
                  [&service](std::size_t) { service.abandon_all(); }});
     ShutdownSignals signals(loop, [&drain] { drain.begin(); });
-    HangupSignal hangup(loop, [&auth, &config] { reload_tokens(auth, config); });
+    // Webhooks: this replica's share of the deliveries (docs/webhooks.md).
+    std::optional<gateway::WebhookService> webhooks;
+    if (!config.webhooks.empty()) {
+      http::ClientSettings client;
+      if (!config.webhook_ca_file.empty()) client.ca_file = config.webhook_ca_file;
+      gateway::WebhookSettings hooks;
+      hooks.timeout = std::chrono::milliseconds(config.webhook_timeout_ms);
+      hooks.retry_for = std::chrono::milliseconds(config.webhook_retry_for_ms);
+      hooks.retry_initial = std::chrono::milliseconds(config.webhook_retry_initial_ms);
+      hooks.max_in_flight = static_cast<std::size_t>(config.webhook_max_in_flight);
+      hooks.max_held = static_cast<std::size_t>(config.webhook_max_held);
+      hooks.max_held_bytes = static_cast<std::size_t>(config.webhook_max_held_bytes);
+      hooks.lease = std::chrono::milliseconds(config.webhook_lease_ms);
+      hooks.dead_maxlen = config.webhook_dead_maxlen;
+      hooks.consumer = instance;
+      webhooks.emplace(loop, commands, topics, hooks, client, metrics);
+      webhooks->apply(std::move(endpoints));
+    }
+    HangupSignal hangup(loop, [&auth, &config, &webhooks] {
+      reload_tokens(auth, config);
+      reload_webhooks(webhooks ? &*webhooks : nullptr, config);
+    });
 
     subscriber.start();
     commands.start();
@@ -291,6 +383,7 @@ int main(int argc, char** argv) {
     loop.run();
 
     logger->info("drained; stopping");
+    if (webhooks) webhooks->stop();  // what they hold stays pending in Redis for the next replica
     readiness.on_change({});  // `resume` and the service go before the clients
     broker.stop();  // the loop has ended: sends what is queued and DISCONNECT, 2 s at most
     event_tail.stop();
