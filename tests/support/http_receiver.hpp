@@ -53,6 +53,10 @@ class Receiver {
     // One connection carries any number of requests (httplib closes after 5
     // by default), so the test sees how many connections the client opened.
     server_->set_keep_alive_max_count(100000);
+    // An idle keep-alive connection holds a worker thread, and stop() waits
+    // for it: 1 s rather than 5, for a client (a gateway) still running at
+    // the receiver's end.
+    server_->set_keep_alive_timeout(1);
     // Its header and body writes would otherwise wait for the client's
     // delayed ACK (40 ms an answer).
     server_->set_tcp_nodelay(true);
