@@ -10,6 +10,7 @@
 
 #include <csignal>
 #include <set>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -18,6 +19,8 @@
 
 namespace boxgate::itest {
 namespace {
+// Its own names: the test files are compiled in batches (unity build).
+namespace outcome_sse {
 
 using namespace std::chrono_literals;
 
@@ -243,15 +246,32 @@ TEST_F(OutcomeSseTest, WithoutAcceptEventStreamIs406) {
   EXPECT_EQ(metric(gw, "boxgate_streams_open"), 0.0);
 }
 
-// The drain ends outcome streams as it ends event streams: their clients
-// reconnect to another replica.
+// The drain ends outcome streams as it ends event streams (their clients
+// reconnect to another replica), while a command in flight still holds the
+// gateway open.
 TEST_F(OutcomeSseTest, DrainClosesOutcomeStreams) {
   int gw = stack->add_gateway();
+  stack->add_bridge();
+  MqttProbe device(stack->mqtt_port());
+  device.subscribe("dev/box-1/request/+");  // receives, never answers
   SseClient outcomes(gw, "/v1/commands");
+  SseClient events(gw, "/v1/events");
   ASSERT_EQ(outcomes.status(), 200);
+  ASSERT_EQ(events.status(), 200);
+  HttpResult waited;
+  std::thread caller([&] {
+    auto c = client(gw);
+    waited = post(*c, command_path("box-1", "timeout_ms=3000"), R"({"method":"noop"})");
+  });
+  ASSERT_TRUE(test::eventually([&] { return device.messages().size() == 1; }, 5s)) << stack->logs();
   stack->gateway().signal(SIGTERM);
-  EXPECT_TRUE(outcomes.wait_closed(5s)) << stack->logs();
+  EXPECT_TRUE(outcomes.wait_closed(2s)) << stack->logs();
+  EXPECT_TRUE(events.wait_closed(2s)) << stack->logs();
+  EXPECT_TRUE(stack->gateway().running()) << "the drain waits for the command in flight";
+  caller.join();
+  EXPECT_GT(waited.status, 0) << waited.body;  // answered, whichever way the drain ended it
 }
 
+}  // namespace outcome_sse
 }  // namespace
 }  // namespace boxgate::itest

@@ -73,10 +73,10 @@ struct StreamSettings {
   std::chrono::milliseconds heartbeat;
 };
 
-// Which events a stream shows.
+// Which entries a stream shows.
 struct StreamFilter {
   std::optional<std::string> box;        // one box's stream
-  std::optional<Scope> pattern;          // the fleet stream: boxes matching this
+  std::optional<Scope> pattern;          // the fleet or outcome stream: boxes matching this
   std::shared_ptr<const ApiToken> token;  // and the caller's scope (null: the API is open)
   TokenSlot slot;                          // the token's share of streams, held while open
   bool matches(std::string_view box_id) const;
