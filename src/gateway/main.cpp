@@ -35,13 +35,14 @@
 #include "devices/device_api.hpp"
 #include "devices/presence.hpp"
 #include "events/event_api.hpp"
-#include "events/event_stream.hpp"
-#include "events/event_tail.hpp"
+#include "notify/outcome_api.hpp"
 #include "queue/queue_api.hpp"
 #include "notify/dead_letters.hpp"
 #include "notify/webhook_service.hpp"
 #include "queue/queue_service.hpp"
 #include "routes.hpp"
+#include "streams/sse_streams.hpp"
+#include "streams/stream_tail.hpp"
 
 using namespace boxgate;
 
@@ -315,15 +316,21 @@ int main(int argc, char** argv) {
     gateway::RateLimiter rate_limiter(config.prefix, commands, metrics);
     log_access(auth, config);
     http::Server server(loop, config.http, static_cast<std::size_t>(config.max_body_bytes));
-    // Device data plane: state, history and event streams (docs/events.md).
-    gateway::EventTail event_tail(loop, commands, topics, readiness, metrics);
-    gateway::EventStreams streams(loop, event_tail, commands,
-                                  {static_cast<std::size_t>(config.max_streams),
-                                   static_cast<std::size_t>(config.sse_max_buffer_bytes),
-                                   std::chrono::milliseconds(config.sse_heartbeat_ms)},
-                                  metrics);
-    gateway::EventApi event_api(topics, commands, streams, auth,
+    // Device data plane: state, history and event streams (docs/events.md);
+    // the outcome stream live (GET /v1/commands). One reader per Redis Stream
+    // shown; one pool of SSE streams for both, so max_streams bounds them together.
+    gateway::StreamTail event_tail(loop, commands, {topics.fleet_events_stream(), "events", "fleet stream"},
+                                   readiness, metrics);
+    gateway::StreamTail outcome_tail(loop, commands, {topics.outcome_stream(), "commands", "outcome stream"},
+                                     readiness, metrics);
+    gateway::SseStreams streams(loop, commands,
+                                {static_cast<std::size_t>(config.max_streams),
+                                 static_cast<std::size_t>(config.sse_max_buffer_bytes),
+                                 std::chrono::milliseconds(config.sse_heartbeat_ms)},
+                                metrics);
+    gateway::EventApi event_api(topics, commands, event_tail, streams, auth,
                                 static_cast<std::size_t>(config.events_page_max_bytes));
+    gateway::OutcomeApi outcome_api(topics, outcome_tail, streams, auth);
     gateway::CommandApi command_api({service, status, messages},
                                     {std::chrono::milliseconds(config.default_timeout_ms),
                                      std::chrono::milliseconds(config.max_timeout_ms),
@@ -336,7 +343,7 @@ int main(int argc, char** argv) {
     std::optional<http::Server> ops_server;
     if (ops_settings) ops_server.emplace(loop, *ops_settings, 4096);
     gateway::BrowserGuard browser(config.allowed_origins, config.allowed_hosts);
-    gateway::Routes routes(server, ops_server ? *ops_server : server, {command_api, devices, event_api, queue_api}, auth,
+    gateway::Routes routes(server, ops_server ? *ops_server : server, {command_api, devices, event_api, outcome_api, queue_api}, auth,
                            rate_limiter, browser, metrics, readiness, config.access_log);
     auto port = server.listen();
     logger->info("listening on {}:{}", config.http.host, port);
@@ -349,7 +356,7 @@ int main(int argc, char** argv) {
                  [&service, &messages, &streams] {
                    service.start_draining();
                    messages.start_draining();
-                   streams.close_all();  // their clients reconnect to another replica
+                   streams.close_all();  // event and outcome streams: their clients reconnect to another replica
                  },
                  [&service, &messages] { return service.callers_waiting() + messages.in_flight(); },
                  [&service](std::size_t) { service.abandon_all(); }});
@@ -387,6 +394,7 @@ int main(int argc, char** argv) {
     readiness.on_change({});  // `resume` and the service go before the clients
     broker.stop();  // the loop has ended: sends what is queued and DISCONNECT, 2 s at most
     event_tail.stop();
+    outcome_tail.stop();
     commands.stop();
     subscriber.stop();
   } catch (const std::exception& e) {

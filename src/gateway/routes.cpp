@@ -17,6 +17,7 @@
 #include "commands/command_api.hpp"
 #include "devices/device_api.hpp"
 #include "events/event_api.hpp"
+#include "notify/outcome_api.hpp"
 #include "queue/queue_api.hpp"
 
 namespace boxgate::gateway {
@@ -52,6 +53,7 @@ void read_device(http::Exchange ex, const Call& c) { c.families.devices.read(std
 void get_state(http::Exchange ex, const Call& c) { c.families.events.get_state(std::move(ex), *c.caller); }
 void get_events(http::Exchange ex, const Call& c) { c.families.events.get_events(std::move(ex), *c.caller); }
 void fleet_events(http::Exchange ex, const Call& c) { c.families.events.fleet(std::move(ex)); }
+void outcome_stream(http::Exchange ex, const Call& c) { c.families.outcomes.stream(std::move(ex)); }
 void console(http::Exchange ex, const Call&) { console_page(std::move(ex)); }
 void openapi(http::Exchange ex, const Call&) { openapi_document(std::move(ex)); }
 
@@ -85,6 +87,7 @@ constexpr Route kRoutes[] = {
     {GET,  "/v1/devices/{boxId}/state",                "state",        api, get_state},
     {GET,  "/v1/devices/{boxId}/events",               "events",       api, get_events},
     {GET,  "/v1/events",                               "fleet_events", api, fleet_events},
+    {GET,  "/v1/commands",                             "outcomes",     api, outcome_stream},
     {GET,  "/console",                                 nullptr,        api, console},
     {GET,  "/openapi.yaml",                            nullptr,        ops, openapi},
     {GET,  "/healthz",                                 nullptr,        ops, kCoreOps},
@@ -164,9 +167,9 @@ void not_found(http::Exchange& ex) { ex.reply(404, R"({"error":"not_found","mess
 
 // Serves the route once the caller's token is within its rate (429
 // rate_limited otherwise). Every /v1/ call of a token counts; /v1/events
-// checks its token in its handler, so here it is only looked up (an invalid
-// one is answered 401 there, unmetered). No token (the API is open, or a
-// path outside /v1/): served at once.
+// and /v1/commands check their token in their handler, so here it is only
+// looked up (an invalid one is answered 401 there, unmetered). No token (the
+// API is open, or a path outside /v1/): served at once.
 void serve_within_rate(http::Exchange ex, const Route& route, Call call, std::optional<Caller> caller,
                        const Authorizer& auth, RateLimiter& rate) {
   std::shared_ptr<const ApiToken> token;

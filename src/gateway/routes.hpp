@@ -17,8 +17,9 @@
 // refuse_before_body).
 //
 // This is the only file that includes the families (commands/, devices/,
-// events/, queue/); they include api/ and core only (queue/ also the
-// commands' record and service, whose commands it sends). Loop thread only.
+// events/, notify/, queue/); they include api/ and core only (queue/ also the
+// commands' record and service, whose commands it sends; events/ and notify/
+// also streams/, the SSE mechanism both serve). Loop thread only.
 
 #include "boxgate/http/server.hpp"
 #include "boxgate/ops/metrics.hpp"
@@ -32,6 +33,7 @@ class RateLimiter;
 class CommandApi;
 class DeviceApi;
 class EventApi;
+class OutcomeApi;
 class QueueApi;
 
 // The families' handlers; each outlives the Routes.
@@ -39,6 +41,7 @@ struct Families {
   CommandApi& commands;
   DeviceApi& devices;
   EventApi& events;
+  OutcomeApi& outcomes;
   QueueApi& queue;
 };
 

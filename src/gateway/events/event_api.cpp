@@ -11,7 +11,8 @@
 #include "api/errors.hpp"
 #include "api/query.hpp"
 #include "boxgate/logging.hpp"
-#include "events/event_pages.hpp"
+#include "streams/sse_request.hpp"
+#include "streams/stream_pages.hpp"
 
 namespace boxgate::gateway {
 
@@ -45,19 +46,12 @@ void append_event_json(std::string& out, const redis::StoredEvent& e) {
 struct EventQuery {
   std::optional<std::string> after;
   std::optional<std::size_t> limit;
-  std::optional<std::string> box;
 };
 
-// A stream id to resume after: in range, and not the last id there can be
-// (nothing follows it; Redis refuses it as an exclusive start).
-bool resumable(std::string_view value) { return redis::is_stream_id(value) && !redis::is_last_stream_id(value); }
 bool valid_limit(std::string_view value) { return parse_decimal(value, 4, 1, EventApi::kMaxHistory).has_value(); }
 
-constexpr QueryParamSpec kAfter{"after", Error::invalid_after,
-                                "after must be one stream id (<ms>-<seq>, decimal, each part below 2^64).", resumable};
 constexpr QueryParamSpec kLimit{"limit", Error::invalid_limit, "limit must be one integer from 1 to 1000.",
                                 valid_limit};
-constexpr QueryParamSpec kBox{"box", Error::invalid_box_pattern};
 
 // The parameters this endpoint takes (`takes`), read into `q`; false once answered.
 bool parse_event_query(http::Exchange& ex, std::initializer_list<QueryParamSpec> takes, EventQuery& q,
@@ -68,25 +62,11 @@ bool parse_event_query(http::Exchange& ex, std::initializer_list<QueryParamSpec>
   if (auto limit = query->get("limit")) {
     q.limit = static_cast<std::size_t>(*parse_decimal(*limit, 4, 1, EventApi::kMaxHistory));
   }
-  if (auto box = query->get("box")) q.box = http::percent_decode(*box);
-  return true;
-}
-
-// Last-Event-ID (an EventSource reconnecting) wins over ?after=.
-bool resume_point(http::Exchange& ex, EventQuery& q, const std::string* rid, const std::string* bid) {
-  const char* last = ex.header("Last-Event-ID");
-  if (!last) return true;
-  if (!resumable(last)) {
-    reply_error(ex, Error::invalid_after,
-                "Last-Event-ID must be a stream id (<ms>-<seq>, decimal, each part below 2^64).", rid, bid);
-    return false;
-  }
-  q.after = std::string(last);
   return true;
 }
 
 // One JSON history page, read in XRANGEs sized to the byte budget
-// (event_pages.hpp) until it holds `limit` events, the next event would take
+// (streams/stream_pages.hpp) until it holds `limit` events, the next event would take
 // its body over `max_bytes` (it then ends early, with next_after; a first
 // event larger than that comes alone), or the stream ends.
 // Owned by the pending Redis callback; loop thread only.
@@ -106,7 +86,7 @@ class HistoryRead : public std::enable_shared_from_this<HistoryRead> {
 
   void next() {
     std::size_t want =
-        next_page_count(max_bytes_ - body_.size(), largest_, std::min(limit_ - count_, EventStreams::kPageEntries));
+        next_page_count(max_bytes_ - body_.size(), largest_, std::min(limit_ - count_, SseStreams::kPageEntries));
     bool sent = redis_.run({"XRANGE", key_, redis::range_start_after(after_), "+", "COUNT", std::to_string(want)},
                            [self = shared_from_this(), want](const redisReply* reply) { self->on_page(reply, want); });
     if (!sent) unavailable();
@@ -162,32 +142,11 @@ class HistoryRead : public std::enable_shared_from_this<HistoryRead> {
   std::size_t largest_ = 0;  // the largest entry_bytes() read
 };
 
-// The caller's token's share of streams into `filter.slot` (nothing to take
-// when the API is open); false once answered 429 token_streams_full.
-bool take_stream_slot(http::Exchange& ex, const ApiToken* token, StreamFilter& filter, const std::string* rid,
-                      const std::string* bid) {
-  if (!token) return true;
-  std::optional<TokenSlot> slot = token->take_stream();
-  if (!slot) {
-    reply_error(ex, Error::token_streams_full, "This token has as many event streams open as it may.", rid, bid);
-    return false;
-  }
-  filter.slot = std::move(*slot);
-  return true;
-}
-
 }  // namespace
 
-bool wants_event_stream(const char* accept) {
-  if (!accept) return false;
-  std::string lower(accept);
-  std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
-  return lower.find("text/event-stream") != std::string::npos;
-}
-
-EventApi::EventApi(const Topics& topics, redis::Commands& redis, EventStreams& streams, Authorizer& auth,
-                   std::size_t page_max_bytes)
-    : topics_(topics), redis_(redis), streams_(streams), auth_(auth), page_max_bytes_(page_max_bytes) {}
+EventApi::EventApi(const Topics& topics, redis::Commands& redis, StreamTail& tail, SseStreams& streams,
+                   Authorizer& auth, std::size_t page_max_bytes)
+    : topics_(topics), redis_(redis), tail_(tail), streams_(streams), auth_(auth), page_max_bytes_(page_max_bytes) {}
 
 void EventApi::get_state(http::Exchange ex, const Caller& caller) {
   const BoxId& box = caller.box;
@@ -215,58 +174,26 @@ void EventApi::get_events(http::Exchange ex, const Caller& caller) {
   bool stream = wants_event_stream(ex.header("Accept"));
   EventQuery q;
   if (stream) {
-    if (!parse_event_query(ex, {kAfter}, q, &rid, &bid) || !resume_point(ex, q, &rid, &bid)) return;
-    if (streams_.full()) {
-      streams_.refused();
-      return reply_error(ex, Error::too_many_streams, "This gateway has too many event streams open.", &rid, &bid);
-    }
+    if (!parse_event_query(ex, {kAfterParam}, q, &rid, &bid) || !resume_point(ex, q.after, &rid, &bid)) return;
     StreamFilter filter;
-    if (!take_stream_slot(ex, caller.token.get(), filter, &rid, &bid)) return;
+    if (!streams_.admit(ex, caller.token.get(), filter, &rid, &bid)) return;
     ex.set_header("X-Request-Id", rid);
     filter.box = bid;
-    return streams_.open(std::move(ex), std::move(filter), topics_.box_events_stream(box), std::move(q.after), "box");
+    return streams_.open(std::move(ex), tail_, std::move(filter), topics_.box_events_stream(box), std::move(q.after),
+                         StreamKind::box);
   }
-  if (!parse_event_query(ex, {kAfter, kLimit}, q, &rid, &bid)) return;
+  if (!parse_event_query(ex, {kAfterParam, kLimit}, q, &rid, &bid)) return;
   auto read = std::make_shared<HistoryRead>(std::move(ex), redis_, topics_.box_events_stream(box), rid, bid,
                                             std::move(q.after), q.limit.value_or(kDefaultHistory), page_max_bytes_);
   read->next();
 }
 
 void EventApi::fleet(http::Exchange ex) {
-  Decision access = auth_.authenticate(ex.header("Authorization"));
-  if (access.verdict != Verdict::allowed) {
-    return reply_unauthorized(ex, access.verdict == Verdict::missing_token, nullptr, nullptr);
-  }
-  EventQuery q;
-  if (!parse_event_query(ex, {kBox, kAfter}, q, nullptr, nullptr) || !resume_point(ex, q, nullptr, nullptr)) return;
-  std::optional<Scope> pattern = Scope::parse(q.box.value_or("*"));
-  if (!pattern) {
-    return reply_error(ex, Error::invalid_box_pattern,
-                       "box must be a box id, a prefix pattern such as box-* or *.", nullptr, nullptr);
-  }
-  if (!wants_event_stream(ex.header("Accept"))) {
-    return reply_error(ex, Error::not_acceptable, "/v1/events is a stream: send Accept: text/event-stream.", nullptr,
-                       nullptr);
-  }
-  if (streams_.full()) {
-    streams_.refused();
-    return reply_error(ex, Error::too_many_streams, "This gateway has too many event streams open.", nullptr, nullptr);
-  }
-  // The catch-up reads as little as it can: a box's own stream when the
-  // pattern names one box (the same ids, only its events), nothing when no
-  // box of the pattern is in the token's scope; else the fleet stream, at a
-  // bounded scan rate (event_stream.hpp).
-  std::string history = topics_.fleet_events_stream();
-  if (access.token && !access.token->may_allow(*pattern)) {
-    q.after.reset();
-  } else if (std::optional<BoxId> box = pattern->exact() ? BoxId::parse(*pattern->exact()) : std::nullopt) {
-    history = topics_.box_events_stream(*box);
-  }
-  StreamFilter filter;
-  if (!take_stream_slot(ex, access.token.get(), filter, nullptr, nullptr)) return;
-  filter.pattern = std::move(pattern);
-  filter.token = std::move(access.token);
-  streams_.open(std::move(ex), std::move(filter), std::move(history), std::move(q.after), "fleet");
+  // An exact box's catch-up reads that box's own stream: the same ids, only its events.
+  serve_pattern_stream(std::move(ex), auth_, streams_,
+                       {tail_, topics_.fleet_events_stream(),
+                        [this](const BoxId& box) { return topics_.box_events_stream(box); }, "/v1/events",
+                        StreamKind::fleet});
 }
 
 }  // namespace boxgate::gateway

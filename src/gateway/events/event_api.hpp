@@ -19,7 +19,8 @@
 #include "boxgate/http/server.hpp"
 #include "boxgate/redis/commands.hpp"
 #include "boxgate/topics.hpp"
-#include "events/event_stream.hpp"
+#include "streams/sse_streams.hpp"
+#include "streams/stream_tail.hpp"
 
 namespace boxgate::gateway {
 
@@ -30,7 +31,9 @@ class EventApi {
 
   // `page_max_bytes` (events_page_max_bytes): a JSON history page ends early,
   // with next_after, once its body reaches this.
-  EventApi(const Topics& topics, redis::Commands& redis, EventStreams& streams, Authorizer& auth,
+  // `tail` reads the fleet event stream; `streams` are the gateway's SSE
+  // streams (one pool for every SSE route).
+  EventApi(const Topics& topics, redis::Commands& redis, StreamTail& tail, SseStreams& streams, Authorizer& auth,
            std::size_t page_max_bytes);
 
   void get_state(http::Exchange ex, const Caller& caller);
@@ -40,12 +43,10 @@ class EventApi {
  private:
   const Topics& topics_;
   redis::Commands& redis_;
-  EventStreams& streams_;
+  StreamTail& tail_;
+  SseStreams& streams_;
   Authorizer& auth_;
   std::size_t page_max_bytes_;
 };
-
-// True when an Accept header value asks for text/event-stream.
-bool wants_event_stream(const char* accept);
 
 }  // namespace boxgate::gateway

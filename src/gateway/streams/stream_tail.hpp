@@ -1,6 +1,10 @@
 #pragma once
-// EventTail: this gateway's one reader of the fleet event stream
-// {prefix}/events, for every live event stream (SSE) it serves.
+// StreamTail: this gateway's one reader of one Redis Stream whose entries
+// have the event fields (box, name, payload, received_ms), for every live
+// SSE stream it serves of it: one tail reads the fleet event stream
+// {prefix}/events, another the outcome stream {prefix}/commands
+// (boxgate/outcome_events.hpp). Each tail counts in its own series of the
+// boxgate_event_tail_* metrics, labelled stream="<label>".
 //
 // Why a stream read and not pub/sub: a PUBLISH carries no stream id, so a
 // subscriber could not tell where the stored history (XRANGE) ends and the
@@ -9,6 +13,7 @@
 // delivers every event exactly once, in id order, across reconnects; one
 // reader serves all streams, which filter by box (the bridge gives an event
 // the same id in the box stream and in the fleet stream).
+// The comments below say "fleet stream" for whichever stream the tail reads.
 //
 // Position: the first time a stream joins, the tail connects (its own
 // connection: a blocked XREAD holds it) and reads the fleet stream's last id
@@ -36,14 +41,20 @@
 #include "boxgate/redis/commands.hpp"
 #include "boxgate/redis/connection.hpp"
 #include "boxgate/redis/stream_entries.hpp"
-#include "boxgate/topics.hpp"
 
 struct redisReply;
 
 namespace boxgate::gateway {
 
-class EventTail {
+class StreamTail {
  public:
+  // Which stream a tail reads.
+  struct Source {
+    std::string key;    // the Redis key, e.g. Topics::fleet_events_stream()
+    std::string label;  // its metrics' stream="<label>": "events", "commands"
+    std::string what;   // in log lines: "fleet stream", "outcome stream"
+  };
+
   class Listener {
    public:
     virtual void on_positioned() = 0;
@@ -53,11 +64,11 @@ class EventTail {
     ~Listener() = default;
   };
 
-  // `commands` says where the fleet stream lives (settings_for_key): in
-  // cluster mode, the master of its slot.
-  EventTail(EventLoop& loop, const redis::Commands& commands, const Topics& topics, ops::Readiness& readiness,
-            ops::Metrics& metrics);
-  ~EventTail();
+  // `commands` says where the stream lives (settings_for_key): in cluster
+  // mode, the master of its slot.
+  StreamTail(EventLoop& loop, const redis::Commands& commands, Source source, ops::Readiness& readiness,
+             ops::Metrics& metrics);
+  ~StreamTail();
 
   // Starts the tail on the first join; on_positioned() runs once the
   // position is known (from inside join() when it already is).
@@ -75,12 +86,13 @@ class EventTail {
   void deliver(const redisReply* reply);
   // A reply of ours came back: an error is logged (once per change) and the
   // same command is sent again after kRetryAfterError; true when it was one.
-  bool failed(const redisReply* reply, const char* what);
+  bool failed(const redisReply* reply, const std::string& what);
 
   EventLoop& loop_;
   const redis::Commands& commands_;
   RedisSettings settings_;  // of the connection now open (or last tried)
   std::string stream_;
+  std::string what_;
   ops::Gauge& up_gauge_;
   ops::Counter& reconnects_;
   ops::Dependency dependency_;  // not part of /readyz: streams are extra, commands are not

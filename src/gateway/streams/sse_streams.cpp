@@ -1,16 +1,22 @@
-#include "events/event_stream.hpp"
+#include "streams/sse_streams.hpp"
 
 #include <hiredis/hiredis.h>
 
 #include "boxgate/ids.hpp"
 #include "boxgate/logging.hpp"
-#include "events/event_pages.hpp"
+#include "api/errors.hpp"
+#include "streams/stream_pages.hpp"
 
 namespace boxgate::gateway {
 
 namespace {
 const char* end_reason(int i) {
   static const char* names[] = {"client_gone", "slow_reader", "redis_error", "shutdown"};
+  return names[i];
+}
+
+const char* kind_name(int i) {
+  static const char* names[] = {"box", "fleet", "commands"};
   return names[i];
 }
 
@@ -49,11 +55,12 @@ std::string sse_event(const redis::StoredEvent& event) {
   return out;
 }
 
-class EventStreams::Stream final : public EventTail::Listener {
+class SseStreams::Stream final : public StreamTail::Listener {
  public:
-  Stream(EventStreams& owner, std::uint64_t id, http::Exchange exchange, StreamFilter filter, std::string key,
-         std::optional<std::string> after)
+  Stream(SseStreams& owner, StreamTail& tail, std::uint64_t id, http::Exchange exchange, StreamFilter filter,
+         std::string key, std::optional<std::string> after)
       : owner_(owner),
+        tail_(tail),
         id_(id),
         exchange_(std::move(exchange)),
         filter_(std::move(filter)),
@@ -70,12 +77,12 @@ class EventStreams::Stream final : public EventTail::Listener {
     exchange_.start_stream(200, "text/event-stream");
     exchange_.write(": stream open\n\n");  // headers and a first byte through any proxy
     heartbeat_.start(owner_.settings_.heartbeat, true);
-    owner_.tail_.join(this);
+    tail_.join(this);
   }
 
   // The stream ends (retire): no more events, the exchange closed as `why` says.
   void finish(End why) {
-    owner_.tail_.leave(this);
+    tail_.leave(this);
     heartbeat_.cancel();
     scan_pause_.cancel();
     buffered_.clear();
@@ -225,7 +232,8 @@ class EventStreams::Stream final : public EventTail::Listener {
     exchange_.write(": hb\n\n");
   }
 
-  EventStreams& owner_;
+  SseStreams& owner_;
+  StreamTail& tail_;
   std::uint64_t id_;
   http::Exchange exchange_;
   StreamFilter filter_;
@@ -243,45 +251,63 @@ class EventStreams::Stream final : public EventTail::Listener {
   Timer scan_pause_;
 };
 
-EventStreams::EventStreams(EventLoop& loop, EventTail& tail, redis::Commands& redis, StreamSettings settings,
-                           ops::Metrics& metrics)
+SseStreams::SseStreams(EventLoop& loop, redis::Commands& redis, StreamSettings settings, ops::Metrics& metrics)
     : loop_(loop),
-      tail_(tail),
       redis_(redis),
       settings_(settings),
       reaper_(loop, [this] { retired_.clear(); }),
       open_gauge_(metrics.gauge("boxgate_streams_open", "event streams (SSE) open")),
-      opened_box_(metrics.counter("boxgate_streams_opened_total", "event streams opened", "kind=\"box\"")),
-      opened_fleet_(metrics.counter("boxgate_streams_opened_total", "event streams opened", "kind=\"fleet\"")),
       refused_(metrics.counter("boxgate_streams_refused_total", "event streams refused at max_streams (429)")),
       sent_(metrics.counter("boxgate_stream_events_sent_total", "events written to event streams")),
       scan_paused_(metrics.counter("boxgate_stream_scan_pauses_total",
                                    "catch-up reads delayed: the stream's filter skipped its entries per second")) {
+  for (int i = 0; i < 3; ++i) {
+    opened_[i] = &metrics.counter("boxgate_streams_opened_total", "event streams opened",
+                                  std::string("kind=\"") + kind_name(i) + "\"");
+  }
   for (int i = 0; i < 4; ++i) {
     ended_[i] = &metrics.counter("boxgate_streams_closed_total", "event streams ended, by reason",
                                  std::string("reason=\"") + end_reason(i) + "\"");
   }
 }
 
-EventStreams::~EventStreams() {
+SseStreams::~SseStreams() {
   for (auto& [id, stream] : streams_) stream->finish(End::shutdown);
   streams_.clear();
   retired_.clear();
 }
 
-void EventStreams::open(http::Exchange exchange, StreamFilter filter, std::string history_key,
-                        std::optional<std::string> after, const char* kind) {
+bool SseStreams::admit(http::Exchange& ex, const ApiToken* token, StreamFilter& filter,
+                       const std::string* request_id, const std::string* box_id) {
+  if (full()) {
+    refused_.inc();
+    reply_error(ex, Error::too_many_streams, "This gateway has too many event streams open.", request_id, box_id);
+    return false;
+  }
+  if (!token) return true;
+  std::optional<TokenSlot> slot = token->take_stream();
+  if (!slot) {
+    reply_error(ex, Error::token_streams_full, "This token has as many event streams open as it may.", request_id,
+                box_id);
+    return false;
+  }
+  filter.slot = std::move(*slot);
+  return true;
+}
+
+void SseStreams::open(http::Exchange exchange, StreamTail& tail, StreamFilter filter, std::string history_key,
+                      std::optional<std::string> after, StreamKind kind) {
   std::uint64_t id = next_id_++;
-  auto stream =
-      std::make_unique<Stream>(*this, id, std::move(exchange), std::move(filter), std::move(history_key), std::move(after));
+  auto stream = std::make_unique<Stream>(*this, tail, id, std::move(exchange), std::move(filter),
+                                         std::move(history_key), std::move(after));
   Stream* raw = stream.get();
   streams_.emplace(id, std::move(stream));
   open_gauge_.set(static_cast<std::int64_t>(streams_.size()));
-  (std::string_view(kind) == "fleet" ? opened_fleet_ : opened_box_).inc();
+  opened_[static_cast<int>(kind)]->inc();
   raw->start();
 }
 
-void EventStreams::retire(std::uint64_t id, End why) {
+void SseStreams::retire(std::uint64_t id, End why) {
   auto it = streams_.find(id);
   if (it == streams_.end()) return;
   std::unique_ptr<Stream> stream = std::move(it->second);
@@ -295,7 +321,7 @@ void EventStreams::retire(std::uint64_t id, End why) {
   if (!reaper_.pending()) reaper_.start(std::chrono::milliseconds(0));
 }
 
-void EventStreams::close_all() {
+void SseStreams::close_all() {
   std::vector<std::uint64_t> ids;
   for (auto& [id, stream] : streams_) ids.push_back(id);
   for (std::uint64_t id : ids) retire(id, End::shutdown);

@@ -1,14 +1,17 @@
 #pragma once
-// EventStreams: the gateway's Server-Sent Events streams (docs/events.md).
+// SseStreams: the gateway's Server-Sent Events streams of Redis Streams
+// (docs/events.md), the one mechanism behind every SSE route.
 //
-// A stream shows one box's events (GET /v1/devices/{box}/events with
-// Accept: text/event-stream) or the fleet's, filtered by a box pattern and
-// the caller's token scope (GET /v1/events). Each SSE event is
+// A stream shows the entries of one StreamTail (streams/stream_tail.hpp):
+// one box's events (GET /v1/devices/{box}/events with Accept:
+// text/event-stream), or the fleet's, filtered by a box pattern and the
+// caller's token scope (GET /v1/events), or the commands' outcomes filtered
+// alike (GET /v1/commands). Each SSE event is
 //   id: <stream id>\nevent: <name>\ndata: <payload line>\n...\n\n
 // and a quiet stream gets a ": hb" comment every sse_heartbeat_ms.
 //
-// History, then live, without a gap: the stream joins the EventTail (the
-// gateway's one reader of the fleet stream) and waits until the tail knows
+// History, then live, without a gap: the stream joins its StreamTail (the
+// gateway's one reader of the stream it shows) and waits until the tail knows
 // its position; then, when the caller gave Last-Event-ID (or ?after=), it
 // reads what is stored after that id with XRANGE pages on the command
 // connection -- each page sent only once the previous one left the socket --
@@ -27,12 +30,20 @@
 // written only once the previous one left, and holds at most
 // sse_max_buffer_bytes of events (or one larger event, alone); its XRANGE
 // asks for as many entries as that holds at the largest size seen
-// (event_pages.hpp, at most kPageEntries). A reader that takes nothing is
+// (stream_pages.hpp, at most kPageEntries). A reader that takes nothing is
 // cut by the HTTP write timeout (http_idle_timeout_ms). Entries read and
 // not shown (a fleet stream filtered to a quiet box or outside the token's
 // scope) are budgeted: past kScanPerSecond in a second, the next page waits
 // for the next second, so such a reader cannot keep the command connection
 // busy (the API also reads an exact box's catch-up from its own stream).
+//
+// One pool: a single SseStreams holds the streams of every tail, so
+// max_streams bounds event and outcome streams together and close_all()
+// (the drain) ends them all. (Two instances with a shared counter would
+// each need the limit, and the drain would have to know them all; a stream
+// costs the same socket and buffer whichever stream it shows.) A token's
+// share of streams (TokenSlot, api/token_limits.hpp) is one count per token
+// already, whichever route took it.
 //
 // Thread ownership: loop thread only. A stream is destroyed by its owner,
 // never from inside one of its own callbacks (retired streams are freed on
@@ -52,7 +63,7 @@
 #include "boxgate/loop/event_loop.hpp"
 #include "boxgate/ops/metrics.hpp"
 #include "boxgate/redis/commands.hpp"
-#include "events/event_tail.hpp"
+#include "streams/stream_tail.hpp"
 
 namespace boxgate::gateway {
 
@@ -62,10 +73,10 @@ struct StreamSettings {
   std::chrono::milliseconds heartbeat;
 };
 
-// Which events a stream shows.
+// Which entries a stream shows.
 struct StreamFilter {
   std::optional<std::string> box;        // one box's stream
-  std::optional<Scope> pattern;          // the fleet stream: boxes matching this
+  std::optional<Scope> pattern;          // the fleet or outcome stream: boxes matching this
   std::shared_ptr<const ApiToken> token;  // and the caller's scope (null: the API is open)
   TokenSlot slot;                          // the token's share of streams, held while open
   bool matches(std::string_view box_id) const;
@@ -74,24 +85,31 @@ struct StreamFilter {
 // One SSE event's bytes (payload split into data: lines at CR, LF or CRLF).
 std::string sse_event(const redis::StoredEvent& event);
 
-class EventStreams {
+// What a stream shows: its opened_total{kind=...} series.
+enum class StreamKind { box, fleet, commands };
+
+class SseStreams {
  public:
   // A catch-up page holds at most this many entries (fewer for large events).
   static constexpr std::size_t kPageEntries = 32;
   // Entries a catch-up may read and not show (filtered out) per second.
   static constexpr std::size_t kScanPerSecond = 2048;
 
-  EventStreams(EventLoop& loop, EventTail& tail, redis::Commands& redis, StreamSettings settings,
-               ops::Metrics& metrics);
-  ~EventStreams();
+  SseStreams(EventLoop& loop, redis::Commands& redis, StreamSettings settings, ops::Metrics& metrics);
+  ~SseStreams();
 
   bool full() const noexcept { return streams_.size() >= settings_.max_streams; }
-  void refused() { refused_.inc(); }
-  // Starts a stream on the exchange (200, text/event-stream). `history_key`
-  // is the stream read for the catch-up; `after` the id to resume after
-  // (none: live events only).
-  void open(http::Exchange exchange, StreamFilter filter, std::string history_key, std::optional<std::string> after,
-            const char* kind);
+  // Whether one more stream may open: false once answered 429
+  // too_many_streams (max_streams) or token_streams_full (the token's
+  // share, then held in `filter.slot`; `token` null: the API is open).
+  bool admit(http::Exchange& ex, const ApiToken* token, StreamFilter& filter, const std::string* request_id,
+             const std::string* box_id);
+  // Starts a stream of `tail`'s entries on the exchange (200,
+  // text/event-stream). `history_key` is the stream read for the catch-up
+  // (the tail's, or one with the same ids); `after` the id to resume after
+  // (none: live entries only).
+  void open(http::Exchange exchange, StreamTail& tail, StreamFilter filter, std::string history_key,
+            std::optional<std::string> after, StreamKind kind);
   // Ends every stream (drain): their clients reconnect elsewhere.
   void close_all();
   std::size_t open_streams() const noexcept { return streams_.size(); }
@@ -103,7 +121,6 @@ class EventStreams {
   void retire(std::uint64_t id, End why);
 
   EventLoop& loop_;
-  EventTail& tail_;
   redis::Commands& redis_;
   StreamSettings settings_;
   std::unordered_map<std::uint64_t, std::unique_ptr<Stream>> streams_;
@@ -112,8 +129,7 @@ class EventStreams {
   std::uint64_t next_id_ = 1;
 
   ops::Gauge& open_gauge_;
-  ops::Counter& opened_box_;
-  ops::Counter& opened_fleet_;
+  ops::Counter* opened_[3];  // by StreamKind
   ops::Counter& refused_;
   ops::Counter& sent_;
   ops::Counter& scan_paused_;

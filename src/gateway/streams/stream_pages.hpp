@@ -1,5 +1,5 @@
 #pragma once
-// How many entries the next XRANGE of an event stream asks for, so that a
+// How many entries the next XRANGE of a stream of events (or outcomes) asks for, so that a
 // read stays near a byte budget (docs/security.md, "Event reads").
 //
 // Redis bounds XRANGE in entries, not bytes, and an event may be as large as

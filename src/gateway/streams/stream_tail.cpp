@@ -1,4 +1,4 @@
-#include "events/event_tail.hpp"
+#include "streams/stream_tail.hpp"
 
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
@@ -17,33 +17,39 @@ constexpr const char* kReadCount = "64";
 // command goes again at once: a busy loop against Redis. Ask again this late.
 constexpr std::chrono::milliseconds kRetryAfterError{1000};
 
+std::string stream_label(const std::string& label) { return "stream=\"" + label + "\""; }
+
 }  // namespace
 
-EventTail::EventTail(EventLoop& loop, const redis::Commands& commands, const Topics& topics,
-                     ops::Readiness& readiness, ops::Metrics& metrics)
+StreamTail::StreamTail(EventLoop& loop, const redis::Commands& commands, Source source, ops::Readiness& readiness,
+                       ops::Metrics& metrics)
     : loop_(loop),
       commands_(commands),
-      stream_(topics.fleet_events_stream()),
-      up_gauge_(metrics.gauge("boxgate_event_tail_up", "1 while the fleet event stream reader is connected")),
-      reconnects_(metrics.counter("boxgate_event_tail_reconnects_total", "reconnections of the fleet stream reader")),
-      dependency_(readiness, "event_tail", up_gauge_, reconnects_),
+      stream_(std::move(source.key)),
+      what_(std::move(source.what)),
+      up_gauge_(metrics.gauge("boxgate_event_tail_up", "1 while a stream's reader (the tail of live streams) is connected",
+                              stream_label(source.label))),
+      reconnects_(metrics.counter("boxgate_event_tail_reconnects_total", "reconnections of a stream's reader",
+                                  stream_label(source.label))),
+      dependency_(readiness, source.label + "_tail", up_gauge_, reconnects_),
       watchdog_(loop, [this] {
-        if (connection_) connection_->force_reconnect("fleet stream read got no answer in time");
+        if (connection_) connection_->force_reconnect("stream read got no answer in time");
       }),
       retarget_timer_(loop, [this] { retarget(); }),
       retry_timer_(loop, [this] { connected(); }),
-      delivered_(metrics.counter("boxgate_event_tail_events_total", "fleet stream entries read for live streams")) {}
+      delivered_(metrics.counter("boxgate_event_tail_events_total", "a stream's entries read for live streams",
+                                 stream_label(source.label))) {}
 
-EventTail::~EventTail() { stop(); }
+StreamTail::~StreamTail() { stop(); }
 
-void EventTail::stop() {
+void StreamTail::stop() {
   watchdog_.cancel();
   retarget_timer_.cancel();
   retry_timer_.cancel();
   if (connection_) connection_->stop();  // outstanding callbacks run now, with no reply
 }
 
-void EventTail::join(Listener* listener) {
+void StreamTail::join(Listener* listener) {
   listeners_.push_back(listener);
   if (!retarget_timer_.pending()) {
     connect();
@@ -52,12 +58,12 @@ void EventTail::join(Listener* listener) {
   if (positioned_) listener->on_positioned();
 }
 
-void EventTail::connect() {
+void StreamTail::connect() {
   std::optional<RedisSettings> target = commands_.settings_for_key(stream_);
   if (!target) return;  // cluster map not known yet: the next retarget() tries
   settings_ = *target;
   connection_ = std::make_unique<redis::Connection>(
-      loop_, settings_, "redis event tail connection", dependency_,
+      loop_, settings_, "redis " + what_ + " tail connection", dependency_,
       redis::Connection::Events{[this] { connected(); }, [this] { in_hiredis_ = false; }});
   connection_->start();
 }
@@ -65,27 +71,27 @@ void EventTail::connect() {
 // A timer's callback, never inside hiredis: the old connection may go. Only a
 // cluster changes where the stream is (a slot migration or a failover); the
 // new connection resumes after the last id seen, so nothing is skipped.
-void EventTail::retarget() {
+void StreamTail::retarget() {
   std::optional<RedisSettings> target = commands_.settings_for_key(stream_);
   if (connection_ && target && target->host == settings_.host && target->port == settings_.port) return;
   if (connection_ && !target) return;  // keep what we have until the map is known again
   if (connection_) {
-    log::get("events")->info("fleet stream moved to {}:{}; reading it there", target->host, target->port);
+    log::get("events")->info("{} moved to {}:{}; reading it there", what_, target->host, target->port);
     connection_->stop();  // our outstanding read gets its null reply now
     connection_.reset();
   }
   connect();
 }
 
-void EventTail::leave(Listener* listener) {
+void StreamTail::leave(Listener* listener) {
   listeners_.erase(std::remove(listeners_.begin(), listeners_.end(), listener), listeners_.end());
 }
 
-void EventTail::connected() {
+void StreamTail::connected() {
   redisAsyncContext* ctx = connection_->context();
   if (!ctx || in_hiredis_) return;
   if (positioned_) return read_next();  // resume after the last id seen: nothing is skipped
-  if (redisAsyncCommand(ctx, &EventTail::on_position_reply, this, "XREVRANGE %b + - COUNT 1", stream_.data(),
+  if (redisAsyncCommand(ctx, &StreamTail::on_position_reply, this, "XREVRANGE %b + - COUNT 1", stream_.data(),
                         stream_.size()) != REDIS_OK) {
     return;
   }
@@ -94,18 +100,18 @@ void EventTail::connected() {
   connection_->flush_soon();
 }
 
-void EventTail::on_position_reply(redisAsyncContext*, void* r, void* arg) {
-  auto* self = static_cast<EventTail*>(arg);
+void StreamTail::on_position_reply(redisAsyncContext*, void* r, void* arg) {
+  auto* self = static_cast<StreamTail*>(arg);
   self->in_hiredis_ = false;
   self->watchdog_.cancel();
   auto* reply = static_cast<redisReply*>(r);
   if (!reply) return;  // connection lost: connected() asks again
-  if (self->failed(reply, "cannot read the fleet stream's position")) return;
+  if (self->failed(reply, "cannot read the " + self->what_ + "'s position")) return;
   std::vector<redis::StoredEvent> last = redis::parse_entries(reply);
   // An empty stream: everything from its first entry on is new.
   self->last_id_ = last.empty() ? "0-0" : last[0].id;
   self->positioned_ = true;
-  log::get("events")->debug("fleet stream reader positioned after {}", self->last_id_);
+  log::get("events")->debug("{} reader positioned after {}", self->what_, self->last_id_);
   self->read_next();
   std::vector<Listener*> waiting = self->listeners_;
   for (Listener* l : waiting) {
@@ -113,11 +119,11 @@ void EventTail::on_position_reply(redisAsyncContext*, void* r, void* arg) {
   }
 }
 
-void EventTail::read_next() {
+void StreamTail::read_next() {
   redisAsyncContext* ctx = connection_ ? connection_->context() : nullptr;
   if (!ctx || in_hiredis_) return;
   std::string block = std::to_string(kBlockMs);
-  if (redisAsyncCommand(ctx, &EventTail::on_read_reply, this, "XREAD COUNT %s BLOCK %b STREAMS %b %b", kReadCount,
+  if (redisAsyncCommand(ctx, &StreamTail::on_read_reply, this, "XREAD COUNT %s BLOCK %b STREAMS %b %b", kReadCount,
                         block.data(), block.size(), stream_.data(), stream_.size(), last_id_.data(),
                         last_id_.size()) != REDIS_OK) {
     return;
@@ -127,27 +133,27 @@ void EventTail::read_next() {
   connection_->flush_soon();
 }
 
-void EventTail::on_read_reply(redisAsyncContext*, void* r, void* arg) {
-  auto* self = static_cast<EventTail*>(arg);
+void StreamTail::on_read_reply(redisAsyncContext*, void* r, void* arg) {
+  auto* self = static_cast<StreamTail*>(arg);
   self->in_hiredis_ = false;
   self->watchdog_.cancel();
   auto* reply = static_cast<redisReply*>(r);
   if (!reply) return;  // connection lost: connected() resumes from last_id_
-  if (self->failed(reply, "fleet stream read failed")) return;
+  if (self->failed(reply, self->what_ + " read failed")) return;
   if (reply->type == REDIS_REPLY_ARRAY) self->deliver(reply);
   // nil: the BLOCK time passed with nothing new.
   self->read_next();
 }
 
-bool EventTail::failed(const redisReply* reply, const char* what) {
+bool StreamTail::failed(const redisReply* reply, const std::string& what) {
   auto logger = log::get("events");
   if (reply->type != REDIS_REPLY_ERROR) {
     if (auto solved = errors_.resolve()) {
-      logger->info("fleet stream reader works again (after {} more failures like: {})", solved->second, solved->first);
+      logger->info("{} reader works again (after {} more failures like: {})", what_, solved->second, solved->first);
     }
     return false;
   }
-  std::string problem = std::string(what) + ": " + std::string(reply->str, reply->len);
+  std::string problem = what + ": " + std::string(reply->str, reply->len);
   if (errors_.report(problem)) {
     logger->error("{}; asking again every {} ms", problem, kRetryAfterError.count());
   } else {
@@ -157,7 +163,7 @@ bool EventTail::failed(const redisReply* reply, const char* what) {
   return true;
 }
 
-void EventTail::deliver(const redisReply* reply) {
+void StreamTail::deliver(const redisReply* reply) {
   // [[stream, [entries...]]]
   for (std::size_t s = 0; s < reply->elements; ++s) {
     const redisReply* stream = reply->element[s];
