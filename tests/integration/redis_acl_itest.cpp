@@ -165,6 +165,16 @@ TEST_F(RedisAclTest, EachUserIsRefusedEverythingOutsideItsGrant) {
       {users().gateway(), {"XREAD", "COUNT", "1", "STREAMS", "dev/events", "0"}, true},
       {users().gateway(), {"GET", "dev/box-1/state"}, true},
       {users().gateway(), {"XADD", "dev/events", "*", "box", "forged"}, false},
+      // Outcomes and webhooks: the gateway appends outcomes and dead letters,
+      // reads the streams through its webhook groups, deletes only dead letters.
+      {users().gateway(), {"XADD", "dev/commands", "MAXLEN", "~", "10", "*", "box", "b"}, true},
+      {users().gateway(), {"XADD", "dev/presence", "*", "box", "forged"}, false},
+      {users().gateway(), {"XGROUP", "CREATE", "dev/events", "webhook:x", "$", "MKSTREAM"}, true},
+      {users().gateway(), {"XREADGROUP", "GROUP", "webhook:x", "gw", "COUNT", "1", "STREAMS", "dev/events", ">"}, true},
+      {users().gateway(), {"XAUTOCLAIM", "dev/events", "webhook:x", "gw", "1000", "0-0", "COUNT", "1"}, true},
+      {users().gateway(), {"XGROUP", "DESTROY", "dev/events", "webhook:x"}, false},
+      {users().gateway(), {"XDEL", "dev/commands", "1-0"}, false},
+      {users().gateway(), {"XDEL", "dev/_webhooks/dead", "1-0"}, true},
       {users().gateway(), {"XRANGE", "other/events", "-", "+"}, false},
       // The per-token rate limit: its script on the token buckets only (an
       // ACL cannot refuse a script without keys; inside one, every call is
@@ -208,6 +218,9 @@ TEST_F(RedisAclTest, EachUserIsRefusedEverythingOutsideItsGrant) {
       {users().bridge(), {"XADD", "dev/box-1/events", "*", "box", "b"}, true},
       {users().bridge(), {"SET", "dev/box-1/state", "{}"}, true},
       {users().bridge(), {"XADD", "other/events", "*", "box", "b"}, false},
+      {users().bridge(), {"XADD", "dev/commands", "MAXLEN", "~", "10", "*", "box", "b"}, true},
+      {users().bridge(), {"XADD", "dev/presence", "MAXLEN", "~", "10", "*", "box", "b"}, true},
+      {users().bridge(), {"XADD", "dev/_webhooks/dead", "*", "box", "b"}, false},
       {users().bridge(), {"XRANGE", "dev/events", "-", "+", "COUNT", "1"}, true},
       {users().bridge(), {"XTRIM", "dev/box-1/events", "MAXLEN", "10"}, true},
       {users().bridge(), {"HSET", "dev/events/bytes{dev/events}", "bytes", "1"}, true},
