@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <map>
+#include <set>
 #include <atomic>
 #include <mutex>
 #include <thread>
@@ -15,6 +16,7 @@
 #include "boxgate/redis/slot_map.hpp"
 #include "faults_support.hpp"
 #include "sse_client.hpp"
+#include "support/http_receiver.hpp"
 #include "support/redis_cluster.hpp"
 
 namespace boxgate::itest::faults {
@@ -32,9 +34,11 @@ class ClusterStack {
   std::vector<std::string> redis_flags() const {
     return {"--redis-mode", "cluster", "--redis-nodes", cluster_.seeds(), "--redis-backoff-max-ms", "50"};
   }
-  int add_gateway() {
+  int add_gateway(std::vector<std::string> flags = {}) {
     int port = test::free_port();
-    gateways_.push_back(test::start_gateway(tmp_, port, cluster_.node(0).port(), mqtt_.port(), redis_flags()));
+    std::vector<std::string> base = redis_flags();
+    flags.insert(flags.begin(), base.begin(), base.end());
+    gateways_.push_back(test::start_gateway(tmp_, port, cluster_.node(0).port(), mqtt_.port(), flags));
     EXPECT_TRUE(test::wait_ready(port, 20s)) << gateways_.back().log_tail();
     return port;
   }
@@ -48,6 +52,7 @@ class ClusterStack {
   }
   void add_devsim(std::vector<std::string> flags) { devsims_.push_back(test::start_devsim(tmp_, mqtt_.port(), flags)); }
   test::RedisCluster& cluster() { return cluster_; }
+  const test::TempDir& tmp() const { return tmp_; }
   int mqtt_port() const { return mqtt_.port(); }
   // Every daemon exits 0 on SIGTERM, with no sanitizer report.
   void stop_and_check() {
@@ -480,6 +485,30 @@ TEST_F(ClusterTest, QueuedCommandsWaitForTheirBoxesOnEveryShard) {
   }
   auto per_master = stack->cluster().keys_per_master();
   EXPECT_EQ(per_master.size(), 3u);
+}
+
+// Outcomes and webhooks on a cluster: the outcome stream, the webhook
+// groups' commands (XGROUP, XREADGROUP: their key is not the first
+// argument) and the acknowledgements all go to the stream's own master.
+TEST_F(ClusterTest, WebhooksDeliverEveryOutcomeFromTheStreamsMaster) {
+  test::Receiver receiver;
+  receiver.on("/hook");
+  receiver.start();
+  std::string file = stack->tmp().write(
+      "webhooks.json", R"({"endpoints":[{"name":"c","url":")" + receiver.url("/hook") +
+                           R"(","allow_http":true,"secret":"whsec_MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",)"
+                           R"("kinds":["command.succeeded"]}]})");
+  int gw = stack->add_gateway({"--webhooks", file});
+  stack->add_bridge();
+  stack->add_devsim({"--boxes", "8", "--delay-ms", "0"});
+  IdLoad load(gw, 4, fresh_ids("hook", 40), "timeout_ms=5000");
+  LoadCounts counts = load.join();
+  ASSERT_EQ(counts.count(200), 40) << counts.summary();
+  ASSERT_TRUE(test::eventually([&] { return receiver.handled() >= 40; }, 15s)) << receiver.handled();
+  std::set<std::string> ids;
+  for (const auto& seen : receiver.seen()) ids.insert(seen.headers.find("webhook-id")->second);
+  EXPECT_EQ(ids.size(), 40u) << "each outcome once";
+  report("webhooks_delivered", static_cast<long long>(receiver.handled()));
 }
 
 }  // namespace

@@ -51,6 +51,16 @@ std::optional<std::string_view> routing_key(const std::vector<std::string_view>&
     return argv[3];
   }
   if (equals_nocase(argv[0], "PING") || argv.size() < 2) return std::nullopt;
+  // XGROUP CREATE <key> ...: the key after the subcommand.
+  if (equals_nocase(argv[0], "XGROUP")) return argv.size() >= 3 ? std::optional(argv[2]) : std::nullopt;
+  // XREAD/XREADGROUP ... STREAMS <key> ... <id>: the first key after STREAMS
+  // (boxgate names one stream per call; several would have to share a slot).
+  if (equals_nocase(argv[0], "XREAD") || equals_nocase(argv[0], "XREADGROUP")) {
+    for (std::size_t i = 1; i + 1 < argv.size(); ++i) {
+      if (equals_nocase(argv[i], "STREAMS")) return argv[i + 1];
+    }
+    return std::nullopt;
+  }
   return argv[1];
 }
 
