@@ -196,6 +196,7 @@ TEST_F(WebhookTest, ADeliveryFailingPastItsWindowIsDeadLetteredThenReplayed) {
   EXPECT_TRUE(signature_ok(last));
   EXPECT_EQ(nlohmann::json::parse(last.body).value("type", ""), "command.succeeded");
   EXPECT_EQ(stack->redis().client().command({"XLEN", "dev/_webhooks/dead"}).integer, 0);
+  EXPECT_EQ(metric(gw, "boxgate_webhook_delivered_total{endpoint=\"crm\"}").value_or(0), 1);
 }
 
 TEST_F(WebhookTest, AGatewayKilledMidDeliveryHasItFinishedByAnother) {

@@ -42,7 +42,7 @@ struct Replay {
       }
       if (endpoint && f["endpoint"] != *endpoint) continue;
       redis.run({"XADD", topics.webhook_replay_stream(), "MAXLEN", "~", maxlen, "*", "box", f["endpoint"], "name",
-                 f["webhook_id"], "payload", f["body"], "received_ms", f["written_ms"]},
+                 f["webhook_id"] + " " + f["type"], "payload", f["body"], "received_ms", f["written_ms"]},
                 {});
       redis.run({"XDEL", topics.webhook_dead_stream(), id}, {});
       ++moved;

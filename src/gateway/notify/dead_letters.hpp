@@ -7,7 +7,7 @@
 // operator inspects it with XRANGE and replays it with
 // `boxgate-gateway replay-webhooks [--endpoint NAME]`: each entry (of that
 // endpoint) moves to {prefix}/_webhooks/replay -- box = the endpoint,
-// name = the webhook-id, payload = the body, received_ms = written_ms --
+// name = "<webhook-id> <type>", payload = the body, received_ms = written_ms --
 // which every replica's feed of that endpoint reads like its other streams,
 // so the replayed delivery has the original id and body, a new signature,
 // and a new retry window. The move is XADD then XDEL: a crash between the

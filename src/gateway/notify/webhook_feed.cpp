@@ -188,7 +188,11 @@ void WebhookFeed::on_entries(std::size_t index, const redisReply* entries, bool 
     Delivery d{index, id, {}, 0, {}, false, false, {}};
     if (s.kind == WebhookSource::replay) {
       // A replayed delivery carries its original id and body (dead_letters.hpp).
-      d.message = WebhookMessage{entry->name, "replay", entry->box, entry->payload, stream_id_ms(id)};
+      std::string_view name = entry->name;
+      std::size_t space = name.find(' ');
+      std::string type(space == std::string_view::npos ? std::string_view("replay") : name.substr(space + 1));
+      d.message = WebhookMessage{std::string(name.substr(0, space)), std::move(type), entry->box, entry->payload,
+                                 stream_id_ms(id)};
       if (auto original = std::strtoll(entry->received_ms.c_str(), nullptr, 10); original > 0) {
         d.message.written_ms = original;
       }
