@@ -97,9 +97,12 @@ std::string base64(std::string_view bytes) {
 std::optional<std::string> from_base64(std::string_view text) {
   if (text.empty()) return std::string();
   if (text.size() % 4 != 0) return std::nullopt;
-  for (char c : text) {
-    bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' || c == '/' ||
-              c == '=';
+  // Padding only at the end: one or two '='. EVP_DecodeBlock alone takes
+  // "Zg==Zg==" or "====" and decodes them to bytes no other decoder would.
+  std::size_t pad = text.ends_with("==") ? 2 : text.ends_with("=") ? 1 : 0;
+  for (std::size_t i = 0; i < text.size() - pad; ++i) {
+    char c = text[i];
+    bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' || c == '/';
     if (!ok) return std::nullopt;
   }
   std::string out(text.size() / 4 * 3, '\0');
@@ -107,7 +110,6 @@ std::optional<std::string> from_base64(std::string_view text) {
                           reinterpret_cast<const unsigned char*>(text.data()), static_cast<int>(text.size()));
   if (n < 0) return std::nullopt;
   // EVP_DecodeBlock counts the padding as zero bytes: drop them.
-  std::size_t pad = text.ends_with("==") ? 2 : text.ends_with("=") ? 1 : 0;
   out.resize(static_cast<std::size_t>(n) - pad);
   return out;
 }

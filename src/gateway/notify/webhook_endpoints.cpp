@@ -1,5 +1,6 @@
 #include "notify/webhook_endpoints.hpp"
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 
@@ -70,7 +71,10 @@ WebhookEndpoint parse_endpoint(const nlohmann::json& j, std::size_t index, const
   }
   if (!j.contains("url") || !j["url"].is_string()) fail(where, "needs a url");
   e.url = j["url"].get<std::string>();
-  bool allow_http = j.value("allow_http", false);
+  // Checked before use: json::value() throws its own type_error for a
+  // non-boolean, which the callers (start, SIGHUP) do not expect.
+  if (j.contains("allow_http") && !j["allow_http"].is_boolean()) fail(where, "allow_http must be true or false");
+  bool allow_http = j.contains("allow_http") && j["allow_http"].get<bool>();
   bool https = e.url.starts_with("https://");
   bool http = e.url.starts_with("http://");
   if (!https && !(http && allow_http)) {
