@@ -127,7 +127,8 @@ void WebhookFeed::read(std::size_t index) {
   Source& s = sources_[index];
   if (s.busy || !redis_.up() || !room()) return;
   if (!s.group_ready) return create_group(index);
-  std::size_t count = std::min(kReadCount, settings_.max_held - held_.size());
+  std::size_t step = s.kind == WebhookSource::events ? kEventReadCount : kReadCount;
+  std::size_t count = std::min(step, settings_.max_held - held_.size());
   bool history = !s.history_done;
   s.busy = true;
   std::weak_ptr<WebhookFeed> weak = weak_from_this();
@@ -349,7 +350,8 @@ void WebhookFeed::claim(std::size_t index) {
   if (s.busy || !s.group_ready || !redis_.up() || !room()) return;
   s.busy = true;
   std::string idle = std::to_string(settings_.lease.count());
-  std::string count = std::to_string(std::min(kReadCount, settings_.max_held - held_.size()));
+  std::size_t step = s.kind == WebhookSource::events ? kEventReadCount : kReadCount;
+  std::string count = std::to_string(std::min(step, settings_.max_held - held_.size()));
   std::weak_ptr<WebhookFeed> weak = weak_from_this();
   bool sent = redis_.run(
       {"XAUTOCLAIM", s.stream, group_, settings_.consumer, idle, s.claim_cursor, "COUNT", count},

@@ -25,8 +25,8 @@
 // not promised (each carries its stream id). Nothing here takes a URL from
 // anything but the endpoint's configuration.
 //
-// Memory: at most max_held entries and about max_held_bytes (+ one read of
-// kReadCount entries) of bodies per endpoint; the HTTP client holds one copy
+// Memory: at most max_held entries and about max_held_bytes (+ one read:
+// kReadCount small entries, or kEventReadCount events) of bodies per endpoint; the HTTP client holds one copy
 // of each body in flight.
 //
 // Thread ownership: loop thread only. Owned through a shared_ptr: Redis and
@@ -65,7 +65,12 @@ struct WebhookSettings {
 
 class WebhookFeed : public std::enable_shared_from_this<WebhookFeed> {
  public:
+  // Entries one read asks for: outcome and presence bodies are at most about
+  // 1 KiB, an event's up to 6 x max_event_bytes (escaped control bytes), so
+  // the event stream is read in smaller steps (what one read adds beyond
+  // max_held_bytes is the worst case).
   static constexpr std::size_t kReadCount = 64;
+  static constexpr std::size_t kEventReadCount = 8;
 
   WebhookFeed(EventLoop& loop, redis::Commands& redis, http::Client& client, const Topics& topics,
               WebhookEndpoint endpoint, WebhookSettings settings, ops::Metrics& metrics);
