@@ -351,16 +351,6 @@ int main(int argc, char** argv) {
 
     // New commands get 503 shutting_down; waiting ones finish or, at the
     // timeout, get 202 delivered (published) or 503 (never published).
-    Drain drain(loop, readiness, std::chrono::milliseconds(config.drain_timeout_ms),
-                {"commands in flight",
-                 [&service, &messages, &streams] {
-                   service.start_draining();
-                   messages.start_draining();
-                   streams.close_all();  // event and outcome streams: their clients reconnect to another replica
-                 },
-                 [&service, &messages] { return service.callers_waiting() + messages.in_flight(); },
-                 [&service](std::size_t) { service.abandon_all(); }});
-    ShutdownSignals signals(loop, [&drain] { drain.begin(); });
     // Webhooks: this replica's share of the deliveries (docs/webhooks.md).
     std::optional<gateway::WebhookService> webhooks;
     if (!config.webhooks.empty()) {
@@ -379,6 +369,20 @@ int main(int argc, char** argv) {
       webhooks.emplace(loop, commands, topics, hooks, client, metrics);
       webhooks->apply(std::move(endpoints));
     }
+    Drain drain(loop, readiness, std::chrono::milliseconds(config.drain_timeout_ms),
+                {"commands in flight",
+                 [&service, &messages, &streams, &webhooks] {
+                   service.start_draining();
+                   messages.start_draining();
+                   streams.close_all();  // event and outcome streams: their clients reconnect to another replica
+                   // Deliveries under way finish (and are acknowledged); nothing new starts.
+                   if (webhooks) webhooks->pause();
+                 },
+                 [&service, &messages, &webhooks] {
+                   return service.callers_waiting() + messages.in_flight() + (webhooks ? webhooks->in_flight() : 0);
+                 },
+                 [&service](std::size_t) { service.abandon_all(); }});
+    ShutdownSignals signals(loop, [&drain] { drain.begin(); });
     HangupSignal hangup(loop, [&auth, &config, &webhooks] {
       reload_tokens(auth, config);
       reload_webhooks(webhooks ? &*webhooks : nullptr, config);

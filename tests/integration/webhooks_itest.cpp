@@ -296,5 +296,24 @@ TEST_F(WebhookTest, ABadEndpointFileStopsTheStartAndABadReloadKeepsTheOldOne) {
   ASSERT_TRUE(test::eventually([&] { return receiver.handled() == 3; }, 10s)) << "h-2 once to each endpoint";
 }
 
+TEST_F(WebhookTest, ADrainLetsADeliveryUnderWayFinishAndAcknowledgesIt) {
+  Receiver receiver;
+  receiver.on("/hook", [](const httplib::Request&, httplib::Response& res) {
+    std::this_thread::sleep_for(800ms);  // still under way when SIGTERM comes
+    res.status = 200;
+  });
+  receiver.start();
+  int gw = stack->add_gateway(webhook_flags({endpoint("slow", receiver.url("/hook"), {"command.succeeded"})}));
+  stack->add_bridge();
+  ProbeDevice box(stack->mqtt_port(), "dev/box-6/request/+", ProbeDevice::echo());
+  ASSERT_EQ(command(gw, "box-6", "g-1").status, 200);
+  ASSERT_TRUE(test::eventually([&] { return receiver.handled() == 1; }, 10s)) << stack->logs();
+  EXPECT_EQ(stack->gateway(0).stop(SIGTERM, 10s), 0) << stack->gateway(0).log_tail();
+  // Answered before the exit, and acknowledged: nothing left pending for another replica.
+  auto pending = stack->redis().client().command({"XPENDING", "dev/commands", "webhook:slow"});
+  ASSERT_FALSE(pending.elements.empty());
+  EXPECT_EQ(pending.elements[0].integer, 0) << "the delivery under way was acknowledged";
+}
+
 }  // namespace
 }  // namespace boxgate::itest

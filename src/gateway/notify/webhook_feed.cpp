@@ -102,6 +102,7 @@ std::size_t WebhookFeed::max_in_flight() const noexcept {
 }
 
 void WebhookFeed::tick() {
+  if (paused_) return;
   for (std::size_t i = 0; i < sources_.size(); ++i) read(i);
   send_due();
 }
@@ -218,6 +219,7 @@ void WebhookFeed::ack(std::size_t index, const std::vector<std::string>& ids) {
 // ---- delivering -------------------------------------------------------------
 
 void WebhookFeed::send_due() {
+  if (paused_) return;
   auto now = Clock::now();
   for (auto& [key, d] : held_) {
     if (in_flight_ >= max_in_flight()) return;
@@ -314,6 +316,7 @@ void WebhookFeed::forget(const Key& key) {
 // ---- leases -------------------------------------------------------------------
 
 void WebhookFeed::maintain() {
+  if (paused_) return;
   std::int64_t oldest = 0;
   std::int64_t now = now_ms();
   for (const auto& [key, d] : held_) {

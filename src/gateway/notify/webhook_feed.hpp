@@ -82,6 +82,10 @@ class WebhookFeed : public std::enable_shared_from_this<WebhookFeed> {
   void update(WebhookEndpoint endpoint);
   const WebhookEndpoint& endpoint() const noexcept { return endpoint_; }
   std::size_t held() const noexcept { return held_.size(); }
+  std::size_t in_flight() const noexcept { return in_flight_; }
+  // A drain: what is in flight finishes; nothing is read, claimed or sent anew
+  // (what this replica holds stays pending: another takes it after a lease).
+  void pause() noexcept { paused_ = true; }
 
   // The group name of an endpoint on each source stream.
   static std::string group_name(const std::string& endpoint) { return "webhook:" + endpoint; }
@@ -136,6 +140,7 @@ class WebhookFeed : public std::enable_shared_from_this<WebhookFeed> {
   std::map<Key, Delivery> held_;
   std::size_t held_bytes_ = 0;
   std::size_t in_flight_ = 0;
+  bool paused_ = false;
   Timer tick_timer_;
   Timer maintain_timer_;
   std::chrono::steady_clock::time_point next_keep_alive_{};

@@ -34,6 +34,7 @@ void WebhookService::apply(std::vector<WebhookEndpoint> endpoints) {
     std::string name = e.name;
     auto feed = std::make_shared<WebhookFeed>(loop_, redis_, client_, topics_, std::move(e), settings_, metrics_);
     feed->start();
+    if (paused_) feed->pause();
     next.emplace(std::move(name), std::move(feed));
   }
   for (const auto& [name, feed] : feeds_) {
@@ -41,6 +42,17 @@ void WebhookService::apply(std::vector<WebhookEndpoint> endpoints) {
   }
   feeds_ = std::move(next);  // the removed ones are destroyed here
   endpoints_gauge_.set(static_cast<std::int64_t>(feeds_.size()));
+}
+
+void WebhookService::pause() {
+  paused_ = true;
+  for (auto& [name, feed] : feeds_) feed->pause();
+}
+
+std::size_t WebhookService::in_flight() const {
+  std::size_t n = 0;
+  for (const auto& [name, feed] : feeds_) n += feed->in_flight();
+  return n;
 }
 
 void WebhookService::stop() { feeds_.clear(); }

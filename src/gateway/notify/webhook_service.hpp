@@ -32,6 +32,10 @@ class WebhookService {
 
   // Starts, or changes to, these endpoints.
   void apply(std::vector<WebhookEndpoint> endpoints);
+  // A drain: deliveries under way finish, no feed reads or sends anew.
+  void pause();
+  // Deliveries waiting for their HTTP answer, all endpoints.
+  std::size_t in_flight() const;
   // Stops every feed (at exit): undelivered entries stay pending in Redis.
   void stop();
   std::size_t endpoints() const noexcept { return feeds_.size(); }
@@ -44,6 +48,7 @@ class WebhookService {
   ops::Metrics& metrics_;
   http::Client client_;
   std::map<std::string, std::shared_ptr<WebhookFeed>> feeds_;
+  bool paused_ = false;
   ops::Gauge& endpoints_gauge_;
 };
 
