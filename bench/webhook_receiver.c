@@ -18,19 +18,12 @@
  */
 #define _GNU_SOURCE /* memmem */
 #include <event2/buffer.h>
-#include <event2/event.h>
-#include <event2/http.h>
 #include <event2/keyvalq_struct.h>
-#include <event2/listener.h>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <signal.h>
-#include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
-#include <sys/socket.h>
 #include <time.h>
+
+#include "bench_http.h"
 
 static FILE *out;
 static unsigned long requests;
@@ -85,18 +78,11 @@ static void on_request(struct evhttp_request *req, void *arg) {
   evhttp_send_reply(req, 200, "OK", NULL);
 }
 
-static void on_stop(evutil_socket_t sig, short events, void *arg) {
-  (void)sig;
-  (void)events;
-  event_base_loopbreak((struct event_base *)arg);
-}
-
 int main(int argc, char **argv) {
   if (argc != 4) {
     fprintf(stderr, "usage: %s PORT OUTFILE SECONDS\n", argv[0]);
     return 2;
   }
-  int port = atoi(argv[1]);
   out = fopen(argv[2], "w");
   if (!out) {
     perror(argv[2]);
@@ -104,39 +90,15 @@ int main(int argc, char **argv) {
   }
   static char buffer[8 << 20];
   setvbuf(out, buffer, _IOFBF, sizeof buffer);
-  signal(SIGPIPE, SIG_IGN);
-  struct event_base *base = event_base_new();
-  struct evhttp *http = evhttp_new(base);
-  evhttp_set_gencb(http, on_request, NULL);
-  evhttp_set_allowed_methods(http, EVHTTP_REQ_POST);
-
-  struct sockaddr_in sin;
-  memset(&sin, 0, sizeof sin);
-  sin.sin_family = AF_INET;
-  sin.sin_port = htons((unsigned short)port);
-  inet_pton(AF_INET, "127.0.0.1", &sin.sin_addr);
-  struct evconnlistener *listener =
-      evconnlistener_new_bind(base, NULL, NULL, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 4096,
-                              (struct sockaddr *)&sin, sizeof sin);
-  if (!listener || !evhttp_bind_listener(http, listener)) {
-    fprintf(stderr, "webhook_receiver: cannot listen on 127.0.0.1:%d\n", port);
-    return 1;
-  }
-  struct event *term = evsignal_new(base, SIGTERM, on_stop, base);
-  struct event *intr = evsignal_new(base, SIGINT, on_stop, base);
-  struct event *bound = evtimer_new(base, on_stop, base);
+  struct bench_http server;
+  if (bench_http_start(&server, atoi(argv[1]), "webhook_receiver", on_request, EVHTTP_REQ_POST) != 0) return 1;
+  struct event *bound = evtimer_new(server.base, bench_http_stop, server.base);
   struct timeval lifetime = {atoi(argv[3]), 0};
-  event_add(term, NULL);
-  event_add(intr, NULL);
   event_add(bound, &lifetime);
-  fprintf(stderr, "webhook_receiver listening on 127.0.0.1:%d\n", port);
-  event_base_dispatch(base);
+  event_base_dispatch(server.base);
   fclose(out);
   fprintf(stderr, "webhook_receiver: %lu requests\n", requests);
-  event_free(term);
-  event_free(intr);
   event_free(bound);
-  evhttp_free(http);
-  event_base_free(base);
+  bench_http_free(&server);
   return 0;
 }
