@@ -56,13 +56,20 @@ def command(sock, f, *args):
 
 
 def succeeded_ids(port, stream):
-    """Stream ids of the `succeeded` entries, read in pages of 1000."""
+    """Stream ids of the `succeeded` entries, read in pages of 1000. In a
+    Redis Cluster (bench/run --redis cluster) PORT is any node: a MOVED
+    answer names the node that has the stream."""
     ids = []
     with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
         f = sock.makefile("rb")
         start = "-"
         while True:
-            page = command(sock, f, "XRANGE", stream, start, "+", "COUNT", 1000)
+            try:
+                page = command(sock, f, "XRANGE", stream, start, "+", "COUNT", 1000)
+            except RuntimeError as e:
+                if str(e).startswith("MOVED ") and not ids:
+                    return succeeded_ids(int(str(e).rsplit(":", 1)[1]), stream)
+                raise
             if not page:
                 break
             for entry_id, fields in page:
