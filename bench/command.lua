@@ -1,6 +1,6 @@
 -- wrk script for bench/run: POST one command per request to a spread of boxes.
 --
---   wrk ... -s bench/command.lua http://127.0.0.1:PORT -- BOXES FIRST [TIMEOUT_MS [SPREAD_MS CONNS_PER_THREAD]]
+--   wrk ... -s bench/command.lua http://127.0.0.1:PORT -- BOXES FIRST [TIMEOUT_MS [SPREAD_MS CONNS_PER_THREAD [RATE]]]
 --
 -- Each request goes to /v1/devices/box-<k>/commands with
 -- k = FIRST .. FIRST+BOXES-1 in turn (one counter per wrk thread, threads start
@@ -10,6 +10,12 @@
 -- that all start together stay in lock-step and replies come in waves every
 -- device delay, which makes a completion count over a window depend on where
 -- the window falls. Spread over one device delay, completions arrive evenly.
+-- RATE > 0 paces each wrk thread to RATE requests/s (wrk has no rate of its
+-- own): every request takes the thread's next slot, 1/RATE s after the one
+-- before, and waits for it (wrk's latency clock starts after the wait). With
+-- enough connections to cover the latency the rate holds steady; a thread
+-- that fell more than a second behind starts its slots again from now rather
+-- than sending the backlog at once. (SPREAD_MS is then ignored.)
 -- The requests are formatted once in init(), so wrk spends no Lua time building
 -- them. response() counts the status codes (wrk itself only counts >= 400).
 -- done() prints one line "BENCHRESULT key=value ..." that bench/run parses;
@@ -42,7 +48,10 @@ function init(args)
   counter = (id or 0) * 7919 % #requests + 1
   spread_ms = tonumber(args[4] or "0")
   first_requests = tonumber(args[5] or "0")
-  if spread_ms > 0 and first_requests > 0 then
+  rate = tonumber(args[6] or "0")
+  if rate > 0 then
+    delay = paced_delay
+  elseif spread_ms > 0 and first_requests > 0 then
     math.randomseed(os.time() + (id or 0) * 1000003)
   else
     delay = nil  -- wrk asks for delay() only if it is defined after init()
@@ -56,6 +65,29 @@ function delay()
     return math.random(0, spread_ms)
   end
   return 0
+end
+
+-- The thread's monotonic clock in milliseconds (LuaJIT's ffi: wrk's Lua has
+-- only second-resolution clocks of its own).
+local ffi = require("ffi")
+ffi.cdef [[
+  typedef struct { long tv_sec; long tv_nsec; } bench_timespec;
+  int clock_gettime(int clock, bench_timespec *ts);
+]]
+local ts = ffi.new("bench_timespec")
+local function now_ms()
+  ffi.C.clock_gettime(1, ts)  -- CLOCK_MONOTONIC
+  return tonumber(ts.tv_sec) * 1000 + tonumber(ts.tv_nsec) / 1e6
+end
+
+local next_slot = nil
+function paced_delay()
+  local now = now_ms()
+  if next_slot == nil or next_slot < now - 1000 then next_slot = now end
+  local wait = next_slot - now
+  next_slot = next_slot + 1000 / rate
+  if wait <= 0 then return 0 end
+  return math.floor(wait + 0.5)
 end
 
 function request()
