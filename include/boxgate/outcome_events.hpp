@@ -61,7 +61,9 @@ class StreamAppender {
   StreamAppender(redis::Commands& redis, std::string stream, std::int64_t maxlen);
   bool enabled() const noexcept { return maxlen_ > 0; }
   void add(std::string_view box, std::string_view name, std::string_view payload, std::int64_t at_ms);
-  void add(const OutcomeEvent& event) { add(event.box, event.state, outcome_payload(event), event.at_ms); }
+  void add(const OutcomeEvent& event) {
+    if (enabled()) add(event.box, event.state, outcome_payload(event), event.at_ms);
+  }
   const std::string& stream() const noexcept { return stream_; }
 
  private:

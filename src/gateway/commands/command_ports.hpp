@@ -121,6 +121,8 @@ class CommandQueue {
 class OutcomeLog {
  public:
   virtual ~OutcomeLog() = default;
+  // False when nothing is written: the service then builds no event.
+  virtual bool enabled() const = 0;
   virtual void note(const OutcomeEvent& event) = 0;
 };
 
@@ -168,6 +170,7 @@ class RedisState final : public StateStore {
 class StreamOutcomes final : public OutcomeLog {
  public:
   explicit StreamOutcomes(StreamAppender& stream) : stream_(stream) {}
+  bool enabled() const override { return stream_.enabled(); }
   void note(const OutcomeEvent& event) override { stream_.add(event); }
 
  private:

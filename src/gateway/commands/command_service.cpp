@@ -457,13 +457,14 @@ void CommandService::publish(Pending& p) {
   };
   std::string id = p.request.id.str();
   std::uint64_t seq = p.sequence;
-  OutcomeEvent sent = outcome_event(p, CommandState::pending);
+  std::optional<OutcomeEvent> sent;
+  if (ports_.outcomes && ports_.outcomes->enabled()) sent = outcome_event(p, CommandState::pending);
   // Set first: a reply may end the command from inside publish(), and its
   // end must be noted as that of a published command (the record stays).
   p.published = true;
   if (ports_.publisher.publish(topics_.request_topic(p.request.box, p.request.id), payload, settings_.qos, &v5,
                                std::move(on_ack))) {
-    tell(sent);
+    if (sent) tell(*sent);
     if (!still_waiting(id, seq)) return;  // ended inside publish(): `p` is gone
     if (p.from_queue) return note_sent(p);
     if (p.request.mode == CommandMode::async) {

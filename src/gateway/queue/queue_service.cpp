@@ -348,7 +348,7 @@ void QueueService::note_final(const BoxId& box, const std::string& id_text, Comm
 }
 
 void QueueService::tell(const BoxId& box, const std::string& request_id, CommandState state) {
-  if (!outcomes_) return;
+  if (!outcomes_ || !outcomes_->enabled()) return;
   OutcomeEvent e;
   e.box = box.str();
   e.request_id = request_id;
