@@ -87,7 +87,9 @@ WebhookFeed::~WebhookFeed() {
 
 void WebhookFeed::start() {
   tick_timer_.start(settings_.poll, true);
-  maintain_timer_.start(std::chrono::milliseconds(1000), true);
+  // The lag gauge each second; leases renewed every lease/3 (a short lease
+  // needs the timer more often than that).
+  maintain_timer_.start(std::min(std::chrono::milliseconds(1000), settings_.lease / 3), true);
   tick();
 }
 
