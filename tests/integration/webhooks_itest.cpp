@@ -223,7 +223,7 @@ TEST_F(WebhookTest, AGatewayKilledMidDeliveryHasItFinishedByAnother) {
   auto seen = receiver.seen();
   EXPECT_EQ(seen.size(), before + 1);
   EXPECT_EQ(header(seen.back(), "webhook-id"), header(seen.front(), "webhook-id"));
-  std::this_thread::sleep_for(1s);
+  std::this_thread::sleep_for(1s);  // a second delivery (by the dead one's lease or a retry) would come within this
   EXPECT_EQ(receiver.handled(), before + 1) << "delivered once";
 }
 
