@@ -131,7 +131,9 @@ TEST_F(OutcomeStreamTest, QueuedCommandsTellEveryStepOfTheirWay) {
   auto cancelled = c->Delete(command_path("box-3") + "/q-cancel");
   ASSERT_TRUE(cancelled);
   EXPECT_EQ(cancelled->status, 200) << cancelled->body;
-  std::this_thread::sleep_for(300ms);  // past q-expires's ttl, so the wake's step drops it
+  // Past q-expires's ttl (the status says so at once), so the wake's step drops it.
+  ASSERT_TRUE(test::eventually(
+      [&] { return test::get(gw, command_path("box-3") + "/q-expires").json().value("state", "") == "expired"; }, 5s));
   ProbeDevice box(stack->mqtt_port(), "dev/box-3/request/+", ProbeDevice::echo());
   set_presence("box-3", true, gw);
   wait_states("q-sent", {"queued", "pending", "succeeded"});

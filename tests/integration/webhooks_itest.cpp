@@ -315,5 +315,46 @@ TEST_F(WebhookTest, ADrainLetsADeliveryUnderWayFinishAndAcknowledgesIt) {
   EXPECT_EQ(pending.elements[0].integer, 0) << "the delivery under way was acknowledged";
 }
 
+TEST_F(WebhookTest, AfterRedisRestartsEmptyTheFirstOutcomesAreStillDelivered) {
+  Receiver receiver;
+  receiver.on("/hook");
+  receiver.start();
+  int gw = stack->add_gateway(webhook_flags({endpoint("re", receiver.url("/hook"), {"command.succeeded"})}));
+  stack->add_bridge();
+  ProbeDevice box(stack->mqtt_port(), "dev/box-7/request/+", ProbeDevice::echo());
+  ASSERT_EQ(command(gw, "box-7", "before").status, 200);
+  ASSERT_TRUE(test::eventually([&] { return receiver.handled() == 1; }, 10s)) << stack->logs();
+  // Redis comes back without persistence, and an outcome is written (as a
+  // bridge flushing what it held would) before the gateway reads again: held
+  // with SIGSTOP, so the order is certain.
+  stack->gateway(0).signal(SIGSTOP);
+  stack->redis().kill9();
+  stack->redis().start();
+  stack->redis().client().command({"XADD", "dev/commands", "*", "box", "box-7", "name", "succeeded", "payload",
+                                   R"({"request_id":"held","box":"box-7","state":"succeeded","at_ms":1})",
+                                   "received_ms", "1"});
+  stack->gateway(0).signal(SIGCONT);
+  // The group is made again from the new stream's start: that entry is not skipped.
+  ASSERT_TRUE(test::eventually(
+      [&] {
+        for (const Seen& s : of_type(receiver, "command.succeeded")) {
+          if (nlohmann::json::parse(s.body)["data"].value("request_id", "") == "held") return true;
+        }
+        return false;
+      },
+      10s))
+      << stack->logs();
+  // And the endpoint goes on with new commands.
+  HttpResult r;
+  ASSERT_TRUE(test::eventually(
+      [&] {
+        r = command(gw, "box-7", "after-" + std::to_string(receiver.handled()));
+        return r.status == 200;
+      },
+      15s))
+      << r.status << " " << r.body;
+  ASSERT_TRUE(test::eventually([&] { return of_type(receiver, "command.succeeded").size() >= 3; }, 10s));
+}
+
 }  // namespace
 }  // namespace boxgate::itest

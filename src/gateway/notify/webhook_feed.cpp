@@ -115,7 +115,13 @@ void WebhookFeed::create_group(std::size_t index) {
   Source& s = sources_[index];
   s.busy = true;
   std::weak_ptr<WebhookFeed> weak = weak_from_this();
-  bool sent = redis_.run({"XGROUP", "CREATE", s.stream, group_, "$", "MKSTREAM"}, [weak, index](const redisReply* r) {
+  // A new group starts at the end ($): an endpoint gets what happens after it
+  // was added. One that vanished under a running feed (a Redis restarted
+  // without persistence) starts at the new stream's beginning (0), or what
+  // was written before this read -- a bridge flushing the replies it held --
+  // would never be delivered.
+  const char* from = s.group_lost ? "0" : "$";
+  bool sent = redis_.run({"XGROUP", "CREATE", s.stream, group_, from, "MKSTREAM"}, [weak, index](const redisReply* r) {
     auto self = weak.lock();
     if (!self) return;
     Source& s = self->sources_[index];
@@ -146,6 +152,7 @@ void WebhookFeed::read(std::size_t index) {
         s.busy = false;
         if (is_error(r, "NOGROUP")) {  // the stream or group went (a Redis without persistence restarted)
           s.group_ready = false;
+          s.group_lost = true;
           return;
         }
         if (!r || r->type != REDIS_REPLY_ARRAY || r->elements == 0) {

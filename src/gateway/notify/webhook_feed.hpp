@@ -5,7 +5,7 @@
 // Each source stream the endpoint reads ({prefix}/commands, {prefix}/presence,
 // {prefix}/events, and {prefix}/_webhooks/replay) has a consumer group
 // `webhook:<endpoint>`, created at `$` (an endpoint gets what happens after
-// it was added); every replica is a consumer named by its instance. An entry
+// it was added; one that vanished while the feed ran, at `0`); every replica is a consumer named by its instance. An entry
 // stays pending in the group (Redis's PEL) from the read until it is
 // delivered (a 2xx) or dead-lettered, so:
 //   - a replica reads new entries (XREADGROUP >) while it holds fewer than
@@ -95,6 +95,7 @@ class WebhookFeed : public std::enable_shared_from_this<WebhookFeed> {
     WebhookSource kind;
     std::string stream;
     bool group_ready = false;
+    bool group_lost = false;         // it existed and went: made again from the stream's start
     bool busy = false;               // a read, claim or group creation is on its way
     bool history_done = false;       // our own pending entries were read again
     std::string history_after = "0";
