@@ -134,6 +134,9 @@ void WebhookFeed::create_group(std::size_t index) {
 
 void WebhookFeed::read(std::size_t index) {
   Source& s = sources_[index];
+  // A claim that was due goes first: it waits for the read in flight, and
+  // under steady traffic reads follow one another without a gap.
+  if (s.claim_due && !s.busy && s.group_ready) return claim(index);
   if (s.busy || !redis_.up() || !room()) return;
   if (!s.group_ready) return create_group(index);
   std::size_t step = s.kind == WebhookSource::events ? kEventReadCount : kReadCount;
@@ -337,6 +340,7 @@ void WebhookFeed::maintain() {
   next_keep_alive_ = t + settings_.lease / 3;
   for (std::size_t i = 0; i < sources_.size(); ++i) {
     keep_alive(i);
+    sources_[i].claim_due = true;
     claim(i);
   }
 }
@@ -359,7 +363,9 @@ void WebhookFeed::keep_alive(std::size_t index) {
 
 void WebhookFeed::claim(std::size_t index) {
   Source& s = sources_[index];
-  if (s.busy || !s.group_ready || !redis_.up() || !room()) return;
+  if (s.busy || !s.group_ready || !redis_.up()) return;
+  s.claim_due = false;
+  if (!room()) return;
   s.busy = true;
   std::string idle = std::to_string(settings_.lease.count());
   std::size_t step = s.kind == WebhookSource::events ? kEventReadCount : kReadCount;

@@ -97,6 +97,7 @@ class WebhookFeed : public std::enable_shared_from_this<WebhookFeed> {
     bool group_ready = false;
     bool group_lost = false;         // it existed and went: made again from the stream's start
     bool busy = false;               // a read, claim or group creation is on its way
+    bool claim_due = false;          // a claim (XAUTOCLAIM) waits for the read in flight
     bool history_done = false;       // our own pending entries were read again
     std::string history_after = "0";
     std::string claim_cursor = "0-0";
